@@ -1,0 +1,246 @@
+//! The catalog: which runs and versions exist, read from directory listings and version headers on demand.
+//!
+//! Nothing is loaded at open. A listing is one `readdir` of a run's directory; headers are immutable once
+//! written, so they are cached per `(run, version)`. Key tables only grow, so they are cached and reloaded
+//! when an event names a key id the cached copy does not have yet.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+use crate::format::{self, parse_run_file, RunFile};
+use crate::header::VersionHeader;
+use crate::ids::{validate_run_id, RunRef};
+use crate::keys::read_keys;
+use crate::value::Key;
+use crate::vfs::{OpenMode, Vfs};
+
+/// What one run directory holds.
+#[derive(Debug, Clone, Default)]
+pub struct RunListing {
+    /// Versions that have a header, ascending.
+    pub versions: Vec<u32>,
+    /// Segment sequence numbers per version, ascending.
+    pub segs: BTreeMap<u32, Vec<u32>>,
+    /// True when the run carries a tombstone.
+    pub deleted: bool,
+}
+
+/// One version of a run, resolved: its header and its segments.
+#[derive(Debug, Clone)]
+pub struct VersionView {
+    /// Run id.
+    pub id: String,
+    /// Version number.
+    pub version: u32,
+    /// The version's header.
+    pub header: Arc<VersionHeader>,
+    /// Number of segment files (they are numbered `0..segs`).
+    pub segs: u32,
+    /// True for the run's latest version (its last segment is the active one).
+    pub current: bool,
+    /// True when the run is deleted (kept only for its forks).
+    pub deleted: bool,
+    /// The run's directory.
+    pub dir: PathBuf,
+}
+
+impl VersionView {
+    /// True when segment `seq` is sealed: never written again, safe to map.
+    pub fn sealed(&self, seq: u32) -> bool {
+        !self.current || seq + 1 < self.segs
+    }
+    /// Path of segment `seq`.
+    pub fn seg_path(&self, seq: u32) -> PathBuf {
+        self.dir.join(format::seg_name(self.version, seq))
+    }
+    /// Path of the index of segment `seq`.
+    pub fn idx_path(&self, seq: u32) -> PathBuf {
+        self.dir.join(format::idx_name(self.version, seq))
+    }
+    /// Path of the key table.
+    pub fn keys_path(&self) -> PathBuf {
+        self.dir.join(format::keys_name(self.version))
+    }
+    /// `ID@vK` of this version.
+    pub fn run_ref(&self) -> RunRef {
+        RunRef::at(self.id.clone(), self.version)
+    }
+}
+
+/// Caches and directory access shared by a store's handles.
+#[derive(Debug)]
+pub struct Catalog {
+    /// The storage backend.
+    pub vfs: Arc<dyn Vfs>,
+    /// `<store>/runs`.
+    pub runs_dir: PathBuf,
+    headers: Mutex<HashMap<(String, u32), Arc<VersionHeader>>>,
+    keys: Mutex<HashMap<(String, u32), Arc<Vec<Key>>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Catalog {
+    /// A catalog over `runs_dir`.
+    pub fn new(vfs: Arc<dyn Vfs>, runs_dir: PathBuf) -> Catalog {
+        Catalog { vfs, runs_dir, headers: Mutex::new(HashMap::new()), keys: Mutex::new(HashMap::new()) }
+    }
+
+    /// Directory of run `id`.
+    pub fn run_dir(&self, id: &str) -> PathBuf {
+        self.runs_dir.join(id)
+    }
+
+    /// Ids of every run directory (valid ids only), sorted.
+    pub fn run_ids(&self) -> Result<Vec<String>> {
+        let mut ids: Vec<String> = self
+            .vfs
+            .read_dir(&self.runs_dir)
+            .map_err(|e| Error::io("listing runs in", &self.runs_dir, e))?
+            .into_iter()
+            .filter(|n| validate_run_id(n).is_ok())
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// The listing of run `id`, or `None` if it has no directory or no `v0.head` yet.
+    pub fn listing(&self, id: &str) -> Result<Option<RunListing>> {
+        let dir = self.run_dir(id);
+        let names = match self.vfs.read_dir(&dir) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("listing run directory", &dir, e)),
+        };
+        let mut l = RunListing::default();
+        for name in &names {
+            match parse_run_file(name) {
+                Some(RunFile::Head(v)) => l.versions.push(v),
+                Some(RunFile::Seg(v, s)) => l.segs.entry(v).or_default().push(s),
+                _ if name == format::DELETED_FILE => l.deleted = true,
+                _ => {}
+            }
+        }
+        l.versions.sort_unstable();
+        for s in l.segs.values_mut() {
+            s.sort_unstable();
+        }
+        if l.versions.first() != Some(&0) {
+            return Ok(None);
+        }
+        Ok(Some(l))
+    }
+
+    /// The header of `id@v{version}`, from the cache or disk.
+    pub fn header(&self, id: &str, version: u32) -> Result<Arc<VersionHeader>> {
+        let key = (id.to_string(), version);
+        if let Some(h) = lock(&self.headers).get(&key) {
+            return Ok(h.clone());
+        }
+        let path = self.run_dir(id).join(format::head_name(version));
+        let bytes = read_all(&*self.vfs, &path)?;
+        let h = VersionHeader::decode(&path, &bytes)?;
+        if h.run_id != id || h.version != version {
+            return Err(Error::corrupt(&path, 16, format!("header names {}@v{}", h.run_id, h.version)));
+        }
+        let h = Arc::new(h);
+        lock(&self.headers).insert(key, h.clone());
+        Ok(h)
+    }
+
+    /// Resolves one version of a run from its listing.
+    pub fn view_in(&self, id: &str, listing: &RunListing, version: u32) -> Result<VersionView> {
+        let last = *listing.versions.last().unwrap_or(&0);
+        if !listing.versions.contains(&version) {
+            return Err(Error::RunNotFound { run: format!("{id}@v{version}") });
+        }
+        let header = self.header(id, version)?;
+        let segs = listing.segs.get(&version).map(Vec::as_slice).unwrap_or(&[]);
+        let dir = self.run_dir(id);
+        if let Some((i, _)) = segs.iter().enumerate().find(|(i, s)| **s != *i as u32) {
+            let missing = dir.join(format::seg_name(version, i as u32));
+            return Err(Error::corrupt(missing, 0, "segment file is missing from the chain"));
+        }
+        Ok(VersionView {
+            id: id.to_string(),
+            version,
+            header,
+            segs: segs.len() as u32,
+            current: version == last,
+            deleted: listing.deleted,
+            dir,
+        })
+    }
+
+    /// Resolves `run` (current version unless `run.version` is set). Deleted runs are found only with
+    /// `allow_deleted` (ancestry walks).
+    pub fn view(&self, run: &RunRef, allow_deleted: bool) -> Result<VersionView> {
+        let not_found = || Error::RunNotFound { run: run.to_string() };
+        let listing = self.listing(&run.id)?.ok_or_else(not_found)?;
+        if listing.deleted && !allow_deleted {
+            return Err(not_found());
+        }
+        let version = match run.version {
+            Some(v) => v,
+            None => *listing.versions.last().ok_or_else(not_found)?,
+        };
+        self.view_in(&run.id, &listing, version)
+    }
+
+    /// The key table of a version, with at least `need + 1` keys when `need` is given (reloading once).
+    pub fn keys(&self, view: &VersionView, need: Option<u32>) -> Result<Arc<Vec<Key>>> {
+        let key = (view.id.clone(), view.version);
+        if let Some(k) = lock(&self.keys).get(&key) {
+            if need.is_none_or(|n| (n as usize) < k.len()) {
+                return Ok(k.clone());
+            }
+        }
+        let table = read_keys(&*self.vfs, &view.keys_path(), view.version, view.header.nonce, view.current)?;
+        let k = Arc::new(table.keys);
+        lock(&self.keys).insert(key, k.clone());
+        Ok(k)
+    }
+
+    /// Forgets cached key tables of a run (after its writer truncated or rewrote them).
+    pub fn forget_keys(&self, id: &str) {
+        lock(&self.keys).retain(|(i, _), _| i != id);
+    }
+
+    /// Forgets everything cached about a run (after it was removed).
+    pub fn forget_run(&self, id: &str) {
+        self.forget_keys(id);
+        lock(&self.headers).retain(|(i, _), _| i != id);
+    }
+}
+
+/// Reads a whole (small) file.
+pub fn read_all(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>> {
+    let f = vfs.open(path, OpenMode::Read).map_err(|e| Error::io("opening", path, e))?;
+    let len = f.len().map_err(|e| Error::io("reading length of", path, e))?;
+    let mut bytes = vec![0u8; len as usize];
+    f.read_exact_at(&mut bytes, 0).map_err(|e| Error::io("reading", path, e))?;
+    Ok(bytes)
+}
+
+/// Writes `bytes` to `path` atomically: a temp file, fsync, rename over `path`, directory fsync.
+/// With `durable == false` the fsyncs are skipped (the rename is still atomic).
+pub fn write_atomic(vfs: &dyn Vfs, dir: &Path, name: &str, bytes: &[u8], durable: bool) -> Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let path = dir.join(name);
+    let f = vfs.open(&tmp, OpenMode::CreateOrOpen).map_err(|e| Error::io("creating", &tmp, e))?;
+    f.set_len(0).map_err(|e| Error::io("truncating", &tmp, e))?;
+    f.write_all_at(bytes, 0).map_err(|e| Error::io("writing", &tmp, e))?;
+    if durable {
+        f.sync_data().map_err(|e| Error::io("syncing", &tmp, e))?;
+    }
+    drop(f);
+    vfs.rename(&tmp, &path).map_err(|e| Error::io("renaming into place", &path, e))?;
+    if durable {
+        vfs.sync_dir(dir).map_err(|e| Error::io("syncing directory", dir, e))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,220 @@
+//! The sparse step index of a segment (`vK-SEQ.idx`): one entry per frame that starts at least
+//! [`INDEX_INTERVAL`](crate::format::INDEX_INTERVAL) bytes after the previous indexed frame.
+//!
+//! Each entry names a frame's offset and first step plus the statistics of the segment's events before it,
+//! so seeks and fork-point lookups binary-search the index and decode at most a few KiB of frames. The
+//! index is derived data: a writer appends to it without fsync and rebuilds it on recovery; it is fsynced
+//! when the segment is sealed.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::format::{
+    build_fixed_header, check_fixed_header, crc, Le, IDX_MAGIC, INDEX_ENTRY_LEN, NO_STEP, SMALL_HEADER_LEN,
+};
+use crate::segment::Source;
+use crate::stats::Stats;
+use crate::vfs::{OpenMode, Vfs};
+
+/// One index entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// Step of the first event of the frame.
+    pub first_step: u64,
+    /// Offset of the frame in the segment.
+    pub offset: u64,
+    /// Statistics of the segment's events before the frame (not counting earlier segments).
+    pub before: Stats,
+}
+
+fn opt(x: Option<u64>) -> u64 {
+    x.unwrap_or(NO_STEP)
+}
+fn unopt(x: u64) -> Option<u64> {
+    (x != NO_STEP).then_some(x)
+}
+
+impl IndexEntry {
+    /// Encodes the entry (64 bytes), its CRC seeded with the segment salt.
+    pub fn encode(&self, salt: u64) -> [u8; INDEX_ENTRY_LEN] {
+        let mut e = [0u8; INDEX_ENTRY_LEN];
+        let fields = [
+            self.first_step,
+            self.offset,
+            self.before.rows,
+            self.before.events,
+            opt(self.before.first_log),
+            opt(self.before.last_log),
+            opt(self.before.last_event),
+        ];
+        for (i, f) in fields.iter().enumerate() {
+            e[i * 8..i * 8 + 8].copy_from_slice(&f.to_le_bytes());
+        }
+        e[56..60].copy_from_slice(&u32::from(self.before.last_is_finish).to_le_bytes());
+        let c = crc(&[&salt.to_le_bytes(), &e[..60]]);
+        e[60..64].copy_from_slice(&c.to_le_bytes());
+        e
+    }
+
+    /// Decodes an entry; `None` if its CRC does not match.
+    pub fn decode(salt: u64, e: &[u8]) -> Option<IndexEntry> {
+        let body = e.get(..60)?;
+        let mut r = Le::new(e);
+        let mut f = [0u64; 7];
+        for x in &mut f {
+            *x = r.u64()?;
+        }
+        let flags = r.u32()?;
+        let stored = r.u32()?;
+        if crc(&[&salt.to_le_bytes(), body]) != stored {
+            return None;
+        }
+        Some(IndexEntry {
+            first_step: f[0],
+            offset: f[1],
+            before: Stats {
+                rows: f[2],
+                events: f[3],
+                first_log: unopt(f[4]),
+                last_log: unopt(f[5]),
+                last_event: unopt(f[6]),
+                last_is_finish: flags & 1 != 0,
+            },
+        })
+    }
+}
+
+/// Encodes an index file header (32 bytes).
+pub fn encode_index_header(version: u32, seq: u32, salt: u64) -> Vec<u8> {
+    let mut body = Vec::with_capacity(18);
+    body.extend_from_slice(&0u16.to_le_bytes());
+    body.extend_from_slice(&seq.to_le_bytes());
+    body.extend_from_slice(&version.to_le_bytes());
+    body.extend_from_slice(&salt.to_le_bytes());
+    build_fixed_header(SMALL_HEADER_LEN, &IDX_MAGIC, &body)
+}
+
+/// Random access to an index file's entries (mapped when sealed, `pread` otherwise), for binary search.
+pub struct IndexReader {
+    path: PathBuf,
+    source: Source,
+    salt: u64,
+    count: usize,
+}
+
+impl IndexReader {
+    /// Opens the index of segment `seq`; `Ok(None)` if the file does not exist. An active segment's index
+    /// may end in a torn entry, which is not counted.
+    pub fn open(
+        vfs: &dyn Vfs,
+        path: &Path,
+        version: u32,
+        seq: u32,
+        salt: u64,
+        sealed: bool,
+    ) -> Result<Option<IndexReader>> {
+        let mut source = if sealed {
+            match vfs.map(path) {
+                Ok(m) => Source::Mapped(m),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(Error::io("mapping index", path, e)),
+            }
+        } else {
+            match vfs.open(path, OpenMode::Read) {
+                Ok(f) => Source::file(f, path, 4096)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(Error::io("opening index", path, e)),
+            }
+        };
+        let header = source
+            .get(path, 0, SMALL_HEADER_LEN)?
+            .ok_or_else(|| Error::corrupt(path, 0, "index is shorter than its header"))?;
+        let h = check_fixed_header(path, header, SMALL_HEADER_LEN, &IDX_MAGIC)?;
+        if h[10..28] != encode_index_header(version, seq, salt)[10..28] {
+            return Err(Error::corrupt(path, 0, "index header names another segment"));
+        }
+        let body = source.len() - SMALL_HEADER_LEN as u64;
+        if sealed && body % INDEX_ENTRY_LEN as u64 != 0 {
+            return Err(Error::corrupt(path, source.len(), "partial entry at the end of a sealed index"));
+        }
+        let mut r =
+            IndexReader { path: path.to_path_buf(), source, salt, count: (body / INDEX_ENTRY_LEN as u64) as usize };
+        if !sealed && r.count > 0 && r.get(r.count - 1).is_err() {
+            r.count -= 1;
+        }
+        Ok(Some(r))
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// True when there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Entry `i`, checked.
+    pub fn get(&mut self, i: usize) -> Result<IndexEntry> {
+        let at = (SMALL_HEADER_LEN + i * INDEX_ENTRY_LEN) as u64;
+        let bytes = self
+            .source
+            .get(&self.path, at, INDEX_ENTRY_LEN)?
+            .ok_or_else(|| Error::corrupt(&self.path, at, "index entry past the end"))?;
+        IndexEntry::decode(self.salt, bytes)
+            .ok_or_else(|| Error::corrupt(&self.path, at, "index entry checksum mismatch"))
+    }
+
+    /// The last entry for which `pred` holds, where `pred` is true for a prefix of the entries.
+    pub fn last_where(&mut self, mut pred: impl FnMut(&IndexEntry) -> bool) -> Result<Option<IndexEntry>> {
+        let (mut lo, mut hi) = (0usize, self.count);
+        let mut best = None;
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let e = self.get(mid)?;
+            if pred(&e) {
+                best = Some(e);
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(best)
+    }
+}
+
+/// Parses index bytes (see [`read_index`]).
+pub fn parse_index(
+    path: &Path,
+    bytes: &[u8],
+    version: u32,
+    seq: u32,
+    salt: u64,
+    sealed: bool,
+) -> Result<Vec<IndexEntry>> {
+    let h = check_fixed_header(path, bytes, SMALL_HEADER_LEN, &IDX_MAGIC)?;
+    if h[10..28] != encode_index_header(version, seq, salt)[10..28] {
+        return Err(Error::corrupt(path, 0, "index header names another segment"));
+    }
+    let mut entries: Vec<IndexEntry> = Vec::new();
+    let body = &bytes[SMALL_HEADER_LEN..];
+    let full = body.len() / INDEX_ENTRY_LEN;
+    for i in 0..full {
+        let at = (SMALL_HEADER_LEN + i * INDEX_ENTRY_LEN) as u64;
+        let e = IndexEntry::decode(salt, &body[i * INDEX_ENTRY_LEN..(i + 1) * INDEX_ENTRY_LEN]);
+        match e {
+            Some(e) if entries.last().is_none_or(|p| p.offset < e.offset && p.first_step <= e.first_step) => {
+                entries.push(e)
+            }
+            Some(_) => return Err(Error::corrupt(path, at, "index entries out of order")),
+            None if !sealed && i + 1 == full => break,
+            None => return Err(Error::corrupt(path, at, "index entry checksum mismatch")),
+        }
+    }
+    if sealed && body.len() % INDEX_ENTRY_LEN != 0 {
+        let at = (SMALL_HEADER_LEN + full * INDEX_ENTRY_LEN) as u64;
+        return Err(Error::corrupt(path, at, "partial entry at the end of a sealed index"));
+    }
+    Ok(entries)
+}

@@ -1,0 +1,81 @@
+//! Store and writer options: durability policy, segment size, write buffering, and the storage backend.
+
+use std::sync::Arc;
+
+use crate::vfs::{StdFs, Vfs};
+
+/// When a writer makes its appended events durable with `fsync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// Every write call (`log`, `log_batch`, `set_config`, ...) is written and fsynced before it returns.
+    Always,
+    /// Events are buffered and made durable at most this many milliseconds after they were appended
+    /// (a background thread syncs idle writers), on `sync()`, and when the writer is dropped.
+    EveryMillis(u64),
+    /// Never fsync: events reach the OS when the buffer fills, on `flush()`/`sync()` and on drop.
+    /// A process crash loses only the unflushed buffer; an OS crash may lose anything not synced.
+    Never,
+}
+
+impl Default for SyncPolicy {
+    /// `EveryMillis(1000)`: see the README's "Durability" section for why.
+    fn default() -> SyncPolicy {
+        SyncPolicy::EveryMillis(1000)
+    }
+}
+
+/// Default segment size at which a run's active segment rolls over: 64 MiB.
+pub const DEFAULT_SEGMENT_SIZE: u64 = 64 << 20;
+
+/// Default size of a writer's in-memory frame buffer before it is written out: 64 KiB.
+pub const DEFAULT_BUFFER_SIZE: usize = 64 << 10;
+
+/// Options for [`Store::open_with`](crate::Store::open_with).
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The default durability policy of writers (each writer may override it).
+    pub sync: SyncPolicy,
+    /// Size in bytes at which a segment is sealed and a new one started.
+    pub segment_size: u64,
+    /// Bytes of encoded events a writer buffers before writing a frame.
+    pub buffer_size: usize,
+    /// The storage backend. [`StdFs`] in production; tests inject faults through their own.
+    pub vfs: Arc<dyn Vfs>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            sync: SyncPolicy::default(),
+            segment_size: DEFAULT_SEGMENT_SIZE,
+            buffer_size: DEFAULT_BUFFER_SIZE,
+            vfs: Arc::new(StdFs),
+        }
+    }
+}
+
+impl Options {
+    /// Sets the default sync policy.
+    pub fn sync(mut self, sync: SyncPolicy) -> Options {
+        self.sync = sync;
+        self
+    }
+
+    /// Sets the segment roll size (clamped to at least 4 KiB).
+    pub fn segment_size(mut self, bytes: u64) -> Options {
+        self.segment_size = bytes.max(4096);
+        self
+    }
+
+    /// Sets the writer buffer size (clamped to at least 1 byte: every event is then its own frame).
+    pub fn buffer_size(mut self, bytes: usize) -> Options {
+        self.buffer_size = bytes.max(1);
+        self
+    }
+
+    /// Sets the storage backend.
+    pub fn vfs(mut self, vfs: Arc<dyn Vfs>) -> Options {
+        self.vfs = vfs;
+        self
+    }
+}

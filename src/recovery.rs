@@ -1,0 +1,263 @@
+//! Recovery when a writer opens a run: cut a torn tail off the active segment and the key table (reported,
+//! never silent), refuse to cut below bytes a fork points at (that is corruption), and bring the step index
+//! back in line with the segment.
+//!
+//! Only the active segment is scanned (CRC of every frame, decoding only after the last index entry): the
+//! cost is bounded by the segment size, not the history length. Sealed segments were fsynced when sealed;
+//! readers and `verify` check them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::catalog::{write_atomic, VersionView};
+use crate::error::{Error, Result};
+use crate::format::{self, INDEX_INTERVAL, SEG_HEADER_LEN, SMALL_HEADER_LEN};
+use crate::index::{encode_index_header, IndexEntry, IndexReader};
+use crate::keys::read_keys;
+use crate::report::RecoveryReport;
+use crate::scan::frame_events;
+use crate::segment::{any_valid_header, End, SegmentHeader, SegmentReader};
+use crate::stats::Stats;
+use crate::store::StoreInner;
+use crate::value::Key;
+use crate::vfs::{OpenMode, VfsFile};
+use crate::writer::{ActiveSeg, RunWriter, WriterCore};
+
+/// The active segment after recovery.
+pub(crate) struct Recovered {
+    pub seg: Option<ActiveSeg>,
+    pub own: Stats,
+    pub next_seq: u32,
+    pub report: Option<RecoveryReport>,
+}
+
+/// Fails if some version's base pointer points into `view`'s segment `seq` beyond `valid`.
+fn check_pins(inner: &StoreInner, view: &VersionView, seq: u32, valid: u64) -> Result<()> {
+    let cat = &inner.catalog;
+    for id in cat.run_ids()? {
+        let Some(listing) = cat.listing(&id)? else { continue };
+        for v in &listing.versions {
+            let h = cat.header(&id, *v)?;
+            if let Some(b) = &h.base {
+                if b.run_id == view.id && b.version == view.version && b.segment == seq && b.offset > valid {
+                    return Err(Error::corrupt(
+                        view.seg_path(seq),
+                        valid,
+                        format!("invalid bytes at the end of the segment, but {id}@v{v} inherits up to offset {}: refusing to cut data a fork uses", b.offset),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Recovers the active (last) segment of `view`.
+pub(crate) fn recover_active(inner: &StoreInner, view: &VersionView) -> Result<Recovered> {
+    let vfs = &*inner.catalog.vfs;
+    let mut segs = view.segs;
+    let mut report: Option<RecoveryReport> = None;
+    loop {
+        if segs == 0 {
+            return Ok(Recovered { seg: None, own: Stats::default(), next_seq: 0, report });
+        }
+        let seq = segs - 1;
+        let path = view.seg_path(seq);
+        let file = vfs.open(&path, OpenMode::ReadWrite).map_err(|e| Error::io("opening segment", &path, e))?;
+        let len = file.len().map_err(|e| Error::io("reading length of", &path, e))?;
+        let mut head = vec![0u8; (len as usize).min(SEG_HEADER_LEN)];
+        file.read_exact_at(&mut head, 0).map_err(|e| Error::io("reading", &path, e))?;
+        let header = match SegmentHeader::decode(&path, &head, view.version, seq, view.header.nonce) {
+            Ok(h) => h,
+            Err(err) => {
+                // A segment whose creation was cut short holds no genuine frame: drop it whole.
+                let mut all = vec![0u8; len as usize];
+                file.read_exact_at(&mut all, 0).map_err(|e| Error::io("reading", &path, e))?;
+                let salt = format::segment_salt(view.header.nonce, seq);
+                let rest = all.get(SEG_HEADER_LEN..).unwrap_or(&[]);
+                if any_valid_header(salt, SEG_HEADER_LEN as u64, rest) {
+                    return Err(err);
+                }
+                check_pins(inner, view, seq, 0)?;
+                drop(file);
+                vfs.remove_file(&path).map_err(|e| Error::io("removing torn segment", &path, e))?;
+                let _ = vfs.remove_file(&view.idx_path(seq));
+                vfs.sync_dir(&view.dir).map_err(|e| Error::io("syncing directory", &view.dir, e))?;
+                report = Some(RecoveryReport { run: view.id.clone(), file: path, bytes_cut: len, valid_len: 0 });
+                segs -= 1;
+                continue;
+            }
+        };
+        return recover_segment(inner, view, seq, file, header, report);
+    }
+}
+
+fn recover_segment(
+    inner: &StoreInner,
+    view: &VersionView,
+    seq: u32,
+    file: Box<dyn VfsFile>,
+    header: SegmentHeader,
+    mut report: Option<RecoveryReport>,
+) -> Result<Recovered> {
+    let vfs = &*inner.catalog.vfs;
+    let path = view.seg_path(seq);
+    let len = file.len().map_err(|e| Error::io("reading length of", &path, e))?;
+    // 1. CRC-check every frame: find the valid end, and fail on corruption followed by valid frames.
+    let (mut reader, _) = SegmentReader::open(vfs, &path, view.version, seq, view.header.nonce, false)?;
+    let mut offsets = Vec::new();
+    while let Some((off, _)) = reader.next_frame()? {
+        offsets.push(off);
+    }
+    let valid = reader.position();
+    if let Some(End::Torn(at)) = reader.end() {
+        check_pins(inner, view, seq, at)?;
+        file.set_len(at).map_err(|e| Error::io("truncating torn tail of", &path, e))?;
+        file.sync_data().map_err(|e| Error::io("syncing", &path, e))?;
+        report = Some(RecoveryReport { run: view.id.clone(), file: path.clone(), bytes_cut: len - at, valid_len: at });
+    }
+    // 2. Keep the index entries that match frames; decode only the frames after the last one.
+    let ipath = view.idx_path(seq);
+    let mut kept: Vec<IndexEntry> = Vec::new();
+    let mut rewrite = false;
+    match IndexReader::open(vfs, &ipath, view.version, seq, header.salt, false) {
+        Ok(Some(mut idx)) => {
+            for i in 0..idx.len() {
+                match idx.get(i) {
+                    Ok(e) if e.offset < valid && offsets.binary_search(&e.offset).is_ok() => kept.push(e),
+                    Ok(e) if e.offset >= valid => {
+                        rewrite = true;
+                        break;
+                    }
+                    _ => {
+                        kept.clear();
+                        rewrite = true;
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(None) => rewrite = true,
+        Err(_) => rewrite = true,
+    }
+    let (mut inseg, start) = match kept.last() {
+        Some(e) => (e.before, e.offset),
+        None => (Stats::default(), SEG_HEADER_LEN as u64),
+    };
+    let mut last_indexed = kept.last().map(|e| e.offset);
+    let mut fresh = Vec::new();
+    let (mut reader, _) = SegmentReader::open(vfs, &path, view.version, seq, view.header.nonce, false)?;
+    reader.seek(start);
+    while let Some((off, payload)) = reader.next_frame()? {
+        if off >= valid {
+            break;
+        }
+        let events = frame_events(&path, off, payload)?;
+        if kept.last().is_none_or(|e| off > e.offset) && last_indexed.is_none_or(|l| off - l >= INDEX_INTERVAL) {
+            let first_step = events.first().map_or(0, |(e, _)| e.step());
+            fresh.push(IndexEntry { first_step, offset: off, before: inseg });
+            last_indexed = Some(off);
+        }
+        if kept.last().is_some_and(|e| off == e.offset) && last_indexed.is_none() {
+            last_indexed = Some(off);
+        }
+        for (ev, _) in &events {
+            inseg.push(ev);
+        }
+    }
+    // 3. Write the index back: append the missing entries, or rewrite it if it disagreed.
+    let ih = encode_index_header(view.version, seq, header.salt);
+    let entries_len = |n: usize| (SMALL_HEADER_LEN + n * format::INDEX_ENTRY_LEN) as u64;
+    let idx = if rewrite {
+        let mut bytes = ih.clone();
+        for e in kept.iter().chain(&fresh) {
+            bytes.extend_from_slice(&e.encode(header.salt));
+        }
+        write_atomic(vfs, &view.dir, &format::idx_name(view.version, seq), &bytes, inner.durable())?;
+        vfs.open(&ipath, OpenMode::ReadWrite).map_err(|e| Error::io("opening index", &ipath, e))?
+    } else {
+        let f = vfs.open(&ipath, OpenMode::ReadWrite).map_err(|e| Error::io("opening index", &ipath, e))?;
+        let at = entries_len(kept.len());
+        f.set_len(at).map_err(|e| Error::io("truncating index", &ipath, e))?;
+        let mut bytes = Vec::new();
+        for e in &fresh {
+            bytes.extend_from_slice(&e.encode(header.salt));
+        }
+        f.write_all_at(&bytes, at).map_err(|e| Error::io("writing index", &ipath, e))?;
+        f
+    };
+    let idx_len = entries_len(kept.len() + fresh.len());
+    let own = header.base.then(&inseg);
+    Ok(Recovered {
+        seg: Some(ActiveSeg { seq, file, len: valid, salt: header.salt, idx, idx_len, last_indexed, inseg }),
+        own,
+        next_seq: seq + 1,
+        report,
+    })
+}
+
+/// Loads the key table for writing, cutting a torn tail.
+fn recover_keys(inner: &StoreInner, view: &VersionView) -> Result<(HashMap<Key, u32>, Option<Box<dyn VfsFile>>, u64)> {
+    let vfs = &*inner.catalog.vfs;
+    let path = view.keys_path();
+    let table = read_keys(vfs, &path, view.version, view.header.nonce, true)?;
+    if !vfs.exists(&path) {
+        return Ok((HashMap::new(), None, 0));
+    }
+    let f = vfs.open(&path, OpenMode::ReadWrite).map_err(|e| Error::io("opening key table", &path, e))?;
+    if table.torn {
+        f.set_len(table.valid_len).map_err(|e| Error::io("truncating key table", &path, e))?;
+        f.sync_data().map_err(|e| Error::io("syncing key table", &path, e))?;
+        inner.catalog.forget_keys(&view.id);
+    }
+    let map = table.keys.iter().enumerate().map(|(i, k)| (k.clone(), i as u32)).collect();
+    Ok((map, Some(f), table.valid_len))
+}
+
+/// Recovers the current version of a run before a rewind archives it, and makes its last segment and
+/// index durable: from now on it is sealed.
+pub(crate) fn seal_for_rewind(inner: &StoreInner, view: &VersionView) -> Result<()> {
+    recover_keys(inner, view)?;
+    let rec = recover_active(inner, view)?;
+    if let Some(seg) = rec.seg {
+        let path = view.seg_path(seg.seq);
+        seg.file.sync_data().map_err(|e| Error::io("syncing", &path, e))?;
+        seg.idx.sync_data().map_err(|e| Error::io("syncing index of", &path, e))?;
+    }
+    Ok(())
+}
+
+/// Opens a writer on the current version `view` of a run whose lock is held.
+pub(crate) fn open_writer(inner: &Arc<StoreInner>, view: &VersionView, lock: Box<dyn VfsFile>) -> Result<RunWriter> {
+    let (keys, keys_file, keys_len) = recover_keys(inner, view)?;
+    let rec = recover_active(inner, view)?;
+    let opts = &inner.opts;
+    let mut core = WriterCore::new(
+        view.id.clone(),
+        view.version,
+        view.dir.clone(),
+        view.header.nonce,
+        inner.catalog.vfs.clone(),
+        lock,
+        opts.sync,
+        opts.segment_size,
+        opts.buffer_size,
+    );
+    core.keys = keys;
+    core.keys_file = keys_file;
+    core.keys_len = keys_len;
+    core.seg = rec.seg;
+    core.next_seq = rec.next_seq;
+    core.own = rec.own;
+    let inherited = view.header.base.as_ref().map(|b| b.inherited).unwrap_or_default();
+    core.total = inherited.then(&rec.own);
+    core.floor = view.header.base.as_ref().map(|b| b.step);
+    core.written_last_log = core.total.last_log;
+    core.durable_last_log = core.total.last_log;
+    let core = Arc::new(Mutex::new(core));
+    inner.register_writer(&view.id, &core);
+    if matches!(opts.sync, crate::options::SyncPolicy::EveryMillis(_)) {
+        inner.ensure_syncer();
+    }
+    Ok(RunWriter { core, store: inner.clone(), id: view.id.clone(), version: view.version, recovery: rec.report })
+}

@@ -1,0 +1,375 @@
+//! History replay: walks a run's ancestry (root first, each ancestor up to its fork pointer), then the run's
+//! own segments, streaming one frame at a time so memory stays bounded whatever the history length.
+//! A `from_step` seek binary-searches segments and step indexes instead of scanning from the start.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use crate::catalog::{Catalog, VersionView};
+use crate::codec::RawEvent;
+use crate::error::{Error, Result};
+use crate::event::{Event, EventRecord, LogRow};
+use crate::format::micros_to_secs;
+use crate::ids::RunRef;
+use crate::scan::{frame_events, open_index, open_segment, Ptr};
+use crate::segment::SegmentReader;
+use crate::value::{Key, Metrics, Value};
+
+/// Filters for [`Store::history_with`](crate::Store::history_with) and [`Store::events_with`](crate::Store::events_with).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryOptions {
+    /// First step to return (inclusive).
+    pub from_step: Option<u64>,
+    /// Last step to return (inclusive).
+    pub to_step: Option<u64>,
+    /// Only these metric keys; rows with none of them are skipped.
+    pub keys: Option<Vec<String>>,
+    /// Only the run's own events, not the inherited prefix.
+    pub own_only: bool,
+}
+
+impl HistoryOptions {
+    /// No filters.
+    pub fn new() -> HistoryOptions {
+        HistoryOptions::default()
+    }
+    /// Starts at `step` (inclusive).
+    pub fn from_step(mut self, step: u64) -> HistoryOptions {
+        self.from_step = Some(step);
+        self
+    }
+    /// Ends at `step` (inclusive).
+    pub fn to_step(mut self, step: u64) -> HistoryOptions {
+        self.to_step = Some(step);
+        self
+    }
+    /// Keeps only these metric keys.
+    pub fn keys<I: IntoIterator<Item = S>, S: Into<String>>(mut self, keys: I) -> HistoryOptions {
+        self.keys = Some(keys.into_iter().map(Into::into).collect());
+        self
+    }
+    /// Only the run's own events.
+    pub fn own_only(mut self, own: bool) -> HistoryOptions {
+        self.own_only = own;
+        self
+    }
+}
+
+/// One version's share of a replay: its own data up to `cut`, events with step `<= cap`.
+#[derive(Debug, Clone)]
+pub struct Piece {
+    /// The version.
+    pub view: VersionView,
+    /// End of the share (`None`: all of the version's data).
+    pub cut: Option<Ptr>,
+    /// Largest step of the share.
+    pub cap: Option<u64>,
+}
+
+/// The pieces a replay of `view` walks, root first.
+pub fn plan(cat: &Catalog, view: &VersionView, own_only: bool) -> Result<Vec<Piece>> {
+    let mut pieces = vec![Piece { view: view.clone(), cut: None, cap: None }];
+    let mut cap: Option<u64> = None;
+    let mut cur = view.clone();
+    while let (false, Some(b)) = (own_only, cur.header.base.clone()) {
+        let parent = cat.view(&RunRef::at(b.run_id.clone(), b.version), true)?;
+        cap = Some(cap.map_or(b.step, |c| c.min(b.step)));
+        pieces.push(Piece { view: parent.clone(), cut: Some(Ptr { seg: b.segment, offset: b.offset }), cap });
+        cur = parent;
+    }
+    pieces.reverse();
+    Ok(pieces)
+}
+
+struct Cursor {
+    piece: Piece,
+    origin: RunRef,
+    keys: Arc<Vec<Key>>,
+    seg: u32,
+    last_seg: u32,
+    reader: Option<SegmentReader>,
+    started: bool,
+}
+
+/// A stream of raw events with their origin, across the pieces of a plan.
+pub struct EventStream {
+    cat: Arc<Catalog>,
+    pieces: VecDeque<Piece>,
+    from: Option<u64>,
+    to: Option<u64>,
+    cur: Option<Cursor>,
+    pending: VecDeque<(RawEvent, u64)>,
+    done: bool,
+}
+
+impl EventStream {
+    /// A stream over `pieces`, limited to steps `from..=to`.
+    pub fn new(cat: Arc<Catalog>, pieces: Vec<Piece>, from: Option<u64>, to: Option<u64>) -> EventStream {
+        let pieces = pieces.into_iter().filter(|p| !(from.is_some() && p.cap.is_some() && p.cap < from)).collect();
+        EventStream { cat, pieces, from, to, cur: None, pending: VecDeque::new(), done: false }
+    }
+
+    fn start_piece(&mut self, piece: Piece) -> Result<Cursor> {
+        let keys = self.cat.keys(&piece.view, None)?;
+        let origin = piece.view.run_ref();
+        let segs = piece.view.segs;
+        let last_seg = match piece.cut {
+            Some(c) if segs == 0 && c == Ptr::START => 0,
+            Some(c) if c.seg >= segs => {
+                return Err(Error::corrupt(piece.view.seg_path(c.seg), c.offset, "fork pointer past the last segment"))
+            }
+            Some(c) => c.seg,
+            None => segs.saturating_sub(1),
+        };
+        let mut cursor = Cursor { piece, origin, keys, seg: 0, last_seg, reader: None, started: segs > 0 };
+        if segs == 0 {
+            cursor.started = false;
+            return Ok(cursor);
+        }
+        // Seek: the last segment whose first step is below `from`, then its last index entry below `from`.
+        let mut seek_to = None;
+        if let Some(from) = self.from {
+            let view = cursor.piece.view.clone();
+            let (mut lo, mut hi) = (0u32, last_seg + 1);
+            let mut seg = 0;
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                let (r, h) = open_segment(&self.cat, &view, mid)?;
+                let first = match open_index(&self.cat, &view, mid, h.salt)? {
+                    Some(mut idx) if !idx.is_empty() => Some(idx.get(0)?.first_step),
+                    _ => first_frame_step(r)?,
+                };
+                if first.is_some_and(|s| s < from) {
+                    seg = mid;
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            cursor.seg = seg;
+            let (_, h) = open_segment(&self.cat, &view, seg)?;
+            if let Some(mut idx) = open_index(&self.cat, &view, seg, h.salt)? {
+                if let Some(e) = idx.last_where(|e| e.first_step < from)? {
+                    seek_to = Some(e.offset);
+                }
+            }
+        }
+        let (mut reader, _) = open_segment(&self.cat, &cursor.piece.view, cursor.seg)?;
+        if let Some(off) = seek_to {
+            reader.seek(off);
+        }
+        cursor.reader = Some(reader);
+        Ok(cursor)
+    }
+
+    /// Makes `pending` start with the next deliverable event; false at the end.
+    fn advance(&mut self) -> Result<bool> {
+        loop {
+            if self.done {
+                return Ok(false);
+            }
+            if let Some((ev, end)) = self.pending.front() {
+                let cur = self.cur.as_ref().ok_or_else(|| Error::Value { reason: "replay cursor lost".into() })?;
+                let past_cut = cur.piece.cut.is_some_and(|c| c.seg == cur.seg && *end > c.offset);
+                let past_cap = cur.piece.cap.is_some_and(|c| ev.step() > c);
+                if past_cut || past_cap {
+                    self.pending.clear();
+                    self.cur = None;
+                    continue;
+                }
+                if self.to.is_some_and(|t| ev.step() > t) {
+                    self.done = true;
+                    return Ok(false);
+                }
+                if self.from.is_some_and(|f| ev.step() < f) {
+                    self.pending.pop_front();
+                    continue;
+                }
+                return Ok(true);
+            }
+            match &mut self.cur {
+                None => match self.pieces.pop_front() {
+                    None => {
+                        self.done = true;
+                        return Ok(false);
+                    }
+                    Some(p) => self.cur = Some(self.start_piece(p)?),
+                },
+                Some(cur) if !cur.started => self.cur = None,
+                Some(cur) => {
+                    let reader = match cur.reader.as_mut() {
+                        Some(r) => r,
+                        None => {
+                            self.cur = None;
+                            continue;
+                        }
+                    };
+                    let path = reader.path().to_path_buf();
+                    match reader.next_frame()? {
+                        Some((off, payload)) => {
+                            self.pending.extend(frame_events(&path, off, payload)?);
+                        }
+                        None if cur.seg < cur.last_seg => {
+                            cur.seg += 1;
+                            let (r, _) = open_segment(&self.cat, &cur.piece.view, cur.seg)?;
+                            cur.reader = Some(r);
+                        }
+                        None => {
+                            if let Some(c) = cur.piece.cut {
+                                if reader.position() < c.offset {
+                                    return Err(Error::corrupt(
+                                        &path,
+                                        c.offset,
+                                        "a fork points at bytes that are not there",
+                                    ));
+                                }
+                            }
+                            self.cur = None;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn first_frame_step(mut r: SegmentReader) -> Result<Option<u64>> {
+    let path = r.path().to_path_buf();
+    match r.next_frame()? {
+        Some((off, p)) => Ok(frame_events(&path, off, p)?.first().map(|(e, _)| e.step())),
+        None => Ok(None),
+    }
+}
+
+impl Cursor {
+    /// Resolves key ids to keys, reloading the key table once if it lags behind.
+    fn metrics(&mut self, cat: &Catalog, kv: Vec<(u32, Value)>, filter: Option<&[String]>) -> Result<Metrics> {
+        let mut m = Metrics::new();
+        for (id, v) in kv {
+            if id as usize >= self.keys.len() {
+                self.keys = cat.keys(&self.piece.view, Some(id))?;
+            }
+            let k = self.keys.get(id as usize).ok_or_else(|| {
+                Error::corrupt(
+                    self.piece.view.keys_path(),
+                    0,
+                    format!("an event uses key #{id}, which the key table lacks"),
+                )
+            })?;
+            if filter.is_none_or(|f| f.iter().any(|x| x.as_str() == &**k)) {
+                m.insert(k.clone(), v);
+            }
+        }
+        Ok(m)
+    }
+}
+
+/// Turns a raw event into a public one.
+fn to_event(cat: &Catalog, cur: &mut Cursor, ev: RawEvent, filter: Option<&[String]>) -> Result<Event> {
+    Ok(match ev {
+        RawEvent::Log { step, time_us, metrics } => {
+            Event::Log { step, time: micros_to_secs(time_us), metrics: cur.metrics(cat, metrics, filter)? }
+        }
+        RawEvent::System { step, time_us, metrics } => {
+            Event::System { step, time: micros_to_secs(time_us), metrics: cur.metrics(cat, metrics, filter)? }
+        }
+        RawEvent::Config { step, patch } => Event::Config { step, patch: cur.metrics(cat, patch, None)? },
+        RawEvent::Summary { step, patch } => Event::Summary { step, patch: cur.metrics(cat, patch, None)? },
+        RawEvent::Finish { step, exit_code } => Event::Finish { step, exit_code },
+    })
+}
+
+/// The history rows of a run, in step order ([`Store::history`](crate::Store::history)).
+pub struct History {
+    stream: EventStream,
+    keys: Option<Vec<String>>,
+}
+
+impl History {
+    /// A history over a stream.
+    pub(crate) fn new(stream: EventStream, keys: Option<Vec<String>>) -> History {
+        History { stream, keys }
+    }
+}
+
+impl Iterator for History {
+    type Item = Result<LogRow>;
+
+    fn next(&mut self) -> Option<Result<LogRow>> {
+        loop {
+            let cat = self.stream.cat.clone();
+            match self.stream.advance() {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e) => {
+                    self.stream.done = true;
+                    return Some(Err(e));
+                }
+            }
+            let (ev, _) = self.stream.pending.pop_front()?;
+            let cur = self.stream.cur.as_mut()?;
+            if let RawEvent::Log { step, time_us, metrics } = ev {
+                let m = match cur.metrics(&cat, metrics, self.keys.as_deref()) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        self.stream.done = true;
+                        return Some(Err(e));
+                    }
+                };
+                if self.keys.is_some() && m.is_empty() {
+                    continue;
+                }
+                return Some(Ok(LogRow {
+                    step,
+                    time: micros_to_secs(time_us),
+                    metrics: m,
+                    origin: cur.origin.clone(),
+                }));
+            }
+        }
+    }
+}
+
+/// Events of a run, in order ([`Store::events`](crate::Store::events)).
+pub struct Events {
+    stream: EventStream,
+    keys: Option<Vec<String>>,
+    system_only: bool,
+}
+
+impl Events {
+    /// Events over a stream.
+    pub(crate) fn new(stream: EventStream, keys: Option<Vec<String>>, system_only: bool) -> Events {
+        Events { stream, keys, system_only }
+    }
+}
+
+impl Iterator for Events {
+    type Item = Result<EventRecord>;
+
+    fn next(&mut self) -> Option<Result<EventRecord>> {
+        loop {
+            let cat = self.stream.cat.clone();
+            match self.stream.advance() {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e) => {
+                    self.stream.done = true;
+                    return Some(Err(e));
+                }
+            }
+            let (ev, _) = self.stream.pending.pop_front()?;
+            if self.system_only && !matches!(ev, RawEvent::System { .. }) {
+                continue;
+            }
+            let cur = self.stream.cur.as_mut()?;
+            return Some(match to_event(&cat, cur, ev, self.keys.as_deref()) {
+                Ok(event) => Ok(EventRecord { origin: cur.origin.clone(), event }),
+                Err(e) => {
+                    self.stream.done = true;
+                    Err(e)
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Positions in a version's own data: where a step ends, and the statistics of everything before it.
+//!
+//! This is what makes a fork copy-free and cheap: a fork point is found with a binary search over segments
+//! and over one segment's step index, then by decoding the few frames between the index entry and the
+//! point. Its cost does not grow with the length of the history.
+
+use crate::catalog::{Catalog, VersionView};
+use crate::codec::{PayloadDecoder, RawEvent};
+use crate::error::{Error, Result};
+use crate::format::{FRAME_HEADER_LEN, SEG_HEADER_LEN};
+use crate::index::{IndexEntry, IndexReader};
+use crate::segment::{SegmentHeader, SegmentReader};
+use crate::stats::Stats;
+
+/// A byte position in a version's own data: `offset` within segment `seg`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ptr {
+    /// Segment sequence number.
+    pub seg: u32,
+    /// Byte offset within the segment.
+    pub offset: u64,
+}
+
+impl Ptr {
+    /// The start of a version's own data.
+    pub const START: Ptr = Ptr { seg: 0, offset: SEG_HEADER_LEN as u64 };
+}
+
+/// Opens segment `seq` of `view` for reading.
+pub fn open_segment(cat: &Catalog, view: &VersionView, seq: u32) -> Result<(SegmentReader, SegmentHeader)> {
+    SegmentReader::open(&*cat.vfs, &view.seg_path(seq), view.version, seq, view.header.nonce, view.sealed(seq))
+}
+
+/// Opens the index of segment `seq` (salt from its segment header).
+pub fn open_index(cat: &Catalog, view: &VersionView, seq: u32, salt: u64) -> Result<Option<IndexReader>> {
+    IndexReader::open(&*cat.vfs, &view.idx_path(seq), view.version, seq, salt, view.sealed(seq))
+}
+
+/// Decodes a frame's events with the absolute end offset of each.
+pub fn frame_events(reader_path: &std::path::Path, frame_off: u64, payload: &[u8]) -> Result<Vec<(RawEvent, u64)>> {
+    let bad = |e: crate::codec::DecodeError| Error::corrupt(reader_path, frame_off, e.0);
+    let mut d = PayloadDecoder::new(payload).map_err(bad)?;
+    let mut out = Vec::with_capacity(d.remaining() as usize);
+    let base = frame_off + FRAME_HEADER_LEN as u64;
+    while let Some(r) = d.next_event() {
+        let (ev, end) = r.map_err(bad)?;
+        out.push((ev, base + end as u64));
+    }
+    Ok(out)
+}
+
+/// Step of the first event of segment `seq` (from its index, else from its first frame).
+fn first_step(cat: &Catalog, view: &VersionView, seq: u32) -> Result<Option<u64>> {
+    let (mut r, h) = open_segment(cat, view, seq)?;
+    if let Some(mut idx) = open_index(cat, view, seq, h.salt)? {
+        if !idx.is_empty() {
+            return Ok(Some(idx.get(0)?.first_step));
+        }
+    }
+    let path = r.path().to_path_buf();
+    match r.next_frame()? {
+        Some((off, p)) => Ok(frame_events(&path, off, p)?.first().map(|(e, _)| e.step())),
+        None => Ok(None),
+    }
+}
+
+/// The position just past the last own event of `view` that lies before `cut` and has step `<= cap`, with
+/// the statistics of the own events before it. `None` for `cut`/`cap` means no limit.
+pub fn own_position(cat: &Catalog, view: &VersionView, cut: Option<Ptr>, cap: Option<u64>) -> Result<(Stats, Ptr)> {
+    if view.segs == 0 {
+        if let Some(c) = cut {
+            if c != Ptr::START {
+                return Err(Error::corrupt(
+                    view.seg_path(c.seg),
+                    c.offset,
+                    "a fork or rewind points into a segment that does not exist",
+                ));
+            }
+        }
+        return Ok((Stats::default(), Ptr::START));
+    }
+    let last = match cut {
+        Some(c) if c.seg >= view.segs => {
+            return Err(Error::corrupt(view.seg_path(c.seg), c.offset, "a fork or rewind points past the last segment"))
+        }
+        Some(c) => c.seg,
+        None => view.segs - 1,
+    };
+    // The last segment whose first step is <= cap (steps never decrease along the data).
+    let mut seg = last;
+    if let Some(cap) = cap {
+        let (mut lo, mut hi) = (0u32, last + 1);
+        let mut found = None;
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if first_step(cat, view, mid)?.is_some_and(|s| s <= cap) {
+                found = Some(mid);
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        match found {
+            Some(s) => seg = s,
+            None => return Ok((Stats::default(), Ptr::START)),
+        }
+    }
+    let limit = cut.filter(|c| c.seg == seg).map(|c| c.offset);
+    let (mut reader, header) = open_segment(cat, view, seg)?;
+    let entry: Option<IndexEntry> = match open_index(cat, view, seg, header.salt)? {
+        Some(mut idx) => {
+            idx.last_where(|e| limit.is_none_or(|l| e.offset < l) && cap.is_none_or(|c| e.first_step <= c))?
+        }
+        None => None,
+    };
+    let (mut stats, start) = match entry {
+        Some(e) => (header.base.then(&e.before), e.offset),
+        None => (header.base, SEG_HEADER_LEN as u64),
+    };
+    let mut pos = start;
+    reader.seek(start);
+    let path = reader.path().to_path_buf();
+    'frames: while let Some((off, payload)) = reader.next_frame()? {
+        if limit.is_some_and(|l| off >= l) {
+            break;
+        }
+        for (ev, end) in frame_events(&path, off, payload)? {
+            if limit.is_some_and(|l| end > l) || cap.is_some_and(|c| ev.step() > c) {
+                break 'frames;
+            }
+            stats.push(&ev);
+            pos = end;
+        }
+    }
+    if let Some(l) = limit {
+        if pos != l && cap.is_none() {
+            return Err(Error::corrupt(&path, l, "a fork or rewind points past the valid data or inside an event"));
+        }
+    }
+    Ok((stats, Ptr { seg, offset: pos }))
+}
+
+/// Statistics of the visible events of `view` up to `cut` (own data) with step `<= cap`, ancestors included.
+pub fn prefix_stats(cat: &Catalog, view: &VersionView, cut: Option<Ptr>, cap: Option<u64>) -> Result<Stats> {
+    let (own, _) = own_position(cat, view, cut, cap)?;
+    let inherited = match &view.header.base {
+        None => Stats::default(),
+        Some(b) if cap.is_none_or(|c| c >= b.step) => b.inherited,
+        Some(b) => {
+            let parent = cat.view(&crate::ids::RunRef::at(b.run_id.clone(), b.version), true)?;
+            let c = cap.map_or(b.step, |c| c.min(b.step));
+            prefix_stats(cat, &parent, Some(Ptr { seg: b.segment, offset: b.offset }), Some(c))?
+        }
+    };
+    Ok(inherited.then(&own))
+}

@@ -1,0 +1,315 @@
+//! Segment files: the fixed header, frame framing and CRCs, and a reader that walks frames and tells a torn
+//! tail (expected after a crash: report and truncate) from corruption (an error, never skipped).
+//!
+//! A frame is `len u32 | header_crc u32 | payload_crc u32 | payload`. Both CRCs are seeded with the segment's
+//! salt and the frame's own offset, so zero-filled regions, stale bytes and frames copied from another
+//! segment or position never validate. The header CRC guards the length on its own (as TFRecord does): a
+//! flipped length bit is caught before the length is trusted.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::format::{
+    build_fixed_header, check_fixed_header, crc, segment_salt, Le, FRAME_HEADER_LEN, MAX_FRAME_LEN, NO_STEP,
+    SEG_HEADER_LEN, SEG_MAGIC,
+};
+use crate::stats::Stats;
+use crate::vfs::{MappedBytes, OpenMode, Vfs, VfsFile};
+
+/// The fixed header at the start of every segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentHeader {
+    /// Sequence number of the segment within its version (0, 1, ...).
+    pub seq: u32,
+    /// The run version the segment belongs to.
+    pub version: u32,
+    /// The salt seeding every frame CRC of this segment.
+    pub salt: u64,
+    /// Statistics of the version's own events in all earlier segments.
+    pub base: Stats,
+}
+
+fn opt(x: Option<u64>) -> u64 {
+    x.unwrap_or(NO_STEP)
+}
+fn unopt(x: u64) -> Option<u64> {
+    (x != NO_STEP).then_some(x)
+}
+
+impl SegmentHeader {
+    /// Encodes the header (80 bytes).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut body = Vec::with_capacity(62);
+        body.extend_from_slice(&0u16.to_le_bytes());
+        body.extend_from_slice(&self.seq.to_le_bytes());
+        body.extend_from_slice(&self.version.to_le_bytes());
+        body.extend_from_slice(&u32::from(self.base.last_is_finish).to_le_bytes());
+        body.extend_from_slice(&self.salt.to_le_bytes());
+        body.extend_from_slice(&self.base.rows.to_le_bytes());
+        body.extend_from_slice(&self.base.events.to_le_bytes());
+        body.extend_from_slice(&opt(self.base.first_log).to_le_bytes());
+        body.extend_from_slice(&opt(self.base.last_log).to_le_bytes());
+        body.extend_from_slice(&opt(self.base.last_event).to_le_bytes());
+        build_fixed_header(SEG_HEADER_LEN, &SEG_MAGIC, &body)
+    }
+
+    /// Decodes and checks a header against the segment it should belong to.
+    pub fn decode(file: &Path, bytes: &[u8], version: u32, seq: u32, nonce: u64) -> Result<SegmentHeader> {
+        let h = check_fixed_header(file, bytes, SEG_HEADER_LEN, &SEG_MAGIC)?;
+        let mut r = Le::new(&h[10..]);
+        let bad = || Error::corrupt(file, 0, "truncated segment header");
+        let _reserved = r.u16().ok_or_else(bad)?;
+        let got_seq = r.u32().ok_or_else(bad)?;
+        let got_version = r.u32().ok_or_else(bad)?;
+        let flags = r.u32().ok_or_else(bad)?;
+        let salt = r.u64().ok_or_else(bad)?;
+        let base = Stats {
+            rows: r.u64().ok_or_else(bad)?,
+            events: r.u64().ok_or_else(bad)?,
+            first_log: unopt(r.u64().ok_or_else(bad)?),
+            last_log: unopt(r.u64().ok_or_else(bad)?),
+            last_event: unopt(r.u64().ok_or_else(bad)?),
+            last_is_finish: flags & 1 != 0,
+        };
+        if got_seq != seq || got_version != version || salt != segment_salt(nonce, seq) {
+            return Err(Error::corrupt(
+                file,
+                0,
+                format!(
+                    "segment header names v{got_version} segment {got_seq}, not this file (v{version} segment {seq})"
+                ),
+            ));
+        }
+        Ok(SegmentHeader { seq, version, salt, base })
+    }
+}
+
+/// The 12-byte header of a frame with `payload` at `offset` in a segment with `salt`.
+pub fn frame_header(salt: u64, offset: u64, payload: &[u8]) -> [u8; FRAME_HEADER_LEN] {
+    let len = payload.len() as u32;
+    let mut h = [0u8; FRAME_HEADER_LEN];
+    h[0..4].copy_from_slice(&len.to_le_bytes());
+    let hc = crc(&[&salt.to_le_bytes(), &offset.to_le_bytes(), &len.to_le_bytes()]);
+    h[4..8].copy_from_slice(&hc.to_le_bytes());
+    let pc = crc(&[&salt.to_le_bytes(), &offset.to_le_bytes(), payload]);
+    h[8..12].copy_from_slice(&pc.to_le_bytes());
+    h
+}
+
+/// Checks a frame header at `offset`: returns the payload length if the header is genuine.
+fn header_len(salt: u64, offset: u64, h: &[u8]) -> Option<u32> {
+    let mut r = Le::new(h);
+    let len = r.u32()?;
+    let hc = r.u32()?;
+    (len > 0 && len <= MAX_FRAME_LEN && crc(&[&salt.to_le_bytes(), &offset.to_le_bytes(), &len.to_le_bytes()]) == hc)
+        .then_some(len)
+}
+
+/// True when some genuine frame header starts anywhere in `bytes` (which begin at file offset `start`).
+pub fn any_valid_header(salt: u64, start: u64, bytes: &[u8]) -> bool {
+    (0..bytes.len().saturating_sub(FRAME_HEADER_LEN - 1))
+        .any(|i| header_len(salt, start + i as u64, &bytes[i..i + FRAME_HEADER_LEN]).is_some())
+}
+
+/// Where a segment's bytes come from: a memory map (sealed segments) or positioned reads (the active one).
+pub enum Source {
+    /// The whole file, mapped.
+    Mapped(MappedBytes),
+    /// An open file read in chunks; `len` is the length seen when it was opened.
+    File {
+        /// The file.
+        file: Box<dyn VfsFile>,
+        /// Its length when opened (the reader's snapshot).
+        len: u64,
+        /// A window of the file.
+        chunk: Vec<u8>,
+        /// File offset of `chunk[0]`.
+        chunk_start: u64,
+        /// How much to read at once.
+        chunk_size: usize,
+    },
+}
+
+/// Read size of the chunked source for segments.
+pub const SEGMENT_CHUNK: usize = 256 << 10;
+
+impl Source {
+    /// A chunked source over `file` reading `chunk_size` bytes at a time.
+    pub fn file(file: Box<dyn VfsFile>, path: &Path, chunk_size: usize) -> Result<Source> {
+        let len = file.len().map_err(|e| Error::io("reading length of", path, e))?;
+        Ok(Source::File { file, len, chunk: Vec::new(), chunk_start: 0, chunk_size })
+    }
+
+    /// Length of the bytes visible through this source.
+    pub fn len(&self) -> u64 {
+        match self {
+            Source::Mapped(m) => (**m).as_ref().len() as u64,
+            Source::File { len, .. } => *len,
+        }
+    }
+
+    /// `n` bytes at `off`, or `None` if they extend past the end.
+    pub fn get(&mut self, path: &Path, off: u64, n: usize) -> Result<Option<&[u8]>> {
+        let end = match off.checked_add(n as u64) {
+            Some(e) if e <= self.len() => e,
+            _ => return Ok(None),
+        };
+        match self {
+            Source::Mapped(m) => Ok((**m).as_ref().get(off as usize..end as usize)),
+            Source::File { file, len, chunk, chunk_start, chunk_size } => {
+                let have = off >= *chunk_start && end <= *chunk_start + chunk.len() as u64;
+                if !have {
+                    let want = (n.max(*chunk_size) as u64).min(*len - off) as usize;
+                    chunk.resize(want, 0);
+                    file.read_exact_at(chunk, off).map_err(|e| Error::io("reading segment", path, e))?;
+                    *chunk_start = off;
+                }
+                let s = (off - *chunk_start) as usize;
+                Ok(chunk.get(s..s + n))
+            }
+        }
+    }
+}
+
+/// How a walk over a segment's frames ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Every byte up to the end belongs to a valid frame.
+    Clean,
+    /// A torn tail starts at this offset (only possible in an active segment).
+    Torn(u64),
+}
+
+/// Walks the frames of one segment.
+pub struct SegmentReader {
+    path: PathBuf,
+    source: Source,
+    salt: u64,
+    sealed: bool,
+    pos: u64,
+    end: Option<End>,
+}
+
+impl SegmentReader {
+    /// Opens segment `seq` of version `version` (with header nonce `nonce`) at `path`. Sealed segments are
+    /// mapped and any bad frame is corruption; the active one is read with `pread` and may end torn.
+    pub fn open(
+        vfs: &dyn Vfs,
+        path: &Path,
+        version: u32,
+        seq: u32,
+        nonce: u64,
+        sealed: bool,
+    ) -> Result<(SegmentReader, SegmentHeader)> {
+        let mut source = if sealed {
+            Source::Mapped(vfs.map(path).map_err(|e| Error::io("mapping segment", path, e))?)
+        } else {
+            let file = vfs.open(path, OpenMode::Read).map_err(|e| Error::io("opening segment", path, e))?;
+            Source::file(file, path, SEGMENT_CHUNK)?
+        };
+        let header = match source.get(path, 0, SEG_HEADER_LEN)? {
+            Some(h) => SegmentHeader::decode(path, h, version, seq, nonce)?,
+            None => return Err(Error::corrupt(path, 0, "segment is shorter than its header")),
+        };
+        let salt = header.salt;
+        Ok((
+            SegmentReader { path: path.to_path_buf(), source, salt, sealed, pos: SEG_HEADER_LEN as u64, end: None },
+            header,
+        ))
+    }
+
+    /// The segment's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Continues the walk at `offset`, which must be the start of a frame (from the step index).
+    pub fn seek(&mut self, offset: u64) {
+        self.pos = offset;
+        self.end = None;
+    }
+
+    /// Offset of the next frame to read (after the walk ended: the end of the valid data).
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// How the walk ended, once `next_frame` returned `None`.
+    pub fn end(&self) -> Option<End> {
+        self.end
+    }
+
+    /// The next frame as `(offset, payload)`; `None` at the end of valid data.
+    pub fn next_frame(&mut self) -> Result<Option<(u64, &[u8])>> {
+        if self.end.is_some() {
+            return Ok(None);
+        }
+        let pos = self.pos;
+        let len = self.source.len();
+        if pos == len {
+            self.end = Some(End::Clean);
+            return Ok(None);
+        }
+        let header_ok = match self.source.get(&self.path, pos, FRAME_HEADER_LEN)? {
+            None => None,
+            Some(h) => Some(header_len(self.salt, pos, h)),
+        };
+        let plen = match header_ok {
+            // Fewer bytes than a frame header: a torn tail (nothing can follow it).
+            None => return self.torn_or_corrupt(pos, false, "incomplete frame header at end of segment"),
+            Some(None) => return self.torn_or_corrupt(pos, true, "frame header checksum mismatch"),
+            Some(Some(l)) => l,
+        };
+        let start = pos + FRAME_HEADER_LEN as u64;
+        if start + u64::from(plen) > len {
+            return self.torn_or_corrupt(pos, false, "frame extends past the end of the segment");
+        }
+        let salt = self.salt;
+        let expect = {
+            let h = self
+                .source
+                .get(&self.path, pos, FRAME_HEADER_LEN)?
+                .ok_or_else(|| Error::corrupt(&self.path, pos, "frame header vanished"))?;
+            u32::from_le_bytes([h[8], h[9], h[10], h[11]])
+        };
+        let ok = {
+            let p = self
+                .source
+                .get(&self.path, start, plen as usize)?
+                .ok_or_else(|| Error::corrupt(&self.path, pos, "frame payload vanished"))?;
+            crc(&[&salt.to_le_bytes(), &pos.to_le_bytes(), p]) == expect
+        };
+        if !ok {
+            return self.torn_or_corrupt(pos, true, "frame payload checksum mismatch");
+        }
+        self.pos = start + u64::from(plen);
+        let p = self
+            .source
+            .get(&self.path, start, plen as usize)?
+            .ok_or_else(|| Error::corrupt(&self.path, pos, "frame payload vanished"))?;
+        Ok(Some((pos, p)))
+    }
+
+    /// A bad frame at `pos`: corruption in a sealed segment, or when a genuine frame follows it; otherwise
+    /// the start of a torn tail. `look_after` is false when nothing can follow (the frame reaches EOF).
+    fn torn_or_corrupt(&mut self, pos: u64, look_after: bool, why: &str) -> Result<Option<(u64, &[u8])>> {
+        if self.sealed {
+            return Err(Error::corrupt(&self.path, pos, format!("{why} in a sealed segment")));
+        }
+        if look_after {
+            let len = self.source.len();
+            let rest_len = (len - pos - 1) as usize;
+            if let Some(rest) = self.source.get(&self.path, pos + 1, rest_len)? {
+                if any_valid_header(self.salt, pos + 1, rest) {
+                    return Err(Error::corrupt(
+                        &self.path,
+                        pos,
+                        format!("{why}, and valid frames follow: corruption, not a torn tail"),
+                    ));
+                }
+            }
+        }
+        self.end = Some(End::Torn(pos));
+        Ok(None)
+    }
+}

@@ -1,0 +1,59 @@
+//! Running statistics of a stretch of events: counts, first and last `Log` step, last event.
+//!
+//! Segment headers, step-index entries and version headers store these for the events before them, so
+//! `info`, `runs` and fork-point lookups never replay a history.
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::RawEvent;
+
+/// Statistics of a sequence of events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Number of `Log` events (history rows).
+    pub rows: u64,
+    /// Number of events of every kind.
+    pub events: u64,
+    /// Step of the first `Log` event.
+    pub first_log: Option<u64>,
+    /// Step of the last `Log` event.
+    pub last_log: Option<u64>,
+    /// Step of the last event.
+    pub last_event: Option<u64>,
+    /// True when the last event is a `Finish`.
+    pub last_is_finish: bool,
+}
+
+impl Stats {
+    /// Adds one event at the end.
+    pub fn push(&mut self, ev: &RawEvent) {
+        self.record(ev.step(), ev.is_log(), matches!(ev, RawEvent::Finish { .. }));
+    }
+
+    /// Adds one event at the end, described by its step and kind.
+    pub fn record(&mut self, step: u64, is_log: bool, is_finish: bool) {
+        self.events += 1;
+        if is_log {
+            self.rows += 1;
+            self.first_log.get_or_insert(step);
+            self.last_log = Some(step);
+        }
+        self.last_event = Some(step);
+        self.last_is_finish = is_finish;
+    }
+
+    /// The statistics of `self` followed by `later`.
+    pub fn then(&self, later: &Stats) -> Stats {
+        if later.events == 0 {
+            return *self;
+        }
+        Stats {
+            rows: self.rows + later.rows,
+            events: self.events + later.events,
+            first_log: self.first_log.or(later.first_log),
+            last_log: later.last_log.or(self.last_log),
+            last_event: later.last_event.or(self.last_event),
+            last_is_finish: later.last_is_finish,
+        }
+    }
+}

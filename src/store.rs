@@ -1,0 +1,544 @@
+//! [`Store`]: the handle an embedder holds. Creating, resuming, forking, rewinding and deleting runs, and
+//! every read (history, events, summary, config, info, lineage).
+//!
+//! Opening a store reads one 32-byte file: runs are looked up on demand, so the cost of `open` does not
+//! depend on how many runs there are or how long their histories are.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use crate::catalog::{read_all, write_atomic, Catalog, VersionView};
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::format::{self, micros_to_secs, now_micros};
+use crate::header::{BasePointer, ForkParent, VersionHeader};
+use crate::ids::{validate_run_id, ForkPoint, RunRef};
+use crate::info::{LineageEntry, RunInfo, RunState};
+use crate::options::{Options, SyncPolicy};
+use crate::replay::{plan, EventStream, Events, History, HistoryOptions};
+use crate::report::{GcReport, VerifyReport};
+use crate::scan::{own_position, prefix_stats, Ptr};
+use crate::stats::Stats;
+use crate::value::Value;
+use crate::vfs::{OpenMode, VfsFile};
+use crate::writer::{RunWriter, WriterCore};
+
+/// Shared state behind a [`Store`].
+#[derive(Debug)]
+pub struct StoreInner {
+    pub(crate) root: PathBuf,
+    pub(crate) catalog: Arc<Catalog>,
+    pub(crate) opts: Options,
+    writers: Mutex<HashMap<String, Weak<Mutex<WriterCore>>>>,
+    syncer: AtomicBool,
+}
+
+impl std::fmt::Debug for WriterCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriterCore").field("id", &self.id).field("version", &self.version).finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A fresh random-enough 64-bit number for version nonces.
+pub(crate) fn new_nonce() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let t =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let c = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format::mix64(t ^ format::mix64(u64::from(std::process::id()) << 32 ^ c))
+}
+
+impl StoreInner {
+    pub(crate) fn durable(&self) -> bool {
+        self.opts.sync != SyncPolicy::Never
+    }
+
+    /// Takes the exclusive writer lock of run directory `dir`, or fails with `RunBusy`.
+    pub(crate) fn acquire_lock(&self, id: &str) -> Result<Box<dyn VfsFile>> {
+        let path = self.catalog.run_dir(id).join(format::LOCK_FILE);
+        let f = self
+            .catalog
+            .vfs
+            .open(&path, OpenMode::CreateOrOpen)
+            .map_err(|e| Error::io("opening lock file", &path, e))?;
+        // Readers probe the lock with a shared lock for a few microseconds; retry briefly past them.
+        for _ in 0..20 {
+            if f.try_lock().map_err(|e| Error::io("locking", &path, e))? {
+                return Ok(f);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Err(Error::RunBusy { run: id.to_string() })
+    }
+
+    /// True when some writer holds run `id`.
+    fn is_running(&self, id: &str) -> bool {
+        let path = self.catalog.run_dir(id).join(format::LOCK_FILE);
+        match self.catalog.vfs.open(&path, OpenMode::Read) {
+            Ok(f) => match f.try_lock_shared() {
+                Ok(true) => {
+                    let _ = f.unlock();
+                    false
+                }
+                Ok(false) => true,
+                Err(_) => false,
+            },
+            Err(_) => false,
+        }
+    }
+
+    pub(crate) fn register_writer(self: &Arc<Self>, id: &str, core: &Arc<Mutex<WriterCore>>) {
+        lock(&self.writers).insert(id.to_string(), Arc::downgrade(core));
+    }
+
+    pub(crate) fn unregister_writer(&self, id: &str) {
+        let mut w = lock(&self.writers);
+        if w.get(id).is_some_and(|c| c.strong_count() == 0) {
+            w.remove(id);
+        }
+    }
+
+    /// Writes out the buffer of this process's writer of `id`, if any, so reads see it.
+    fn flush_writer(&self, id: &str) -> Result<()> {
+        let core = lock(&self.writers).get(id).and_then(Weak::upgrade);
+        if let Some(core) = core {
+            let mut c = lock(&core);
+            if !c.poisoned && !c.closed {
+                c.flush_frame()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the background thread that syncs idle `EveryMillis` writers (once per store).
+    pub(crate) fn ensure_syncer(self: &Arc<Self>) {
+        if self.syncer.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new().name("forklog-sync".into()).spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(5));
+            let Some(inner) = weak.upgrade() else { return };
+            let cores: Vec<_> = lock(&inner.writers).values().filter_map(Weak::upgrade).collect();
+            drop(inner);
+            for core in cores {
+                if let Ok(mut c) = core.try_lock() {
+                    if let SyncPolicy::EveryMillis(n) = c.policy {
+                        let due = c.last_sync.elapsed().as_millis() >= u128::from(n);
+                        if due && !c.poisoned && !c.closed && (c.unsynced || c.has_pending()) {
+                            let _ = c.sync();
+                        }
+                    }
+                }
+            }
+        });
+        if spawned.is_err() {
+            self.syncer.store(false, Ordering::SeqCst);
+        }
+    }
+}
+
+/// A forklog store: a directory of runs. Cheap to clone and share across threads.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<StoreInner>,
+}
+
+impl Store {
+    /// Opens (creating if missing) the store in directory `path` with default [`Options`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with(path, Options::default())
+    }
+
+    /// Opens (creating if missing) the store in directory `path`.
+    pub fn open_with(path: impl AsRef<Path>, opts: Options) -> Result<Store> {
+        let root = path.as_ref().to_path_buf();
+        let vfs = opts.vfs.clone();
+        let runs_dir = root.join(format::RUNS_DIR);
+        let store_file = root.join(format::STORE_FILE);
+        if vfs.exists(&store_file) {
+            let bytes = read_all(&*vfs, &store_file)?;
+            format::check_fixed_header(&store_file, &bytes, format::STORE_FILE_LEN, &format::STORE_MAGIC)?;
+            if !vfs.exists(&runs_dir) {
+                vfs.create_dir_all(&runs_dir).map_err(|e| Error::io("creating", &runs_dir, e))?;
+            }
+        } else {
+            vfs.create_dir_all(&runs_dir).map_err(|e| Error::io("creating", &runs_dir, e))?;
+            let body = now_micros().to_le_bytes();
+            let mut fields = vec![0u8; 6];
+            fields.extend_from_slice(&body);
+            let bytes = format::build_fixed_header(format::STORE_FILE_LEN, &format::STORE_MAGIC, &fields);
+            write_atomic(&*vfs, &root, format::STORE_FILE, &bytes, true)?;
+            if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+                let _ = vfs.sync_dir(parent);
+            }
+        }
+        let inner = Arc::new(StoreInner {
+            root,
+            catalog: Arc::new(Catalog::new(vfs, runs_dir)),
+            opts,
+            writers: Mutex::new(HashMap::new()),
+            syncer: AtomicBool::new(false),
+        });
+        Ok(Store { inner })
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.root
+    }
+
+    fn cat(&self) -> &Catalog {
+        &self.inner.catalog
+    }
+
+    /// Creates the directory of a new run and takes its lock; `RunExists` if the id is taken.
+    fn new_run_dir(&self, id: &str) -> Result<Box<dyn VfsFile>> {
+        validate_run_id(id)?;
+        let dir = self.cat().run_dir(id);
+        match self.cat().vfs.create_dir(&dir) {
+            Ok(()) => {
+                if self.inner.durable() {
+                    let runs = &self.cat().runs_dir;
+                    self.cat().vfs.sync_dir(runs).map_err(|e| Error::io("syncing directory", runs, e))?;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if self.cat().listing(id)?.is_some() {
+                    return Err(Error::RunExists { run: id.to_string() });
+                }
+            }
+            Err(e) => return Err(Error::io("creating run directory", &dir, e)),
+        }
+        let lock = self.inner.acquire_lock(id)?;
+        if self.cat().listing(id)?.is_some() {
+            return Err(Error::RunExists { run: id.to_string() });
+        }
+        Ok(lock)
+    }
+
+    fn write_header(&self, h: &VersionHeader) -> Result<()> {
+        let dir = self.cat().run_dir(&h.run_id);
+        write_atomic(&*self.cat().vfs, &dir, &format::head_name(h.version), &h.encode(), self.inner.durable())
+    }
+
+    fn writer_for(&self, id: &str, lock: Box<dyn VfsFile>) -> Result<RunWriter> {
+        let view = self.cat().view(&RunRef::live(id), false)?;
+        crate::recovery::open_writer(&self.inner, &view, lock)
+    }
+
+    /// Creates a new root run and returns its writer. `RunExists` if the id is taken.
+    pub fn create_run(&self, id: &str) -> Result<RunWriter> {
+        let lock = self.new_run_dir(id)?;
+        let h = VersionHeader {
+            run_id: id.to_string(),
+            version: 0,
+            nonce: new_nonce(),
+            created_us: now_micros(),
+            base: None,
+            fork_parent: None,
+            rewind_step: None,
+        };
+        self.write_header(&h)?;
+        self.writer_for(id, lock)
+    }
+
+    /// Opens an existing run to append to it (its torn tail, if any, is cut first: see
+    /// [`RunWriter::recovery`]). `RunBusy` if another writer has it.
+    pub fn resume(&self, id: &str) -> Result<RunWriter> {
+        let run: RunRef = id.parse()?;
+        if run.version.is_some() {
+            return Err(Error::ReadOnlyVersion { run: id.to_string() });
+        }
+        self.cat().view(&run, false)?;
+        let lock = self.inner.acquire_lock(id)?;
+        self.writer_for(id, lock)
+    }
+
+    /// Where a new version inheriting `parent`'s events with step `<= step` points, and the statistics of
+    /// the inherited prefix.
+    fn base_pointer(&self, parent: &VersionView, step: u64) -> Result<BasePointer> {
+        let (own, ptr) = own_position(self.cat(), parent, None, Some(step))?;
+        let inherited = match &parent.header.base {
+            None => Stats::default(),
+            Some(b) if step >= b.step => b.inherited,
+            Some(b) => {
+                let gp = self.cat().view(&RunRef::at(b.run_id.clone(), b.version), true)?;
+                prefix_stats(self.cat(), &gp, Some(Ptr { seg: b.segment, offset: b.offset }), Some(step))?
+            }
+        };
+        if self.inner.durable() && parent.current && parent.segs > 0 && ptr.seg + 1 == parent.segs {
+            // The pinned bytes may still be unsynced in the parent's active segment: make them durable first.
+            let path = parent.seg_path(ptr.seg);
+            let f = self.cat().vfs.open(&path, OpenMode::Read).map_err(|e| Error::io("opening", &path, e))?;
+            f.sync_data().map_err(|e| Error::io("syncing forked-from segment", &path, e))?;
+        }
+        Ok(BasePointer {
+            run_id: parent.id.clone(),
+            version: parent.version,
+            segment: ptr.seg,
+            offset: ptr.offset,
+            step,
+            inherited: inherited.then(&own),
+        })
+    }
+
+    /// Creates run `new_id` inheriting every event of `point.run` with step `<= point.step`, without
+    /// copying any of it, and returns its writer (the next step is `point.step + 1`).
+    pub fn fork(&self, new_id: &str, point: &ForkPoint) -> Result<RunWriter> {
+        validate_run_id(new_id)?;
+        validate_run_id(&point.run.id)?;
+        if new_id == point.run.id {
+            return Err(Error::ForkOntoItself { run: new_id.to_string() });
+        }
+        let parent = self.cat().view(&point.run, false)?;
+        if parent.current {
+            self.inner.flush_writer(&parent.id)?;
+        }
+        let parent = self.cat().view(&parent.run_ref(), false)?;
+        if self.cat().listing(new_id)?.is_some() {
+            return Err(Error::RunExists { run: new_id.to_string() });
+        }
+        let base = self.base_pointer(&parent, point.step)?;
+        let lock = self.new_run_dir(new_id)?;
+        let h = VersionHeader {
+            run_id: new_id.to_string(),
+            version: 0,
+            nonce: new_nonce(),
+            created_us: now_micros(),
+            base: Some(base),
+            fork_parent: Some(ForkParent { run_id: parent.id.clone(), version: parent.version, step: point.step }),
+            rewind_step: None,
+        };
+        self.write_header(&h)?;
+        self.writer_for(new_id, lock)
+    }
+
+    /// Rewinds run `id` to `step` (W&B's `resume_from`): the current version is archived as `ID@vK` and a
+    /// new version K+1 inherits its events with step `<= step`, copy-free. Returns the new version's writer.
+    /// `RunBusy` while another writer has the run open.
+    pub fn rewind(&self, id: &str, step: u64) -> Result<RunWriter> {
+        self.rewind_to(&ForkPoint::new(id, step))
+    }
+
+    /// [`rewind`](Store::rewind) from the tracker syntax `"ID?_step=N"`.
+    pub fn rewind_to(&self, point: &ForkPoint) -> Result<RunWriter> {
+        let id = point.run.id.as_str();
+        validate_run_id(id)?;
+        let view = self.cat().view(&RunRef::live(id), false)?;
+        if point.run.version.is_some_and(|v| v != view.version) {
+            return Err(Error::ReadOnlyVersion { run: point.run.to_string() });
+        }
+        let lock = self.inner.acquire_lock(id)?;
+        let view = self.cat().view(&RunRef::live(id), false)?;
+        crate::recovery::seal_for_rewind(&self.inner, &view)?;
+        let view = self.cat().view(&view.run_ref(), false)?;
+        let base = self.base_pointer(&view, point.step)?;
+        let h = VersionHeader {
+            run_id: id.to_string(),
+            version: view.version + 1,
+            nonce: new_nonce(),
+            created_us: now_micros(),
+            base: Some(base),
+            fork_parent: view.header.fork_parent.clone(),
+            rewind_step: Some(point.step),
+        };
+        self.write_header(&h)?;
+        self.cat().forget_keys(id);
+        self.writer_for(id, lock)
+    }
+
+    fn resolve(&self, run: &str) -> Result<VersionView> {
+        let r: RunRef = run.parse()?;
+        if r.version.is_none() {
+            self.inner.flush_writer(&r.id)?;
+        }
+        self.cat().view(&r, false)
+    }
+
+    fn stream(&self, run: &str, opts: &HistoryOptions) -> Result<EventStream> {
+        let view = self.resolve(run)?;
+        let pieces = plan(self.cat(), &view, opts.own_only)?;
+        Ok(EventStream::new(self.inner.catalog.clone(), pieces, opts.from_step, opts.to_step))
+    }
+
+    /// The run's history rows in step order, inherited prefix included. `run` is `ID` or `ID@vK`.
+    pub fn history(&self, run: &str) -> Result<History> {
+        self.history_with(run, &HistoryOptions::default())
+    }
+
+    /// The run's history rows filtered by step range, keys, or to its own rows.
+    pub fn history_with(&self, run: &str, opts: &HistoryOptions) -> Result<History> {
+        Ok(History::new(self.stream(run, opts)?, opts.keys.clone()))
+    }
+
+    /// Every event of the run in order, inherited prefix included.
+    pub fn events(&self, run: &str) -> Result<Events> {
+        self.events_with(run, &HistoryOptions::default())
+    }
+
+    /// Events filtered by step range, own-only, and (for `Log` and `System` metrics) keys.
+    pub fn events_with(&self, run: &str, opts: &HistoryOptions) -> Result<Events> {
+        Ok(Events::new(self.stream(run, opts)?, opts.keys.clone(), false))
+    }
+
+    /// The run's `System` events.
+    pub fn system(&self, run: &str) -> Result<Events> {
+        Ok(Events::new(self.stream(run, &HistoryOptions::default())?, None, true))
+    }
+
+    /// The run's summary: the last value of every `Log` key, overridden by explicit `Summary` values.
+    pub fn summary(&self, run: &str) -> Result<BTreeMap<String, Value>> {
+        let mut auto = BTreeMap::new();
+        let mut explicit = BTreeMap::new();
+        for rec in self.events(run)? {
+            match rec?.event {
+                Event::Log { metrics, .. } => auto.extend(metrics.into_iter().map(|(k, v)| (k.to_string(), v))),
+                Event::Summary { patch, .. } => explicit.extend(patch.into_iter().map(|(k, v)| (k.to_string(), v))),
+                _ => {}
+            }
+        }
+        auto.extend(explicit);
+        Ok(auto)
+    }
+
+    /// The run's config: every `Config` patch merged in order.
+    pub fn config(&self, run: &str) -> Result<BTreeMap<String, Value>> {
+        let mut config = BTreeMap::new();
+        for rec in self.events(run)? {
+            if let Event::Config { patch, .. } = rec?.event {
+                config.extend(patch.into_iter().map(|(k, v)| (k.to_string(), v)));
+            }
+        }
+        Ok(config)
+    }
+
+    fn info_of(&self, view: &VersionView) -> Result<RunInfo> {
+        let stats = prefix_stats(self.cat(), view, None, None)?;
+        let state = if view.current && !view.deleted && self.inner.is_running(&view.id) {
+            RunState::Running
+        } else if stats.last_is_finish {
+            RunState::Finished
+        } else {
+            RunState::Crashed
+        };
+        let h = &view.header;
+        Ok(RunInfo {
+            id: view.id.clone(),
+            version: view.version,
+            archived: !view.current,
+            deleted: view.deleted,
+            parent: h.fork_parent.as_ref().map(|p| RunRef::at(p.run_id.clone(), p.version)),
+            fork_step: h.fork_parent.as_ref().map(|p| p.step),
+            rewind_step: h.rewind_step,
+            created: micros_to_secs(h.created_us),
+            first_step: stats.first_log,
+            last_step: stats.last_log,
+            rows: stats.rows,
+            events: stats.events,
+            state,
+        })
+    }
+
+    /// Facts about a run (or `ID@vK`): lineage, steps, counts, state.
+    pub fn info(&self, run: &str) -> Result<RunInfo> {
+        let view = self.resolve(run)?;
+        self.info_of(&view)
+    }
+
+    fn list(&self, all: bool) -> Result<Vec<RunInfo>> {
+        let mut out = Vec::new();
+        for id in self.cat().run_ids()? {
+            let Some(listing) = self.cat().listing(&id)? else { continue };
+            if listing.deleted && !all {
+                continue;
+            }
+            let versions: Vec<u32> =
+                if all { listing.versions.clone() } else { listing.versions.last().copied().into_iter().collect() };
+            for v in versions {
+                let view = self.cat().view_in(&id, &listing, v)?;
+                out.push(self.info_of(&view)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every live run (current versions), sorted by id.
+    pub fn runs(&self) -> Result<Vec<RunInfo>> {
+        self.list(false)
+    }
+
+    /// Every run version: live runs, their archived versions, and deleted runs still kept for their forks.
+    pub fn runs_all(&self) -> Result<Vec<RunInfo>> {
+        self.list(true)
+    }
+
+    /// The run's ancestry, root first, the run itself last.
+    pub fn lineage(&self, run: &str) -> Result<Vec<LineageEntry>> {
+        let view = self.resolve(run)?;
+        let mut out =
+            vec![LineageEntry { run: view.run_ref(), fork_step: view.header.fork_parent.as_ref().map(|p| p.step) }];
+        let mut next = view.header.fork_parent.clone();
+        while let Some(p) = next {
+            let h = self.cat().header(&p.run_id, p.version)?;
+            out.push(LineageEntry {
+                run: RunRef::at(p.run_id.clone(), p.version),
+                fork_step: h.fork_parent.as_ref().map(|q| q.step),
+            });
+            next = h.fork_parent.clone();
+            if out.len() > 1_000_000 {
+                return Err(Error::corrupt(self.cat().run_dir(&p.run_id), 0, "lineage has a cycle"));
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Live runs forked from any version of `run`, sorted by id.
+    pub fn children(&self, run: &str) -> Result<Vec<RunInfo>> {
+        let r: RunRef = run.parse()?;
+        self.cat().view(&RunRef::live(r.id.clone()), false)?;
+        let mut out = Vec::new();
+        for info in self.runs()? {
+            if info.parent.as_ref().is_some_and(|p| p.id == r.id && r.version.is_none_or(|v| p.version == Some(v))) {
+                out.push(info);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes a run: it disappears from listings and reads. Files its forks still inherit are kept until
+    /// no live run reaches them; [`gc`](Store::gc) frees the rest. `RunBusy` while a writer has it open.
+    pub fn delete_run(&self, id: &str) -> Result<()> {
+        let r: RunRef = id.parse()?;
+        if r.version.is_some() {
+            return Err(Error::ReadOnlyVersion { run: id.to_string() });
+        }
+        self.cat().view(&r, false)?;
+        let _lock = self.inner.acquire_lock(id)?;
+        let dir = self.cat().run_dir(id);
+        let mut fields = vec![0u8; 6];
+        fields.extend_from_slice(&now_micros().to_le_bytes());
+        let bytes = format::build_fixed_header(format::SMALL_HEADER_LEN, &format::DELETED_MAGIC, &fields);
+        write_atomic(&*self.cat().vfs, &dir, format::DELETED_FILE, &bytes, true)?;
+        self.cat().forget_run(id);
+        Ok(())
+    }
+
+    /// Removes every file no live run reaches (deleted runs, and the parts of them no fork inherits).
+    pub fn gc(&self) -> Result<GcReport> {
+        crate::gc::collect(&self.inner)
+    }
+
+    /// Checks every byte of every file; see [`VerifyReport`].
+    pub fn verify(&self) -> Result<VerifyReport> {
+        crate::verify::verify(&self.inner)
+    }
+}

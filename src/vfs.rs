@@ -1,0 +1,181 @@
+//! The storage seam: every byte forklog reads or writes goes through [`Vfs`] and [`VfsFile`].
+//!
+//! Production uses [`StdFs`] (real files, `pread`/`pwrite`, `fsync`, OS advisory locks, `mmap` for sealed
+//! segments). Tests implement the traits to inject faults: lost unsynced writes, torn writes, failing
+//! fsyncs, `ENOSPC`, vanished directory entries. The calls are coarse (one per syscall the engine would
+//! make anyway), so the dynamic dispatch costs nothing measurable next to the syscall itself.
+
+use std::fmt::Debug;
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A read-only view of a whole file's bytes (an `mmap` in production).
+pub type MappedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
+/// How [`Vfs::open`] opens a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Read only; the file must exist.
+    Read,
+    /// Read and write; the file must exist.
+    ReadWrite,
+    /// Read and write; create the file, failing with `AlreadyExists` if it exists.
+    CreateNew,
+    /// Read and write; create the file if missing.
+    CreateOrOpen,
+}
+
+/// A file system as forklog uses it.
+pub trait Vfs: Send + Sync + Debug {
+    /// Opens `path` in `mode`.
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn VfsFile>>;
+    /// Creates one directory; `AlreadyExists` if it exists.
+    fn create_dir(&self, path: &Path) -> io::Result<()>;
+    /// Creates a directory and its missing parents.
+    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// Lists the names of the entries of a directory (unsorted).
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<String>>;
+    /// True when `path` exists.
+    fn exists(&self, path: &Path) -> bool;
+    /// Atomically renames `from` to `to`, replacing `to`.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Removes a directory and everything in it.
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// Makes the directory's entries (creations, renames, removals) durable.
+    fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// Maps a file read-only. Only called for files that are never modified again (sealed segments,
+    /// archived versions); the caller must not rely on seeing later changes.
+    fn map(&self, path: &Path) -> io::Result<MappedBytes>;
+}
+
+/// An open file.
+pub trait VfsFile: Send + Sync + Debug {
+    /// Reads exactly `buf.len()` bytes at `offset` (`UnexpectedEof` if the file is shorter).
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// Writes all of `data` at `offset`.
+    fn write_all_at(&self, data: &[u8], offset: u64) -> io::Result<()>;
+    /// The file's current length.
+    fn len(&self) -> io::Result<u64>;
+    /// Truncates or extends the file to `len` bytes.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Makes the file's data durable (`fdatasync`).
+    fn sync_data(&self) -> io::Result<()>;
+    /// Takes an exclusive advisory lock without waiting; `Ok(false)` when someone else holds a lock.
+    fn try_lock(&self) -> io::Result<bool>;
+    /// Takes a shared advisory lock without waiting; `Ok(false)` when someone holds the exclusive lock.
+    fn try_lock_shared(&self) -> io::Result<bool>;
+    /// Releases this handle's lock.
+    fn unlock(&self) -> io::Result<()>;
+}
+
+/// The real file system.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StdFs;
+
+/// A [`VfsFile`] on a real file.
+#[derive(Debug)]
+pub struct StdFile(File);
+
+fn lock_result(r: Result<(), TryLockError>) -> io::Result<bool> {
+    match r {
+        Ok(()) => Ok(true),
+        Err(TryLockError::WouldBlock) => Ok(false),
+        Err(TryLockError::Error(e)) => Err(e),
+    }
+}
+
+impl VfsFile for StdFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        FileExt::read_exact_at(&self.0, buf, offset)
+    }
+    fn write_all_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
+        FileExt::write_all_at(&self.0, data, offset)
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+    fn try_lock(&self) -> io::Result<bool> {
+        lock_result(self.0.try_lock())
+    }
+    fn try_lock_shared(&self) -> io::Result<bool> {
+        lock_result(self.0.try_lock_shared())
+    }
+    fn unlock(&self) -> io::Result<()> {
+        self.0.unlock()
+    }
+}
+
+/// A read-only memory map of a sealed file.
+struct Mapped(memmap2::Mmap);
+
+impl AsRef<[u8]> for Mapped {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Vfs for StdFs {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn VfsFile>> {
+        let mut o = OpenOptions::new();
+        match mode {
+            OpenMode::Read => o.read(true),
+            OpenMode::ReadWrite => o.read(true).write(true),
+            OpenMode::CreateNew => o.read(true).write(true).create_new(true),
+            OpenMode::CreateOrOpen => o.read(true).write(true).create(true),
+        };
+        Ok(Box::new(StdFile(o.open(path)?)))
+    }
+    fn create_dir(&self, path: &Path) -> io::Result<()> {
+        fs::create_dir(path)
+    }
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        fs::create_dir_all(path)
+    }
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(path)? {
+            if let Ok(name) = entry?.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        fs::remove_dir_all(path)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        File::open(path)?.sync_all()
+    }
+    fn map(&self, path: &Path) -> io::Result<MappedBytes> {
+        let file = File::open(path)?;
+        if file.metadata()?.len() == 0 {
+            return Ok(Arc::new(Vec::<u8>::new()));
+        }
+        // SAFETY: forklog maps only sealed segments and files of archived versions, which no forklog
+        // writer modifies or truncates again (docs/FORMAT.md, "Invariants"); garbage collection only
+        // unlinks them, which leaves existing mappings valid on POSIX systems. Another program that
+        // edits the store's files in place breaks this assumption, as documented in the README.
+        let map = unsafe { memmap2::Mmap::map(&file)? };
+        Ok(Arc::new(Mapped(map)))
+    }
+}
