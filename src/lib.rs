@@ -80,6 +80,9 @@ mod verify;
 pub mod vfs;
 mod writer;
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 /// Low-level decoders exposed for fuzzing and tooling. Not a stable API.
 #[doc(hidden)]
 pub mod internals {
