@@ -159,7 +159,9 @@ impl Source {
             Source::File { file, len, chunk, chunk_start, chunk_size } => {
                 let have = off >= *chunk_start && end <= *chunk_start + chunk.len() as u64;
                 if !have {
-                    let want = (n.max(*chunk_size) as u64).min(*len - off) as usize;
+                    // Start small (a lookup reads a header and a frame or two) and grow while a scan goes on.
+                    let grow = if chunk.is_empty() { 4096 } else { (chunk.len() * 2).min(*chunk_size) };
+                    let want = (n.max(grow) as u64).min(*len - off) as usize;
                     chunk.resize(want, 0);
                     file.read_exact_at(chunk, off).map_err(|e| Error::io("reading segment", path, e))?;
                     *chunk_start = off;
