@@ -1,0 +1,227 @@
+//! The command line, declared with clap's derive API. The doc comments here are the `--help` text,
+//! so they state the contract: commands, flags, output formats and exit statuses.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Text shown after the command list in `forklog --help`.
+const AFTER_HELP: &str = "\
+SPEC is PARENT?_step=N: PARENT is a run id or ID@vK (an archived version), N a non-negative integer.
+A fork or rewind at step N keeps every event with step <= N; new rows start at N + 1.
+
+Exit status: 0 on success; 1 when `verify` finds corruption; 2 on any other error, reported as one
+line on stderr starting with `error: `.";
+
+/// forklog: an event-sourced store for experiment-tracking runs with copy-free fork and rewind.
+#[derive(Debug, Parser)]
+#[command(name = "forklog", version, after_help = AFTER_HELP, max_term_width = 100)]
+pub struct Cli {
+    /// The store directory.
+    #[arg(long, global = true, value_name = "DIR", env = "FORKLOG_STORE", default_value = "./forklog-store")]
+    pub store: PathBuf,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Log JSON Lines from stdin into RUN, one history row per line.
+    ///
+    /// Each line is a JSON object. Its optional "_step" (a non-negative integer) gives the step;
+    /// without it the row takes the next step. An optional "_timestamp" (unix seconds) sets the
+    /// row's time. Every other key is a metric (numbers, booleans, strings, null, arrays, objects).
+    /// Blank lines are skipped. RUN is created if missing and appended to if it exists. A malformed
+    /// line or a step that is not increasing stops the command with exit 2 and names the line:
+    /// every earlier line is kept and durable, nothing from that line on is written. On success the
+    /// run ends with a Finish event.
+    Log(LogArgs),
+
+    /// Create NEW_RUN as a fork of SPEC (PARENT?_step=N) with no new rows.
+    Fork {
+        /// The id of the new run.
+        new_run: String,
+        /// Where to fork: PARENT?_step=N (PARENT may be ID@vK).
+        spec: String,
+    },
+
+    /// Rewind a run in place to SPEC (RUN?_step=N): the current version is archived as RUN@vK.
+    Rewind {
+        /// RUN?_step=N.
+        spec: String,
+    },
+
+    /// Print RUN's history, one row per Log event in step order, inherited prefix included.
+    ///
+    /// JSONL rows are {"_step": N, "_timestamp": SECONDS, ...metrics} (plus "_run": "ID@vK" with
+    /// --origin). Integers stay integers; floats print in shortest round-trip form; NaN and the
+    /// infinities print as the strings "NaN", "Infinity", "-Infinity". CSV has a header row
+    /// _step,_timestamp followed by the sorted union of metric keys (and _run with --origin);
+    /// missing cells are empty.
+    History(HistoryArgs),
+
+    /// List runs (live runs; --all adds archived versions and deleted runs kept for their forks).
+    ///
+    /// --json prints one object per line with keys id, version, parent, fork_step, first_step,
+    /// last_step, rows, state, created (and archived, deleted with --all).
+    Runs {
+        /// One JSON object per line instead of a table.
+        #[arg(long, conflicts_with = "tree")]
+        json: bool,
+        /// Draw the fork tree.
+        #[arg(long)]
+        tree: bool,
+        /// Include archived versions and deleted runs still kept for their descendants.
+        #[arg(long)]
+        all: bool,
+    },
+
+    /// Print RUN's summary (last value of each metric, overridden by summary patches) as JSON.
+    Summary {
+        /// RUN or ID@vK.
+        run: String,
+    },
+
+    /// Print RUN's config as JSON.
+    Config {
+        /// RUN or ID@vK.
+        run: String,
+    },
+
+    /// Print RUN's lineage as a JSON array of {"run": "ID@vK", "fork_step": N|null}, root first.
+    Lineage {
+        /// RUN or ID@vK.
+        run: String,
+    },
+
+    /// Check every file of the store; exit 0 when clean, 1 when corruption is found.
+    ///
+    /// Prints one line per problem, "<file>:<offset>: <corrupt|torn tail>: <message>", then a
+    /// summary line. A torn tail left by a crash is expected, not corruption: it is reported and
+    /// the exit status stays 0.
+    Verify,
+
+    /// Delete a run (its files stay while forks still read them; `gc` frees the rest).
+    Delete {
+        /// The run id.
+        run: String,
+    },
+
+    /// Remove files no live run needs any more, and print what was freed.
+    Gc,
+
+    /// Load a JSON Lines file into RUN (same rules as `log`), with a progress bar on a terminal.
+    Import {
+        /// The input format.
+        #[arg(long, value_enum, default_value_t = ImportFormat::Jsonl)]
+        format: ImportFormat,
+        /// The run to create or append to.
+        run: String,
+        /// The file to read.
+        file: PathBuf,
+    },
+
+    /// Write RUN's history as JSON Lines to FILE, with a progress bar on a terminal.
+    Export {
+        /// RUN or ID@vK.
+        run: String,
+        /// The file to write (replaced if it exists).
+        file: PathBuf,
+    },
+
+    /// Run the demonstration: log, fork, fork a fork, rewind, replay and verify, with timings.
+    Demo {
+        /// The demo store directory (wiped at start; must be empty or a forklog store).
+        #[arg(long, value_name = "DIR", default_value = "./forklog-demo-store")]
+        dir: PathBuf,
+        /// Rows in the base run (forks are taken at 1%, 50% and 99% of it).
+        #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(100..))]
+        rows: u64,
+    },
+}
+
+/// Arguments of `forklog log`.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// The run to write (created if missing).
+    pub run: String,
+    /// Create RUN as a fork of PARENT?_step=N first (error if RUN exists).
+    #[arg(long, value_name = "SPEC", conflicts_with = "resume_from")]
+    pub fork_from: Option<String>,
+    /// Rewind RUN to RUN?_step=N first.
+    #[arg(long, value_name = "SPEC")]
+    pub resume_from: Option<String>,
+    /// When rows are made durable: after every row, every 100 ms, or only at the end.
+    /// Default: the store's default (every second).
+    #[arg(long, value_enum)]
+    pub sync: Option<SyncArg>,
+    /// Print each row's step on stdout (flushed) once it is durable.
+    #[arg(long)]
+    pub ack: bool,
+}
+
+/// Arguments of `forklog history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// RUN or ID@vK.
+    pub run: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = HistoryFormat::Jsonl)]
+    pub format: HistoryFormat,
+    /// First step to print (inclusive).
+    #[arg(long, value_name = "A")]
+    pub from_step: Option<u64>,
+    /// Last step to print (inclusive).
+    #[arg(long, value_name = "B")]
+    pub to_step: Option<u64>,
+    /// Only these metrics (comma-separated); rows with none of them are skipped.
+    #[arg(long, value_name = "K1,K2", value_delimiter = ',')]
+    pub keys: Option<Vec<String>>,
+    /// Only the run's own rows, without the inherited prefix.
+    #[arg(long)]
+    pub own: bool,
+    /// Add "_run": the version (ID@vK) each row is stored in.
+    #[arg(long)]
+    pub origin: bool,
+}
+
+/// `--sync` values of `forklog log`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SyncArg {
+    /// fsync after every row.
+    Always,
+    /// fsync at most 100 ms after a row.
+    Interval,
+    /// fsync only at the end.
+    Never,
+}
+
+/// `--format` values of `forklog history`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HistoryFormat {
+    /// One JSON object per line.
+    Jsonl,
+    /// Comma-separated values with a header row.
+    Csv,
+}
+
+/// `--format` values of `forklog import`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImportFormat {
+    /// JSON Lines, as read by `forklog log`.
+    Jsonl,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

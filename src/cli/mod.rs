@@ -1,0 +1,178 @@
+//! The `forklog` command-line tool: argument parsing, dispatch, and what every command shares
+//! (the error type and exit statuses, opening the store, stdout handling, progress bars).
+//!
+//! Exit statuses: 0 on success, 1 when `verify` finds corruption, 2 on any other error, reported
+//! as exactly one line on stderr starting with `error: `.
+
+pub mod args;
+mod demo;
+mod history;
+mod ingest;
+mod inspect;
+mod json;
+mod log;
+mod manage;
+mod runs;
+
+use std::fmt;
+use std::io::{self, IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use forklog::Store;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use args::{Cli, Command};
+
+/// Exit status for success.
+pub const EXIT_OK: u8 = 0;
+/// Exit status when `verify` finds corruption.
+pub const EXIT_CORRUPT: u8 = 1;
+/// Exit status for every other error.
+pub const EXIT_ERROR: u8 = 2;
+
+/// Why a command stopped early: the exit status and, unless the failure is silent, the message.
+#[derive(Debug)]
+pub struct CliError {
+    /// The process exit status.
+    pub code: u8,
+    /// The message printed after `error: `; `None` exits silently (e.g. stdout was closed).
+    pub message: Option<String>,
+}
+
+impl CliError {
+    /// An error that exits with status 2 and prints `message`.
+    pub fn new(message: impl fmt::Display) -> CliError {
+        CliError { code: EXIT_ERROR, message: Some(message.to_string()) }
+    }
+
+    /// Prefixes the message with where it happened (`line 3: ...`).
+    pub fn context(self, prefix: impl fmt::Display) -> CliError {
+        CliError { code: self.code, message: self.message.map(|m| format!("{prefix}: {m}")) }
+    }
+
+    /// Appends a second failure's message: `first; second` (keeping the first one's status).
+    pub fn also(self, other: CliError) -> CliError {
+        let message = match (self.message, other.message) {
+            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+            (a, b) => a.or(b),
+        };
+        CliError { code: self.code, message }
+    }
+
+    /// Prints the message (one line on stderr) and returns the exit status.
+    pub fn report(self) -> ExitCode {
+        if let Some(message) = self.message {
+            let one_line = message.replace(['\r', '\n'], " ");
+            // If stderr itself is gone there is nobody left to tell.
+            let _ = writeln!(io::stderr().lock(), "error: {one_line}");
+        }
+        ExitCode::from(self.code)
+    }
+}
+
+impl From<forklog::Error> for CliError {
+    fn from(e: forklog::Error) -> CliError {
+        CliError::new(e)
+    }
+}
+
+/// Maps a failed write to stdout: a closed pipe (`forklog history r | head`) ends the command
+/// quietly with status 0; any other failure is an error.
+pub fn stdout_error(e: io::Error) -> CliError {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        CliError { code: EXIT_OK, message: None }
+    } else {
+        CliError::new(format!("writing to stdout: {e}"))
+    }
+}
+
+/// Opens (creating if needed) the store for a command that writes.
+pub fn open_store(dir: &Path) -> Result<Store, CliError> {
+    Store::open(dir).map_err(CliError::from)
+}
+
+/// Fails unless `dir` exists: commands that only read or clean up never create a store, so a
+/// mistyped `--store` is an error rather than a new, empty store.
+pub fn require_store_dir(dir: &Path) -> Result<(), CliError> {
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(CliError::new(format!(
+            "no store at {} (pass --store DIR or set FORKLOG_STORE; `forklog log` creates one)",
+            dir.display()
+        )))
+    }
+}
+
+/// Opens an existing store (see [`require_store_dir`]).
+pub fn open_existing(dir: &Path) -> Result<Store, CliError> {
+    require_store_dir(dir)?;
+    open_store(dir)
+}
+
+/// A progress bar on stderr counting `len` units (bytes when `bytes`, else rows), or a hidden one
+/// when stderr is not a terminal, so scripts and logs never see progress output.
+pub fn progress_bar(len: u64, bytes: bool) -> ProgressBar {
+    if !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let template = if bytes {
+        "{bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})"
+    } else {
+        "{bar:40} {pos}/{len} rows ({per_sec}, eta {eta})"
+    };
+    let style = ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar());
+    ProgressBar::new(len).with_style(style)
+}
+
+/// Turns a clap parse failure into the tool's conventions: `--help` and `--version` print and exit
+/// 0; every other failure is one `error: ` line on stderr (with the usage line) and exit status 2.
+pub fn parse_failure(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            // Printing help to a closed stdout is not worth a panic or an error.
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            CliError::new("no command given; run `forklog --help` for the list").report()
+        }
+        _ => {
+            let text = e.to_string();
+            let mut paragraphs = text.split("\n\n");
+            let first = paragraphs.next().unwrap_or_default();
+            let mut message: String =
+                first.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+            if let Some(stripped) = message.strip_prefix("error: ") {
+                message = stripped.to_string();
+            }
+            if let Some(usage) = text.lines().find_map(|l| l.strip_prefix("Usage: ")) {
+                message = format!("{message}; usage: {}", usage.trim());
+            }
+            CliError::new(message).report()
+        }
+    }
+}
+
+/// Runs the parsed command and returns its exit status.
+pub fn run(cli: Cli) -> Result<u8, CliError> {
+    let store = cli.store.as_path();
+    match cli.command {
+        Command::Log(a) => log::log(store, a),
+        Command::Fork { new_run, spec } => manage::fork(store, &new_run, &spec),
+        Command::Rewind { spec } => manage::rewind(store, &spec),
+        Command::History(a) => history::history(store, a),
+        Command::Runs { json, tree, all } => runs::runs(store, json, tree, all),
+        Command::Summary { run } => inspect::summary(store, &run),
+        Command::Config { run } => inspect::config(store, &run),
+        Command::Lineage { run } => inspect::lineage(store, &run),
+        Command::Verify => inspect::verify(store),
+        Command::Delete { run } => manage::delete(store, &run),
+        Command::Gc => manage::gc(store),
+        Command::Import { format: _, run, file } => log::import(store, &run, &file),
+        Command::Export { run, file } => history::export(store, &run, &file),
+        Command::Demo { dir, rows } => demo::demo(&dir, rows),
+    }
+}
