@@ -16,6 +16,9 @@ use crate::keys::read_keys;
 use crate::value::Key;
 use crate::vfs::{OpenMode, Vfs};
 
+/// A version's keys by id.
+pub type KeyList = Arc<Vec<Key>>;
+
 /// What one run directory holds.
 #[derive(Debug, Clone, Default)]
 pub struct RunListing {
@@ -77,7 +80,7 @@ pub struct Catalog {
     /// `<store>/runs`.
     pub runs_dir: PathBuf,
     headers: Mutex<HashMap<(String, u32), Arc<VersionHeader>>>,
-    keys: Mutex<HashMap<(String, u32), Arc<Vec<Key>>>>,
+    keys: Mutex<HashMap<(String, u32), KeyList>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -6,17 +6,21 @@
 //! keys as ids into the version's key table, so a row of five floats costs about 58 bytes.
 
 use serde::ser::{SerializeSeq, Serializer};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+#[cfg(test)]
+use serde::Deserialize;
 
 use crate::value::Value;
 
-/// Limit that bounds what a decoder may allocate, whatever length a (CRC-valid) payload claims.
+/// Limit that bounds what the reference decoder may allocate.
+#[cfg(test)]
 const DECODE_LIMIT: usize = crate::format::MAX_FRAME_LEN as usize;
 
 fn config() -> impl bincode::config::Config {
     bincode::config::standard()
 }
 
+#[cfg(test)]
 fn limited() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<DECODE_LIMIT>()
 }
@@ -132,7 +136,8 @@ impl Serialize for Keyed<'_> {
     }
 }
 
-/// The on-disk value, decoded; converted into [`Value`] by moving its parts.
+/// The on-disk value as bincode decodes it: the reference the hand-written decoder is tested against.
+#[cfg(test)]
 #[derive(Deserialize)]
 enum DiskValue {
     Null,
@@ -145,6 +150,7 @@ enum DiskValue {
     Map(Vec<(String, DiskValue)>),
 }
 
+#[cfg(test)]
 impl From<DiskValue> for Value {
     fn from(d: DiskValue) -> Value {
         match d {
@@ -169,6 +175,7 @@ enum DiskEventRef<'a> {
     Finish { dstep: u64, exit_code: i32 },
 }
 
+#[cfg(test)]
 #[derive(Deserialize)]
 enum DiskEvent {
     Log { dstep: u64, dtime: i64, metrics: Vec<(u32, DiskValue)> },
@@ -249,6 +256,7 @@ impl RawEvent {
     }
 }
 
+#[cfg(test)]
 fn kv(v: Vec<(u32, DiskValue)>) -> Vec<(u32, Value)> {
     v.into_iter().map(|(k, d)| (k, Value::from(d))).collect()
 }
@@ -279,10 +287,137 @@ pub fn encode_prefix(out: &mut Vec<u8>, count: u32, base_step: u64, base_time_us
     let _ = bincode::serde::encode_into_std_write((count, base_step, base_time_us), out, config());
 }
 
+/// Deepest nesting of lists and maps a value may have (checked when writing and when reading).
+pub const MAX_DEPTH: usize = 64;
+
+/// A bounds-checked cursor over payload bytes, decoding the varint format of docs/FORMAT.md by hand
+/// (bincode's `standard()` layout; bincode still encodes). Lengths are checked against the bytes left before
+/// anything is allocated, and nesting is capped, so no payload can make it allocate or recurse without bound.
+struct Rd<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+type Dec<T> = Result<T, DecodeError>;
+
+fn err<T>(what: &str) -> Dec<T> {
+    Err(DecodeError(what.to_string()))
+}
+
+impl<'a> Rd<'a> {
+    fn take(&mut self, n: usize) -> Dec<&'a [u8]> {
+        match self.pos.checked_add(n).and_then(|end| self.b.get(self.pos..end)) {
+            Some(s) => {
+                self.pos += n;
+                Ok(s)
+            }
+            None => err("unexpected end of payload"),
+        }
+    }
+    fn array<const N: usize>(&mut self) -> Dec<[u8; N]> {
+        let s = self.take(N)?;
+        let mut a = [0u8; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+    fn u64(&mut self) -> Dec<u64> {
+        let [tag] = self.array::<1>()?;
+        match tag {
+            0..=250 => Ok(u64::from(tag)),
+            251 => Ok(u64::from(u16::from_le_bytes(self.array()?))),
+            252 => Ok(u64::from(u32::from_le_bytes(self.array()?))),
+            253 => Ok(u64::from_le_bytes(self.array()?)),
+            _ => err("invalid varint marker"),
+        }
+    }
+    fn u32(&mut self) -> Dec<u32> {
+        u32::try_from(self.u64()?).or_else(|_| err("varint out of range for u32"))
+    }
+    fn i64(&mut self) -> Dec<i64> {
+        let u = self.u64()?;
+        Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
+    }
+    fn i32(&mut self) -> Dec<i32> {
+        let u = self.u32()?;
+        Ok(((u >> 1) as i32) ^ -((u & 1) as i32))
+    }
+    /// A length that the remaining bytes can hold (each element takes at least one byte).
+    fn len(&mut self) -> Dec<usize> {
+        let n = self.u64()?;
+        if n > (self.b.len() - self.pos) as u64 {
+            return err("length exceeds the payload");
+        }
+        Ok(n as usize)
+    }
+    fn string(&mut self) -> Dec<String> {
+        let n = self.len()?;
+        let s = self.take(n)?;
+        match std::str::from_utf8(s) {
+            Ok(s) => Ok(s.to_string()),
+            Err(_) => err("string is not valid UTF-8"),
+        }
+    }
+    fn value(&mut self, depth: usize) -> Dec<Value> {
+        if depth > MAX_DEPTH {
+            return err("value nested too deeply");
+        }
+        Ok(match self.u32()? {
+            0 => Value::Null,
+            1 => match self.array::<1>()? {
+                [0] => Value::Bool(false),
+                [1] => Value::Bool(true),
+                _ => return err("invalid bool"),
+            },
+            2 => Value::Int(self.i64()?),
+            3 => Value::Float(f64::from_le_bytes(self.array()?)),
+            4 => Value::Str(self.string()?),
+            5 => {
+                let n = self.len()?;
+                Value::Bytes(self.take(n)?.to_vec())
+            }
+            6 => {
+                let n = self.len()?;
+                let mut l = Vec::with_capacity(n);
+                for _ in 0..n {
+                    l.push(self.value(depth + 1)?);
+                }
+                Value::List(l)
+            }
+            7 => {
+                let n = self.len()?;
+                let mut m = std::collections::BTreeMap::new();
+                for _ in 0..n {
+                    let k = self.string()?;
+                    m.insert(k, self.value(depth + 1)?);
+                }
+                Value::Map(m)
+            }
+            _ => return err("invalid value tag"),
+        })
+    }
+    fn keyed(&mut self) -> Dec<Vec<(u32, Value)>> {
+        let n = self.len()?;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let k = self.u32()?;
+            out.push((k, self.value(0)?));
+        }
+        Ok(out)
+    }
+}
+
+/// Nesting depth of a value (0 for scalars).
+pub fn depth(v: &Value) -> usize {
+    match v {
+        Value::List(l) => 1 + l.iter().map(depth).max().unwrap_or(0),
+        Value::Map(m) => 1 + m.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// Decodes the events of a frame payload one at a time, with each event's end offset in the payload.
 pub struct PayloadDecoder<'a> {
-    payload: &'a [u8],
-    pos: usize,
+    rd: Rd<'a>,
     remaining: u32,
     prev_step: u64,
     prev_time: i64,
@@ -291,13 +426,14 @@ pub struct PayloadDecoder<'a> {
 impl<'a> PayloadDecoder<'a> {
     /// Starts decoding `payload`: reads its prefix.
     pub fn new(payload: &'a [u8]) -> Result<PayloadDecoder<'a>, DecodeError> {
-        let ((count, base_step, base_time), used): ((u32, u64, i64), usize) =
-            bincode::serde::decode_from_slice(payload, limited())
-                .map_err(|e| DecodeError(format!("bad frame prefix: {e}")))?;
+        let mut rd = Rd { b: payload, pos: 0 };
+        let count = rd.u32()?;
+        let base_step = rd.u64()?;
+        let base_time = rd.i64()?;
         if count == 0 {
-            return Err(DecodeError("frame holds no events".into()));
+            return err("frame holds no events");
         }
-        Ok(PayloadDecoder { payload, pos: used, remaining: count, prev_step: base_step, prev_time: base_time })
+        Ok(PayloadDecoder { rd, remaining: count, prev_step: base_step, prev_time: base_time })
     }
 
     /// The step of the frame's first event.
@@ -310,48 +446,82 @@ impl<'a> PayloadDecoder<'a> {
         self.remaining
     }
 
+    fn event(&mut self) -> Dec<RawEvent> {
+        let tag = self.rd.u32()?;
+        let dstep = self.rd.u64()?;
+        self.prev_step = self.prev_step.wrapping_add(dstep);
+        let step = self.prev_step;
+        Ok(match tag {
+            0 | 3 => {
+                self.prev_time = self.prev_time.wrapping_add(self.rd.i64()?);
+                let metrics = self.rd.keyed()?;
+                if tag == 0 {
+                    RawEvent::Log { step, time_us: self.prev_time, metrics }
+                } else {
+                    RawEvent::System { step, time_us: self.prev_time, metrics }
+                }
+            }
+            1 => RawEvent::Config { step, patch: self.rd.keyed()? },
+            2 => RawEvent::Summary { step, patch: self.rd.keyed()? },
+            4 => RawEvent::Finish { step, exit_code: self.rd.i32()? },
+            _ => return err("invalid event tag"),
+        })
+    }
+
     /// The next event and the payload offset just past it; `None` after the last. After the last event the
     /// payload must be fully consumed.
     pub fn next_event(&mut self) -> Option<Result<(RawEvent, usize), DecodeError>> {
         if self.remaining == 0 {
-            if self.pos != self.payload.len() {
-                self.pos = self.payload.len();
-                return Some(Err(DecodeError("trailing bytes after the last event".into())));
+            if self.rd.pos != self.rd.b.len() {
+                self.rd.pos = self.rd.b.len();
+                return Some(err("trailing bytes after the last event"));
             }
             return None;
         }
-        let rest = self.payload.get(self.pos..).unwrap_or(&[]);
-        let (disk, used): (DiskEvent, usize) = match bincode::serde::decode_from_slice(rest, limited()) {
-            Ok(x) => x,
+        match self.event() {
+            Ok(ev) => {
+                self.remaining -= 1;
+                Some(Ok((ev, self.rd.pos)))
+            }
             Err(e) => {
                 self.remaining = 0;
-                self.pos = self.payload.len();
-                return Some(Err(DecodeError(format!("bad event: {e}"))));
+                self.rd.pos = self.rd.b.len();
+                Some(Err(e))
             }
-        };
-        self.pos += used;
-        self.remaining -= 1;
+        }
+    }
+}
+
+/// The reference decoder: bincode through serde (used by tests to check the hand-written one).
+#[cfg(test)]
+fn decode_with_bincode(payload: &[u8]) -> Option<Vec<RawEvent>> {
+    let ((count, mut ps, mut pt), mut pos): ((u32, u64, i64), usize) =
+        bincode::serde::decode_from_slice(payload, limited()).ok()?;
+    let mut out = Vec::new();
+    for _ in 0..count {
+        let (disk, used): (DiskEvent, usize) = bincode::serde::decode_from_slice(payload.get(pos..)?, limited()).ok()?;
+        pos += used;
         let mut step = |d: u64| {
-            self.prev_step = self.prev_step.wrapping_add(d);
-            self.prev_step
+            ps = ps.wrapping_add(d);
+            ps
         };
-        let ev = match disk {
+        out.push(match disk {
             DiskEvent::Log { dstep, dtime, metrics } => {
                 let step = step(dstep);
-                self.prev_time = self.prev_time.wrapping_add(dtime);
-                RawEvent::Log { step, time_us: self.prev_time, metrics: kv(metrics) }
+                pt = pt.wrapping_add(dtime);
+                RawEvent::Log { step, time_us: pt, metrics: kv(metrics) }
             }
             DiskEvent::Config { dstep, patch } => RawEvent::Config { step: step(dstep), patch: kv(patch) },
             DiskEvent::Summary { dstep, patch } => RawEvent::Summary { step: step(dstep), patch: kv(patch) },
             DiskEvent::System { dstep, dtime, metrics } => {
                 let step = step(dstep);
-                self.prev_time = self.prev_time.wrapping_add(dtime);
-                RawEvent::System { step, time_us: self.prev_time, metrics: kv(metrics) }
+                pt = pt.wrapping_add(dtime);
+                RawEvent::System { step, time_us: pt, metrics: kv(metrics) }
             }
             DiskEvent::Finish { dstep, exit_code } => RawEvent::Finish { step: step(dstep), exit_code },
-        };
-        Some(Ok((ev, self.pos)))
+        });
     }
+    (pos == payload.len()).then_some(out)
 }
 
 #[cfg(test)]
@@ -405,6 +575,57 @@ mod tests {
         let (mut ps, mut pt) = (1_000_000, 0);
         encode_event(&mut body, &EncEvent::Log { step: 1_000_001, time_us: 2_500, metrics: &m }, &mut ps, &mut pt);
         assert!(body.len() <= 60, "{} bytes", body.len());
+    }
+
+    #[test]
+    fn hand_decoder_agrees_with_bincode() {
+        let vals = [
+            Value::Float(-0.0),
+            Value::Int(i64::MIN),
+            Value::Str("ü".repeat(300)),
+            Value::Bytes(vec![9; 70_000]),
+            Value::List(vec![Value::Bool(true); 300]),
+            Value::Map([("k".to_string(), Value::Int(1 << 40))].into()),
+        ];
+        let m: Vec<(u32, &Value)> = vals.iter().enumerate().map(|(i, v)| (i as u32 * 100_000, v)).collect();
+        let mut body = Vec::new();
+        let (mut ps, mut pt) = (u64::MAX - 5, i64::MIN + 3);
+        let evs = [
+            EncEvent::Log { step: u64::MAX - 5, time_us: -7, metrics: &m },
+            EncEvent::Finish { step: u64::MAX, exit_code: i32::MIN },
+            EncEvent::System { step: u64::MAX, time_us: i64::MAX, metrics: &m[..2] },
+        ];
+        for e in &evs {
+            encode_event(&mut body, e, &mut ps, &mut pt);
+        }
+        let mut payload = Vec::new();
+        encode_prefix(&mut payload, 3, u64::MAX - 5, i64::MIN + 3);
+        payload.extend_from_slice(&body);
+        let reference = decode_with_bincode(&payload).unwrap();
+        let mut d = PayloadDecoder::new(&payload).unwrap();
+        let mut mine = Vec::new();
+        while let Some(r) = d.next_event() {
+            mine.push(r.unwrap().0);
+        }
+        assert_eq!(mine, reference);
+        // On every truncation, both refuse.
+        for cut in 0..payload.len() {
+            let p = &payload[..cut];
+            let ok = PayloadDecoder::new(p).map(|mut d| std::iter::from_fn(|| d.next_event()).all(|r| r.is_ok()));
+            assert!(!ok.unwrap_or(false) || decode_with_bincode(p).is_some(), "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_recursed() {
+        // A crafted payload: one Log with a value nested 100_000 lists deep.
+        let mut p = vec![1, 0, 0, 0, 0, 0, 1, 0];
+        for _ in 0..100_000 {
+            p.extend_from_slice(&[6, 1]);
+        }
+        p.push(0);
+        let mut d = PayloadDecoder::new(&p).unwrap();
+        assert!(d.next_event().unwrap().is_err());
     }
 
     #[test]

@@ -134,7 +134,7 @@ impl IndexReader {
             return Err(Error::corrupt(path, 0, "index header names another segment"));
         }
         let body = source.len() - SMALL_HEADER_LEN as u64;
-        if sealed && body % INDEX_ENTRY_LEN as u64 != 0 {
+        if sealed && !body.is_multiple_of(INDEX_ENTRY_LEN as u64) {
             return Err(Error::corrupt(path, source.len(), "partial entry at the end of a sealed index"));
         }
         let mut r =
@@ -212,7 +212,7 @@ pub fn parse_index(
             None => return Err(Error::corrupt(path, at, "index entry checksum mismatch")),
         }
     }
-    if sealed && body.len() % INDEX_ENTRY_LEN != 0 {
+    if sealed && !body.len().is_multiple_of(INDEX_ENTRY_LEN) {
         let at = (SMALL_HEADER_LEN + full * INDEX_ENTRY_LEN) as u64;
         return Err(Error::corrupt(path, at, "partial entry at the end of a sealed index"));
     }

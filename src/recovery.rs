@@ -196,8 +196,11 @@ fn recover_segment(
     })
 }
 
+/// A key table opened for appending: ids by key, the file (if it exists) and its valid length.
+type RecoveredKeys = (HashMap<Key, u32>, Option<Box<dyn VfsFile>>, u64);
+
 /// Loads the key table for writing, cutting a torn tail.
-fn recover_keys(inner: &StoreInner, view: &VersionView) -> Result<(HashMap<Key, u32>, Option<Box<dyn VfsFile>>, u64)> {
+fn recover_keys(inner: &StoreInner, view: &VersionView) -> Result<RecoveredKeys> {
     let vfs = &*inner.catalog.vfs;
     let path = view.keys_path();
     let table = read_keys(vfs, &path, view.version, view.header.nonce, true)?;

@@ -175,6 +175,19 @@ impl WriterCore {
         Ok(out)
     }
 
+    /// Checks a row before anything of it is buffered: key lengths and the nesting depth of its values.
+    fn check_values(&self, m: &Metrics) -> Result<()> {
+        if let Some(k) = m.keys().find(|k| k.len() > format::MAX_KEY_LEN as usize) {
+            return Err(Error::TooLarge { what: "metric key", size: k.len() as u64, limit: format::MAX_KEY_LEN.into() });
+        }
+        match m.iter().find(|(_, v)| crate::codec::depth(v) > crate::codec::MAX_DEPTH) {
+            Some((k, _)) => Err(Error::Value {
+                reason: format!("value of {k:?} is nested deeper than {} levels", crate::codec::MAX_DEPTH),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Encodes one event into the buffer (the caller has validated it).
     fn push(&mut self, ev: &EncEvent<'_>) -> Result<()> {
         if self.buf_count == 0 {
@@ -212,6 +225,9 @@ impl WriterCore {
     fn append_other(&mut self, kind: Other, m: Option<&Metrics>, exit_code: i32) -> Result<()> {
         self.check()?;
         let step = self.current_step();
+        if let Some(m) = m {
+            self.check_values(m)?;
+        }
         let empty = Metrics::new();
         let ids = self.key_ids(m.unwrap_or(&empty))?;
         let ev = match kind {
@@ -493,7 +509,8 @@ impl RunWriter {
         let now = now_micros();
         let mut last = core.last();
         let mut steps = Vec::with_capacity(rows.len());
-        for (step, _, _) in &rows {
+        for (step, _, m) in &rows {
+            core.check_values(m)?;
             let s = match (step, last) {
                 (Some(s), Some(l)) if *s <= l => {
                     return Err(Error::StepNotIncreasing { run: self.id.clone(), last: l, got: *s })
@@ -552,14 +569,13 @@ impl RunWriter {
         let res = self.log_rows(rows);
         let mut core = self.core();
         core.buffer_size = saved;
-        let res = res.and_then(|s| {
+        res.and_then(|s| {
             if core.buf.len() >= saved || core.policy == SyncPolicy::Always {
                 core.flush_frame()?;
             }
             core.after_write()?;
             Ok(s)
-        });
-        res
+        })
     }
 
     /// Merges a patch into the run's config (positioned at the current step).
