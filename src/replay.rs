@@ -244,7 +244,7 @@ fn first_frame_step(mut r: SegmentReader) -> Result<Option<u64>> {
 impl Cursor {
     /// Resolves key ids to keys, reloading the key table once if it lags behind.
     fn metrics(&mut self, cat: &Catalog, kv: Vec<(u32, Value)>, filter: Option<&[String]>) -> Result<Metrics> {
-        let mut m = Metrics::new();
+        let mut m = Vec::with_capacity(kv.len());
         for (id, v) in kv {
             if id as usize >= self.keys.len() {
                 self.keys = cat.keys(&self.piece.view, Some(id))?;
@@ -257,10 +257,11 @@ impl Cursor {
                 )
             })?;
             if filter.is_none_or(|f| f.iter().any(|x| x.as_str() == &**k)) {
-                m.insert(k.clone(), v);
+                m.push((k.clone(), v));
             }
         }
-        Ok(m)
+        // Keys come in the writer's (sorted) order, so this is a linear bulk build.
+        Ok(Metrics::from_iter(m))
     }
 }
 
