@@ -7,21 +7,21 @@ use forklog::ForkPoint;
 
 use super::{open_existing, stdout_error, CliError, EXIT_OK};
 
-/// `forklog fork NEW_RUN SPEC`: creates a fork with no rows of its own, durable on return.
+/// `forklog fork NEW_RUN SPEC`: creates a fork with no rows of its own, durable on return. Like every
+/// command that writes a run, it ends its session cleanly (a Finish event), so the run reads `finished`.
 pub fn fork(dir: &Path, new_run: &str, spec: &str) -> Result<u8, CliError> {
     let point: ForkPoint = spec.parse()?;
     let store = open_existing(dir)?;
-    let mut writer = store.fork(new_run, &point)?;
-    writer.sync()?;
+    store.fork(new_run, &point)?.finish(0)?;
     Ok(EXIT_OK)
 }
 
-/// `forklog rewind RUN?_step=N`: rewinds a run in place (its current version is archived).
+/// `forklog rewind RUN?_step=N`: rewinds a run in place (its current version is archived); the new
+/// version ends with a Finish event, as after `log`.
 pub fn rewind(dir: &Path, spec: &str) -> Result<u8, CliError> {
     let point: ForkPoint = spec.parse()?;
     let store = open_existing(dir)?;
-    let mut writer = store.rewind_to(&point)?;
-    writer.sync()?;
+    store.rewind_to(&point)?.finish(0)?;
     Ok(EXIT_OK)
 }
 
