@@ -100,6 +100,11 @@ pub mod internals {
     pub use crate::stats::Stats;
 }
 
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use error::{Error, Result};
 pub use event::{Event, EventRecord, LogRow};
 pub use ids::{validate_run_id, ForkPoint, RunRef};
