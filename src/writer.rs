@@ -75,6 +75,9 @@ pub(crate) struct WriterCore {
     pub closed: bool,
 }
 
+/// A batch is written as one frame up to this size (frames stay small enough to decode one at a time).
+const BATCH_FRAME_SIZE: usize = 4 << 20;
+
 /// Scratch for resolving a row's keys to ids.
 type KeyedRow<'a> = Vec<(u32, &'a Value)>;
 
@@ -552,7 +555,8 @@ impl RunWriter {
         self.log(m)
     }
 
-    /// Logs many rows with one write (and one fsync under [`SyncPolicy::Always`]). Every step is checked
+    /// Logs many rows with one write (one frame of up to 4 MiB; one fsync under [`SyncPolicy::Always`]).
+    /// Every step is checked
     /// first: if any is not increasing, nothing is written. Returns the last step written.
     pub fn log_batch<I: IntoIterator<Item = (Option<u64>, Metrics)>>(&mut self, rows: I) -> Result<Option<u64>> {
         let rows: Vec<_> = rows.into_iter().map(|(s, m)| (s, None, m)).collect();
@@ -563,7 +567,7 @@ impl RunWriter {
         let saved = {
             let mut core = self.core();
             let saved = core.buffer_size;
-            core.buffer_size = (MAX_FRAME_LEN as usize) / 2;
+            core.buffer_size = saved.max(BATCH_FRAME_SIZE);
             saved
         };
         let res = self.log_rows(rows);
