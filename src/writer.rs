@@ -556,8 +556,7 @@ impl RunWriter {
     }
 
     /// Logs many rows with one write (one frame of up to 4 MiB; one fsync under [`SyncPolicy::Always`]).
-    /// Every step is checked
-    /// first: if any is not increasing, nothing is written. Returns the last step written.
+    /// Every step is checked first: if any is not increasing, nothing is written. Returns the last step.
     pub fn log_batch<I: IntoIterator<Item = (Option<u64>, Metrics)>>(&mut self, rows: I) -> Result<Option<u64>> {
         let rows: Vec<_> = rows.into_iter().map(|(s, m)| (s, None, m)).collect();
         if rows.is_empty() {
