@@ -6,9 +6,9 @@
 //! keys as ids into the version's key table, so a row of five floats costs about 58 bytes.
 
 use serde::ser::{SerializeSeq, Serializer};
-use serde::Serialize;
 #[cfg(test)]
 use serde::Deserialize;
+use serde::Serialize;
 
 use crate::value::Value;
 
@@ -73,6 +73,17 @@ pub enum EncEvent<'a> {
 }
 
 impl EncEvent<'_> {
+    /// Number of (key, value) pairs.
+    fn len(&self) -> usize {
+        match self {
+            EncEvent::Log { metrics: m, .. }
+            | EncEvent::System { metrics: m, .. }
+            | EncEvent::Config { patch: m, .. }
+            | EncEvent::Summary { patch: m, .. } => m.len(),
+            EncEvent::Finish { .. } => 0,
+        }
+    }
+
     /// The event's step.
     pub fn step(&self) -> u64 {
         match self {
@@ -278,6 +289,19 @@ pub fn encode_event(out: &mut Vec<u8>, ev: &EncEvent<'_>, prev_step: &mut u64, p
         EncEvent::System { metrics, .. } => DiskEventRef::System { dstep, dtime, metrics: Keyed(metrics) },
         EncEvent::Finish { exit_code, .. } => DiskEventRef::Finish { dstep, exit_code: *exit_code },
     };
+    // Encode into a slice of the buffer (much faster than bincode's `io::Write` path); grow and retry in
+    // the rare case a row does not fit the guess.
+    let start = out.len();
+    let mut room = 64 + 16 * ev.len();
+    while room <= 1 << 20 {
+        out.resize(start + room, 0);
+        if let Ok(n) = bincode::serde::encode_into_slice(&disk, &mut out[start..], config()) {
+            out.truncate(start + n);
+            return;
+        }
+        room *= 4;
+    }
+    out.truncate(start);
     // Encoding into a Vec cannot fail: every type here is serializable and a Vec's writes never fail.
     let _ = bincode::serde::encode_into_std_write(&disk, out, config());
 }
@@ -433,6 +457,10 @@ impl<'a> PayloadDecoder<'a> {
         if count == 0 {
             return err("frame holds no events");
         }
+        // Every event takes at least one byte: a larger count is garbage, and callers size buffers by it.
+        if count as usize > payload.len() - rd.pos {
+            return err("event count exceeds the payload");
+        }
         Ok(PayloadDecoder { rd, remaining: count, prev_step: base_step, prev_time: base_time })
     }
 
@@ -499,7 +527,8 @@ fn decode_with_bincode(payload: &[u8]) -> Option<Vec<RawEvent>> {
         bincode::serde::decode_from_slice(payload, limited()).ok()?;
     let mut out = Vec::new();
     for _ in 0..count {
-        let (disk, used): (DiskEvent, usize) = bincode::serde::decode_from_slice(payload.get(pos..)?, limited()).ok()?;
+        let (disk, used): (DiskEvent, usize) =
+            bincode::serde::decode_from_slice(payload.get(pos..)?, limited()).ok()?;
         pos += used;
         let mut step = |d: u64| {
             ps = ps.wrapping_add(d);
@@ -626,6 +655,15 @@ mod tests {
         p.push(0);
         let mut d = PayloadDecoder::new(&p).unwrap();
         assert!(d.next_event().unwrap().is_err());
+    }
+
+    #[test]
+    fn event_count_beyond_the_payload_is_refused() {
+        // Found by fuzz/ (record_decode): a CRC-valid frame claiming u32::MAX events made `frame_events`
+        // reserve ~240 GB (`Vec::with_capacity(count)`) and abort. The count is now bounded by the bytes.
+        let p = [252, 0xff, 0xff, 0xff, 0xff, 0, 0, 3, 0, 0, 0];
+        assert!(PayloadDecoder::new(&p).is_err());
+        assert!(crate::scan::frame_events(std::path::Path::new("x.seg"), 80, &p).is_err());
     }
 
     #[test]

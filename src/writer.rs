@@ -47,6 +47,8 @@ pub(crate) struct WriterCore {
     pub vfs: Arc<dyn Vfs>,
     pub lock: Option<Box<dyn VfsFile>>,
     pub keys: HashMap<Key, u32>,
+    /// The previous row's keys and ids, by position (a cache in front of `keys`).
+    last_row_keys: Vec<(Key, u32)>,
     pub keys_file: Option<Box<dyn VfsFile>>,
     pub keys_len: u64,
     pub pending_keys: Vec<u8>,
@@ -103,6 +105,7 @@ impl WriterCore {
             vfs,
             lock: Some(lock),
             keys: HashMap::new(),
+            last_row_keys: Vec::new(),
             keys_file: None,
             keys_len: 0,
             pending_keys: Vec::new(),
@@ -156,7 +159,14 @@ impl WriterCore {
 
     fn key_ids<'a>(&mut self, m: &'a Metrics) -> Result<KeyedRow<'a>> {
         let mut out = Vec::with_capacity(m.len());
-        for (k, v) in m {
+        for (i, (k, v)) in m.iter().enumerate() {
+            // Rows usually repeat the previous row's keys: compare with it before hashing.
+            if let Some((ck, id)) = self.last_row_keys.get(i) {
+                if Arc::ptr_eq(ck, k) || **ck == **k {
+                    out.push((*id, v));
+                    continue;
+                }
+            }
             let id = match self.keys.get(k) {
                 Some(id) => *id,
                 None => {
@@ -174,21 +184,32 @@ impl WriterCore {
                 }
             };
             out.push((id, v));
+            if i < self.last_row_keys.len() {
+                self.last_row_keys[i] = (k.clone(), id);
+            } else {
+                self.last_row_keys.push((k.clone(), id));
+            }
         }
         Ok(out)
     }
 
     /// Checks a row before anything of it is buffered: key lengths and the nesting depth of its values.
     fn check_values(&self, m: &Metrics) -> Result<()> {
-        if let Some(k) = m.keys().find(|k| k.len() > format::MAX_KEY_LEN as usize) {
-            return Err(Error::TooLarge { what: "metric key", size: k.len() as u64, limit: format::MAX_KEY_LEN.into() });
+        for (k, v) in m {
+            if k.len() > format::MAX_KEY_LEN as usize {
+                return Err(Error::TooLarge {
+                    what: "metric key",
+                    size: k.len() as u64,
+                    limit: format::MAX_KEY_LEN.into(),
+                });
+            }
+            if matches!(v, Value::List(_) | Value::Map(_)) && crate::codec::depth(v) > crate::codec::MAX_DEPTH {
+                return Err(Error::Value {
+                    reason: format!("value of {k:?} is nested deeper than {} levels", crate::codec::MAX_DEPTH),
+                });
+            }
         }
-        match m.iter().find(|(_, v)| crate::codec::depth(v) > crate::codec::MAX_DEPTH) {
-            Some((k, _)) => Err(Error::Value {
-                reason: format!("value of {k:?} is nested deeper than {} levels", crate::codec::MAX_DEPTH),
-            }),
-            None => Ok(()),
-        }
+        Ok(())
     }
 
     /// Encodes one event into the buffer (the caller has validated it).
@@ -506,47 +527,65 @@ impl RunWriter {
         }
     }
 
-    fn log_rows(&mut self, rows: Vec<(Option<u64>, Option<f64>, Metrics)>) -> Result<Option<u64>> {
+    /// The step a row will take: `step` if it is greater than `last`, else `StepNotIncreasing`.
+    fn resolve_step(&self, step: Option<u64>, last: Option<u64>) -> Result<u64> {
+        match (step, last) {
+            (Some(s), Some(l)) if s <= l => Err(Error::StepNotIncreasing { run: self.id.clone(), last: l, got: s }),
+            (Some(s), _) => Ok(s),
+            (None, Some(l)) => {
+                l.checked_add(1).ok_or(Error::StepNotIncreasing { run: self.id.clone(), last: l, got: l })
+            }
+            (None, None) => Ok(0),
+        }
+    }
+
+    /// Validates every row (steps, keys, values), then appends them all; on any error nothing is written.
+    fn log_rows(&mut self, rows: &[(Option<u64>, Option<f64>, &Metrics)]) -> Result<Option<u64>> {
         let mut core = self.core();
         core.check()?;
         let now = now_micros();
         let mut last = core.last();
-        let mut steps = Vec::with_capacity(rows.len());
-        for (step, _, m) in &rows {
+        let mut batch = Vec::with_capacity(rows.len());
+        for (step, time, m) in rows {
             core.check_values(m)?;
-            let s = match (step, last) {
-                (Some(s), Some(l)) if *s <= l => {
-                    return Err(Error::StepNotIncreasing { run: self.id.clone(), last: l, got: *s })
-                }
-                (Some(s), _) => *s,
-                (None, Some(l)) => {
-                    l.checked_add(1).ok_or(Error::StepNotIncreasing { run: self.id.clone(), last: l, got: l })?
-                }
-                (None, None) => 0,
-            };
-            steps.push(s);
+            let s = self.resolve_step(*step, last)?;
+            batch.push((s, time.map_or(now, secs_to_micros), *m));
             last = Some(s);
         }
-        let batch: Vec<(u64, i64, &Metrics)> =
-            rows.iter().zip(&steps).map(|((_, t, m), s)| (*s, t.map_or(now, secs_to_micros), m)).collect();
         core.append_rows(&batch)?;
-        Ok(steps.last().copied())
+        Ok(last.filter(|_| !rows.is_empty()))
+    }
+
+    /// One row: the hot path of a tracker, with no allocation besides the encoding buffer.
+    fn log_one(&mut self, step: Option<u64>, time: Option<f64>, m: &Metrics) -> Result<u64> {
+        let mut core = self.core();
+        core.check()?;
+        core.check_values(m)?;
+        let s = self.resolve_step(step, core.last())?;
+        let t = time.map_or_else(now_micros, secs_to_micros);
+        core.append_rows(&[(s, t, m)])?;
+        Ok(s)
     }
 
     /// Logs a history row at the next step and returns that step.
     pub fn log(&mut self, metrics: Metrics) -> Result<u64> {
-        self.log_rows(vec![(None, None, metrics)]).map(|s| s.unwrap_or(0))
+        self.log_one(None, None, &metrics)
+    }
+
+    /// Like [`log`](RunWriter::log) but borrows the row, so a caller can reuse one map for every step.
+    pub fn log_ref(&mut self, metrics: &Metrics) -> Result<u64> {
+        self.log_one(None, None, metrics)
     }
 
     /// Logs a history row at `step`, which must be greater than the last step
     /// ([`Error::StepNotIncreasing`] otherwise, and nothing is written).
     pub fn log_at(&mut self, step: u64, metrics: Metrics) -> Result<()> {
-        self.log_rows(vec![(Some(step), None, metrics)]).map(|_| ())
+        self.log_one(Some(step), None, &metrics).map(|_| ())
     }
 
     /// Logs a row with an explicit timestamp (seconds since the epoch), at `step` or the next step.
     pub fn log_with_time(&mut self, step: Option<u64>, time: f64, metrics: Metrics) -> Result<u64> {
-        self.log_rows(vec![(step, Some(time), metrics)]).map(|s| s.unwrap_or(0))
+        self.log_one(step, Some(time), &metrics)
     }
 
     /// Logs any serializable value whose serde form is a map or struct (each field a metric).
@@ -558,10 +597,11 @@ impl RunWriter {
     /// Logs many rows with one write (one frame of up to 4 MiB; one fsync under [`SyncPolicy::Always`]).
     /// Every step is checked first: if any is not increasing, nothing is written. Returns the last step.
     pub fn log_batch<I: IntoIterator<Item = (Option<u64>, Metrics)>>(&mut self, rows: I) -> Result<Option<u64>> {
-        let rows: Vec<_> = rows.into_iter().map(|(s, m)| (s, None, m)).collect();
-        if rows.is_empty() {
+        let owned: Vec<(Option<u64>, Metrics)> = rows.into_iter().collect();
+        if owned.is_empty() {
             return Ok(None);
         }
+        let rows: Vec<(Option<u64>, Option<f64>, &Metrics)> = owned.iter().map(|(s, m)| (*s, None, m)).collect();
         // One frame for the batch: write the buffer only at the end (unless it outgrows a frame).
         let saved = {
             let mut core = self.core();
@@ -569,7 +609,7 @@ impl RunWriter {
             core.buffer_size = saved.max(BATCH_FRAME_SIZE);
             saved
         };
-        let res = self.log_rows(rows);
+        let res = self.log_rows(&rows);
         let mut core = self.core();
         core.buffer_size = saved;
         res.and_then(|s| {
