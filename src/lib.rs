@@ -110,7 +110,7 @@ pub use event::{Event, EventRecord, LogRow};
 pub use ids::{validate_run_id, ForkPoint, RunRef};
 pub use info::{LineageEntry, RunInfo, RunState};
 pub use options::{Options, SyncPolicy, DEFAULT_BUFFER_SIZE, DEFAULT_SEGMENT_SIZE};
-pub use replay::{Events, History, HistoryOptions};
+pub use replay::{Events, History, HistoryOptions, RowRef};
 pub use report::{GcReport, Problem, ProblemKind, RecoveryReport, VerifyReport};
 pub use store::Store;
 pub use value::{Key, Metrics, Value};

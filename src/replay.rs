@@ -291,6 +291,84 @@ impl History {
     pub(crate) fn new(stream: EventStream, keys: Option<Vec<String>>) -> History {
         History { stream, keys }
     }
+
+    /// Streams the rows without building a map per row: `f` gets a borrowed [`RowRef`] of each row. This
+    /// is the fast path for full replays (no per-row map, no key reference counting).
+    pub fn for_each_row<F: FnMut(&RowRef<'_>)>(mut self, mut f: F) -> Result<()> {
+        loop {
+            if !self.stream.advance()? {
+                return Ok(());
+            }
+            let Some((ev, _)) = self.stream.pending.pop_front() else { return Ok(()) };
+            let RawEvent::Log { step, time_us, metrics } = ev else { continue };
+            let Some(cur) = self.stream.cur.as_mut() else { return Ok(()) };
+            if let Some(max) = metrics.iter().map(|(k, _)| *k).max() {
+                if max as usize >= cur.keys.len() {
+                    cur.keys = self.stream.cat.keys(&cur.piece.view, Some(max))?;
+                    if max as usize >= cur.keys.len() {
+                        return Err(Error::corrupt(
+                            cur.piece.view.keys_path(),
+                            0,
+                            format!("an event uses key #{max}, which the key table lacks"),
+                        ));
+                    }
+                }
+            }
+            let row = RowRef {
+                step,
+                time: micros_to_secs(time_us),
+                origin: &cur.origin,
+                keys: &cur.keys,
+                metrics: &metrics,
+                filter: self.keys.as_deref(),
+            };
+            if row.filter.is_some() && row.metrics().next().is_none() {
+                continue;
+            }
+            f(&row);
+        }
+    }
+}
+
+/// A borrowed view of one history row (see [`History::for_each_row`]).
+#[derive(Debug)]
+pub struct RowRef<'a> {
+    /// The row's step.
+    pub step: u64,
+    /// Wall-clock time in seconds since the Unix epoch.
+    pub time: f64,
+    /// Where the row is stored (`ID@vK`).
+    pub origin: &'a RunRef,
+    keys: &'a [Key],
+    metrics: &'a [(u32, Value)],
+    filter: Option<&'a [String]>,
+}
+
+impl<'a> RowRef<'a> {
+    /// The row's metrics in key order (filtered to the requested keys, if any).
+    pub fn metrics(&self) -> impl Iterator<Item = (&'a str, &'a Value)> + '_ {
+        let keys = self.keys;
+        let filter = self.filter;
+        self.metrics.iter().filter_map(move |(id, v)| {
+            let k: &'a str = keys.get(*id as usize)?;
+            filter.is_none_or(|f| f.iter().any(|x| x == k)).then_some((k, v))
+        })
+    }
+
+    /// The value of metric `key`, if the row has it.
+    pub fn get(&self, key: &str) -> Option<&'a Value> {
+        self.metrics().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// An owned copy of the row.
+    pub fn to_row(&self) -> LogRow {
+        LogRow {
+            step: self.step,
+            time: self.time,
+            metrics: self.metrics().map(|(k, v)| (Key::from(k), v.clone())).collect(),
+            origin: self.origin.clone(),
+        }
+    }
 }
 
 impl Iterator for History {

@@ -258,3 +258,32 @@ fn fork_errors_are_typed() {
     assert!(matches!(e(store.fork("bad/id", &ForkPoint::new("a", 1))), forklog::Error::InvalidRunId { .. }));
     assert!(store.info("new").is_err(), "a failed fork leaves nothing behind");
 }
+
+#[test]
+fn the_row_visitor_sees_exactly_what_the_iterator_sees() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with(dir.path(), Options::default().buffer_size(300)).unwrap();
+    base(&store, "a", 500);
+    let mut f = store.fork("b", &ForkPoint::new("a", 250)).unwrap();
+    let shared: forklog::Metrics = metrics! { "loss" => 0.5, "extra" => "x" };
+    for _ in 0..100 {
+        f.log_ref(&shared).unwrap();
+    }
+    drop(f);
+    for opts in [
+        HistoryOptions::new(),
+        HistoryOptions::new().from_step(200).to_step(300),
+        HistoryOptions::new().keys(["extra"]),
+        HistoryOptions::new().own_only(true).keys(["loss", "i"]),
+    ] {
+        let via_iter: Vec<forklog::LogRow> = store.history_with("b", &opts).unwrap().map(Result::unwrap).collect();
+        let mut via_visitor = Vec::new();
+        store.history_with("b", &opts).unwrap().for_each_row(|r| via_visitor.push(r.to_row())).unwrap();
+        assert_eq!(via_visitor, via_iter, "{opts:?}");
+        assert!(!via_iter.is_empty());
+    }
+    let mut sum = 0.0;
+    store.history("b").unwrap().for_each_row(|r| sum += r.get("loss").and_then(Value::as_f64).unwrap()).unwrap();
+    let expected: f64 = (0..=250).map(|i| 1.0 / (i as f64 + 1.0)).sum::<f64>() + 50.0;
+    assert!((sum - expected).abs() < 1e-9);
+}
