@@ -155,6 +155,11 @@ impl Catalog {
         Ok(h)
     }
 
+    /// Caches a header this process just wrote (headers never change).
+    pub fn remember_header(&self, h: &VersionHeader) {
+        lock(&self.headers).insert((h.run_id.clone(), h.version), Arc::new(h.clone()));
+    }
+
     /// Resolves one version of a run from its listing.
     pub fn view_in(&self, id: &str, listing: &RunListing, version: u32) -> Result<VersionView> {
         let last = *listing.versions.last().unwrap_or(&0);

@@ -105,16 +105,17 @@ impl StoreInner {
         }
     }
 
-    /// Writes out the buffer of this process's writer of `id`, if any, so reads see it.
-    fn flush_writer(&self, id: &str) -> Result<()> {
+    /// Writes out the buffer of this process's writer of `id`, if any, so reads see it. True if it wrote.
+    fn flush_writer(&self, id: &str) -> Result<bool> {
         let core = lock(&self.writers).get(id).and_then(Weak::upgrade);
         if let Some(core) = core {
             let mut c = lock(&core);
-            if !c.poisoned && !c.closed {
+            if !c.poisoned && !c.closed && c.has_pending() {
                 c.flush_frame()?;
+                return Ok(true);
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Starts the background thread that syncs idle `EveryMillis` writers (once per store).
@@ -203,22 +204,26 @@ impl Store {
     fn new_run_dir(&self, id: &str) -> Result<Box<dyn VfsFile>> {
         validate_run_id(id)?;
         let dir = self.cat().run_dir(id);
-        match self.cat().vfs.create_dir(&dir) {
+        let created = match self.cat().vfs.create_dir(&dir) {
             Ok(()) => {
                 if self.inner.durable() {
                     let runs = &self.cat().runs_dir;
                     self.cat().vfs.sync_dir(runs).map_err(|e| Error::io("syncing directory", runs, e))?;
                 }
+                true
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 if self.cat().listing(id)?.is_some() {
                     return Err(Error::RunExists { run: id.to_string() });
                 }
+                false
             }
             Err(e) => return Err(Error::io("creating run directory", &dir, e)),
-        }
+        };
         let lock = self.inner.acquire_lock(id)?;
-        if self.cat().listing(id)?.is_some() {
+        // A directory left without a header by an interrupted creation may be claimed by someone else
+        // between our look and our lock: look again. One we just made ourselves is ours.
+        if !created && self.cat().listing(id)?.is_some() {
             return Err(Error::RunExists { run: id.to_string() });
         }
         Ok(lock)
@@ -226,7 +231,9 @@ impl Store {
 
     fn write_header(&self, h: &VersionHeader) -> Result<()> {
         let dir = self.cat().run_dir(&h.run_id);
-        write_atomic(&*self.cat().vfs, &dir, &format::head_name(h.version), &h.encode(), self.inner.durable())
+        write_atomic(&*self.cat().vfs, &dir, &format::head_name(h.version), &h.encode(), self.inner.durable())?;
+        self.cat().remember_header(h);
+        Ok(())
     }
 
     fn writer_for(&self, id: &str, lock: Box<dyn VfsFile>) -> Result<RunWriter> {
@@ -298,13 +305,10 @@ impl Store {
         if new_id == point.run.id {
             return Err(Error::ForkOntoItself { run: new_id.to_string() });
         }
-        let parent = self.cat().view(&point.run, false)?;
-        if parent.current {
-            self.inner.flush_writer(&parent.id)?;
-        }
-        let parent = self.cat().view(&parent.run_ref(), false)?;
-        if self.cat().listing(new_id)?.is_some() {
-            return Err(Error::RunExists { run: new_id.to_string() });
+        let mut parent = self.cat().view(&point.run, false)?;
+        if parent.current && self.inner.flush_writer(&parent.id)? {
+            // The flush may have started a segment: look again.
+            parent = self.cat().view(&parent.run_ref(), false)?;
         }
         let base = self.base_pointer(&parent, point.step)?;
         let lock = self.new_run_dir(new_id)?;
@@ -456,6 +460,8 @@ impl Store {
     fn list(&self, all: bool) -> Result<Vec<RunInfo>> {
         let mut out = Vec::new();
         for id in self.cat().run_ids()? {
+            // Read-your-writes: this process's writer of the run shows what it buffered.
+            self.inner.flush_writer(&id)?;
             let Some(listing) = self.cat().listing(&id)? else { continue };
             if listing.deleted && !all {
                 continue;
