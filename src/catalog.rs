@@ -1,8 +1,8 @@
 //! The catalog: which runs and versions exist, read from directory listings and version headers on demand.
 //!
-//! Nothing is loaded at open. A listing is one `readdir` of a run's directory; headers are immutable once
-//! written, so they are cached per `(run, version)`. Key tables only grow, so they are cached and reloaded
-//! when an event names a key id the cached copy does not have yet.
+//! Nothing is loaded at open. A listing is one `readdir` of a run's directory, a header one small read.
+//! Key tables only grow, so they are cached and reloaded when an event names a key id the cached copy does
+//! not have yet.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -28,6 +28,9 @@ pub struct RunListing {
     pub segs: BTreeMap<u32, Vec<u32>>,
     /// True when the run carries a tombstone.
     pub deleted: bool,
+    /// The run's current version: the last header, or for a deleted run the version that was current when it
+    /// was deleted (gc may since have removed it and kept only older ones that forks use).
+    pub latest: u32,
 }
 
 /// One version of a run, resolved: its header and its segments.
@@ -79,8 +82,8 @@ pub struct Catalog {
     pub vfs: Arc<dyn Vfs>,
     /// `<store>/runs`.
     pub runs_dir: PathBuf,
-    headers: Mutex<HashMap<(String, u32), Arc<VersionHeader>>>,
-    keys: Mutex<HashMap<(String, u32), KeyList>>,
+    /// Key tables by `(run, version, nonce)`: the nonce tells a recreated run's version from the old one.
+    keys: Mutex<HashMap<(String, u32, u64), KeyList>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -90,7 +93,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Catalog {
     /// A catalog over `runs_dir`.
     pub fn new(vfs: Arc<dyn Vfs>, runs_dir: PathBuf) -> Catalog {
-        Catalog { vfs, runs_dir, headers: Mutex::new(HashMap::new()), keys: Mutex::new(HashMap::new()) }
+        Catalog { vfs, runs_dir, keys: Mutex::new(HashMap::new()) }
     }
 
     /// Directory of run `id`.
@@ -135,34 +138,31 @@ impl Catalog {
         if l.versions.first() != Some(&0) {
             return Ok(None);
         }
+        l.latest = *l.versions.last().unwrap_or(&0);
+        if l.deleted {
+            let path = dir.join(format::DELETED_FILE);
+            let bytes = read_all(&*self.vfs, &path)?;
+            let h = format::check_fixed_header(&path, &bytes, format::SMALL_HEADER_LEN, &format::DELETED_MAGIC)?;
+            l.latest = u32::from_le_bytes([h[24], h[25], h[26], h[27]]).max(l.latest);
+        }
         Ok(Some(l))
     }
 
-    /// The header of `id@v{version}`, from the cache or disk.
+    /// The header of `id@v{version}`, read from disk. Headers never change, but a run id can be deleted,
+    /// collected and created again by another handle or process, so no header is trusted from memory.
     pub fn header(&self, id: &str, version: u32) -> Result<Arc<VersionHeader>> {
-        let key = (id.to_string(), version);
-        if let Some(h) = lock(&self.headers).get(&key) {
-            return Ok(h.clone());
-        }
         let path = self.run_dir(id).join(format::head_name(version));
         let bytes = read_all(&*self.vfs, &path)?;
         let h = VersionHeader::decode(&path, &bytes)?;
         if h.run_id != id || h.version != version {
             return Err(Error::corrupt(&path, 16, format!("header names {}@v{}", h.run_id, h.version)));
         }
-        let h = Arc::new(h);
-        lock(&self.headers).insert(key, h.clone());
-        Ok(h)
-    }
-
-    /// Caches a header this process just wrote (headers never change).
-    pub fn remember_header(&self, h: &VersionHeader) {
-        lock(&self.headers).insert((h.run_id.clone(), h.version), Arc::new(h.clone()));
+        Ok(Arc::new(h))
     }
 
     /// Resolves one version of a run from its listing.
     pub fn view_in(&self, id: &str, listing: &RunListing, version: u32) -> Result<VersionView> {
-        let last = *listing.versions.last().unwrap_or(&0);
+        let last = listing.latest;
         if !listing.versions.contains(&version) {
             return Err(Error::RunNotFound { run: format!("{id}@v{version}") });
         }
@@ -201,7 +201,7 @@ impl Catalog {
 
     /// The key table of a version, with at least `need + 1` keys when `need` is given (reloading once).
     pub fn keys(&self, view: &VersionView, need: Option<u32>) -> Result<Arc<Vec<Key>>> {
-        let key = (view.id.clone(), view.version);
+        let key = (view.id.clone(), view.version, view.header.nonce);
         if let Some(k) = lock(&self.keys).get(&key) {
             if need.is_none_or(|n| (n as usize) < k.len()) {
                 return Ok(k.clone());
@@ -215,13 +215,12 @@ impl Catalog {
 
     /// Forgets cached key tables of a run (after its writer truncated or rewrote them).
     pub fn forget_keys(&self, id: &str) {
-        lock(&self.keys).retain(|(i, _), _| i != id);
+        lock(&self.keys).retain(|(i, _, _), _| i != id);
     }
 
     /// Forgets everything cached about a run (after it was removed).
     pub fn forget_run(&self, id: &str) {
         self.forget_keys(id);
-        lock(&self.headers).retain(|(i, _), _| i != id);
     }
 }
 

@@ -30,8 +30,15 @@ pub struct IndexEntry {
 fn opt(x: Option<u64>) -> u64 {
     x.unwrap_or(NO_STEP)
 }
-fn unopt(x: u64) -> Option<u64> {
-    (x != NO_STEP).then_some(x)
+/// Flag bits 1, 2, 3: `first_log`, `last_log`, `last_event` are present (so step `u64::MAX` survives; files
+/// written before these bits read as before: `NO_STEP` = none).
+fn presence(s: &Stats) -> u32 {
+    u32::from(s.first_log.is_some()) << 1
+        | u32::from(s.last_log.is_some()) << 2
+        | u32::from(s.last_event.is_some()) << 3
+}
+fn unopt(x: u64, flags: u32, bit: u32) -> Option<u64> {
+    (flags & (1 << bit) != 0 || x != NO_STEP).then_some(x)
 }
 
 impl IndexEntry {
@@ -50,7 +57,7 @@ impl IndexEntry {
         for (i, f) in fields.iter().enumerate() {
             e[i * 8..i * 8 + 8].copy_from_slice(&f.to_le_bytes());
         }
-        e[56..60].copy_from_slice(&u32::from(self.before.last_is_finish).to_le_bytes());
+        e[56..60].copy_from_slice(&(u32::from(self.before.last_is_finish) | presence(&self.before)).to_le_bytes());
         let c = crc(&[&salt.to_le_bytes(), &e[..60]]);
         e[60..64].copy_from_slice(&c.to_le_bytes());
         e
@@ -75,9 +82,9 @@ impl IndexEntry {
             before: Stats {
                 rows: f[2],
                 events: f[3],
-                first_log: unopt(f[4]),
-                last_log: unopt(f[5]),
-                last_event: unopt(f[6]),
+                first_log: unopt(f[4], flags, 1),
+                last_log: unopt(f[5], flags, 2),
+                last_event: unopt(f[6], flags, 3),
                 last_is_finish: flags & 1 != 0,
             },
         })
@@ -100,6 +107,7 @@ pub struct IndexReader {
     source: Source,
     salt: u64,
     count: usize,
+    sealed: bool,
 }
 
 impl IndexReader {
@@ -126,33 +134,55 @@ impl IndexReader {
                 Err(e) => return Err(Error::io("opening index", path, e)),
             }
         };
-        let header = source
-            .get(path, 0, SMALL_HEADER_LEN)?
-            .ok_or_else(|| Error::corrupt(path, 0, "index is shorter than its header"))?;
-        let h = check_fixed_header(path, header, SMALL_HEADER_LEN, &IDX_MAGIC)?;
-        if h[10..28] != encode_index_header(version, seq, salt)[10..28] {
-            return Err(Error::corrupt(path, 0, "index header names another segment"));
+        let header = source.get(path, 0, SMALL_HEADER_LEN)?;
+        let checked = match header {
+            Some(header) => check_fixed_header(path, header, SMALL_HEADER_LEN, &IDX_MAGIC).and_then(|h| {
+                if h[10..28] != encode_index_header(version, seq, salt)[10..28] {
+                    return Err(Error::corrupt(path, 0, "index header names another segment"));
+                }
+                Ok(())
+            }),
+            None => Err(Error::corrupt(path, 0, "index is shorter than its header")),
+        };
+        match checked {
+            Ok(()) => {}
+            // An active segment's index is derived data a crash may have torn: go without it.
+            Err(_) if !sealed => return Ok(None),
+            Err(e) => return Err(e),
         }
         let body = source.len() - SMALL_HEADER_LEN as u64;
         if sealed && !body.is_multiple_of(INDEX_ENTRY_LEN as u64) {
             return Err(Error::corrupt(path, source.len(), "partial entry at the end of a sealed index"));
         }
-        let mut r =
-            IndexReader { path: path.to_path_buf(), source, salt, count: (body / INDEX_ENTRY_LEN as u64) as usize };
+        let mut r = IndexReader {
+            path: path.to_path_buf(),
+            source,
+            salt,
+            count: (body / INDEX_ENTRY_LEN as u64) as usize,
+            sealed,
+        };
         if !sealed && r.count > 0 && r.get(r.count - 1).is_err() {
             r.count -= 1;
         }
         Ok(Some(r))
     }
 
+    /// The first step of the segment, from entry 0 (`None` if the index is empty, or if entry 0 of an active
+    /// segment's index is torn: the caller reads the first frame instead).
+    pub fn first_step(&mut self) -> Result<Option<u64>> {
+        if self.count == 0 {
+            return Ok(None);
+        }
+        match self.get(0) {
+            Ok(e) => Ok(Some(e.first_step)),
+            Err(_) if !self.sealed => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.count
-    }
-
-    /// True when there are no entries.
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
     }
 
     /// Entry `i`, checked.
@@ -167,12 +197,23 @@ impl IndexReader {
     }
 
     /// The last entry for which `pred` holds, where `pred` is true for a prefix of the entries.
+    ///
+    /// In an active segment's index, entries written after the last fsync may be garbage after a crash; an
+    /// entry that fails its CRC there is treated as not satisfying `pred`. The answer may then be an earlier
+    /// entry, which only means scanning a few more frames: any CRC-valid entry is genuine.
     pub fn last_where(&mut self, mut pred: impl FnMut(&IndexEntry) -> bool) -> Result<Option<IndexEntry>> {
         let (mut lo, mut hi) = (0usize, self.count);
         let mut best = None;
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            let e = self.get(mid)?;
+            let e = match self.get(mid) {
+                Ok(e) => e,
+                Err(_) if !self.sealed => {
+                    hi = mid;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if pred(&e) {
                 best = Some(e);
                 lo = mid + 1;
@@ -208,7 +249,8 @@ pub fn parse_index(
                 entries.push(e)
             }
             Some(_) => return Err(Error::corrupt(path, at, "index entries out of order")),
-            None if !sealed && i + 1 == full => break,
+            // Unsynced entries of an active segment's index may be garbage after a crash: its valid prefix counts.
+            None if !sealed => break,
             None => return Err(Error::corrupt(path, at, "index entry checksum mismatch")),
         }
     }

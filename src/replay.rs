@@ -136,8 +136,11 @@ impl EventStream {
                 let mid = lo + (hi - lo) / 2;
                 let (r, h) = open_segment(&self.cat, &view, mid)?;
                 let first = match open_index(&self.cat, &view, mid, h.salt)? {
-                    Some(mut idx) if !idx.is_empty() => Some(idx.get(0)?.first_step),
-                    _ => first_frame_step(r)?,
+                    Some(mut idx) => match idx.first_step()? {
+                        Some(s) => Some(s),
+                        None => first_frame_step(r)?,
+                    },
+                    None => first_frame_step(r)?,
                 };
                 if first.is_some_and(|s| s < from) {
                     seg = mid;

@@ -53,8 +53,8 @@ pub fn frame_events(reader_path: &std::path::Path, frame_off: u64, payload: &[u8
 fn first_step(cat: &Catalog, view: &VersionView, seq: u32) -> Result<Option<u64>> {
     let (mut r, h) = open_segment(cat, view, seq)?;
     if let Some(mut idx) = open_index(cat, view, seq, h.salt)? {
-        if !idx.is_empty() {
-            return Ok(Some(idx.get(0)?.first_step));
+        if let Some(s) = idx.first_step()? {
+            return Ok(Some(s));
         }
     }
     let path = r.path().to_path_buf();

@@ -32,8 +32,15 @@ pub struct SegmentHeader {
 fn opt(x: Option<u64>) -> u64 {
     x.unwrap_or(NO_STEP)
 }
-fn unopt(x: u64) -> Option<u64> {
-    (x != NO_STEP).then_some(x)
+/// Flag bits 1, 2, 3: `first_log`, `last_log`, `last_event` are present (so step `u64::MAX` survives; files
+/// written before these bits read as before: `NO_STEP` = none).
+fn presence(s: &Stats) -> u32 {
+    u32::from(s.first_log.is_some()) << 1
+        | u32::from(s.last_log.is_some()) << 2
+        | u32::from(s.last_event.is_some()) << 3
+}
+fn unopt(x: u64, flags: u32, bit: u32) -> Option<u64> {
+    (flags & (1 << bit) != 0 || x != NO_STEP).then_some(x)
 }
 
 impl SegmentHeader {
@@ -43,7 +50,7 @@ impl SegmentHeader {
         body.extend_from_slice(&0u16.to_le_bytes());
         body.extend_from_slice(&self.seq.to_le_bytes());
         body.extend_from_slice(&self.version.to_le_bytes());
-        body.extend_from_slice(&u32::from(self.base.last_is_finish).to_le_bytes());
+        body.extend_from_slice(&(u32::from(self.base.last_is_finish) | presence(&self.base)).to_le_bytes());
         body.extend_from_slice(&self.salt.to_le_bytes());
         body.extend_from_slice(&self.base.rows.to_le_bytes());
         body.extend_from_slice(&self.base.events.to_le_bytes());
@@ -66,9 +73,9 @@ impl SegmentHeader {
         let base = Stats {
             rows: r.u64().ok_or_else(bad)?,
             events: r.u64().ok_or_else(bad)?,
-            first_log: unopt(r.u64().ok_or_else(bad)?),
-            last_log: unopt(r.u64().ok_or_else(bad)?),
-            last_event: unopt(r.u64().ok_or_else(bad)?),
+            first_log: unopt(r.u64().ok_or_else(bad)?, flags, 1),
+            last_log: unopt(r.u64().ok_or_else(bad)?, flags, 2),
+            last_event: unopt(r.u64().ok_or_else(bad)?, flags, 3),
             last_is_finish: flags & 1 != 0,
         };
         if got_seq != seq || got_version != version || salt != segment_salt(nonce, seq) {

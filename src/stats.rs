@@ -32,9 +32,11 @@ impl Stats {
 
     /// Adds one event at the end, described by its step and kind.
     pub fn record(&mut self, step: u64, is_log: bool, is_finish: bool) {
-        self.events += 1;
+        // Counts saturate: they may come from a damaged (yet CRC-valid) index entry or segment header, and
+        // reading one must not panic (fuzz/, segment_recovery).
+        self.events = self.events.saturating_add(1);
         if is_log {
-            self.rows += 1;
+            self.rows = self.rows.saturating_add(1);
             self.first_log.get_or_insert(step);
             self.last_log = Some(step);
         }
@@ -48,12 +50,31 @@ impl Stats {
             return *self;
         }
         Stats {
-            rows: self.rows + later.rows,
-            events: self.events + later.events,
+            rows: self.rows.saturating_add(later.rows),
+            events: self.events.saturating_add(later.events),
             first_log: self.first_log.or(later.first_log),
             last_log: later.last_log.or(self.last_log),
             last_event: later.last_event.or(self.last_event),
             last_is_finish: later.last_is_finish,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_saturate_instead_of_overflowing() {
+        // Found by fuzz/ (segment_recovery): an index entry claiming u64::MAX rows made `info` panic with
+        // "attempt to add with overflow" in `then` (debug builds; release builds wrapped silently).
+        let huge = Stats { rows: u64::MAX, events: u64::MAX, ..Stats::default() };
+        let mut s = Stats::default();
+        s.record(3, true, false);
+        assert_eq!(s.then(&huge).rows, u64::MAX);
+        assert_eq!(huge.then(&s).events, u64::MAX);
+        let mut h = huge;
+        h.record(4, true, true);
+        assert_eq!((h.rows, h.events, h.last_is_finish), (u64::MAX, u64::MAX, true));
     }
 }

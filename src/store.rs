@@ -232,7 +232,6 @@ impl Store {
     fn write_header(&self, h: &VersionHeader) -> Result<()> {
         let dir = self.cat().run_dir(&h.run_id);
         write_atomic(&*self.cat().vfs, &dir, &format::head_name(h.version), &h.encode(), self.inner.durable())?;
-        self.cat().remember_header(h);
         Ok(())
     }
 
@@ -529,9 +528,11 @@ impl Store {
         }
         self.cat().view(&r, false)?;
         let _lock = self.inner.acquire_lock(id)?;
+        let view = self.cat().view(&r, false)?;
         let dir = self.cat().run_dir(id);
         let mut fields = vec![0u8; 6];
         fields.extend_from_slice(&now_micros().to_le_bytes());
+        fields.extend_from_slice(&view.version.to_le_bytes());
         let bytes = format::build_fixed_header(format::SMALL_HEADER_LEN, &format::DELETED_MAGIC, &fields);
         write_atomic(&*self.cat().vfs, &dir, format::DELETED_FILE, &bytes, true)?;
         self.cat().forget_run(id);
