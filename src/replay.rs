@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, EventRecord, LogRow};
 use crate::format::micros_to_secs;
 use crate::ids::RunRef;
-use crate::scan::{frame_events, open_index, open_segment, Ptr};
+use crate::scan::{first_step, frame_events, open_index, open_segment, Ptr};
 use crate::segment::SegmentReader;
 use crate::value::{Key, Metrics, Value};
 
@@ -134,15 +134,7 @@ impl EventStream {
             let mut seg = 0;
             while lo < hi {
                 let mid = lo + (hi - lo) / 2;
-                let (r, h) = open_segment(&self.cat, &view, mid)?;
-                let first = match open_index(&self.cat, &view, mid, h.salt)? {
-                    Some(mut idx) => match idx.first_step()? {
-                        Some(s) => Some(s),
-                        None => first_frame_step(r)?,
-                    },
-                    None => first_frame_step(r)?,
-                };
-                if first.is_some_and(|s| s < from) {
+                if first_step(&self.cat, &view, mid)?.is_some_and(|s| s < from) {
                     seg = mid;
                     lo = mid + 1;
                 } else {
@@ -233,14 +225,6 @@ impl EventStream {
                 }
             }
         }
-    }
-}
-
-fn first_frame_step(mut r: SegmentReader) -> Result<Option<u64>> {
-    let path = r.path().to_path_buf();
-    match r.next_frame()? {
-        Some((off, p)) => Ok(frame_events(&path, off, p)?.first().map(|(e, _)| e.step())),
-        None => Ok(None),
     }
 }
 

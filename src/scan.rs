@@ -50,13 +50,15 @@ pub fn frame_events(reader_path: &std::path::Path, frame_off: u64, payload: &[u8
 }
 
 /// Step of the first event of segment `seq` (from its index, else from its first frame).
-fn first_step(cat: &Catalog, view: &VersionView, seq: u32) -> Result<Option<u64>> {
-    let (mut r, h) = open_segment(cat, view, seq)?;
-    if let Some(mut idx) = open_index(cat, view, seq, h.salt)? {
+pub fn first_step(cat: &Catalog, view: &VersionView, seq: u32) -> Result<Option<u64>> {
+    // The index alone answers (its header is checked against the salt the segment must have).
+    let salt = crate::format::segment_salt(view.header.nonce, seq);
+    if let Some(mut idx) = open_index(cat, view, seq, salt)? {
         if let Some(s) = idx.first_step()? {
             return Ok(Some(s));
         }
     }
+    let (mut r, _) = open_segment(cat, view, seq)?;
     let path = r.path().to_path_buf();
     match r.next_frame()? {
         Some((off, p)) => Ok(frame_events(&path, off, p)?.first().map(|(e, _)| e.step())),
