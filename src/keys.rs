@@ -63,6 +63,11 @@ pub struct KeyTable {
 /// Parses a key table file. With `allow_torn` an invalid tail with no valid record after it is a torn tail;
 /// otherwise, and whenever a valid record follows, it is corruption.
 pub fn parse_keys(path: &Path, bytes: &[u8], version: u32, nonce: u64, allow_torn: bool) -> Result<KeyTable> {
+    // The table's creation (header write) may have been cut short by a crash: with nothing after the header,
+    // it is an empty table with a torn tail.
+    if allow_torn && bytes.len() < SMALL_HEADER_LEN {
+        return Ok(KeyTable { keys: Vec::new(), valid_len: 0, torn: true });
+    }
     let h = check_fixed_header(path, bytes, SMALL_HEADER_LEN, &KEYS_MAGIC)?;
     if h[10..28] != encode_keys_header(version, nonce)[10..28] {
         return Err(Error::corrupt(path, 0, "key table header names another run version"));

@@ -207,6 +207,13 @@ fn recover_keys(inner: &StoreInner, view: &VersionView) -> Result<RecoveredKeys>
     if !vfs.exists(&path) {
         return Ok((HashMap::new(), None, 0));
     }
+    if table.torn && table.valid_len < crate::format::SMALL_HEADER_LEN as u64 {
+        // Its creation was cut short: remove it; the writer creates it again with its first key.
+        vfs.remove_file(&path).map_err(|e| Error::io("removing torn key table", &path, e))?;
+        vfs.sync_dir(&view.dir).map_err(|e| Error::io("syncing directory", &view.dir, e))?;
+        inner.catalog.forget_keys(&view.id);
+        return Ok((HashMap::new(), None, 0));
+    }
     let f = vfs.open(&path, OpenMode::ReadWrite).map_err(|e| Error::io("opening key table", &path, e))?;
     if table.torn {
         f.set_len(table.valid_len).map_err(|e| Error::io("truncating key table", &path, e))?;

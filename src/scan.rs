@@ -9,7 +9,7 @@ use crate::codec::{PayloadDecoder, RawEvent};
 use crate::error::{Error, Result};
 use crate::format::{FRAME_HEADER_LEN, SEG_HEADER_LEN};
 use crate::index::{IndexEntry, IndexReader};
-use crate::segment::{SegmentHeader, SegmentReader};
+use crate::segment::{torn_creation, SegmentHeader, SegmentReader};
 use crate::stats::Stats;
 
 /// A byte position in a version's own data: `offset` within segment `seg`.
@@ -27,8 +27,17 @@ impl Ptr {
 }
 
 /// Opens segment `seq` of `view` for reading.
+/// The active segment's creation may have been cut short by a crash (its header incomplete, no frame in
+/// it): readers see it as empty, and the next writer removes it.
 pub fn open_segment(cat: &Catalog, view: &VersionView, seq: u32) -> Result<(SegmentReader, SegmentHeader)> {
-    SegmentReader::open(&*cat.vfs, &view.seg_path(seq), view.version, seq, view.header.nonce, view.sealed(seq))
+    let path = view.seg_path(seq);
+    let (version, nonce, sealed) = (view.version, view.header.nonce, view.sealed(seq));
+    match SegmentReader::open(&*cat.vfs, &path, version, seq, nonce, sealed) {
+        Err(e) if !sealed && e.is_corruption() && torn_creation(&*cat.vfs, &path, nonce, seq)? => {
+            Ok(SegmentReader::empty(&path, version, seq, nonce))
+        }
+        other => other,
+    }
 }
 
 /// Opens the index of segment `seq` (salt from its segment header).

@@ -118,6 +118,17 @@ pub fn any_valid_header(salt: u64, start: u64, bytes: &[u8]) -> bool {
         .any(|i| header_len(salt, start + i as u64, &bytes[i..i + FRAME_HEADER_LEN]).is_some())
 }
 
+/// True when the active segment at `path` is the remains of a creation a crash interrupted: its header is
+/// missing or invalid and no genuine frame follows it. Anything else with a bad header is corruption.
+pub fn torn_creation(vfs: &dyn Vfs, path: &Path, nonce: u64, seq: u32) -> Result<bool> {
+    let file = vfs.open(path, OpenMode::Read).map_err(|e| Error::io("opening segment", path, e))?;
+    let len = file.len().map_err(|e| Error::io("reading length of", path, e))?;
+    let mut all = vec![0u8; len as usize];
+    file.read_exact_at(&mut all, 0).map_err(|e| Error::io("reading", path, e))?;
+    let rest = all.get(SEG_HEADER_LEN..).unwrap_or(&[]);
+    Ok(!any_valid_header(segment_salt(nonce, seq), SEG_HEADER_LEN as u64, rest))
+}
+
 /// Where a segment's bytes come from: a memory map (sealed segments) or positioned reads (the active one).
 pub enum Source {
     /// The whole file, mapped.
@@ -225,6 +236,20 @@ impl SegmentReader {
             SegmentReader { path: path.to_path_buf(), source, salt, sealed, pos: SEG_HEADER_LEN as u64, end: None },
             header,
         ))
+    }
+
+    /// A reader over a segment whose creation a crash interrupted (see [`torn_creation`]): it has no frames.
+    pub fn empty(path: &Path, version: u32, seq: u32, nonce: u64) -> (SegmentReader, SegmentHeader) {
+        let salt = segment_salt(nonce, seq);
+        let reader = SegmentReader {
+            path: path.to_path_buf(),
+            source: Source::Mapped(std::sync::Arc::new(Vec::<u8>::new())),
+            salt,
+            sealed: false,
+            pos: 0,
+            end: None,
+        };
+        (reader, SegmentHeader { seq, version, salt, base: Stats::default() })
     }
 
     /// The segment's path.

@@ -13,7 +13,7 @@ use crate::index::{parse_index, IndexEntry};
 use crate::keys::parse_keys;
 use crate::report::{Problem, ProblemKind, VerifyReport};
 use crate::scan::frame_events;
-use crate::segment::{End, SegmentReader};
+use crate::segment::{torn_creation, End, SegmentReader};
 use crate::stats::Stats;
 use crate::store::StoreInner;
 
@@ -63,7 +63,12 @@ impl Checker<'_> {
         let (mut reader, header) = match SegmentReader::open(vfs, &path, view.version, seq, view.header.nonce, sealed) {
             Ok(x) => x,
             Err(e) => {
-                self.error(e, &path);
+                if !sealed && e.is_corruption() && torn_creation(vfs, &path, view.header.nonce, seq).unwrap_or(false) {
+                    let msg = "segment creation interrupted by a crash (removed by the next writer)";
+                    self.problem(&path, 0, ProblemKind::TornTail, msg);
+                } else {
+                    self.error(e, &path);
+                }
                 return found;
             }
         };
@@ -129,6 +134,11 @@ impl Checker<'_> {
         }
         let Some(bytes) = self.read(&ipath) else { return found };
         match parse_index(&ipath, &bytes, view.version, seq, header.salt, sealed) {
+            // An active segment's index is derived data whose creation a crash may have cut short.
+            Err(_) if !sealed && bytes.len() < format::SMALL_HEADER_LEN => {
+                let msg = "index creation interrupted by a crash (rebuilt by the next writer)";
+                self.problem(&ipath, 0, ProblemKind::TornTail, msg);
+            }
             Ok(entries) => {
                 let ok = if sealed { entries == expected } else { expected.starts_with(&entries) };
                 if !ok {
