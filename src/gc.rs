@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::catalog::RunListing;
 use crate::error::{Error, Result};
-use crate::format::{self, parse_run_file, RunFile};
+use crate::format::{parse_run_file, RunFile};
 use crate::report::GcReport;
 use crate::store::StoreInner;
 
@@ -23,6 +23,9 @@ enum Keep {
     /// Everything.
     All,
 }
+
+/// Suffix of a deleted run's directory while gc removes it: `~` cannot appear in a run id.
+const TRASH_SUFFIX: &str = "~gc";
 
 pub(crate) fn collect(inner: &StoreInner) -> Result<GcReport> {
     let cat = &inner.catalog;
@@ -63,6 +66,14 @@ pub(crate) fn collect(inner: &StoreInner) -> Result<GcReport> {
         }
     }
     let mut report = GcReport::default();
+    // Leftovers of a gc that crashed after moving a directory aside (names that are not run ids).
+    let runs = &cat.runs_dir;
+    for name in vfs.read_dir(runs).map_err(|e| Error::io("listing", runs, e))? {
+        if name.ends_with(TRASH_SUFFIX) {
+            let trash = runs.join(&name);
+            vfs.remove_dir_all(&trash).map_err(|e| Error::io("removing", &trash, e))?;
+        }
+    }
     for (id, l) in &listings {
         if !l.deleted {
             continue;
@@ -70,41 +81,61 @@ pub(crate) fn collect(inner: &StoreInner) -> Result<GcReport> {
         let dir = cat.run_dir(id);
         let names = vfs.read_dir(&dir).map_err(|e| Error::io("listing", &dir, e))?;
         let any_kept = l.versions.iter().any(|v| keep.contains_key(&(id.clone(), *v)));
-        let mut removed_any = false;
+        let size =
+            |path: &std::path::Path| vfs.open(path, crate::vfs::OpenMode::Read).and_then(|f| f.len()).unwrap_or(0);
+        if !any_kept {
+            // The run vanishes at once: its directory moves to a name that is not a run id (durably), then goes.
+            // Removing files one by one could leave, after a crash, a run without its tombstone (back from the
+            // dead) or a directory of leftovers that a new run of the same id would adopt.
+            for name in &names {
+                report.files_removed += 1;
+                report.bytes_freed += size(&dir.join(name));
+            }
+            let trash = runs.join(format!("{id}{TRASH_SUFFIX}"));
+            vfs.rename(&dir, &trash).map_err(|e| Error::io("moving aside", &dir, e))?;
+            vfs.sync_dir(runs).map_err(|e| Error::io("syncing directory", runs, e))?;
+            vfs.remove_dir_all(&trash).map_err(|e| Error::io("removing run directory", &trash, e))?;
+            report.runs_removed.push(id.clone());
+            cat.forget_run(id);
+            continue;
+        }
+        let mut doomed: Vec<(u32, u32, u8, &String)> = Vec::new();
         for name in &names {
-            let path = dir.join(name);
-            let doomed = if !any_kept {
-                true
-            } else {
-                match parse_run_file(name) {
-                    Some(RunFile::Head(v)) => !keep.contains_key(&(id.clone(), v)),
-                    Some(RunFile::Keys(v)) => keep.get(&(id.clone(), v)).is_none_or(|k| *k == Keep::Header),
-                    Some(RunFile::Seg(v, s)) | Some(RunFile::Idx(v, s)) => match keep.get(&(id.clone(), v)) {
+            // Order: segments from the last one down, each before its index, so that at every moment the
+            // chain of segments is contiguous and every sealed segment has its index; then the rest.
+            let (order, is_doomed) = match parse_run_file(name) {
+                Some(RunFile::Head(v)) => ((u32::MAX, v, 3), !keep.contains_key(&(id.clone(), v))),
+                Some(RunFile::Keys(v)) => {
+                    ((u32::MAX, v, 2), keep.get(&(id.clone(), v)).is_none_or(|k| *k == Keep::Header))
+                }
+                Some(f @ (RunFile::Seg(v, s) | RunFile::Idx(v, s))) => {
+                    let doomed = match keep.get(&(id.clone(), v)) {
                         None | Some(Keep::Header) => true,
                         Some(Keep::UpTo(n)) => s > *n,
                         Some(Keep::All) => false,
-                    },
-                    None => name.ends_with(".tmp"),
+                    };
+                    ((u32::MAX - 1 - s, v, u8::from(matches!(f, RunFile::Idx(..)))), doomed)
                 }
+                None => ((u32::MAX, u32::MAX, 4), name.ends_with(".tmp")),
             };
-            if doomed && name != format::DELETED_FILE && name != format::LOCK_FILE || doomed && !any_kept {
-                let len = vfs.open(&path, crate::vfs::OpenMode::Read).and_then(|f| f.len()).unwrap_or(0);
-                match vfs.remove_file(&path) {
-                    Ok(()) => {
-                        report.files_removed += 1;
-                        report.bytes_freed += len;
-                        removed_any = true;
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(Error::io("removing", &path, e)),
-                }
+            if is_doomed {
+                doomed.push((order.0, order.1, order.2, name));
             }
         }
-        if !any_kept {
-            vfs.remove_dir_all(&dir).map_err(|e| Error::io("removing run directory", &dir, e))?;
-            report.runs_removed.push(id.clone());
-            cat.forget_run(id);
-        } else if removed_any {
+        doomed.sort();
+        for (_, _, _, name) in &doomed {
+            let path = dir.join(name);
+            let len = size(&path);
+            match vfs.remove_file(&path) {
+                Ok(()) => {
+                    report.files_removed += 1;
+                    report.bytes_freed += len;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("removing", &path, e)),
+            }
+        }
+        if !doomed.is_empty() {
             vfs.sync_dir(&dir).map_err(|e| Error::io("syncing directory", &dir, e))?;
         }
     }

@@ -185,6 +185,11 @@ impl IndexReader {
         self.count
     }
 
+    /// Forgets the entries from `len` on.
+    pub fn truncate(&mut self, len: usize) {
+        self.count = self.count.min(len);
+    }
+
     /// Entry `i`, checked.
     pub fn get(&mut self, i: usize) -> Result<IndexEntry> {
         let at = (SMALL_HEADER_LEN + i * INDEX_ENTRY_LEN) as u64;

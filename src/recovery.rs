@@ -173,7 +173,7 @@ fn recover_segment(
         for e in kept.iter().chain(&fresh) {
             bytes.extend_from_slice(&e.encode(header.salt));
         }
-        write_atomic(vfs, &view.dir, &format::idx_name(view.version, seq), &bytes, inner.durable())?;
+        write_atomic(vfs, &view.dir, &format::idx_name(view.version, seq), &bytes, true)?;
         vfs.open(&ipath, OpenMode::ReadWrite).map_err(|e| Error::io("opening index", &ipath, e))?
     } else {
         let f = vfs.open(&ipath, OpenMode::ReadWrite).map_err(|e| Error::io("opening index", &ipath, e))?;

@@ -42,7 +42,24 @@ pub fn open_segment(cat: &Catalog, view: &VersionView, seq: u32) -> Result<(Segm
 
 /// Opens the index of segment `seq` (salt from its segment header).
 pub fn open_index(cat: &Catalog, view: &VersionView, seq: u32, salt: u64) -> Result<Option<IndexReader>> {
-    IndexReader::open(&*cat.vfs, &view.idx_path(seq), view.version, seq, salt, view.sealed(seq))
+    let mut idx = IndexReader::open(&*cat.vfs, &view.idx_path(seq), view.version, seq, salt, view.sealed(seq))?;
+    if let (Some(r), false) = (idx.as_mut(), view.sealed(seq)) {
+        // An active segment's index is unsynced: after a crash it may name frames past a torn tail. Trust only
+        // entries that name a genuine frame header.
+        let path = view.seg_path(seq);
+        let file = cat.vfs.open(&path, crate::vfs::OpenMode::Read).map_err(|e| Error::io("opening", &path, e))?;
+        while r.len() > 0 {
+            let mut h = [0u8; crate::format::FRAME_HEADER_LEN];
+            let genuine = r.get(r.len() - 1).is_ok_and(|e| {
+                file.read_exact_at(&mut h, e.offset).is_ok() && crate::segment::frame_header_ok(salt, e.offset, &h)
+            });
+            if genuine {
+                break;
+            }
+            r.truncate(r.len() - 1);
+        }
+    }
+    Ok(idx)
 }
 
 /// Decodes a frame's events with the absolute end offset of each.

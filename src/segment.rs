@@ -112,6 +112,11 @@ fn header_len(salt: u64, offset: u64, h: &[u8]) -> Option<u32> {
         .then_some(len)
 }
 
+/// True when `h` is a genuine frame header for a frame at `offset` in a segment with `salt`.
+pub fn frame_header_ok(salt: u64, offset: u64, h: &[u8]) -> bool {
+    header_len(salt, offset, h).is_some()
+}
+
 /// True when some genuine frame header starts anywhere in `bytes` (which begin at file offset `start`).
 pub fn any_valid_header(salt: u64, start: u64, bytes: &[u8]) -> bool {
     (0..bytes.len().saturating_sub(FRAME_HEADER_LEN - 1))

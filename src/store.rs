@@ -56,10 +56,6 @@ pub(crate) fn new_nonce() -> u64 {
 }
 
 impl StoreInner {
-    pub(crate) fn durable(&self) -> bool {
-        self.opts.sync != SyncPolicy::Never
-    }
-
     /// Takes the exclusive writer lock of run directory `dir`, or fails with `RunBusy`.
     pub(crate) fn acquire_lock(&self, id: &str) -> Result<Box<dyn VfsFile>> {
         let path = self.catalog.run_dir(id).join(format::LOCK_FILE);
@@ -222,7 +218,8 @@ impl Store {
         let runs = &self.cat().runs_dir;
         let vfs = &*self.cat().vfs;
         std::thread::scope(|scope| {
-            let entry_synced = (created && self.inner.durable())
+            // Whatever the policy: a run that `sync()` made durable must not vanish with its directory entry.
+            let entry_synced = created
                 .then(|| scope.spawn(|| vfs.sync_dir(runs).map_err(|e| Error::io("syncing directory", runs, e))));
             let lock = self.inner.acquire_lock(id).and_then(|lock| {
                 // A directory left without a header by an interrupted creation may be claimed by someone else
@@ -246,7 +243,9 @@ impl Store {
 
     fn write_header(&self, h: &VersionHeader) -> Result<()> {
         let dir = self.cat().run_dir(&h.run_id);
-        write_atomic(&*self.cat().vfs, &dir, &format::head_name(h.version), &h.encode(), self.inner.durable())?;
+        // Durable whatever the policy: under `Never` an unsynced header renamed into place can be empty after an
+        // OS crash, which would make the whole run unreadable.
+        write_atomic(&*self.cat().vfs, &dir, &format::head_name(h.version), &h.encode(), true)?;
         Ok(())
     }
 
@@ -294,7 +293,7 @@ impl Store {
                 prefix_stats(self.cat(), &gp, Some(Ptr { seg: b.segment, offset: b.offset }), Some(step))?
             }
         };
-        if self.inner.durable() && parent.current && parent.segs > 0 && ptr.seg + 1 == parent.segs {
+        if parent.current && parent.segs > 0 && ptr.seg + 1 == parent.segs {
             // The pinned bytes may still be unsynced in the parent's active segment: make them durable first.
             let path = parent.seg_path(ptr.seg);
             let f = self.cat().vfs.open(&path, OpenMode::Read).map_err(|e| Error::io("opening", &path, e))?;

@@ -305,13 +305,13 @@ impl WriterCore {
         if let Err(e) = idx.set_len(0).and_then(|_| idx.write_all_at(&ih, 0)) {
             return self.poison("writing index header", ipath, e);
         }
-        if self.durable() {
-            if let Err(e) = file.sync_data().and_then(|_| idx.sync_data()) {
-                return self.poison("syncing new segment", path, e);
-            }
-            if let Err(e) = self.vfs.sync_dir(&self.dir) {
-                return self.poison("syncing run directory", self.dir.clone(), e);
-            }
+        // Whatever the policy (a segment rolls once per segment_size bytes): an explicit `sync()` under `Never`
+        // syncs only the active segment's data, so its directory entry must already be durable.
+        if let Err(e) = file.sync_data().and_then(|_| idx.sync_data()) {
+            return self.poison("syncing new segment", path, e);
+        }
+        if let Err(e) = self.vfs.sync_dir(&self.dir) {
+            return self.poison("syncing run directory", self.dir.clone(), e);
         }
         self.seg = Some(ActiveSeg {
             seq,

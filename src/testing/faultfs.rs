@@ -303,9 +303,9 @@ fn err(kind: io::ErrorKind, what: &str, path: &Path) -> io::Error {
     io::Error::new(kind, format!("{what}: {}", path.display()))
 }
 
-/// A raw OS error (so `raw_os_error()` works); `what` and `path` only document the call site.
-fn os_err(code: i32, what: &str, path: &Path) -> io::Error {
-    let _ = (what, path);
+/// A raw OS error, as the real system call would return it (so `raw_os_error()` works; the engine adds
+/// the path to its own error).
+fn os_err(code: i32) -> io::Error {
     io::Error::from_raw_os_error(code)
 }
 
@@ -604,21 +604,21 @@ impl State {
     }
 
     /// Fails every mutation once the device is frozen.
-    fn check_frozen(&mut self, path: &Path) -> io::Result<()> {
+    fn check_frozen(&mut self) -> io::Result<()> {
         if self.faults.freeze_left == Some(0) {
             self.counters.faults += 1;
-            return Err(os_err(EIO, "FaultFs is frozen (injected)", path));
+            return Err(os_err(EIO));
         }
         Ok(())
     }
 
     /// Counts a sync against the injected sync failures.
-    fn check_sync(&mut self, path: &Path) -> io::Result<()> {
-        self.check_frozen(path)?;
+    fn check_sync(&mut self) -> io::Result<()> {
+        self.check_frozen()?;
         match self.faults.syncs_left {
             Some(0) => {
                 self.counters.faults += 1;
-                Err(os_err(EIO, "injected fsync failure on", path))
+                Err(os_err(EIO))
             }
             Some(n) => {
                 self.faults.syncs_left = Some(n - 1);
@@ -643,7 +643,7 @@ impl State {
     }
 
     fn create(&mut self, path: &Path, is_dir: bool) -> io::Result<Ino> {
-        self.check_frozen(path)?;
+        self.check_frozen()?;
         let (dir, name) = self.image.parent(path)?;
         let ino = self.image.next_ino;
         self.record(Op::Create { path: path.to_path_buf(), dir, name, ino, is_dir })?;
@@ -977,7 +977,7 @@ impl FaultFile {
     fn live(&self) -> io::Result<MutexGuard<'_, State>> {
         let s = self.shared.lock();
         if s.generation != self.generation {
-            return Err(os_err(EIO, "handle opened before a simulated crash:", &self.path));
+            return Err(os_err(EIO));
         }
         Ok(s)
     }
@@ -986,7 +986,7 @@ impl FaultFile {
         if self.writable {
             Ok(())
         } else {
-            Err(os_err(EBADF, "file opened read-only:", &self.path))
+            Err(os_err(EBADF))
         }
     }
 }
@@ -1008,11 +1008,11 @@ impl VfsFile for FaultFile {
     fn write_all_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
         self.writable()?;
         let mut s = self.live()?;
-        s.check_frozen(&self.path)?;
+        s.check_frozen()?;
         match s.faults.writes_left {
             Some(0) => {
                 s.counters.faults += 1;
-                return Err(os_err(EIO, "injected write failure on", &self.path));
+                return Err(os_err(EIO));
             }
             Some(n) => s.faults.writes_left = Some(n - 1),
             None => {}
@@ -1039,7 +1039,7 @@ impl VfsFile for FaultFile {
         }
         if full {
             s.counters.faults += 1;
-            return Err(os_err(ENOSPC, "injected full disk writing", &self.path));
+            return Err(os_err(ENOSPC));
         }
         s.counters.writes += 1;
         if let Some(k) = s.faults.freeze_left {
@@ -1057,12 +1057,12 @@ impl VfsFile for FaultFile {
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.writable()?;
         let mut s = self.live()?;
-        s.check_frozen(&self.path)?;
+        s.check_frozen()?;
         let cur = s.image.file(self.ino).map_or(0, |f| f.data.len() as u64);
         if let Some(cap) = s.faults.capacity {
             if len > cur && len - cur > cap.saturating_sub(s.image.used()) {
                 s.counters.faults += 1;
-                return Err(os_err(ENOSPC, "injected full disk extending", &self.path));
+                return Err(os_err(ENOSPC));
             }
         }
         s.record(Op::SetLen { path: self.path.clone(), ino: self.ino, len })
@@ -1070,7 +1070,7 @@ impl VfsFile for FaultFile {
 
     fn sync_data(&self) -> io::Result<()> {
         let mut s = self.live()?;
-        s.check_sync(&self.path)?;
+        s.check_sync()?;
         s.record(Op::SyncData { path: self.path.clone(), ino: self.ino })?;
         s.counters.syncs += 1;
         Ok(())
@@ -1196,7 +1196,7 @@ impl Vfs for FaultFs {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut s = self.state();
-        s.check_frozen(from)?;
+        s.check_frozen()?;
         let ino = s.image.lookup(from)?;
         let (from_dir, from_name) = s.image.parent(from)?;
         let (to_dir, to_name) = s.image.parent(to)?;
@@ -1218,7 +1218,7 @@ impl Vfs for FaultFs {
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let mut s = self.state();
-        s.check_frozen(path)?;
+        s.check_frozen()?;
         let ino = s.image.lookup(path)?;
         if s.image.dir(ino).is_some() {
             return Err(err(io::ErrorKind::IsADirectory, "is a directory", path));
@@ -1229,7 +1229,7 @@ impl Vfs for FaultFs {
 
     fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
         let mut s = self.state();
-        s.check_frozen(path)?;
+        s.check_frozen()?;
         let ino = s.image.lookup(path)?;
         if s.image.dir(ino).is_none() {
             return Err(err(io::ErrorKind::NotADirectory, "not a directory", path));
@@ -1244,7 +1244,7 @@ impl Vfs for FaultFs {
         if s.image.dir(ino).is_none() {
             return Err(err(io::ErrorKind::NotADirectory, "not a directory", path));
         }
-        s.check_sync(path)?;
+        s.check_sync()?;
         s.record(Op::SyncDir { path: path.to_path_buf(), ino })?;
         s.counters.dir_syncs += 1;
         Ok(())
@@ -1494,7 +1494,8 @@ mod tests {
         let mut states = Vec::new();
         loop {
             let fs2 = r.fs();
-            states.push(fs2.files().iter().map(|p| (p.clone(), fs2.contents(p).unwrap_or_default())).collect::<Vec<_>>());
+            states
+                .push(fs2.files().iter().map(|p| (p.clone(), fs2.contents(p).unwrap_or_default())).collect::<Vec<_>>());
             if r.next_op().is_some_and(|o| o.kind == OpKind::Write && o.offset == 5) {
                 let cut = r.fs_with_partial(3).expect("partial");
                 assert_eq!(cut.contents("/fault/d/f").expect("read"), b"hello wo");
