@@ -1,0 +1,77 @@
+//! Frame payload decoding: arbitrary bytes as the payload of a (CRC-valid) frame.
+//!
+//! Runs the engine's own decoding path (`frame_events`, as replay, recovery and verify use it) and the
+//! streaming `PayloadDecoder`. Neither may panic or allocate from a garbage count; a payload that decodes
+//! must re-encode (with the writer's encoder) to bytes that decode to the same events.
+#![no_main]
+
+use std::path::Path;
+
+use forklog::internals::{encode_event, encode_prefix, frame_events, EncEvent, PayloadDecoder, RawEvent};
+use forklog::Value;
+use libfuzzer_sys::fuzz_target;
+
+const FRAME_OFF: u64 = 80;
+
+fn refs(kv: &[(u32, Value)]) -> Vec<(u32, &Value)> {
+    kv.iter().map(|(k, v)| (*k, v)).collect()
+}
+
+/// Encodes events the way the writer does: base = the first event's step and time.
+fn encode(events: &[RawEvent]) -> Vec<u8> {
+    let base_step = events.first().map_or(0, RawEvent::step);
+    let base_time = match events.first() {
+        Some(RawEvent::Log { time_us, .. } | RawEvent::System { time_us, .. }) => *time_us,
+        _ => 0,
+    };
+    let (mut ps, mut pt) = (base_step, base_time);
+    let mut body = Vec::new();
+    for ev in events {
+        let (kv, step) = match ev {
+            RawEvent::Log { step, metrics, .. } | RawEvent::System { step, metrics, .. } => (refs(metrics), *step),
+            RawEvent::Config { step, patch } | RawEvent::Summary { step, patch } => (refs(patch), *step),
+            RawEvent::Finish { step, .. } => (Vec::new(), *step),
+        };
+        let enc = match ev {
+            RawEvent::Log { time_us, .. } => EncEvent::Log { step, time_us: *time_us, metrics: &kv },
+            RawEvent::System { time_us, .. } => EncEvent::System { step, time_us: *time_us, metrics: &kv },
+            RawEvent::Config { .. } => EncEvent::Config { step, patch: &kv },
+            RawEvent::Summary { .. } => EncEvent::Summary { step, patch: &kv },
+            RawEvent::Finish { exit_code, .. } => EncEvent::Finish { step, exit_code: *exit_code },
+        };
+        encode_event(&mut body, &enc, &mut ps, &mut pt);
+    }
+    let mut out = Vec::new();
+    encode_prefix(&mut out, events.len() as u32, base_step, base_time);
+    out.extend_from_slice(&body);
+    out
+}
+
+fuzz_target!(|data: &[u8]| {
+    // The streaming decoder: offsets strictly increase and stay inside the payload; it terminates.
+    if let Ok(mut d) = PayloadDecoder::new(data) {
+        let announced = u64::from(d.remaining());
+        let (mut last, mut calls) = (0usize, 0u64);
+        while let Some(r) = d.next_event() {
+            calls += 1;
+            assert!(calls <= announced + 1, "decoder yields more items than the frame announces");
+            if let Ok((_, end)) = r {
+                assert!(end > last && end <= data.len(), "event end {end} after {last}, payload {}", data.len());
+                last = end;
+            }
+        }
+    }
+
+    // The engine's path.
+    let path = Path::new("fuzz.seg");
+    let Ok(events) = frame_events(path, FRAME_OFF, data) else { return };
+    let ends: Vec<u64> = events.iter().map(|e| e.1).collect();
+    assert!(ends.windows(2).all(|w| w[0] < w[1]), "event ends not increasing: {ends:?}");
+    assert_eq!(ends.last().copied(), Some(FRAME_OFF + 12 + data.len() as u64), "payload not fully consumed");
+
+    let raw: Vec<RawEvent> = events.into_iter().map(|e| e.0).collect();
+    let again = encode(&raw);
+    let back = frame_events(path, FRAME_OFF, &again).expect("a re-encoded payload must decode");
+    let back: Vec<RawEvent> = back.into_iter().map(|e| e.0).collect();
+    assert_eq!(raw, back, "decode(encode(decode(x))) != decode(x)");
+});
