@@ -9,11 +9,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::format::{
-    build_fixed_header, check_fixed_header, crc, Le, IDX_MAGIC, INDEX_ENTRY_LEN, NO_STEP, SMALL_HEADER_LEN,
-};
+use crate::format::{build_fixed_header, check_fixed_header, crc, Le, IDX_MAGIC, INDEX_ENTRY_LEN, SMALL_HEADER_LEN};
 use crate::segment::Source;
-use crate::stats::Stats;
+use crate::stats::{opt, presence, unopt, Stats};
 use crate::vfs::{OpenMode, Vfs};
 
 /// One index entry.
@@ -25,20 +23,6 @@ pub struct IndexEntry {
     pub offset: u64,
     /// Statistics of the segment's events before the frame (not counting earlier segments).
     pub before: Stats,
-}
-
-fn opt(x: Option<u64>) -> u64 {
-    x.unwrap_or(NO_STEP)
-}
-/// Flag bits 1, 2, 3: `first_log`, `last_log`, `last_event` are present (so step `u64::MAX` survives; files
-/// written before these bits read as before: `NO_STEP` = none).
-fn presence(s: &Stats) -> u32 {
-    u32::from(s.first_log.is_some()) << 1
-        | u32::from(s.last_log.is_some()) << 2
-        | u32::from(s.last_event.is_some()) << 3
-}
-fn unopt(x: u64, flags: u32, bit: u32) -> Option<u64> {
-    (flags & (1 << bit) != 0 || x != NO_STEP).then_some(x)
 }
 
 impl IndexEntry {

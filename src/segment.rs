@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::format::{
-    build_fixed_header, check_fixed_header, crc, segment_salt, Le, FRAME_HEADER_LEN, MAX_FRAME_LEN, NO_STEP,
-    SEG_HEADER_LEN, SEG_MAGIC,
+    build_fixed_header, check_fixed_header, crc, segment_salt, Le, FRAME_HEADER_LEN, MAX_FRAME_LEN, SEG_HEADER_LEN,
+    SEG_MAGIC,
 };
-use crate::stats::Stats;
+use crate::stats::{opt, presence, unopt, Stats};
 use crate::vfs::{MappedBytes, OpenMode, Vfs, VfsFile};
 
 /// The fixed header at the start of every segment.
@@ -27,20 +27,6 @@ pub struct SegmentHeader {
     pub salt: u64,
     /// Statistics of the version's own events in all earlier segments.
     pub base: Stats,
-}
-
-fn opt(x: Option<u64>) -> u64 {
-    x.unwrap_or(NO_STEP)
-}
-/// Flag bits 1, 2, 3: `first_log`, `last_log`, `last_event` are present (so step `u64::MAX` survives; files
-/// written before these bits read as before: `NO_STEP` = none).
-fn presence(s: &Stats) -> u32 {
-    u32::from(s.first_log.is_some()) << 1
-        | u32::from(s.last_log.is_some()) << 2
-        | u32::from(s.last_event.is_some()) << 3
-}
-fn unopt(x: u64, flags: u32, bit: u32) -> Option<u64> {
-    (flags & (1 << bit) != 0 || x != NO_STEP).then_some(x)
 }
 
 impl SegmentHeader {

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::codec::RawEvent;
+use crate::format::NO_STEP;
 
 /// Statistics of a sequence of events.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +59,24 @@ impl Stats {
             last_is_finish: later.last_is_finish,
         }
     }
+}
+
+/// An optional step as a fixed-size field (`NO_STEP` for none).
+pub fn opt(x: Option<u64>) -> u64 {
+    x.unwrap_or(NO_STEP)
+}
+
+/// Flag bits 1, 2, 3: `first_log`, `last_log`, `last_event` are present (so a step of `u64::MAX` survives;
+/// files written before these bits read as before: `NO_STEP` = none). Used by segment headers and index entries.
+pub fn presence(s: &Stats) -> u32 {
+    u32::from(s.first_log.is_some()) << 1
+        | u32::from(s.last_log.is_some()) << 2
+        | u32::from(s.last_event.is_some()) << 3
+}
+
+/// Reads an optional step field whose presence bit is `bit` of `flags`.
+pub fn unopt(x: u64, flags: u32, bit: u32) -> Option<u64> {
+    (flags & (1 << bit) != 0 || x != NO_STEP).then_some(x)
 }
 
 #[cfg(test)]
