@@ -306,9 +306,11 @@ pub fn encode_event(out: &mut Vec<u8>, ev: &EncEvent<'_>, prev_step: &mut u64, p
     let _ = bincode::serde::encode_into_std_write(&disk, out, config());
 }
 
-/// Encodes a frame payload prefix: event count, base step, base time.
-pub fn encode_prefix(out: &mut Vec<u8>, count: u32, base_step: u64, base_time_us: i64) {
-    let _ = bincode::serde::encode_into_std_write((count, base_step, base_time_us), out, config());
+/// Encodes a frame payload prefix: event count, base step, base time, and `synced_len`: how much of the
+/// segment was durable (fsynced) when this frame was written. Recovery uses it to tell a hole a crash left
+/// in unsynced data (a torn tail, even with later frames surviving) from corruption of synced data.
+pub fn encode_prefix(out: &mut Vec<u8>, count: u32, base_step: u64, base_time_us: i64, synced_len: u64) {
+    let _ = bincode::serde::encode_into_std_write((count, base_step, base_time_us, synced_len), out, config());
 }
 
 /// Deepest nesting of lists and maps a value may have (checked when writing and when reading).
@@ -445,15 +447,22 @@ pub struct PayloadDecoder<'a> {
     remaining: u32,
     prev_step: u64,
     prev_time: i64,
+    synced_len: u64,
 }
 
 impl<'a> PayloadDecoder<'a> {
+    /// How much of the segment was durable when the frame was written (see [`encode_prefix`]).
+    pub fn synced_len(&self) -> u64 {
+        self.synced_len
+    }
+
     /// Starts decoding `payload`: reads its prefix.
     pub fn new(payload: &'a [u8]) -> Result<PayloadDecoder<'a>, DecodeError> {
         let mut rd = Rd { b: payload, pos: 0 };
         let count = rd.u32()?;
         let base_step = rd.u64()?;
         let base_time = rd.i64()?;
+        let synced_len = rd.u64()?;
         if count == 0 {
             return err("frame holds no events");
         }
@@ -461,7 +470,7 @@ impl<'a> PayloadDecoder<'a> {
         if count as usize > payload.len() - rd.pos {
             return err("event count exceeds the payload");
         }
-        Ok(PayloadDecoder { rd, remaining: count, prev_step: base_step, prev_time: base_time })
+        Ok(PayloadDecoder { rd, remaining: count, prev_step: base_step, prev_time: base_time, synced_len })
     }
 
     /// The step of the frame's first event.
@@ -523,7 +532,7 @@ impl<'a> PayloadDecoder<'a> {
 /// The reference decoder: bincode through serde (used by tests to check the hand-written one).
 #[cfg(test)]
 fn decode_with_bincode(payload: &[u8]) -> Option<Vec<RawEvent>> {
-    let ((count, mut ps, mut pt), mut pos): ((u32, u64, i64), usize) =
+    let ((count, mut ps, mut pt, _synced), mut pos): ((u32, u64, i64, u64), usize) =
         bincode::serde::decode_from_slice(payload, limited()).ok()?;
     let mut out = Vec::new();
     for _ in 0..count {
@@ -576,7 +585,7 @@ mod tests {
             encode_event(&mut body, e, &mut ps, &mut pt);
         }
         let mut payload = Vec::new();
-        encode_prefix(&mut payload, evs.len() as u32, 10, 1_000_000);
+        encode_prefix(&mut payload, evs.len() as u32, 10, 1_000_000, 80);
         payload.extend_from_slice(&body);
         let mut d = PayloadDecoder::new(&payload).unwrap();
         let mut out = Vec::new();
@@ -628,7 +637,7 @@ mod tests {
             encode_event(&mut body, e, &mut ps, &mut pt);
         }
         let mut payload = Vec::new();
-        encode_prefix(&mut payload, 3, u64::MAX - 5, i64::MIN + 3);
+        encode_prefix(&mut payload, 3, u64::MAX - 5, i64::MIN + 3, 123_456);
         payload.extend_from_slice(&body);
         let reference = decode_with_bincode(&payload).unwrap();
         let mut d = PayloadDecoder::new(&payload).unwrap();
@@ -648,7 +657,7 @@ mod tests {
     #[test]
     fn deep_nesting_is_refused_not_recursed() {
         // A crafted payload: one Log with a value nested 100_000 lists deep.
-        let mut p = vec![1, 0, 0, 0, 0, 0, 1, 0];
+        let mut p = vec![1, 0, 0, 80, 0, 0, 0, 1, 0];
         for _ in 0..100_000 {
             p.extend_from_slice(&[6, 1]);
         }
@@ -661,7 +670,7 @@ mod tests {
     fn event_count_beyond_the_payload_is_refused() {
         // Found by fuzz/ (record_decode): a CRC-valid frame claiming u32::MAX events made `frame_events`
         // reserve ~240 GB (`Vec::with_capacity(count)`) and abort. The count is now bounded by the bytes.
-        let p = [252, 0xff, 0xff, 0xff, 0xff, 0, 0, 3, 0, 0, 0];
+        let p = [252, 0xff, 0xff, 0xff, 0xff, 0, 0, 80, 3, 0, 0, 0];
         assert!(PayloadDecoder::new(&p).is_err());
         assert!(crate::scan::frame_events(std::path::Path::new("x.seg"), 80, &p).is_err());
     }

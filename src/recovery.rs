@@ -113,9 +113,10 @@ fn recover_segment(
     if let Some(End::Torn(at)) = reader.end() {
         check_pins(inner, view, seq, at)?;
         file.set_len(at).map_err(|e| Error::io("truncating torn tail of", &path, e))?;
-        file.sync_data().map_err(|e| Error::io("syncing", &path, e))?;
         report = Some(RecoveryReport { run: view.id.clone(), file: path.clone(), bytes_cut: len - at, valid_len: at });
     }
+    // What survived is made durable, so the frames appended next can say so (their `synced_len`).
+    file.sync_data().map_err(|e| Error::io("syncing", &path, e))?;
     // 2. Keep the index entries that match frames; decode only the frames after the last one.
     let ipath = view.idx_path(seq);
     let mut kept: Vec<IndexEntry> = Vec::new();
@@ -189,7 +190,17 @@ fn recover_segment(
     let idx_len = entries_len(kept.len() + fresh.len());
     let own = header.base.then(&inseg);
     Ok(Recovered {
-        seg: Some(ActiveSeg { seq, file, len: valid, salt: header.salt, idx, idx_len, last_indexed, inseg }),
+        seg: Some(ActiveSeg {
+            seq,
+            file,
+            len: valid,
+            salt: header.salt,
+            idx,
+            idx_len,
+            last_indexed,
+            synced: valid,
+            inseg,
+        }),
         own,
         next_seq: seq + 1,
         report,

@@ -109,6 +109,33 @@ pub fn any_valid_header(salt: u64, start: u64, bytes: &[u8]) -> bool {
         .any(|i| header_len(salt, start + i as u64, &bytes[i..i + FRAME_HEADER_LEN]).is_some())
 }
 
+/// True when a bad region starting at `hole`, followed by `bytes` (at file offset `start`), is corruption: some
+/// genuine later frame records (in its `synced_len`) that the hole's bytes were already durable when it was
+/// written. Otherwise the hole is unsynced data a crash lost while keeping later unsynced frames: a torn tail.
+fn durable_hole(salt: u64, start: u64, bytes: &[u8], hole: u64) -> bool {
+    let mut i = 0;
+    while i + FRAME_HEADER_LEN <= bytes.len() {
+        let off = start + i as u64;
+        if let Some(len) = header_len(salt, off, &bytes[i..i + FRAME_HEADER_LEN]) {
+            let (p0, p1) = (i + FRAME_HEADER_LEN, i + FRAME_HEADER_LEN + len as usize);
+            if let Some(payload) = bytes.get(p0..p1) {
+                let stored = u32::from_le_bytes([bytes[i + 8], bytes[i + 9], bytes[i + 10], bytes[i + 11]]);
+                if crc(&[&salt.to_le_bytes(), &off.to_le_bytes(), payload]) == stored {
+                    match crate::codec::PayloadDecoder::new(payload) {
+                        Ok(d) if d.synced_len() <= hole => {
+                            i = p1;
+                            continue;
+                        }
+                        _ => return true,
+                    }
+                }
+            }
+        }
+        i += 1;
+    }
+    false
+}
+
 /// True when the active segment at `path` is the remains of a creation a crash interrupted: its header is
 /// missing or invalid and no genuine frame follows it. Anything else with a bad header is corruption.
 pub fn torn_creation(vfs: &dyn Vfs, path: &Path, nonce: u64, seq: u32) -> Result<bool> {
@@ -315,8 +342,8 @@ impl SegmentReader {
         Ok(Some((pos, p)))
     }
 
-    /// A bad frame at `pos`: corruption in a sealed segment, or when a genuine frame follows it; otherwise
-    /// the start of a torn tail. `look_after` is false when nothing can follow (the frame reaches EOF).
+    /// A bad frame at `pos`: corruption in a sealed segment, or when a genuine frame follows that was written
+    /// after `pos` had been synced; otherwise the start of a torn tail. `look_after` is false when nothing can follow (the frame reaches EOF).
     fn torn_or_corrupt(&mut self, pos: u64, look_after: bool, why: &str) -> Result<Option<(u64, &[u8])>> {
         if self.sealed {
             return Err(Error::corrupt(&self.path, pos, format!("{why} in a sealed segment")));
@@ -325,11 +352,13 @@ impl SegmentReader {
             let len = self.source.len();
             let rest_len = (len - pos - 1) as usize;
             if let Some(rest) = self.source.get(&self.path, pos + 1, rest_len)? {
-                if any_valid_header(self.salt, pos + 1, rest) {
+                if durable_hole(self.salt, pos + 1, rest, pos) {
                     return Err(Error::corrupt(
                         &self.path,
                         pos,
-                        format!("{why}, and valid frames follow: corruption, not a torn tail"),
+                        format!(
+                            "{why}, and valid frames written after it was synced follow: corruption, not a torn tail"
+                        ),
                     ));
                 }
             }

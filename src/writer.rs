@@ -34,6 +34,8 @@ pub(crate) struct ActiveSeg {
     pub idx: Box<dyn VfsFile>,
     pub idx_len: u64,
     pub last_indexed: Option<u64>,
+    /// How much of the segment is known durable (fsynced); recorded in every frame's prefix.
+    pub synced: u64,
     /// Statistics of the segment's own events written so far.
     pub inseg: Stats,
 }
@@ -321,6 +323,7 @@ impl WriterCore {
             idx,
             idx_len: ih.len() as u64,
             last_indexed: None,
+            synced: format::SEG_HEADER_LEN as u64,
             inseg: Stats::default(),
         });
         self.next_seq = seq + 1;
@@ -393,7 +396,7 @@ impl WriterCore {
         };
         self.frame.clear();
         self.frame.extend_from_slice(&[0u8; FRAME_HEADER_LEN]);
-        encode_prefix(&mut self.frame, self.buf_count, self.buf_base.0, self.buf_base.1);
+        encode_prefix(&mut self.frame, self.buf_count, self.buf_base.0, self.buf_base.1, seg.synced);
         self.frame.extend_from_slice(&self.buf);
         let off = seg.len;
         let h = frame_header(seg.salt, off, &self.frame[FRAME_HEADER_LEN..]);
@@ -433,11 +436,12 @@ impl WriterCore {
         self.check()?;
         self.flush_frame()?;
         if self.unsynced {
-            if let Some(seg) = &self.seg {
+            if let Some(seg) = &mut self.seg {
                 if let Err(e) = seg.file.sync_data() {
                     let path = self.dir.join(format::seg_name(self.version, seg.seq));
                     return self.poison("syncing", path, e);
                 }
+                seg.synced = seg.len;
             }
             self.unsynced = false;
         }

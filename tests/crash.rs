@@ -547,11 +547,9 @@ fn seeds() -> u64 {
 /// Random workloads crashed in every mode, several rounds each (the store keeps going after each crash).
 fn random_workloads(policy: SyncPolicy) {
     let started = Instant::now();
-    // Reordered unsynced frames (`Unsynced::Mixed`) can only arise with several frames unsynced at once, i.e.
-    // not under `Always`; the engine reports them as corruption: see
-    // `reordered_unsynced_frames_do_not_brick_the_run` (ignored pending a design decision).
-    let modes: Vec<CrashMode> =
-        CrashMode::all(0).into_iter().filter(|m| policy == SyncPolicy::Always || m.data != Unsynced::Mixed).collect();
+    // Every mode, `Unsynced::Mixed` (reordered unsynced frames) included: see
+    // `reordered_unsynced_frames_do_not_brick_the_run`.
+    let modes: Vec<CrashMode> = CrashMode::all(0).into_iter().collect();
     for seed in 0..seeds() {
         for (m, mode) in modes.iter().enumerate() {
             let mut rng = Rng(seed * 1000 + m as u64 + 7);
@@ -987,11 +985,10 @@ fn unsynced_index_entries_lost_as_garbage_are_not_corruption() {
 
 /// Under `EveryMillis`/`Never` several frames can be unsynced at once, and a crash may persist a later one
 /// but not an earlier one (SQLite's crash model; XFS/ext4 writeback order is not file order). Nothing
-/// acknowledged is at stake — the hole is past the last sync — yet the engine calls it corruption ("valid
-/// frames follow") and refuses to resume the run. Ignored until the lead decides how recovery should treat
-/// an invalid frame followed by valid ones in the unsynced part of an active segment.
+/// acknowledged is at stake — the hole is past the last sync. Regression: the engine called it corruption
+/// ("valid frames follow") and refused to resume the run; now each frame records the segment's synced length,
+/// so recovery cuts the hole and what follows it as a torn tail.
 #[test]
-#[ignore = "design decision pending: reordered unsynced frames are reported as corruption"]
 fn reordered_unsynced_frames_do_not_brick_the_run() {
     let fs = FaultFs::new();
     let store = Store::open_with(FaultFs::store_path(), opts(&fs, SyncPolicy::EveryMillis(1 << 40), 1)).expect("open");

@@ -116,7 +116,8 @@ fn a_store_written_from_the_spec_reads_back_exactly() {
     varint(&mut p, 3);
     varint(&mut p, 5);
     zigzag(&mut p, t0);
-    // Log: tag 0, dstep 0, dtime 0, 1 metric: key 0, Float(0.5)
+    varint(&mut p, 80); // synced_len: only the header was durable when this frame was written
+                        // Log: tag 0, dstep 0, dtime 0, 1 metric: key 0, Float(0.5)
     p.extend_from_slice(&[0, 0, 0, 1, 0, 3]);
     p.extend_from_slice(&0.5f64.to_bits().to_le_bytes());
     // Config: tag 1, dstep 0, 1 entry: key 1, Str("sgd")

@@ -42,7 +42,7 @@ fn encode(events: &[RawEvent]) -> Vec<u8> {
         encode_event(&mut body, &enc, &mut ps, &mut pt);
     }
     let mut out = Vec::new();
-    encode_prefix(&mut out, events.len() as u32, base_step, base_time);
+    encode_prefix(&mut out, events.len() as u32, base_step, base_time, 0);
     out.extend_from_slice(&body);
     out
 }
