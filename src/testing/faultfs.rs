@@ -198,12 +198,11 @@ impl Rng {
     fn new(seed: u64) -> Rng {
         Rng(seed)
     }
+    /// SplitMix64: the crate's `mix64` of the state, then the state advances.
     fn next(&mut self) -> u64 {
+        let z = self.0;
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        crate::format::mix64(z)
     }
     /// Uniform in `0..=n`.
     fn upto(&mut self, n: u64) -> u64 {
