@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, EventRecord, LogRow};
 use crate::format::micros_to_secs;
 use crate::ids::RunRef;
-use crate::scan::{first_step, frame_events, open_index, open_segment, Ptr};
+use crate::scan::{first_step, frame_events, open_index, open_segment, trusted_entry, Ptr};
 use crate::segment::SegmentReader;
 use crate::value::{Key, Metrics, Value};
 
@@ -144,7 +144,8 @@ impl EventStream {
             cursor.seg = seg;
             let (_, h) = open_segment(&self.cat, &view, seg)?;
             if let Some(mut idx) = open_index(&self.cat, &view, seg, h.salt)? {
-                if let Some(e) = idx.last_where(|e| e.first_step < from)? {
+                let e = idx.last_where(|e| e.first_step < from)?;
+                if let Some(e) = trusted_entry(&self.cat, &view, seg, &mut idx, e)? {
                     seek_to = Some(e.offset);
                 }
             }

@@ -62,6 +62,34 @@ pub fn open_index(cat: &Catalog, view: &VersionView, seq: u32, salt: u64) -> Res
     Ok(idx)
 }
 
+/// Vets an index entry chosen as a place to start reading. In an active segment, frames written after the
+/// last sync may sit beyond a hole a crash left (a torn tail whose later unsynced frames survived); a full
+/// read stops at the hole, so a seek must not jump past it. If the entry's frame was written when less than
+/// its offset was synced (its `synced_len`), fall back to the last entry inside the synced prefix: the scan
+/// from there meets any hole exactly as a full read does.
+pub fn trusted_entry(
+    cat: &Catalog,
+    view: &VersionView,
+    seq: u32,
+    idx: &mut IndexReader,
+    entry: Option<IndexEntry>,
+) -> Result<Option<IndexEntry>> {
+    let Some(e) = entry else { return Ok(None) };
+    if view.sealed(seq) {
+        return Ok(Some(e));
+    }
+    let (mut r, _) = open_segment(cat, view, seq)?;
+    r.seek(e.offset);
+    let synced = match r.next_frame() {
+        Ok(Some((_, payload))) => PayloadDecoder::new(payload).map_or(0, |d| d.synced_len()),
+        _ => 0,
+    };
+    if synced >= e.offset {
+        return Ok(Some(e));
+    }
+    idx.last_where(|x| x.offset <= synced)
+}
+
 /// Decodes a frame's events with the absolute end offset of each.
 pub fn frame_events(reader_path: &std::path::Path, frame_off: u64, payload: &[u8]) -> Result<Vec<(RawEvent, u64)>> {
     let bad = |e: crate::codec::DecodeError| Error::corrupt(reader_path, frame_off, e.0);
@@ -137,7 +165,8 @@ pub fn own_position(cat: &Catalog, view: &VersionView, cut: Option<Ptr>, cap: Op
     let (mut reader, header) = open_segment(cat, view, seg)?;
     let entry: Option<IndexEntry> = match open_index(cat, view, seg, header.salt)? {
         Some(mut idx) => {
-            idx.last_where(|e| limit.is_none_or(|l| e.offset < l) && cap.is_none_or(|c| e.first_step <= c))?
+            let e = idx.last_where(|e| limit.is_none_or(|l| e.offset < l) && cap.is_none_or(|c| e.first_step <= c))?;
+            trusted_entry(cat, view, seg, &mut idx, e)?
         }
         None => None,
     };
