@@ -376,6 +376,12 @@ impl Model {
 
     /// Like [`Store::resume`](crate::Store::resume): opens a live run for writing.
     pub fn resume(&mut self, id: &str) -> Result<()> {
+        self.idle_live_run(id)?.open = true;
+        Ok(())
+    }
+
+    /// A live run (not `ID@vK`, not deleted) with no writer open: what `resume` and `delete_run` require.
+    fn idle_live_run(&mut self, id: &str) -> Result<&mut Run> {
         let r: RunRef = id.parse()?;
         if r.version.is_some() {
             return Err(Error::ReadOnlyVersion { run: id.to_string() });
@@ -384,8 +390,7 @@ impl Model {
         if run.open {
             return Err(Error::RunBusy { run: id.to_string() });
         }
-        run.open = true;
-        Ok(())
+        Ok(run)
     }
 
     /// Like [`Store::fork`](crate::Store::fork): run `new_id` inherits the events of `point.run` with step
@@ -449,15 +454,7 @@ impl Model {
 
     /// Like [`Store::delete_run`](crate::Store::delete_run).
     pub fn delete_run(&mut self, id: &str) -> Result<()> {
-        let r: RunRef = id.parse()?;
-        if r.version.is_some() {
-            return Err(Error::ReadOnlyVersion { run: id.to_string() });
-        }
-        let run = self.runs.get_mut(&r.id).filter(|x| !x.deleted).ok_or_else(|| not_found(&r))?;
-        if run.open {
-            return Err(Error::RunBusy { run: id.to_string() });
-        }
-        run.deleted = true;
+        self.idle_live_run(id)?.deleted = true;
         Ok(())
     }
 
