@@ -179,11 +179,34 @@ impl From<DiskValue> for Value {
 
 #[derive(Serialize)]
 enum DiskEventRef<'a> {
-    Log { dstep: u64, dtime: i64, metrics: Keyed<'a> },
-    Config { dstep: u64, patch: Keyed<'a> },
-    Summary { dstep: u64, patch: Keyed<'a> },
-    System { dstep: u64, dtime: i64, metrics: Keyed<'a> },
-    Finish { dstep: u64, exit_code: i32 },
+    Log {
+        dstep: u64,
+        dtime: i64,
+        metrics: Keyed<'a>,
+    },
+    Config {
+        dstep: u64,
+        patch: Keyed<'a>,
+    },
+    Summary {
+        dstep: u64,
+        patch: Keyed<'a>,
+    },
+    System {
+        dstep: u64,
+        dtime: i64,
+        metrics: Keyed<'a>,
+    },
+    Finish {
+        dstep: u64,
+        exit_code: i32,
+    },
+    #[cfg(test)]
+    Dense {
+        dstep: u64,
+        dtime: i64,
+        values: &'a [f64],
+    },
 }
 
 #[cfg(test)]
@@ -194,6 +217,7 @@ enum DiskEvent {
     Summary { dstep: u64, patch: Vec<(u32, DiskValue)> },
     System { dstep: u64, dtime: i64, metrics: Vec<(u32, DiskValue)> },
     Finish { dstep: u64, exit_code: i32 },
+    Dense { dstep: u64, dtime: i64, values: Vec<f64> },
 }
 
 /// An event decoded from a frame, its metric keys still ids into the key table.
@@ -313,6 +337,54 @@ pub fn encode_prefix(out: &mut Vec<u8>, count: u32, base_step: u64, base_time_us
     let _ = bincode::serde::encode_into_std_write((count, base_step, base_time_us, synced_len), out, config());
 }
 
+/// Appends varint `v` (docs/FORMAT.md, Payload).
+#[inline]
+fn put_varint(out: &mut Vec<u8>, v: u64) {
+    if v < 251 {
+        out.push(v as u8);
+    } else if v <= u64::from(u16::MAX) {
+        out.push(251);
+        out.extend_from_slice(&(v as u16).to_le_bytes());
+    } else if v <= u64::from(u32::MAX) {
+        out.push(252);
+        out.extend_from_slice(&(v as u32).to_le_bytes());
+    } else {
+        out.push(253);
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// Zigzag encoding of a signed integer.
+#[inline]
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+/// Tag of a dense row: a `Log` event whose keys are the frame's template (the keys of the most recent
+/// tag-0 `Log` event of the same payload) and whose values are all floats, stored without keys or value tags.
+pub const DENSE_TAG: u8 = 5;
+
+/// Appends a dense row (tag 5): `dstep`, `dtime`, the value count and the floats' bits. The caller guarantees
+/// that the payload's template has exactly `values.len()` keys. The bytes are what bincode 2.0.1 produces for
+/// the same event (checked in a test); this path exists because it is the append hot path.
+#[inline]
+pub fn encode_dense_row<I>(out: &mut Vec<u8>, step: u64, time_us: i64, values: I, prev: &mut (u64, i64))
+where
+    I: ExactSizeIterator<Item = f64>,
+{
+    let dstep = step.wrapping_sub(prev.0);
+    let dtime = time_us.wrapping_sub(prev.1);
+    *prev = (step, time_us);
+    out.reserve(4 + 9 * 3 + 8 * values.len());
+    out.push(DENSE_TAG);
+    put_varint(out, dstep);
+    put_varint(out, zigzag(dtime));
+    put_varint(out, values.len() as u64);
+    for v in values {
+        out.extend_from_slice(&v.to_bits().to_le_bytes());
+    }
+}
+
 /// Deepest nesting of lists and maps a value may have (checked when writing and when reading).
 pub const MAX_DEPTH: usize = 64;
 
@@ -421,6 +493,81 @@ impl<'a> Rd<'a> {
             _ => return err("invalid value tag"),
         })
     }
+    /// A value as a number, without allocating: `None` for non-numeric values (skipped, still checked).
+    fn lean_value(&mut self) -> Dec<Option<f64>> {
+        let save = self.pos;
+        match self.b.get(self.pos) {
+            Some(3) => {
+                self.pos += 1;
+                Ok(Some(f64::from_le_bytes(self.array()?)))
+            }
+            Some(2) => {
+                self.pos += 1;
+                Ok(Some(self.i64()? as f64))
+            }
+            Some(1) => {
+                self.pos += 1;
+                match self.array::<1>()? {
+                    [0] => Ok(Some(0.0)),
+                    [1] => Ok(Some(1.0)),
+                    _ => err("invalid bool"),
+                }
+            }
+            _ => {
+                self.pos = save;
+                self.skip_value(0)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Skips a value, checking it as [`Rd::value`] does, without allocating.
+    fn skip_value(&mut self, depth: usize) -> Dec<()> {
+        if depth > MAX_DEPTH {
+            return err("value nested too deeply");
+        }
+        match self.u32()? {
+            0 => {}
+            1 => {
+                if !matches!(self.array::<1>()?, [0] | [1]) {
+                    return err("invalid bool");
+                }
+            }
+            2 => {
+                self.i64()?;
+            }
+            3 => {
+                self.take(8)?;
+            }
+            4 => self.skip_str()?,
+            5 => {
+                let n = self.len()?;
+                self.take(n)?;
+            }
+            6 => {
+                for _ in 0..self.len()? {
+                    self.skip_value(depth + 1)?;
+                }
+            }
+            7 => {
+                for _ in 0..self.len()? {
+                    self.skip_str()?;
+                    self.skip_value(depth + 1)?;
+                }
+            }
+            _ => return err("invalid value tag"),
+        }
+        Ok(())
+    }
+
+    fn skip_str(&mut self) -> Dec<()> {
+        let n = self.len()?;
+        if std::str::from_utf8(self.take(n)?).is_err() {
+            return err("string is not valid UTF-8");
+        }
+        Ok(())
+    }
+
     fn keyed(&mut self) -> Dec<Vec<(u32, Value)>> {
         let n = self.len()?;
         let mut out = Vec::with_capacity(n);
@@ -430,6 +577,12 @@ impl<'a> Rd<'a> {
         }
         Ok(out)
     }
+}
+
+/// The `f64` whose little-endian bits start `b` (8 bytes; shorter input reads as 0, never panics).
+#[inline]
+fn f64_at(b: &[u8]) -> f64 {
+    f64::from_le_bytes(b.get(..8).and_then(|s| s.try_into().ok()).unwrap_or([0; 8]))
 }
 
 /// Nesting depth of a value (0 for scalars).
@@ -448,6 +601,21 @@ pub struct PayloadDecoder<'a> {
     prev_step: u64,
     prev_time: i64,
     synced_len: u64,
+    /// Key ids of the most recent tag-0 `Log` event: the keys of the dense rows (tag 5) after it.
+    template: Option<Vec<u32>>,
+}
+
+/// One event as the lean walk ([`PayloadDecoder::next_lean`]) sees it: no values are built.
+#[derive(Debug, Clone, Copy)]
+pub struct Lean {
+    /// The event's step.
+    pub step: u64,
+    /// The event's time (µs), for `Log` rows.
+    pub time_us: i64,
+    /// True for `Log` events (history rows), including dense rows.
+    pub is_log: bool,
+    /// Payload offset just past the event.
+    pub end: usize,
 }
 
 impl<'a> PayloadDecoder<'a> {
@@ -470,7 +638,14 @@ impl<'a> PayloadDecoder<'a> {
         if count as usize > payload.len() - rd.pos {
             return err("event count exceeds the payload");
         }
-        Ok(PayloadDecoder { rd, remaining: count, prev_step: base_step, prev_time: base_time, synced_len })
+        Ok(PayloadDecoder {
+            rd,
+            remaining: count,
+            prev_step: base_step,
+            prev_time: base_time,
+            synced_len,
+            template: None,
+        })
     }
 
     /// The step of the frame's first event.
@@ -493,16 +668,107 @@ impl<'a> PayloadDecoder<'a> {
                 self.prev_time = self.prev_time.wrapping_add(self.rd.i64()?);
                 let metrics = self.rd.keyed()?;
                 if tag == 0 {
+                    self.template = Some(metrics.iter().map(|(k, _)| *k).collect());
                     RawEvent::Log { step, time_us: self.prev_time, metrics }
                 } else {
                     RawEvent::System { step, time_us: self.prev_time, metrics }
                 }
+            }
+            5 => {
+                self.prev_time = self.prev_time.wrapping_add(self.rd.i64()?);
+                let bytes = self.dense_values()?;
+                let template = self.template.as_deref().unwrap_or_default();
+                let metrics =
+                    template.iter().zip(bytes.chunks_exact(8)).map(|(k, b)| (*k, Value::Float(f64_at(b)))).collect();
+                RawEvent::Log { step, time_us: self.prev_time, metrics }
             }
             1 => RawEvent::Config { step, patch: self.rd.keyed()? },
             2 => RawEvent::Summary { step, patch: self.rd.keyed()? },
             4 => RawEvent::Finish { step, exit_code: self.rd.i32()? },
             _ => return err("invalid event tag"),
         })
+    }
+
+    /// Reads a dense row's value count, checks it against the template and returns the values' bytes.
+    fn dense_values(&mut self) -> Dec<&'a [u8]> {
+        let n = self.rd.len()?;
+        match &self.template {
+            None => return err("dense row without a preceding keyed row in its frame"),
+            Some(t) if t.len() != n => return err("dense row does not match its frame's key template"),
+            Some(_) => {}
+        }
+        self.rd.take(n * 8)
+    }
+
+    /// The next event without building any value: its step, time, kind and end. For a `Log` row, `row`
+    /// receives its (key id, value as `f64`) pairs: floats as they are, integers converted, booleans as 0 or 1,
+    /// other values `None`. Other kinds are skipped (still fully checked). The fast path of columnar reads.
+    pub fn next_lean(&mut self, row: &mut Vec<(u32, Option<f64>)>) -> Option<Result<Lean, DecodeError>> {
+        if self.remaining == 0 {
+            if self.rd.pos != self.rd.b.len() {
+                self.rd.pos = self.rd.b.len();
+                return Some(err("trailing bytes after the last event"));
+            }
+            return None;
+        }
+        row.clear();
+        match self.lean(row) {
+            Ok(ev) => {
+                self.remaining -= 1;
+                Some(Ok(ev))
+            }
+            Err(e) => {
+                self.remaining = 0;
+                self.rd.pos = self.rd.b.len();
+                Some(Err(e))
+            }
+        }
+    }
+
+    fn lean(&mut self, row: &mut Vec<(u32, Option<f64>)>) -> Dec<Lean> {
+        let tag = self.rd.u32()?;
+        let dstep = self.rd.u64()?;
+        self.prev_step = self.prev_step.wrapping_add(dstep);
+        let step = self.prev_step;
+        let is_log = matches!(tag, 0 | 5);
+        match tag {
+            0 | 3 => {
+                self.prev_time = self.prev_time.wrapping_add(self.rd.i64()?);
+                let n = self.rd.len()?;
+                if tag == 0 {
+                    let t = self.template.get_or_insert_with(Vec::new);
+                    t.clear();
+                    for _ in 0..n {
+                        let k = self.rd.u32()?;
+                        t.push(k);
+                        row.push((k, self.rd.lean_value()?));
+                    }
+                } else {
+                    for _ in 0..n {
+                        self.rd.u32()?;
+                        self.rd.skip_value(0)?;
+                    }
+                }
+            }
+            5 => {
+                self.prev_time = self.prev_time.wrapping_add(self.rd.i64()?);
+                let bytes = self.dense_values()?;
+                let template = self.template.as_deref().unwrap_or_default();
+                row.extend(template.iter().zip(bytes.chunks_exact(8)).map(|(k, b)| (*k, Some(f64_at(b)))));
+            }
+            1 | 2 => {
+                let n = self.rd.len()?;
+                for _ in 0..n {
+                    self.rd.u32()?;
+                    self.rd.skip_value(0)?;
+                }
+            }
+            4 => {
+                self.rd.i32()?;
+            }
+            _ => return err("invalid event tag"),
+        }
+        Ok(Lean { step, time_us: self.prev_time, is_log, end: self.rd.pos })
     }
 
     /// The next event and the payload offset just past it; `None` after the last. After the last event the
@@ -535,6 +801,7 @@ fn decode_with_bincode(payload: &[u8]) -> Option<Vec<RawEvent>> {
     let ((count, mut ps, mut pt, _synced), mut pos): ((u32, u64, i64, u64), usize) =
         bincode::serde::decode_from_slice(payload, limited()).ok()?;
     let mut out = Vec::new();
+    let mut template: Option<Vec<u32>> = None;
     for _ in 0..count {
         let (disk, used): (DiskEvent, usize) =
             bincode::serde::decode_from_slice(payload.get(pos..)?, limited()).ok()?;
@@ -547,7 +814,18 @@ fn decode_with_bincode(payload: &[u8]) -> Option<Vec<RawEvent>> {
             DiskEvent::Log { dstep, dtime, metrics } => {
                 let step = step(dstep);
                 pt = pt.wrapping_add(dtime);
+                template = Some(metrics.iter().map(|(k, _)| *k).collect());
                 RawEvent::Log { step, time_us: pt, metrics: kv(metrics) }
+            }
+            DiskEvent::Dense { dstep, dtime, values } => {
+                let step = step(dstep);
+                pt = pt.wrapping_add(dtime);
+                let t = template.as_ref().filter(|t| t.len() == values.len())?;
+                RawEvent::Log {
+                    step,
+                    time_us: pt,
+                    metrics: t.iter().zip(values).map(|(k, v)| (*k, Value::Float(v))).collect(),
+                }
             }
             DiskEvent::Config { dstep, patch } => RawEvent::Config { step: step(dstep), patch: kv(patch) },
             DiskEvent::Summary { dstep, patch } => RawEvent::Summary { step: step(dstep), patch: kv(patch) },
@@ -655,6 +933,73 @@ mod tests {
     }
 
     #[test]
+    fn dense_rows_are_what_bincode_writes_and_decode_like_keyed_rows() {
+        let vals = [Value::Float(0.5), Value::Float(f64::from_bits(0x7ff8_0000_0000_beef)), Value::Float(-0.0)];
+        let m: Vec<(u32, &Value)> = vec![(4, &vals[0]), (9, &vals[1]), (300, &vals[2])];
+        let mut body = Vec::new();
+        let mut prev = (7u64, 1_000i64);
+        encode_event(&mut body, &EncEvent::Log { step: 7, time_us: 1_000, metrics: &m }, &mut prev.0, &mut prev.1);
+        let rows = [(8u64, 1_500i64, [1.0, f64::INFINITY, 3.0]), (1 << 40, -5, [f64::MIN, 0.0, -1.0])];
+        for (step, t, v) in &rows {
+            let before = body.len();
+            let (dstep, dtime) = (step.wrapping_sub(prev.0), t.wrapping_sub(prev.1));
+            encode_dense_row(&mut body, *step, *t, v.iter().copied(), &mut prev);
+            let reference = bincode::serde::encode_to_vec(DiskEventRef::Dense { dstep, dtime, values: v }, config());
+            assert_eq!(&body[before..], reference.unwrap().as_slice());
+        }
+        let mut payload = Vec::new();
+        encode_prefix(&mut payload, 3, 7, 1_000, 80);
+        payload.extend_from_slice(&body);
+        let reference = decode_with_bincode(&payload).unwrap();
+        let mut d = PayloadDecoder::new(&payload).unwrap();
+        let mine: Vec<RawEvent> = std::iter::from_fn(|| d.next_event()).map(|r| r.unwrap().0).collect();
+        assert_eq!(format!("{mine:?}"), format!("{reference:?}"));
+        let RawEvent::Log { step, time_us, metrics } = &mine[2] else { panic!("{mine:?}") };
+        assert_eq!((*step, *time_us), (1 << 40, -5));
+        assert_eq!(metrics.iter().map(|(k, _)| *k).collect::<Vec<_>>(), [4, 9, 300]);
+        // The lean walk sees the same rows.
+        let mut d = PayloadDecoder::new(&payload).unwrap();
+        let mut row = Vec::new();
+        let mut lean = Vec::new();
+        while let Some(r) = d.next_lean(&mut row) {
+            let l = r.unwrap();
+            lean.push((
+                l.step,
+                l.time_us,
+                l.is_log,
+                row.iter().map(|(k, v)| (*k, v.map(f64::to_bits))).collect::<Vec<_>>(),
+            ));
+        }
+        assert_eq!(lean.len(), 3);
+        assert_eq!(
+            lean[1].3,
+            vec![(4, Some(1f64.to_bits())), (9, Some(f64::INFINITY.to_bits())), (300, Some(3f64.to_bits()))]
+        );
+        assert_eq!(lean[2].0, 1 << 40);
+    }
+
+    #[test]
+    fn a_dense_row_needs_a_matching_template() {
+        // A dense row first in its frame (no template), and one whose count differs from the template.
+        let mut p = Vec::new();
+        encode_prefix(&mut p, 1, 0, 0, 80);
+        let mut prev = (0, 0);
+        encode_dense_row(&mut p, 0, 0, [1.0].into_iter(), &mut prev);
+        assert!(PayloadDecoder::new(&p).unwrap().next_event().unwrap().is_err());
+        assert!(PayloadDecoder::new(&p).unwrap().next_lean(&mut Vec::new()).unwrap().is_err());
+        let v = Value::Float(1.0);
+        let mut p = Vec::new();
+        encode_prefix(&mut p, 2, 0, 0, 80);
+        let (mut ps, mut pt) = (0, 0);
+        encode_event(&mut p, &EncEvent::Log { step: 0, time_us: 0, metrics: &[(0, &v)] }, &mut ps, &mut pt);
+        encode_dense_row(&mut p, 1, 0, [1.0, 2.0].into_iter(), &mut (ps, pt));
+        let mut d = PayloadDecoder::new(&p).unwrap();
+        assert!(d.next_event().unwrap().is_ok());
+        assert!(d.next_event().unwrap().is_err());
+        assert!(decode_with_bincode(&p).is_none());
+    }
+
+    #[test]
     fn deep_nesting_is_refused_not_recursed() {
         // A crafted payload: one Log with a value nested 100_000 lists deep.
         let mut p = vec![1, 0, 0, 80, 0, 0, 0, 1, 0];
@@ -681,6 +1026,10 @@ mod tests {
             let bytes: Vec<u8> = (0..(seed % 64)).map(|i| crate::format::mix64(seed * 131 + i) as u8).collect();
             if let Ok(mut d) = PayloadDecoder::new(&bytes) {
                 while d.next_event().is_some() {}
+            }
+            if let Ok(mut d) = PayloadDecoder::new(&bytes) {
+                let mut row = Vec::new();
+                while d.next_lean(&mut row).is_some() {}
             }
         }
     }

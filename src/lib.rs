@@ -57,6 +57,7 @@
 
 mod catalog;
 mod codec;
+mod columns;
 mod error;
 mod event;
 mod format;
@@ -105,6 +106,7 @@ pub mod internals {
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+pub use columns::{Column, Columns};
 pub use error::{Error, Result};
 pub use event::{Event, EventRecord, LogRow};
 pub use ids::{validate_run_id, ForkPoint, RunRef};

@@ -229,6 +229,102 @@ impl EventStream {
     }
 }
 
+/// What a frame visitor ([`EventStream::for_each_frame`]) asks for next.
+pub(crate) enum Flow {
+    /// The next frame.
+    Next,
+    /// This piece is done (a cut or cap was reached): go on with the next piece.
+    EndPiece,
+    /// The replay is done (the `to` step was passed).
+    Stop,
+}
+
+/// Where a frame visitor is: the piece, its segment, and the piece's key table.
+pub(crate) struct FrameCtx<'c> {
+    /// The catalog (to reload a key table that lags behind).
+    pub cat: &'c Catalog,
+    /// The piece being read.
+    pub piece: &'c Piece,
+    /// Segment of the frame.
+    pub seg: u32,
+    /// Key names by id for the piece's version.
+    pub keys: &'c mut Arc<Vec<Key>>,
+    /// Path of the segment (for errors).
+    pub path: &'c std::path::Path,
+}
+
+impl FrameCtx<'_> {
+    /// The key table, reloaded if it does not know key `id` yet; `Corrupt` if it never will.
+    pub fn key(&mut self, id: u32) -> Result<&Key> {
+        if id as usize >= self.keys.len() {
+            *self.keys = self.cat.keys(&self.piece.view, Some(id))?;
+        }
+        self.keys.get(id as usize).ok_or_else(|| {
+            Error::corrupt(
+                self.piece.view.keys_path(),
+                0,
+                format!("an event uses key #{id}, which the key table lacks"),
+            )
+        })
+    }
+}
+
+impl EventStream {
+    /// The step range of the stream.
+    pub(crate) fn range(&self) -> (Option<u64>, Option<u64>) {
+        (self.from, self.to)
+    }
+
+    /// Walks the raw frames of the plan, piece after piece (seeking as [`EventStream::advance`] does). The
+    /// visitor applies cuts, caps and the step range itself: the frame-level fast path of columnar reads.
+    pub(crate) fn for_each_frame<F>(&mut self, mut f: F) -> Result<()>
+    where
+        F: FnMut(&mut FrameCtx<'_>, u64, &[u8]) -> Result<Flow>,
+    {
+        loop {
+            if self.done {
+                return Ok(());
+            }
+            let Some(cur) = self.cur.as_mut() else {
+                match self.pieces.pop_front() {
+                    None => self.done = true,
+                    Some(p) => self.cur = Some(self.start_piece(p)?),
+                }
+                continue;
+            };
+            let Cursor { piece, keys, seg, last_seg, reader, started, .. } = cur;
+            let Some(r) = reader.as_mut().filter(|_| *started) else {
+                self.cur = None;
+                continue;
+            };
+            let path = r.path().to_path_buf();
+            match r.next_frame()? {
+                Some((off, payload)) => {
+                    let mut ctx = FrameCtx { cat: &self.cat, piece, seg: *seg, keys, path: &path };
+                    match f(&mut ctx, off, payload)? {
+                        Flow::Next => {}
+                        Flow::EndPiece => self.cur = None,
+                        Flow::Stop => self.done = true,
+                    }
+                }
+                None if *seg < *last_seg => {
+                    *seg += 1;
+                    let (next, _) = open_segment(&self.cat, &piece.view, *seg)?;
+                    *reader = Some(next);
+                }
+                None => {
+                    if let Some(c) = piece.cut {
+                        if r.position() < c.offset {
+                            return Err(Error::corrupt(&path, c.offset, "a fork points at bytes that are not there"));
+                        }
+                    }
+                    self.cur = None;
+                }
+            }
+        }
+    }
+}
+
 impl Cursor {
     /// Resolves key ids to keys, reloading the key table once if it lags behind.
     fn metrics(&mut self, cat: &Catalog, kv: Vec<(u32, Value)>, filter: Option<&[String]>) -> Result<Metrics> {

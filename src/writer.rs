@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use crate::codec::{encode_event, encode_prefix, EncEvent};
+use crate::codec::{encode_dense_row, encode_event, encode_prefix, EncEvent};
 use crate::error::{Error, Result};
 use crate::format::{self, now_micros, secs_to_micros, FRAME_HEADER_LEN, INDEX_INTERVAL, MAX_FRAME_LEN};
 use crate::index::{encode_index_header, IndexEntry};
@@ -63,6 +63,11 @@ pub(crate) struct WriterCore {
     buf_base: (u64, i64),
     buf_prev: (u64, i64),
     buf_stats: Stats,
+    /// Key ids of the buffer's most recent keyed `Log` event: rows with exactly these keys, all floats, are
+    /// encoded as dense rows (docs/FORMAT.md, tag 5).
+    buf_template: Vec<u32>,
+    /// Scratch for a float row's key ids.
+    scratch_ids: Vec<u32>,
     frame: Vec<u8>,
     pub policy: SyncPolicy,
     pub last_sync: Instant,
@@ -120,6 +125,8 @@ impl WriterCore {
             buf_base: (0, 0),
             buf_prev: (0, 0),
             buf_stats: Stats::default(),
+            buf_template: Vec::new(),
+            scratch_ids: Vec::new(),
             frame: Vec::new(),
             policy,
             last_sync: Instant::now(),
@@ -173,6 +180,7 @@ impl WriterCore {
                 Some(id) => *id,
                 None => {
                     if k.len() > format::MAX_KEY_LEN as usize {
+                        self.last_row_keys.clear();
                         return Err(Error::TooLarge {
                             what: "metric key",
                             size: k.len() as u64,
@@ -192,7 +200,45 @@ impl WriterCore {
                 self.last_row_keys.push((k.clone(), id));
             }
         }
+        self.last_row_keys.truncate(out.len());
         Ok(out)
+    }
+
+    /// Resolves float-row keys (validated: sorted, unique, not too long) to ids, new keys getting ids and
+    /// pending key-table records; the previous row's keys are tried first, by position.
+    fn str_key_ids(&mut self, keys: impl Iterator<Item = impl AsRef<str>>, out: &mut Vec<u32>) {
+        out.clear();
+        for (i, k) in keys.enumerate() {
+            let k = k.as_ref();
+            if let Some((ck, id)) = self.last_row_keys.get(i) {
+                if &**ck == k {
+                    out.push(*id);
+                    continue;
+                }
+            }
+            let (key, id) = match self.keys.get_key_value(k) {
+                Some((key, id)) => (key.clone(), *id),
+                None => {
+                    let id = self.keys.len() as u32;
+                    let key = Key::from(k);
+                    encode_key_record(&mut self.pending_keys, self.nonce, id, &key);
+                    self.keys.insert(key.clone(), id);
+                    (key, id)
+                }
+            };
+            out.push(id);
+            if i < self.last_row_keys.len() {
+                self.last_row_keys[i] = (key, id);
+            } else {
+                self.last_row_keys.push((key, id));
+            }
+        }
+        self.last_row_keys.truncate(out.len());
+    }
+
+    /// True when `keys` are the previous row's keys (so already checked: sorted and unique).
+    fn same_keys_as_last_row<'k>(&self, keys: impl ExactSizeIterator<Item = &'k str>) -> bool {
+        keys.len() == self.last_row_keys.len() && keys.zip(&self.last_row_keys).all(|(a, (b, _))| a == &**b)
     }
 
     /// Checks a row before anything of it is buffered: key lengths and the nesting depth of its values.
@@ -214,14 +260,28 @@ impl WriterCore {
         Ok(())
     }
 
-    /// Encodes one event into the buffer (the caller has validated it).
-    fn push(&mut self, ev: &EncEvent<'_>) -> Result<()> {
+    /// Starts an event in the buffer: a new frame takes the event's step and time as its base.
+    #[inline]
+    fn begin_event(&mut self, step: u64, time_us: Option<i64>) {
         if self.buf_count == 0 {
-            let t = ev.time_us().unwrap_or(0);
-            self.buf_base = (ev.step(), t);
+            self.buf_base = (step, time_us.unwrap_or(0));
             self.buf_prev = self.buf_base;
             self.buf.clear();
+            self.buf_template.clear();
         }
+    }
+
+    /// Counts an event just encoded into the buffer.
+    #[inline]
+    fn end_event(&mut self, step: u64, is_log: bool, is_finish: bool) {
+        self.buf_count += 1;
+        self.buf_stats.record(step, is_log, is_finish);
+        self.total.record(step, is_log, is_finish);
+    }
+
+    /// Encodes one event into the buffer (the caller has validated it).
+    fn push(&mut self, ev: &EncEvent<'_>) -> Result<()> {
+        self.begin_event(ev.step(), ev.time_us());
         let before = self.buf.len();
         encode_event(&mut self.buf, ev, &mut self.buf_prev.0, &mut self.buf_prev.1);
         let size = self.buf.len() - before;
@@ -229,21 +289,67 @@ impl WriterCore {
             self.buf.truncate(before);
             return Err(Error::TooLarge { what: "event", size: size as u64, limit: u64::from(MAX_FRAME_LEN) - 64 });
         }
-        self.buf_count += 1;
+        if let EncEvent::Log { metrics, .. } = ev {
+            self.buf_template.clear();
+            self.buf_template.extend(metrics.iter().map(|(k, _)| *k));
+        }
         let (is_log, is_finish) = (matches!(ev, EncEvent::Log { .. }), matches!(ev, EncEvent::Finish { .. }));
-        self.buf_stats.record(ev.step(), is_log, is_finish);
-        self.total.record(ev.step(), is_log, is_finish);
+        self.end_event(ev.step(), is_log, is_finish);
         Ok(())
+    }
+
+    /// True when a row with key ids `ids` can be a dense row of the current frame.
+    #[inline]
+    fn fits_template(&self, ids: impl ExactSizeIterator<Item = u32>) -> bool {
+        self.buf_count > 0 && ids.len() == self.buf_template.len() && ids.zip(&self.buf_template).all(|(a, b)| a == *b)
+    }
+
+    /// Encodes a `Log` row: as a dense row when its keys are the frame's template and its values all floats.
+    fn push_log(&mut self, step: u64, time_us: i64, ids: &[(u32, &Value)]) -> Result<()> {
+        let floats = !ids.is_empty() && ids.iter().all(|(_, v)| matches!(v, Value::Float(_)));
+        if floats && self.fits_template(ids.iter().map(|(k, _)| *k)) {
+            let values = ids.iter().map(|(_, v)| if let Value::Float(x) = v { *x } else { 0.0 });
+            encode_dense_row(&mut self.buf, step, time_us, values, &mut self.buf_prev);
+            self.end_event(step, true, false);
+            return Ok(());
+        }
+        self.push(&EncEvent::Log { step, time_us, metrics: ids })
+    }
+
+    /// Encodes a row of floats with key ids `ids` (in that order) and values `values(i)` for `i < ids.len()`.
+    #[inline]
+    fn push_floats(&mut self, step: u64, time_us: i64, ids: &[u32], values: impl Fn(usize) -> f64) -> Result<()> {
+        if !ids.is_empty() && self.fits_template(ids.iter().copied()) {
+            encode_dense_row(&mut self.buf, step, time_us, (0..ids.len()).map(values), &mut self.buf_prev);
+            self.end_event(step, true, false);
+            return Ok(());
+        }
+        let vals: Vec<Value> = (0..ids.len()).map(|i| Value::Float(values(i))).collect();
+        let keyed: KeyedRow<'_> = ids.iter().copied().zip(&vals).collect();
+        self.push(&EncEvent::Log { step, time_us, metrics: &keyed })
     }
 
     /// Appends events (all validated by the caller), then writes per buffer size and policy.
     fn append_rows(&mut self, rows: &[(u64, i64, &Metrics)]) -> Result<()> {
         for (step, time_us, m) in rows {
             let ids = self.key_ids(m)?;
-            self.push(&EncEvent::Log { step: *step, time_us: *time_us, metrics: &ids })?;
+            self.push_log(*step, *time_us, &ids)?;
             if self.buf.len() >= self.buffer_size {
                 self.flush_frame()?;
             }
+        }
+        self.after_write()
+    }
+
+    /// Appends one row of floats whose keys are sorted, unique and valid, then writes per buffer size and policy.
+    fn append_floats(&mut self, step: u64, time_us: i64, row: &[(&str, f64)]) -> Result<()> {
+        let mut ids = std::mem::take(&mut self.scratch_ids);
+        self.str_key_ids(row.iter().map(|(k, _)| *k), &mut ids);
+        let res = self.push_floats(step, time_us, &ids, |i| row[i].1);
+        self.scratch_ids = ids;
+        res?;
+        if self.buf.len() >= self.buffer_size {
+            self.flush_frame()?;
         }
         self.after_write()
     }
@@ -464,6 +570,25 @@ impl WriterCore {
     }
 }
 
+/// Checks the keys of a float row or batch, given in sorted order: each short enough, none repeated.
+fn check_float_keys<'k>(sorted: impl Iterator<Item = &'k str>) -> Result<()> {
+    let mut prev: Option<&str> = None;
+    for k in sorted {
+        if k.len() > format::MAX_KEY_LEN as usize {
+            return Err(Error::TooLarge {
+                what: "metric key",
+                size: k.len() as u64,
+                limit: format::MAX_KEY_LEN.into(),
+            });
+        }
+        if prev == Some(k) {
+            return Err(Error::Value { reason: format!("metric key {k:?} appears twice in one row") });
+        }
+        prev = Some(k);
+    }
+    Ok(())
+}
+
 #[derive(Clone, Copy)]
 enum Other {
     Config,
@@ -623,6 +748,83 @@ impl RunWriter {
             core.after_write()?;
             Ok(s)
         })
+    }
+
+    /// Logs a row of float metrics at the next step and returns that step: the fastest per-row path (no map,
+    /// no `Value`s; a tracker logging the same keys every step pays no per-key allocation or hashing).
+    /// Keys may come in any order; a duplicate key is [`Error::Value`] and nothing is written.
+    pub fn log_floats(&mut self, row: &[(&str, f64)]) -> Result<u64> {
+        self.log_floats_inner(None, row)
+    }
+
+    /// Like [`log_floats`](RunWriter::log_floats) at `step`, which must exceed the last step.
+    pub fn log_floats_at(&mut self, step: u64, row: &[(&str, f64)]) -> Result<()> {
+        self.log_floats_inner(Some(step), row).map(|_| ())
+    }
+
+    fn log_floats_inner(&mut self, step: Option<u64>, row: &[(&str, f64)]) -> Result<u64> {
+        let mut core = self.core();
+        core.check()?;
+        let s = self.resolve_step(step, core.last())?;
+        let t = now_micros();
+        if core.same_keys_as_last_row(row.iter().map(|(k, _)| *k)) {
+            core.append_floats(s, t, row)?;
+            return Ok(s);
+        }
+        let mut sorted = row.to_vec();
+        sorted.sort_by(|a, b| a.0.cmp(b.0));
+        check_float_keys(sorted.iter().map(|(k, _)| *k))?;
+        core.append_floats(s, t, &sorted)?;
+        Ok(s)
+    }
+
+    /// Logs many rows of float metrics given as columns: row `i` is at `steps[i]` with `column[i]` for each
+    /// `(key, column)`, all stamped with the current time. The bulk path (imports, client-side batching):
+    /// rows are encoded straight from the slices into frames of up to 4 MiB, one write each, one fsync under
+    /// [`SyncPolicy::Always`]. Everything is checked first (equal lengths, unique keys, increasing steps): on
+    /// any error nothing is written. Returns the last step (`None` for no rows).
+    pub fn log_columns(&mut self, steps: &[u64], columns: &[(&str, &[f64])]) -> Result<Option<u64>> {
+        let mut core = self.core();
+        core.check()?;
+        if let Some((k, c)) = columns.iter().find(|(_, c)| c.len() != steps.len()) {
+            return Err(Error::Value {
+                reason: format!("column {k:?} has {} values for {} steps", c.len(), steps.len()),
+            });
+        }
+        let mut order: Vec<usize> = (0..columns.len()).collect();
+        order.sort_by(|a, b| columns[*a].0.cmp(columns[*b].0));
+        check_float_keys(order.iter().map(|i| columns[*i].0))?;
+        let mut last = core.last();
+        for &s in steps {
+            last = Some(self.resolve_step(Some(s), last)?);
+        }
+        if steps.is_empty() {
+            return Ok(None);
+        }
+        let t = now_micros();
+        let mut ids = Vec::with_capacity(columns.len());
+        core.str_key_ids(order.iter().map(|i| columns[*i].0), &mut ids);
+        let cols: Vec<&[f64]> = order.iter().map(|i| columns[*i].1).collect();
+        // One frame per 4 MiB of rows: write the buffer only when it is that full (or at the end).
+        let saved = core.buffer_size;
+        core.buffer_size = saved.max(BATCH_FRAME_SIZE);
+        let mut res = Ok(());
+        for (i, &step) in steps.iter().enumerate() {
+            res = core.push_floats(step, t, &ids, |j| cols[j][i]);
+            if res.is_ok() && core.buf.len() >= core.buffer_size {
+                res = core.flush_frame();
+            }
+            if res.is_err() {
+                break;
+            }
+        }
+        core.buffer_size = saved;
+        res?;
+        if core.buf.len() >= saved || core.policy == SyncPolicy::Always {
+            core.flush_frame()?;
+        }
+        core.after_write()?;
+        Ok(last)
     }
 
     /// Merges a patch into the run's config (positioned at the current step).

@@ -62,6 +62,39 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
+    // The lean walk (columnar reads) agrees with the full decoder: same events, steps, ends and numbers, and
+    // it fails exactly where the full decoder does.
+    if let (Ok(mut full), Ok(mut lean)) = (PayloadDecoder::new(data), PayloadDecoder::new(data)) {
+        let mut row = Vec::new();
+        loop {
+            match (full.next_event(), lean.next_lean(&mut row)) {
+                (None, None) => break,
+                (Some(Err(_)), Some(Err(_))) => break,
+                (Some(Ok((ev, end))), Some(Ok(l))) => {
+                    assert_eq!((ev.step(), ev.is_log(), end), (l.step, l.is_log, l.end), "lean walk differs");
+                    if let RawEvent::Log { time_us, metrics, .. } = &ev {
+                        assert_eq!(*time_us, l.time_us);
+                        let nums: Vec<(u32, Option<u64>)> = metrics
+                            .iter()
+                            .map(|(k, v)| {
+                                let n = match v {
+                                    Value::Float(x) => Some(x.to_bits()),
+                                    Value::Int(i) => Some((*i as f64).to_bits()),
+                                    Value::Bool(b) => Some(if *b { 1f64 } else { 0f64 }.to_bits()),
+                                    _ => None,
+                                };
+                                (*k, n)
+                            })
+                            .collect();
+                        let got: Vec<(u32, Option<u64>)> = row.iter().map(|(k, v)| (*k, v.map(f64::to_bits))).collect();
+                        assert_eq!(nums, got, "lean values differ");
+                    }
+                }
+                (a, b) => panic!("full decoder {:?} vs lean walk {:?}", a.map(|r| r.is_ok()), b.map(|r| r.is_ok())),
+            }
+        }
+    }
+
     // The engine's path.
     let path = Path::new("fuzz.seg");
     let Ok(events) = frame_events(path, FRAME_OFF, data) else { return };

@@ -202,6 +202,35 @@ impl Harness {
                 compare(&what, &m, &s, |a, b| a == b)?;
                 Ok(format!("{m:?}"))
             }),
+            Op::LogFloats { writer, step, row } => with_writer(self, writer, &mut |h, id| {
+                let step = h.steps(id, &[*step])[0];
+                let m = h.model.log_floats(id, step, row);
+                let row: Vec<(&str, f64)> = row.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+                let w = h.writer(id);
+                let s = match step {
+                    None => w.log_floats(&row),
+                    Some(st) => w.log_floats_at(st, &row).map(|_| st),
+                };
+                compare(&what, &m, &s, |a, b| a == b)?;
+                Ok(format!("{m:?}"))
+            }),
+            Op::LogColumns { writer, steps, columns } => with_writer(self, writer, &mut |h, id| {
+                let mut prev = h.model.next_step(id).unwrap_or(0).checked_sub(1);
+                let steps: Vec<u64> = h
+                    .steps(id, steps)
+                    .into_iter()
+                    .map(|s| {
+                        let s = s.unwrap_or_else(|| prev.map_or(0, |p| p.saturating_add(1)));
+                        prev = Some(s);
+                        s
+                    })
+                    .collect();
+                let m = h.model.log_columns(id, &steps, columns);
+                let cols: Vec<(&str, &[f64])> = columns.iter().map(|(k, c)| (k.as_str(), c.as_slice())).collect();
+                let s = h.writer(id).log_columns(&steps, &cols);
+                compare(&what, &m, &s, |a, b| a == b)?;
+                Ok(format!("{m:?}"))
+            }),
             Op::Config { writer, patch } => with_writer(self, writer, &mut |h, id| {
                 let m = h.model.set_config(id, patch.clone());
                 let s = h.writer(id).set_config(patch.clone());

@@ -33,7 +33,7 @@
 //! assert_store_matches(&store, &model).unwrap();
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 
 use crate::error::{Error, Result};
@@ -149,6 +149,51 @@ fn filters(model: &Model, run: &str) -> Vec<(&'static str, HistoryOptions)> {
     ]
 }
 
+/// The reference for [`Store::columns`]: the model's history rows turned into columns the obvious way.
+pub fn columns_of(rows: &[LogRow], keys: Option<&[String]>) -> crate::Columns {
+    let names: Vec<String> = match keys {
+        Some(k) => k.iter().fold(Vec::new(), |mut v, x| {
+            if !v.contains(x) {
+                v.push(x.clone());
+            }
+            v
+        }),
+        None => rows
+            .iter()
+            .flat_map(|r| r.metrics.keys().map(|k| k.to_string()))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+    };
+    let number = |v: Option<&Value>| match v {
+        Some(Value::Float(x)) => Some(*x),
+        Some(Value::Int(i)) => Some(*i as f64),
+        Some(Value::Bool(b)) => Some(if *b { 1.0 } else { 0.0 }),
+        _ => None,
+    };
+    crate::Columns {
+        steps: rows.iter().map(|r| r.step).collect(),
+        times: rows.iter().map(|r| r.time).collect(),
+        columns: names
+            .iter()
+            .map(|k| crate::Column {
+                key: k.as_str().into(),
+                values: rows.iter().map(|r| number(r.metrics.get(k.as_str()))).collect(),
+            })
+            .collect(),
+    }
+}
+
+/// True when store columns equal the model's: same steps, keys and value bits; times as [`model::time_matches`].
+pub fn columns_match(model: &crate::Columns, store: &crate::Columns) -> bool {
+    let bits = |c: &crate::Column| c.values.iter().map(|v| v.map(f64::to_bits)).collect::<Vec<_>>();
+    model.steps == store.steps
+        && model.times.len() == store.times.len()
+        && model.times.iter().zip(&store.times).all(|(m, s)| model::time_matches(*m, *s))
+        && model.columns.len() == store.columns.len()
+        && model.columns.iter().zip(&store.columns).all(|(m, s)| m.key == s.key && bits(m) == bits(s))
+}
+
 /// Compares every read of one run (`ID` or `ID@vK`) with the model.
 fn check_run(store: &Store, model: &Model, run: &str, out: &mut Vec<String>) {
     let mut check = |r: std::result::Result<(), String>| {
@@ -169,7 +214,16 @@ fn check_run(store: &Store, model: &Model, run: &str, out: &mut Vec<String>) {
         &collect(store.events(run)),
         model::event_matches,
     ));
-    for (name, opts) in filters(model, run) {
+    for (name, opts) in std::iter::once(("plain", plain.clone())).chain(filters(model, run)) {
+        check(compare(
+            &format!("columns({run}, {name}: {opts:?})"),
+            &model.history(run, &opts).map(|rows| columns_of(&rows, opts.keys.as_deref())),
+            &store.columns(run, &opts),
+            columns_match,
+        ));
+        if name == "plain" {
+            continue;
+        }
         check(compare_lists::<LogRow>(
             &format!("history_with({run}, {name}: {opts:?})"),
             &model.history(run, &opts),

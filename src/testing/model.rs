@@ -23,7 +23,7 @@ use crate::event::{Event, EventRecord, LogRow};
 use crate::ids::{validate_run_id, ForkPoint, RunRef};
 use crate::info::{LineageEntry, RunInfo, RunState};
 use crate::replay::HistoryOptions;
-use crate::value::{Metrics, Value};
+use crate::value::{Key, Metrics, Value};
 
 /// The time the model records for events the engine stamps with the wall clock: NaN, read as "any time".
 pub const UNKNOWN_TIME: f64 = f64::NAN;
@@ -552,6 +552,30 @@ impl Model {
         Ok(steps.last().copied())
     }
 
+    /// Like `RunWriter::log_floats` / `log_floats_at`: a row of floats; a repeated key is refused.
+    pub fn log_floats(&mut self, id: &str, step: Option<u64>, row: &[(String, f64)]) -> Result<u64> {
+        let step = self.resolve_steps(id, &[step])?[0];
+        let metrics = float_row(row.iter().map(|(k, v)| (k.as_str(), *v)))?;
+        self.push(id, Event::Log { step, time: UNKNOWN_TIME, metrics });
+        Ok(step)
+    }
+
+    /// Like `RunWriter::log_columns`: every column as long as `steps`, keys unique, steps increasing; all
+    /// rows or none are logged. Returns the last step (`None` for no rows).
+    pub fn log_columns(&mut self, id: &str, steps: &[u64], columns: &[(String, Vec<f64>)]) -> Result<Option<u64>> {
+        if let Some((k, c)) = columns.iter().find(|(_, c)| c.len() != steps.len()) {
+            return Err(Error::Value { reason: format!("column {k:?}: {} values, {} steps", c.len(), steps.len()) });
+        }
+        float_row(columns.iter().map(|(k, _)| (k.as_str(), 0.0)))?;
+        let picks: Vec<Option<u64>> = steps.iter().map(|s| Some(*s)).collect();
+        let steps = self.resolve_steps(id, &picks)?;
+        for (i, step) in steps.iter().enumerate() {
+            let metrics = columns.iter().map(|(k, c)| (Key::from(k.as_str()), Value::Float(c[i]))).collect();
+            self.push(id, Event::Log { step: *step, time: UNKNOWN_TIME, metrics });
+        }
+        Ok(steps.last().copied())
+    }
+
     fn current_step(&mut self, id: &str) -> u64 {
         self.writer(id).current().last().unwrap_or(0)
     }
@@ -591,7 +615,18 @@ pub fn time_matches(model: f64, store: f64) -> bool {
     model.is_nan() || model.to_bits() == store.to_bits()
 }
 
-/// True when a store row equals a model row (times compared with [`time_matches`]).
+/// A float row as a map; a repeated key is an error, as in `RunWriter::log_floats`.
+fn float_row<'k>(row: impl Iterator<Item = (&'k str, f64)>) -> Result<Metrics> {
+    let mut m = Metrics::new();
+    for (k, v) in row {
+        if m.insert(Key::from(k), Value::Float(v)).is_some() {
+            return Err(Error::Value { reason: format!("metric key {k:?} appears twice in one row") });
+        }
+    }
+    Ok(m)
+}
+
+/// True when a store [`LogRow`] equals a model one (times compared with [`time_matches`]).
 pub fn row_matches(model: &LogRow, store: &LogRow) -> bool {
     model.step == store.step
         && time_matches(model.time, store.time)

@@ -84,6 +84,35 @@ pub fn metrics(max: usize) -> impl Strategy<Value = Metrics> {
     btree_map(key(), metric_value(), 0..=max)
 }
 
+/// A row of floats for `log_floats`: keys from a small set so consecutive rows often share them (dense rows),
+/// rarely with a key twice.
+pub fn float_row() -> impl Strategy<Value = Vec<(String, f64)>> {
+    prop_oneof![
+        6 => Just(vec!["acc", "loss"]),
+        2 => Just(vec!["loss", "acc"]),
+        2 => Just(vec!["loss"]),
+        1 => Just(vec!["loss", "loss"]),
+        1 => Just(vec![]),
+    ]
+    .prop_flat_map(|keys| {
+        let n = keys.len();
+        vec(float(), n..=n)
+            .prop_map(move |vals| keys.iter().zip(vals).map(|(k, v)| (k.to_string(), v)).collect::<Vec<_>>())
+    })
+}
+
+/// Columns for `log_columns`: up to 6 rows of two or three keys, rarely of mismatched lengths.
+pub fn float_columns() -> impl Strategy<Value = Vec<(String, Vec<f64>)>> {
+    (0usize..6, prop_oneof![4 => Just(vec!["loss", "acc"]), 1 => Just(vec!["λ", "loss", "z"]), 1 => Just(vec![])])
+        .prop_flat_map(|(n, keys)| {
+            let cols: Vec<_> = keys
+                .into_iter()
+                .map(|k| (Just(k.to_string()), prop_oneof![6 => vec(float(), n..=n), 1 => vec(float(), 0..3)]))
+                .collect();
+            cols
+        })
+}
+
 /// A history: up to `max_rows` rows with strictly increasing steps starting at 0 or later (gaps allowed).
 pub fn history(max_rows: usize) -> impl Strategy<Value = Vec<(u64, Metrics)>> {
     (0u64..3, vec((0u64..3, metrics(3)), 0..=max_rows)).prop_map(|(start, rows)| {
@@ -325,6 +354,24 @@ pub enum Op {
         /// The rows.
         rows: Vec<(StepPick, Metrics)>,
     },
+    /// `log_floats` (next step) or `log_floats_at`.
+    LogFloats {
+        /// Open-writer index.
+        writer: u8,
+        /// Which step.
+        step: StepPick,
+        /// The row (keys may repeat: then it is refused).
+        row: Vec<(String, f64)>,
+    },
+    /// `log_columns`.
+    LogColumns {
+        /// Open-writer index.
+        writer: u8,
+        /// The rows' steps (`next` resolves to the step after the previous one).
+        steps: Vec<StepPick>,
+        /// The columns (lengths may differ from the steps': then it is refused).
+        columns: Vec<(String, Vec<f64>)>,
+    },
     /// `set_config`.
     Config {
         /// Open-writer index.
@@ -455,6 +502,10 @@ impl fmt::Debug for Op {
                 }
                 write!(f, "])")
             }
+            Op::LogFloats { writer, step, row } => write!(f, "log_floats(w{writer}, {step:?}, {row:?})"),
+            Op::LogColumns { writer, steps, columns } => {
+                write!(f, "log_columns(w{writer}, {steps:?}, {columns:?})")
+            }
             Op::Config { writer, patch } => write!(f, "set_config(w{writer}, {:?})", ShowMetrics(patch)),
             Op::Summary { writer, patch } => write!(f, "set_summary(w{writer}, {:?})", ShowMetrics(patch)),
             Op::System { writer, metrics } => write!(f, "log_system(w{writer}, {:?})", ShowMetrics(metrics)),
@@ -501,6 +552,9 @@ pub fn op() -> impl Strategy<Value = Op> {
         20 => (w(), step_pick(), proptest::option::weighted(0.7, time()), metrics(3))
             .prop_map(|(writer, step, time, metrics)| Op::Log { writer, step, time, metrics }),
         5 => (w(), vec((step_pick(), metrics(2)), 0..5)).prop_map(|(writer, rows)| Op::LogBatch { writer, rows }),
+        8 => (w(), step_pick(), float_row()).prop_map(|(writer, step, row)| Op::LogFloats { writer, step, row }),
+        4 => (w(), vec(step_pick(), 0..6), float_columns())
+            .prop_map(|(writer, steps, columns)| Op::LogColumns { writer, steps, columns }),
         3 => (w(), metrics(2)).prop_map(|(writer, patch)| Op::Config { writer, patch }),
         3 => (w(), metrics(2)).prop_map(|(writer, patch)| Op::Summary { writer, patch }),
         2 => (w(), metrics(2)).prop_map(|(writer, metrics)| Op::System { writer, metrics }),

@@ -1,0 +1,184 @@
+//! Columnar reads ([`Store::columns`](crate::Store::columns)): a history as one vector of steps, one of times
+//! and one vector per metric, decoded straight from the frames with no per-row map, `Value` or allocation.
+//! This is what a chart or a dataframe wants, and the fastest way to replay a run.
+
+use std::collections::HashMap;
+
+use crate::codec::{Lean, PayloadDecoder};
+use crate::error::{Error, Result};
+use crate::format::{micros_to_secs, FRAME_HEADER_LEN};
+use crate::replay::{EventStream, Flow, FrameCtx};
+use crate::value::Key;
+
+/// A run's history rows as columns: row `i` has step `steps[i]`, time `times[i]` and, for each column, the
+/// value `column.values[i]` (`None` where the row lacks the metric).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Columns {
+    /// Step of each row, increasing.
+    pub steps: Vec<u64>,
+    /// Wall-clock time of each row, seconds since the Unix epoch.
+    pub times: Vec<f64>,
+    /// One column per metric: the requested keys in the order asked, or else every key met, sorted.
+    pub columns: Vec<Column>,
+}
+
+/// One metric's values, aligned with [`Columns::steps`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    /// The metric key.
+    pub key: Key,
+    /// The value at each row: floats as stored (bit-exact), integers converted to `f64`, booleans as 0 or 1;
+    /// `None` where the row lacks the metric or holds a non-numeric value.
+    pub values: Vec<Option<f64>>,
+}
+
+impl Columns {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// The column of `key`, if any.
+    pub fn column(&self, key: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| &*c.key == key)
+    }
+}
+
+/// Column slot of a key id: not yet looked up, or not wanted.
+const UNRESOLVED: u32 = u32::MAX;
+const UNWANTED: u32 = u32::MAX - 1;
+
+/// Builds [`Columns`] frame by frame.
+struct Builder<'k> {
+    out: Columns,
+    /// Requested keys (deduplicated, in order), if any.
+    wanted: Option<Vec<&'k str>>,
+    /// Column of each key name met so far (without a key filter).
+    by_name: HashMap<Key, u32>,
+    /// Column slot per key id of the current piece's version.
+    slot: Vec<u32>,
+    /// The version whose key ids `slot` maps.
+    piece: Option<(String, u32)>,
+    /// A row's (key id, value) pairs, reused.
+    row: Vec<(u32, Option<f64>)>,
+}
+
+impl Builder<'_> {
+    /// The column of key `id`, creating it on first sight (backfilled with `None`).
+    fn slot(&mut self, ctx: &mut FrameCtx<'_>, id: u32) -> Result<u32> {
+        let i = id as usize;
+        if i >= self.slot.len() {
+            self.slot.resize(i + 1, UNRESOLVED);
+        }
+        if self.slot[i] != UNRESOLVED {
+            return Ok(self.slot[i]);
+        }
+        let key = ctx.key(id)?.clone();
+        let s = match &self.wanted {
+            Some(w) => w.iter().position(|k| *k == &*key).map_or(UNWANTED, |p| p as u32),
+            None => match self.by_name.get(&key) {
+                Some(c) => *c,
+                None => {
+                    let c = self.out.columns.len() as u32;
+                    self.out.columns.push(Column { key: key.clone(), values: vec![None; self.out.steps.len()] });
+                    self.by_name.insert(key, c);
+                    c
+                }
+            },
+        };
+        self.slot[i] = s;
+        Ok(s)
+    }
+
+    fn frame(
+        &mut self,
+        ctx: &mut FrameCtx<'_>,
+        off: u64,
+        payload: &[u8],
+        range: (Option<u64>, Option<u64>),
+    ) -> Result<Flow> {
+        let here = (ctx.piece.view.id.clone(), ctx.piece.view.version);
+        if self.piece.as_ref() != Some(&here) {
+            self.slot.clear();
+            self.piece = Some(here);
+        }
+        let bad = |e: crate::codec::DecodeError| Error::corrupt(ctx.path, off, e.0);
+        let mut d = PayloadDecoder::new(payload).map_err(bad)?;
+        let base = off + FRAME_HEADER_LEN as u64;
+        let (cut, cap) = (ctx.piece.cut, ctx.piece.cap);
+        let mut row = std::mem::take(&mut self.row);
+        let mut flow = Flow::Next;
+        while let Some(r) = d.next_lean(&mut row) {
+            let Lean { step, time_us, is_log, end } = r.map_err(|e| Error::corrupt(ctx.path, off, e.0))?;
+            if cut.is_some_and(|c| c.seg == ctx.seg && base + end as u64 > c.offset) || cap.is_some_and(|c| step > c) {
+                flow = Flow::EndPiece;
+                break;
+            }
+            if range.1.is_some_and(|t| step > t) {
+                flow = Flow::Stop;
+                break;
+            }
+            if !is_log || range.0.is_some_and(|f| step < f) {
+                continue;
+            }
+            self.push_row(ctx, step, time_us, &row)?;
+        }
+        self.row = row;
+        Ok(flow)
+    }
+
+    fn push_row(&mut self, ctx: &mut FrameCtx<'_>, step: u64, time_us: i64, row: &[(u32, Option<f64>)]) -> Result<()> {
+        let n = self.out.steps.len();
+        let mut any = false;
+        for &(id, v) in row {
+            let s = self.slot(ctx, id)?;
+            if s == UNWANTED {
+                continue;
+            }
+            any = true;
+            let col = &mut self.out.columns[s as usize].values;
+            // Columns this row lacks are padded below; fill up to this row first.
+            col.resize(n, None);
+            col.push(v);
+        }
+        if self.wanted.is_some() && !any {
+            return Ok(());
+        }
+        self.out.steps.push(step);
+        self.out.times.push(micros_to_secs(time_us));
+        for c in &mut self.out.columns {
+            c.values.resize(n + 1, None);
+        }
+        Ok(())
+    }
+}
+
+/// Reads `stream` into columns, keeping only `keys` if given (rows with none of them are skipped).
+pub(crate) fn collect(mut stream: EventStream, keys: Option<&[String]>) -> Result<Columns> {
+    let mut wanted: Option<Vec<&str>> = None;
+    let mut out = Columns::default();
+    if let Some(keys) = keys {
+        let mut w: Vec<&str> = Vec::new();
+        for k in keys {
+            if !w.contains(&k.as_str()) {
+                w.push(k);
+                out.columns.push(Column { key: Key::from(k.as_str()), values: Vec::new() });
+            }
+        }
+        wanted = Some(w);
+    }
+    let sorted = wanted.is_none();
+    let mut b = Builder { out, wanted, by_name: HashMap::new(), slot: Vec::new(), piece: None, row: Vec::new() };
+    let range = stream.range();
+    stream.for_each_frame(|ctx, off, payload| b.frame(ctx, off, payload, range))?;
+    let mut out = b.out;
+    if sorted {
+        out.columns.sort_by(|a, b| a.key.cmp(&b.key));
+    }
+    Ok(out)
+}
