@@ -737,6 +737,53 @@ fn fl_append_ref(dir: &Path, n: u64, keys: &[Key; 5]) -> R<f64> {
     Ok((n - 1) as f64 / secs(t.elapsed()))
 }
 
+/// Rows per second of `log_floats` (sync never): each step the caller passes its 5 (key, value) pairs
+/// as a slice (built in the timed loop, like SQLite's parameter binding); no map, no `Value`.
+fn fl_append_floats(dir: &Path, n: u64, keys: &[Key; 5]) -> R<f64> {
+    let (_store, mut w) = fl_started(dir, SyncPolicy::Never, keys)?;
+    let t = Instant::now();
+    for st in 1..n {
+        let r = row(st);
+        let vals = [r.loss, r.acc, r.lr, r.grad_norm, r.throughput];
+        let pairs: [(&str, f64); 5] = std::array::from_fn(|i| (&*keys[i], vals[i]));
+        w.log_floats_at(st, &pairs).ctx(|| "forklog: log_floats_at".into())?;
+    }
+    drop(w);
+    Ok((n - 1) as f64 / secs(t.elapsed()))
+}
+
+/// Rows per second of `log_columns` (sync never) in batches of `COLUMN_BATCH` rows, the columns filled by
+/// the caller in untimed chunks (a columnar client already holds its data in arrays).
+fn fl_append_columns(dir: &Path, n: u64, keys: &[Key; 5]) -> R<f64> {
+    const COLUMN_BATCH: u64 = 4096;
+    let (_store, mut w) = fl_started(dir, SyncPolicy::Never, keys)?;
+    let mut elapsed = Duration::ZERO;
+    let mut s = 1;
+    let mut steps = Vec::new();
+    let mut cols: [Vec<f64>; 5] = Default::default();
+    while s < n {
+        let end = (s + COLUMN_BATCH).min(n);
+        steps.clear();
+        cols.iter_mut().for_each(Vec::clear);
+        for st in s..end {
+            let r = row(st);
+            steps.push(st);
+            for (c, v) in cols.iter_mut().zip([r.loss, r.acc, r.lr, r.grad_norm, r.throughput]) {
+                c.push(v);
+            }
+        }
+        let batch: [(&str, &[f64]); 5] = std::array::from_fn(|i| (&*keys[i], cols[i].as_slice()));
+        let t = Instant::now();
+        w.log_columns(&steps, &batch).ctx(|| "forklog: log_columns".into())?;
+        elapsed += t.elapsed();
+        s = end;
+    }
+    let t = Instant::now();
+    drop(w);
+    elapsed += t.elapsed();
+    Ok((n - 1) as f64 / secs(elapsed))
+}
+
 /// The bytes of a run's segment files, in order.
 fn fl_segment_bytes(store_dir: &Path, run: &str) -> R<Vec<u8>> {
     let dir = store_dir.join("runs").join(run);
@@ -796,6 +843,35 @@ fn fl_replay_rows(store: &Store, run: &str) -> R<(u64, f64)> {
             n += 1;
         })
         .ctx(|| format!("forklog: replay {run}"))?;
+    black_box(acc);
+    Ok((n, secs(t.elapsed())))
+}
+
+/// Replays a whole run as columns (`Store::columns`), reading every value. Returns (rows, seconds).
+fn fl_replay_columns(store: &Store, run: &str) -> R<(u64, f64)> {
+    let t = Instant::now();
+    let c = store.columns(run, &HistoryOptions::new()).ctx(|| format!("forklog: columns {run}"))?;
+    let mut acc = 0.0;
+    for col in &c.columns {
+        acc += col.values.iter().flatten().sum::<f64>();
+    }
+    black_box(acc);
+    Ok((c.len() as u64, secs(t.elapsed())))
+}
+
+/// Replays a whole run as chunks of columns (`Store::scan_columns`), reading every value. Returns
+/// (rows, seconds).
+fn fl_replay_scan(store: &Store, run: &str) -> R<(u64, f64)> {
+    let t = Instant::now();
+    let (mut n, mut acc) = (0u64, 0.0);
+    store
+        .scan_columns(run, &HistoryOptions::new(), |c| {
+            n += c.len() as u64;
+            for col in &c.columns {
+                acc += col.values.iter().flatten().sum::<f64>();
+            }
+        })
+        .ctx(|| format!("forklog: scan_columns {run}"))?;
     black_box(acc);
     Ok((n, secs(t.elapsed())))
 }
@@ -1269,12 +1345,14 @@ fn wl_append(cfg: &Cfg, rep: &mut Report) -> R<()> {
         let synchronous = if id == "never" { "NORMAL" } else { "FULL" };
         let lim_bytes = &seg[..(per_row * rows as usize).min(seg.len())];
         let (mut fl, mut sq, mut jl, mut lim) = (vec![], vec![], vec![], vec![]);
-        let mut fl_ref = vec![];
+        let (mut fl_ref, mut fl_floats, mut fl_cols) = (vec![], vec![], vec![]);
         for r in 0..cfg.reps_heavy {
             let d = cfg.tempdir("append")?;
             fl.push(fl_append(&d.path().join("fl"), rows, pol, &keys)?);
             if id == "never" {
                 fl_ref.push(fl_append_ref(&d.path().join("flref"), rows, &keys)?);
+                fl_floats.push(fl_append_floats(&d.path().join("flfloats"), rows, &keys)?);
+                fl_cols.push(fl_append_columns(&d.path().join("flcols"), rows, &keys)?);
             }
             let db = d.path().join("m.db");
             let conn = sq_open(&db, synchronous)?;
@@ -1309,8 +1387,27 @@ fn wl_append(cfg: &Cfg, rep: &mut Report) -> R<()> {
             );
             r2.forklog = Some(median(fl_ref));
             (r2.sqlite, r2.jsonl, r2.limit) = (rec.sqlite, rec.jsonl, rec.limit);
-            rep.recs.push(rec);
-            rep.recs.push(r2);
+            let mut r3 = Rec::new(
+                format!("append.{id}.floats"),
+                format!(
+                    "append, {label}, log_floats: a (key, f64) slice per row ({} rows; same other columns)",
+                    size_label(rows)
+                ),
+                Unit::RowsPerSec,
+            );
+            r3.forklog = Some(median(fl_floats));
+            (r3.sqlite, r3.jsonl, r3.limit) = (rec.sqlite, rec.jsonl, rec.limit);
+            let mut r4 = Rec::new(
+                format!("append.{id}.columns"),
+                format!(
+                    "append, {label}, log_columns in batches of 4096 rows ({} rows; same other columns)",
+                    size_label(rows)
+                ),
+                Unit::RowsPerSec,
+            );
+            r4.forklog = Some(median(fl_cols));
+            (r4.sqlite, r4.jsonl, r4.limit) = (rec.sqlite, rec.jsonl, rec.limit);
+            rep.recs.extend([rec, r2, r3, r4]);
         } else {
             rep.recs.push(rec);
         }
@@ -1487,7 +1584,7 @@ fn wl_replay_seek(cfg: &Cfg, fx: &Fixtures, rep: &mut Report) -> R<()> {
     let n = *fx.sq.keys().last().ok_or("no SQLite history fixture")?;
     let run = fl_hist_id(n);
     let (mut fl, mut sq, mut jl, mut lim) = (vec![], vec![], vec![], vec![]);
-    let mut fl_rows = vec![];
+    let (mut fl_rows, mut fl_cols, mut fl_scan) = (vec![], vec![], vec![]);
     let seg = fl_segment_bytes(&fx.fl_dir, &run)?;
     let conn = sq_open(&fx.sq[&n], "NORMAL")?;
     for _ in 0..cfg.reps_heavy {
@@ -1501,6 +1598,16 @@ fn wl_replay_seek(cfg: &Cfg, fx: &Fixtures, rep: &mut Report) -> R<()> {
             return Err(format!("forklog: for_each_row over {run} saw {rows} rows, expected {n}").into());
         }
         fl_rows.push(rows as f64 / t);
+        let (rows, t) = fl_replay_columns(&store, &run)?;
+        if rows != n {
+            return Err(format!("forklog: columns of {run} had {rows} rows, expected {n}").into());
+        }
+        fl_cols.push(rows as f64 / t);
+        let (rows, t) = fl_replay_scan(&store, &run)?;
+        if rows != n {
+            return Err(format!("forklog: scan_columns of {run} had {rows} rows, expected {n}").into());
+        }
+        fl_scan.push(rows as f64 / t);
         let (rows, t) = sq_replay(&conn, "h")?;
         sq.push(rows as f64 / t);
         let (rows, t) = jl_replay(&fx.jl[&n], "h")?;
@@ -1519,8 +1626,24 @@ fn wl_replay_seek(cfg: &Cfg, fx: &Fixtures, rep: &mut Report) -> R<()> {
     );
     r2.forklog = Some(median(fl_rows));
     (r2.sqlite, r2.jsonl, r2.limit) = (rec.sqlite, rec.jsonl, rec.limit);
-    rep.recs.push(rec);
-    rep.recs.push(r2);
+    let mut r3 = Rec::new(
+        "replay.full.columns",
+        format!("full replay, Store::columns (one vector per metric), history {}; same other columns", size_label(n)),
+        Unit::RowsPerSec,
+    );
+    r3.forklog = Some(median(fl_cols));
+    (r3.sqlite, r3.jsonl, r3.limit) = (rec.sqlite, rec.jsonl, rec.limit);
+    let mut r4 = Rec::new(
+        "replay.full.scan",
+        format!(
+            "full replay, Store::scan_columns (chunks of 4096 rows), history {}; same other columns",
+            size_label(n)
+        ),
+        Unit::RowsPerSec,
+    );
+    r4.forklog = Some(median(fl_scan));
+    (r4.sqlite, r4.jsonl, r4.limit) = (rec.sqlite, rec.jsonl, rec.limit);
+    rep.recs.extend([rec, r2, r3, r4]);
 
     // forklog alone on its largest history.
     let big = cfg.max_size();
@@ -1835,13 +1958,27 @@ fn targets(cfg: &Cfg, rep: &mut Report) {
         "",
     );
     // Append and replay targets are judged on forklog's fastest public path for the workload.
-    let (append_id, append_api) = fastest(rep, &[("append.never", "log"), ("append.never.ref", "log_ref")]);
+    let (append_id, append_api) = fastest(
+        rep,
+        &[
+            ("append.never", "log"),
+            ("append.never.ref", "log_ref"),
+            ("append.never.floats", "log_floats"),
+            ("append.never.columns", "log_columns"),
+        ],
+    );
     let r = rep.val(append_id, "forklog").zip(rep.val(append_id, "limit")).map(|(f, l)| f / l);
     rep.target(&format!("append sync never ({append_api}) / raw write bandwidth"), r, false, 0.5, "");
     let r = rep.val(append_id, "forklog").zip(rep.val(append_id, "sqlite")).map(|(f, s)| f / s);
     rep.target(&format!("append sync never ({append_api}) / SQLite rows/s"), r, false, 10.0, "");
-    let (replay_id, replay_api) =
-        fastest(rep, &[("replay.full", "History iterator"), ("replay.full.rows", "for_each_row")]);
+    let (replay_id, replay_api) = fastest(
+        rep,
+        &[
+            ("replay.full", "History iterator"),
+            ("replay.full.rows", "for_each_row"),
+            ("replay.full.columns", "Store::columns"),
+        ],
+    );
     let r = rep.val(replay_id, "forklog").zip(rep.val(replay_id, "sqlite")).map(|(f, s)| f / s);
     rep.target(&format!("replay ({replay_api}) / SQLite full-scan rows/s"), r, false, 10.0, "");
     let r = rep.val(replay_id, "forklog").zip(rep.val(replay_id, "limit")).map(|(f, l)| f / l);

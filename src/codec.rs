@@ -581,7 +581,7 @@ impl<'a> Rd<'a> {
 
 /// The `f64` whose little-endian bits start `b` (8 bytes; shorter input reads as 0, never panics).
 #[inline]
-fn f64_at(b: &[u8]) -> f64 {
+pub fn f64_at(b: &[u8]) -> f64 {
     f64::from_le_bytes(b.get(..8).and_then(|s| s.try_into().ok()).unwrap_or([0; 8]))
 }
 
@@ -603,11 +603,15 @@ pub struct PayloadDecoder<'a> {
     synced_len: u64,
     /// Key ids of the most recent tag-0 `Log` event: the keys of the dense rows (tag 5) after it.
     template: Option<Vec<u32>>,
+    /// Bumped whenever the template changes.
+    template_gen: u64,
 }
 
 /// One event as the lean walk ([`PayloadDecoder::next_lean`]) sees it: no values are built.
 #[derive(Debug, Clone, Copy)]
-pub struct Lean {
+pub struct Lean<'a> {
+    /// For a dense row: its floats' bytes (8 per key of [`PayloadDecoder::template`]); `row` is not filled.
+    pub dense: Option<&'a [u8]>,
     /// The event's step.
     pub step: u64,
     /// The event's time (µs), for `Log` rows.
@@ -645,6 +649,7 @@ impl<'a> PayloadDecoder<'a> {
             prev_time: base_time,
             synced_len,
             template: None,
+            template_gen: 0,
         })
     }
 
@@ -690,6 +695,7 @@ impl<'a> PayloadDecoder<'a> {
     }
 
     /// Reads a dense row's value count, checks it against the template and returns the values' bytes.
+    #[inline]
     fn dense_values(&mut self) -> Dec<&'a [u8]> {
         let n = self.rd.len()?;
         match &self.template {
@@ -700,10 +706,16 @@ impl<'a> PayloadDecoder<'a> {
         self.rd.take(n * 8)
     }
 
-    /// The next event without building any value: its step, time, kind and end. For a `Log` row, `row`
+    /// The key ids of dense rows (the most recent keyed `Log` row's), and a number that changes with them.
+    pub fn template(&self) -> (&[u32], u64) {
+        (self.template.as_deref().unwrap_or_default(), self.template_gen)
+    }
+
+    /// The next event without building any value: its step, time, kind and end. For a keyed `Log` row, `row`
     /// receives its (key id, value as `f64`) pairs: floats as they are, integers converted, booleans as 0 or 1,
-    /// other values `None`. Other kinds are skipped (still fully checked). The fast path of columnar reads.
-    pub fn next_lean(&mut self, row: &mut Vec<(u32, Option<f64>)>) -> Option<Result<Lean, DecodeError>> {
+    /// other values `None`; a dense row's floats come as bytes in [`Lean::dense`] instead. Other kinds are
+    /// skipped (still fully checked). The fast path of columnar reads.
+    pub fn next_lean(&mut self, row: &mut Vec<(u32, Option<f64>)>) -> Option<Result<Lean<'a>, DecodeError>> {
         if self.remaining == 0 {
             if self.rd.pos != self.rd.b.len() {
                 self.rd.pos = self.rd.b.len();
@@ -725,17 +737,19 @@ impl<'a> PayloadDecoder<'a> {
         }
     }
 
-    fn lean(&mut self, row: &mut Vec<(u32, Option<f64>)>) -> Dec<Lean> {
+    fn lean(&mut self, row: &mut Vec<(u32, Option<f64>)>) -> Dec<Lean<'a>> {
         let tag = self.rd.u32()?;
         let dstep = self.rd.u64()?;
         self.prev_step = self.prev_step.wrapping_add(dstep);
         let step = self.prev_step;
         let is_log = matches!(tag, 0 | 5);
+        let mut dense = None;
         match tag {
             0 | 3 => {
                 self.prev_time = self.prev_time.wrapping_add(self.rd.i64()?);
                 let n = self.rd.len()?;
                 if tag == 0 {
+                    self.template_gen += 1;
                     let t = self.template.get_or_insert_with(Vec::new);
                     t.clear();
                     for _ in 0..n {
@@ -752,9 +766,7 @@ impl<'a> PayloadDecoder<'a> {
             }
             5 => {
                 self.prev_time = self.prev_time.wrapping_add(self.rd.i64()?);
-                let bytes = self.dense_values()?;
-                let template = self.template.as_deref().unwrap_or_default();
-                row.extend(template.iter().zip(bytes.chunks_exact(8)).map(|(k, b)| (*k, Some(f64_at(b)))));
+                dense = Some(self.dense_values()?);
             }
             1 | 2 => {
                 let n = self.rd.len()?;
@@ -768,7 +780,7 @@ impl<'a> PayloadDecoder<'a> {
             }
             _ => return err("invalid event tag"),
         }
-        Ok(Lean { step, time_us: self.prev_time, is_log, end: self.rd.pos })
+        Ok(Lean { dense, step, time_us: self.prev_time, is_log, end: self.rd.pos })
     }
 
     /// The next event and the payload offset just past it; `None` after the last. After the last event the
@@ -963,12 +975,13 @@ mod tests {
         let mut lean = Vec::new();
         while let Some(r) = d.next_lean(&mut row) {
             let l = r.unwrap();
-            lean.push((
-                l.step,
-                l.time_us,
-                l.is_log,
-                row.iter().map(|(k, v)| (*k, v.map(f64::to_bits))).collect::<Vec<_>>(),
-            ));
+            let vals: Vec<(u32, Option<u64>)> = match l.dense {
+                Some(b) => {
+                    d.template().0.iter().zip(b.chunks_exact(8)).map(|(k, b)| (*k, Some(f64_at(b).to_bits()))).collect()
+                }
+                None => row.iter().map(|(k, v)| (*k, v.map(f64::to_bits))).collect(),
+            };
+            lean.push((l.step, l.time_us, l.is_log, vals));
         }
         assert_eq!(lean.len(), 3);
         assert_eq!(

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::codec::{Lean, PayloadDecoder};
+use crate::codec::{f64_at, Lean, PayloadDecoder};
 use crate::error::{Error, Result};
 use crate::format::{micros_to_secs, FRAME_HEADER_LEN};
 use crate::replay::{EventStream, Flow, FrameCtx};
@@ -66,6 +66,9 @@ struct Builder<'k> {
     piece: Option<(String, u32)>,
     /// A row's (key id, value) pairs, reused.
     row: Vec<(u32, Option<f64>)>,
+    /// Column slot of each key of the current frame's dense-row template, and the template's generation.
+    dense_slots: Vec<u32>,
+    dense_gen: Option<u64>,
 }
 
 impl Builder<'_> {
@@ -113,8 +116,9 @@ impl Builder<'_> {
         let (cut, cap) = (ctx.piece.cut, ctx.piece.cap);
         let mut row = std::mem::take(&mut self.row);
         let mut flow = Flow::Next;
+        self.dense_gen = None;
         while let Some(r) = d.next_lean(&mut row) {
-            let Lean { step, time_us, is_log, end } = r.map_err(|e| Error::corrupt(ctx.path, off, e.0))?;
+            let Lean { dense, step, time_us, is_log, end } = r.map_err(|e| Error::corrupt(ctx.path, off, e.0))?;
             if cut.is_some_and(|c| c.seg == ctx.seg && base + end as u64 > c.offset) || cap.is_some_and(|c| step > c) {
                 flow = Flow::EndPiece;
                 break;
@@ -126,10 +130,56 @@ impl Builder<'_> {
             if !is_log || range.0.is_some_and(|f| step < f) {
                 continue;
             }
-            self.push_row(ctx, step, time_us, &row)?;
+            match dense {
+                Some(bytes) => {
+                    let (template, generation) = d.template();
+                    if self.dense_gen != Some(generation) {
+                        self.dense_slots.clear();
+                        for &id in template {
+                            let s = self.slot(ctx, id)?;
+                            self.dense_slots.push(s);
+                        }
+                        self.dense_gen = Some(generation);
+                    }
+                    self.push_dense(step, time_us, bytes);
+                }
+                None => self.push_row(ctx, step, time_us, &row)?,
+            }
         }
         self.row = row;
         Ok(flow)
+    }
+
+    /// Appends a dense row: its floats go to the columns of the template's keys.
+    #[inline]
+    fn push_dense(&mut self, step: u64, time_us: i64, bytes: &[u8]) {
+        let n = self.out.steps.len();
+        let mut any = false;
+        for (j, &s) in self.dense_slots.iter().enumerate() {
+            if let Some(col) = self.out.columns.get_mut(s as usize) {
+                if col.values.len() == n {
+                    col.values.push(Some(f64_at(bytes.get(j * 8..).unwrap_or_default())));
+                    any = true;
+                }
+            }
+        }
+        self.finish_row(n, any, step, time_us);
+    }
+
+    /// Ends row `n`: records its step and time and pads the columns it lacks, or (with a key filter, when it
+    /// had none of the keys) drops it.
+    #[inline]
+    fn finish_row(&mut self, n: usize, any: bool, step: u64, time_us: i64) {
+        if self.wanted.is_some() && !any {
+            return;
+        }
+        self.out.steps.push(step);
+        self.out.times.push(micros_to_secs(time_us));
+        for c in &mut self.out.columns {
+            if c.values.len() == n {
+                c.values.push(None);
+            }
+        }
     }
 
     fn push_row(&mut self, ctx: &mut FrameCtx<'_>, step: u64, time_us: i64, row: &[(u32, Option<f64>)]) -> Result<()> {
@@ -137,29 +187,22 @@ impl Builder<'_> {
         let mut any = false;
         for &(id, v) in row {
             let s = self.slot(ctx, id)?;
-            if s == UNWANTED {
-                continue;
+            if let Some(col) = self.out.columns.get_mut(s as usize) {
+                if col.values.len() == n {
+                    col.values.push(v);
+                    any = true;
+                }
             }
-            any = true;
-            let col = &mut self.out.columns[s as usize].values;
-            // Columns this row lacks are padded below; fill up to this row first.
-            col.resize(n, None);
-            col.push(v);
         }
-        if self.wanted.is_some() && !any {
-            return Ok(());
-        }
-        self.out.steps.push(step);
-        self.out.times.push(micros_to_secs(time_us));
-        for c in &mut self.out.columns {
-            c.values.resize(n + 1, None);
-        }
+        self.finish_row(n, any, step, time_us);
         Ok(())
     }
 }
 
-/// Reads `stream` into columns, keeping only `keys` if given (rows with none of them are skipped).
-pub(crate) fn collect(mut stream: EventStream, keys: Option<&[String]>) -> Result<Columns> {
+/// Rows per chunk handed out by [`scan`] (a chunk ends at a frame boundary once it has this many).
+pub const CHUNK_ROWS: usize = 4096;
+
+fn builder(keys: Option<&[String]>) -> Builder<'_> {
     let mut wanted: Option<Vec<&str>> = None;
     let mut out = Columns::default();
     if let Some(keys) = keys {
@@ -172,13 +215,57 @@ pub(crate) fn collect(mut stream: EventStream, keys: Option<&[String]>) -> Resul
         }
         wanted = Some(w);
     }
-    let sorted = wanted.is_none();
-    let mut b = Builder { out, wanted, by_name: HashMap::new(), slot: Vec::new(), piece: None, row: Vec::new() };
+    Builder {
+        out,
+        wanted,
+        by_name: HashMap::new(),
+        slot: Vec::new(),
+        piece: None,
+        row: Vec::new(),
+        dense_slots: Vec::new(),
+        dense_gen: None,
+    }
+}
+
+/// Reads `stream` into columns, keeping only `keys` if given (rows with none of them are skipped).
+pub(crate) fn collect(mut stream: EventStream, keys: Option<&[String]>) -> Result<Columns> {
+    let mut b = builder(keys);
     let range = stream.range();
     stream.for_each_frame(|ctx, off, payload| b.frame(ctx, off, payload, range))?;
     let mut out = b.out;
-    if sorted {
+    if keys.is_none() {
         out.columns.sort_by(|a, b| a.key.cmp(&b.key));
     }
     Ok(out)
+}
+
+/// Streams `stream` as chunks of about [`CHUNK_ROWS`] rows: the buffers are reused, so memory stays bounded
+/// and the data stays in cache. Without `keys`, columns appear in the order their keys are first met (a
+/// chunk has every column met so far, `None`-filled where its rows lack them).
+pub(crate) fn scan(mut stream: EventStream, keys: Option<&[String]>, mut f: impl FnMut(&Columns)) -> Result<()> {
+    let mut b = builder(keys);
+    let range = stream.range();
+    stream.for_each_frame(|ctx, off, payload| {
+        let flow = b.frame(ctx, off, payload, range)?;
+        if b.out.len() >= CHUNK_ROWS {
+            f(&b.out);
+            b.clear();
+        }
+        Ok(flow)
+    })?;
+    if !b.out.is_empty() {
+        f(&b.out);
+    }
+    Ok(())
+}
+
+impl Builder<'_> {
+    /// Empties the rows, keeping the columns and the buffers' capacity.
+    fn clear(&mut self) {
+        self.out.steps.clear();
+        self.out.times.clear();
+        for c in &mut self.out.columns {
+            c.values.clear();
+        }
+    }
 }

@@ -200,6 +200,7 @@ fn recover_segment(
             last_indexed,
             synced: valid,
             inseg,
+            pending_idx: Vec::new(),
         }),
         own,
         next_seq: seq + 1,

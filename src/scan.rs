@@ -62,16 +62,14 @@ pub fn open_index(cat: &Catalog, view: &VersionView, seq: u32, salt: u64) -> Res
     Ok(idx)
 }
 
-/// Vets an index entry chosen as a place to start reading. In an active segment, frames written after the
-/// last sync may sit beyond a hole a crash left (a torn tail whose later unsynced frames survived); a full
-/// read stops at the hole, so a seek must not jump past it. If the entry's frame was written when less than
-/// its offset was synced (its `synced_len`), fall back to the last entry inside the synced prefix: the scan
-/// from there meets any hole exactly as a full read does.
+/// Vets an index entry chosen as a place to start reading: in an active segment, the entry must name a
+/// genuine frame. (Entries are written only after their frame was fsynced, so no hole a crash left in
+/// unsynced data can lie before one: a seek from it sees what a full read sees.)
 pub fn trusted_entry(
     cat: &Catalog,
     view: &VersionView,
     seq: u32,
-    idx: &mut IndexReader,
+    _idx: &mut IndexReader,
     entry: Option<IndexEntry>,
 ) -> Result<Option<IndexEntry>> {
     let Some(e) = entry else { return Ok(None) };
@@ -80,14 +78,11 @@ pub fn trusted_entry(
     }
     let (mut r, _) = open_segment(cat, view, seq)?;
     r.seek(e.offset);
-    let synced = match r.next_frame() {
-        Ok(Some((_, payload))) => PayloadDecoder::new(payload).map_or(0, |d| d.synced_len()),
-        _ => 0,
-    };
-    if synced >= e.offset {
-        return Ok(Some(e));
+    match r.next_frame() {
+        Ok(Some((off, _))) if off == e.offset => Ok(Some(e)),
+        // Not a frame: read from the segment's start, as a full read does.
+        _ => Ok(None),
     }
-    idx.last_where(|x| x.offset <= synced)
 }
 
 /// Decodes a frame's events with the absolute end offset of each.

@@ -226,6 +226,17 @@ pub struct SegmentReader {
     sealed: bool,
     pos: u64,
     end: Option<End>,
+    /// Offset of the active segment's last step-index entry: index entries are written only after their
+    /// frame was fsynced, so a bad frame at or before it is corruption, never a torn tail.
+    durable_floor: Option<u64>,
+}
+
+/// Offset of the last readable entry of the active segment's index at `seg_path` (`None` without one).
+fn index_floor(vfs: &dyn Vfs, seg_path: &Path, version: u32, seq: u32, salt: u64) -> Option<u64> {
+    let ipath = seg_path.with_file_name(crate::format::idx_name(version, seq));
+    let mut idx = crate::index::IndexReader::open(vfs, &ipath, version, seq, salt, false).ok()??;
+    let n = idx.len();
+    (n > 0).then(|| idx.get(n - 1).ok().map(|e| e.offset)).flatten()
 }
 
 impl SegmentReader {
@@ -250,8 +261,17 @@ impl SegmentReader {
             None => return Err(Error::corrupt(path, 0, "segment is shorter than its header")),
         };
         let salt = header.salt;
+        let durable_floor = if sealed { None } else { index_floor(vfs, path, version, seq, salt) };
         Ok((
-            SegmentReader { path: path.to_path_buf(), source, salt, sealed, pos: SEG_HEADER_LEN as u64, end: None },
+            SegmentReader {
+                path: path.to_path_buf(),
+                source,
+                salt,
+                sealed,
+                pos: SEG_HEADER_LEN as u64,
+                end: None,
+                durable_floor,
+            },
             header,
         ))
     }
@@ -266,6 +286,7 @@ impl SegmentReader {
             sealed: false,
             pos: 0,
             end: None,
+            durable_floor: None,
         };
         (reader, SegmentHeader { seq, version, salt, base: Stats::default() })
     }
@@ -347,6 +368,13 @@ impl SegmentReader {
     fn torn_or_corrupt(&mut self, pos: u64, look_after: bool, why: &str) -> Result<Option<(u64, &[u8])>> {
         if self.sealed {
             return Err(Error::corrupt(&self.path, pos, format!("{why} in a sealed segment")));
+        }
+        if self.durable_floor.is_some_and(|f| pos <= f) {
+            return Err(Error::corrupt(
+                &self.path,
+                pos,
+                format!("{why}, in data the step index shows was synced: corruption, not a torn tail"),
+            ));
         }
         if look_after {
             let len = self.source.len();

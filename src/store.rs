@@ -400,6 +400,13 @@ impl Store {
         crate::columns::collect(self.stream(run, opts)?, opts.keys.as_deref())
     }
 
+    /// Streams the run's history as chunks of columns (about 4096 rows each, buffers reused): the fastest
+    /// full replay, in bounded memory. Without a key filter, a chunk's columns are in the order their keys were
+    /// first met. `opts` filters as for [`history_with`](Store::history_with).
+    pub fn scan_columns(&self, run: &str, opts: &HistoryOptions, f: impl FnMut(&crate::Columns)) -> Result<()> {
+        crate::columns::scan(self.stream(run, opts)?, opts.keys.as_deref(), f)
+    }
+
     /// Every event of the run in order, inherited prefix included.
     pub fn events(&self, run: &str) -> Result<Events> {
         self.events_with(run, &HistoryOptions::default())

@@ -38,6 +38,22 @@ pub(crate) struct ActiveSeg {
     pub synced: u64,
     /// Statistics of the segment's own events written so far.
     pub inseg: Stats,
+    /// Step-index entries of frames not yet fsynced: an entry is written only once its frame is durable, so
+    /// every entry in an index vouches for the bytes before it (docs/FORMAT.md, Step index).
+    pub pending_idx: Vec<u8>,
+}
+
+impl ActiveSeg {
+    /// Writes the pending index entries: call only after the segment's data was fsynced.
+    pub(crate) fn write_pending_index(&mut self) -> std::io::Result<()> {
+        if self.pending_idx.is_empty() {
+            return Ok(());
+        }
+        self.idx.write_all_at(&self.pending_idx, self.idx_len)?;
+        self.idx_len += self.pending_idx.len() as u64;
+        self.pending_idx.clear();
+        Ok(())
+    }
 }
 
 /// Mutable state of a writer, shared with the store's background syncer.
@@ -431,6 +447,7 @@ impl WriterCore {
             last_indexed: None,
             synced: format::SEG_HEADER_LEN as u64,
             inseg: Stats::default(),
+            pending_idx: Vec::new(),
         });
         self.next_seq = seq + 1;
         Ok(())
@@ -446,9 +463,10 @@ impl WriterCore {
             Some(s) => s.len >= self.segment_size && s.len > format::SEG_HEADER_LEN as u64,
         };
         if full {
-            if let Some(s) = &self.seg {
+            if let Some(s) = &mut self.seg {
                 let path = self.dir.join(format::seg_name(self.version, s.seq));
-                if let Err(e) = s.file.sync_data().and_then(|_| s.idx.sync_data()) {
+                if let Err(e) = s.file.sync_data().and_then(|_| s.write_pending_index()).and_then(|_| s.idx.sync_data())
+                {
                     return self.poison("sealing segment", path, e);
                 }
             }
@@ -509,19 +527,13 @@ impl WriterCore {
         self.frame[..FRAME_HEADER_LEN].copy_from_slice(&h);
         let index_it = seg.last_indexed.is_none_or(|l| off - l >= INDEX_INTERVAL);
         let entry = IndexEntry { first_step: self.buf_base.0, offset: off, before: seg.inseg }.encode(seg.salt);
-        let res = seg.file.write_all_at(&self.frame, off).and_then(|_| {
-            if index_it {
-                seg.idx.write_all_at(&entry, seg.idx_len)
-            } else {
-                Ok(())
-            }
-        });
-        if let Err(e) = res {
+        if let Err(e) = seg.file.write_all_at(&self.frame, off) {
             let path = self.dir.join(format::seg_name(self.version, seg.seq));
             return self.poison("writing frame to", path, e);
         }
         if index_it {
-            seg.idx_len += entry.len() as u64;
+            // Written after the next fsync of the segment (see `ActiveSeg::pending_idx`).
+            seg.pending_idx.extend_from_slice(&entry);
             seg.last_indexed = Some(off);
         }
         seg.len += self.frame.len() as u64;
@@ -548,6 +560,10 @@ impl WriterCore {
                     return self.poison("syncing", path, e);
                 }
                 seg.synced = seg.len;
+                if let Err(e) = seg.write_pending_index() {
+                    let path = self.dir.join(format::idx_name(self.version, seg.seq));
+                    return self.poison("writing index", path, e);
+                }
             }
             self.unsynced = false;
         }

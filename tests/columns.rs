@@ -22,6 +22,31 @@ fn assert_columns(store: &Store, run: &str, opts: &HistoryOptions) {
     let got = store.columns(run, opts).unwrap();
     let want = expected_columns(store, run, opts);
     assert!(forklog::testing::columns_match(&want, &got), "{run} {opts:?}\nwant {want:?}\ngot  {got:?}");
+    // The chunked scan, chunks glued back together (columns met later are `None` in earlier chunks).
+    let mut glued = forklog::Columns::default();
+    store
+        .scan_columns(run, opts, |chunk| {
+            assert!(!chunk.is_empty());
+            let before = glued.len();
+            glued.steps.extend(&chunk.steps);
+            glued.times.extend(&chunk.times);
+            for c in &chunk.columns {
+                assert_eq!(c.values.len(), chunk.len());
+                let i = match glued.columns.iter().position(|g| g.key == c.key) {
+                    Some(i) => i,
+                    None => {
+                        glued.columns.push(forklog::Column { key: c.key.clone(), values: vec![None; before] });
+                        glued.columns.len() - 1
+                    }
+                };
+                glued.columns[i].values.extend(&c.values);
+            }
+        })
+        .unwrap();
+    if opts.keys.is_none() {
+        glued.columns.sort_by(|a, b| a.key.cmp(&b.key));
+    }
+    assert!(forklog::testing::columns_match(&want, &glued), "scan {run} {opts:?}\nwant {want:?}\ngot  {glued:?}");
 }
 
 #[test]

@@ -1145,49 +1145,61 @@ fn crash_during_gc_keeps_what_forks_read() {
     }
 }
 
-/// After a crash tore an active segment but left the (unsynced, derived) step index entries naming frames
-/// past the tear, the store must still be consistent before any writer recovers the run: `verify` sees a
-/// torn tail, not corruption; `info` counts only rows that exist; and a fork made right away pins bytes
-/// that exist (its history is readable, the parent still resumes).
+/// Step-index entries are written only after their frame was fsynced. So after a crash tore the unsynced
+/// end of an active segment, no entry names a frame past the tear and the store is consistent before any
+/// writer recovers the run: `verify` sees a torn tail, `info` counts only rows that exist, and a fork made
+/// right away pins bytes that exist. A tear below the last entry, in data that was synced, is corruption.
 #[test]
-fn index_entries_past_a_torn_tail_are_ignored_before_recovery() {
+fn index_entries_vouch_for_synced_data_only() {
     let fs = FaultFs::new();
-    let o =
-        Options::default().vfs(fs.clone()).sync(SyncPolicy::EveryMillis(1 << 40)).buffer_size(1).segment_size(64 << 10);
+    let o = Options::default().vfs(fs.clone()).sync(SyncPolicy::Never).buffer_size(1).segment_size(64 << 10);
     let store = Store::open_with(FaultFs::store_path(), o.clone()).expect("open");
     let mut w = store.create_run("p").expect("create");
     for i in 0..120u32 {
         w.log(forklog::metrics! { "x" => i, "pad" => "p".repeat(200) }).expect("log");
+        if i == 59 {
+            w.sync().expect("sync");
+        }
     }
-    w.sync().expect("sync");
-    drop(w);
+    w.flush().expect("flush");
     let idx = fs.contents("/fault/store/runs/p/v0-0.idx").expect("index");
-    assert!(idx.len() >= 32 + 3 * 64, "several index entries");
-    // The crash kept the index but tore the segment inside the frame the second entry names.
-    let second = u64::from_le_bytes(idx[32 + 64 + 8..32 + 64 + 16].try_into().expect("8 bytes")) as usize;
+    let entries: Vec<usize> = idx[32..]
+        .chunks_exact(64)
+        .map(|e| u64::from_le_bytes(e[8..16].try_into().expect("8 bytes")) as usize)
+        .collect();
+    assert!(entries.len() >= 2, "several index entries: {entries:?}");
     fs.crash(CrashMode::PROCESS_KILL);
+    drop(w);
     drop(store);
     let seg = "/fault/store/runs/p/v0-0.seg";
     let bytes = fs.contents(seg).expect("segment");
-    fs.set_contents(seg, &bytes[..second + 5]).expect("tear");
-    let store = Store::open_with(FaultFs::store_path(), o).expect("open");
+    let last = *entries.last().expect("an entry");
+    // Every entry lies inside the synced first half; the crash tore the unsynced second half.
+    assert!(last < bytes.len() / 2 + 300, "entry at {last} of {} bytes", bytes.len());
+    let tear = bytes.len() * 3 / 4;
+    fs.set_contents(seg, &bytes[..tear]).expect("tear");
+    let store = Store::open_with(FaultFs::store_path(), o.clone()).expect("open");
     let rows = store.history("p").expect("history").count();
+    assert!((60..120).contains(&rows), "{rows} rows");
     let report = store.verify().expect("verify");
     assert!(report.is_clean(), "verify right after the crash: {:#?}", report.problems);
     assert_eq!(store.info("p").expect("info").rows, rows as u64, "info counts rows that are not there");
     let kid = store.fork("kid", &ForkPoint::new("p", 1_000)).expect("fork");
     drop(kid);
-    assert_eq!(
-        store
-            .history("kid")
-            .expect("kid")
-            .map(|r| r.map(|r| r.step))
-            .collect::<forklog::Result<Vec<_>>>()
-            .expect("kid rows")
-            .len(),
-        rows
-    );
+    let kid_rows = store.history("kid").expect("kid").map(|r| r.map(|r| r.step)).collect::<forklog::Result<Vec<_>>>();
+    assert_eq!(kid_rows.expect("kid rows").len(), rows);
     drop(store.resume("p").expect("the parent resumes"));
     let report = store.verify().expect("verify");
     assert!(report.is_clean(), "{:#?}", report.problems);
+    drop(store);
+    // Damage below the last entry (synced data): corruption, reported, never cut as a torn tail.
+    let bytes = fs.contents(seg).expect("segment");
+    let mut bad = bytes.clone();
+    bad[last - 5] ^= 0xff;
+    fs.set_contents(seg, &bad).expect("flip");
+    let store = Store::open_with(FaultFs::store_path(), o).expect("open");
+    assert!(matches!(store.history("p").expect("history").last(), Some(Err(forklog::Error::Corrupt { .. }))));
+    assert!(!store.verify().expect("verify").is_clean());
+    assert!(matches!(store.resume("p"), Err(forklog::Error::Corrupt { .. })));
+    assert_eq!(fs.contents(seg).expect("segment"), bad, "nothing was cut");
 }

@@ -86,7 +86,16 @@ fuzz_target!(|data: &[u8]| {
                                 (*k, n)
                             })
                             .collect();
-                        let got: Vec<(u32, Option<u64>)> = row.iter().map(|(k, v)| (*k, v.map(f64::to_bits))).collect();
+                        let got: Vec<(u32, Option<u64>)> = match l.dense {
+                            Some(bytes) => lean
+                                .template()
+                                .0
+                                .iter()
+                                .zip(bytes.chunks_exact(8))
+                                .map(|(k, b)| (*k, Some(u64::from_le_bytes(b.try_into().expect("8 bytes")))))
+                                .collect(),
+                            None => row.iter().map(|(k, v)| (*k, v.map(f64::to_bits))).collect(),
+                        };
                         assert_eq!(nums, got, "lean values differ");
                     }
                 }
