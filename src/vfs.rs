@@ -12,8 +12,27 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
-/// A read-only view of a whole file's bytes (an `mmap` in production).
-pub type MappedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
+/// A read-only view of a whole file's bytes (an `mmap` in production), see [`Mapping`].
+pub type MappedBytes = Arc<dyn Mapping>;
+
+/// The bytes of a file mapped by [`Vfs::map`], with hints on how they are read.
+///
+/// A mapping's resident pages count in the process's RSS (and peak RSS) until they are released, so a reader
+/// that walks a large mapping front to back releases what it has consumed. Both hints only change which pages
+/// are resident: the bytes seen through [`AsRef`] never change. In-memory implementations (a `Vec<u8>`) keep the
+/// default no-op hints.
+pub trait Mapping: AsRef<[u8]> + Send + Sync {
+    /// Hints that the bytes will be read front to back (`MADV_SEQUENTIAL` in production: more read-ahead).
+    fn advise_sequential(&self) {}
+    /// Hints that the reader is done with `offset..offset + len`: its resident pages may be dropped
+    /// (`MADV_DONTNEED` in production). Reading the range again stays valid and returns the same bytes (the
+    /// pages are read back from the file). Callers pass page-aligned ranges; a range past the end is clipped.
+    fn release(&self, offset: usize, len: usize) {
+        let _ = (offset, len);
+    }
+}
+
+impl Mapping for Vec<u8> {}
 
 /// How [`Vfs::open`] opens a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +68,8 @@ pub trait Vfs: Send + Sync + Debug {
     /// Makes the directory's entries (creations, renames, removals) durable.
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
     /// Maps a file read-only. Only called for files that are never modified again (sealed segments,
-    /// archived versions); the caller must not rely on seeing later changes.
+    /// archived versions); the caller must not rely on seeing later changes. The [`Mapping`] hints may be
+    /// no-ops.
     fn map(&self, path: &Path) -> io::Result<MappedBytes>;
 }
 
@@ -129,6 +149,30 @@ impl AsRef<[u8]> for Mapped {
     }
 }
 
+impl Mapping for Mapped {
+    fn advise_sequential(&self) {
+        // Only a hint: if the kernel refuses it, reads are merely slower on a cold cache.
+        let _ = self.0.advise(memmap2::Advice::Sequential);
+    }
+
+    fn release(&self, offset: usize, len: usize) {
+        let len = len.min(self.0.len().saturating_sub(offset));
+        if len == 0 {
+            return;
+        }
+        // SAFETY: `MADV_DONTNEED` is unsafe in general because it discards the contents of private or
+        // anonymous pages, so later reads see zeros or the file instead of what was there. This mapping is a
+        // read-only `MAP_SHARED` map of a file no forklog writer modifies again (see `StdFs::map`): no page of
+        // it was ever written, so the advice only drops this process's references to page-cache pages, and the
+        // next access faults the identical bytes back in from the file. Any `&[u8]` still borrowed from the
+        // range (callers release only ranges they are done with; `SegmentReader` never lends a frame across a
+        // release) therefore keeps seeing unchanged bytes. `offset..offset + len` lies inside the mapping
+        // (clipped above), so the call touches no other memory.
+        // Only a hint as well: on failure the pages just stay resident until the map is dropped.
+        let _ = unsafe { self.0.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) };
+    }
+}
+
 impl Vfs for StdFs {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn VfsFile>> {
         let mut o = OpenOptions::new();
@@ -181,5 +225,33 @@ impl Vfs for StdFs {
         // edits the store's files in place breaks this assumption, as documented in the README.
         let map = unsafe { memmap2::Mmap::map(&file)? };
         Ok(Arc::new(Mapped(map)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Releasing pages of a real file mapping changes no byte seen through it, whatever the range (inside,
+    /// unaligned, past the end), and in-memory mappings accept the hints too.
+    #[test]
+    fn released_pages_read_back_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sealed");
+        let data: Vec<u8> = (0..(3u32 << 20) + 123).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        fs::write(&path, &data).unwrap();
+        let map = StdFs.map(&path).unwrap();
+        map.advise_sequential();
+        assert_eq!((*map).as_ref(), &data[..]);
+        for (offset, len) in
+            [(0, 1 << 20), (1 << 20, 2 << 20), (4096, 10), (5000, 100), (3 << 20, 1 << 20), (8 << 20, 4096)]
+        {
+            map.release(offset, len);
+            assert_eq!((*map).as_ref(), &data[..], "after releasing {offset}+{len}");
+        }
+        let mem: MappedBytes = Arc::new(data.clone());
+        mem.advise_sequential();
+        mem.release(0, 1 << 20);
+        assert_eq!((*mem).as_ref(), &data[..]);
     }
 }
