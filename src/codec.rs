@@ -403,6 +403,7 @@ fn err<T>(what: &str) -> Dec<T> {
 }
 
 impl<'a> Rd<'a> {
+    #[inline]
     fn take(&mut self, n: usize) -> Dec<&'a [u8]> {
         match self.pos.checked_add(n).and_then(|end| self.b.get(self.pos..end)) {
             Some(s) => {
@@ -412,12 +413,14 @@ impl<'a> Rd<'a> {
             None => err("unexpected end of payload"),
         }
     }
+    #[inline]
     fn array<const N: usize>(&mut self) -> Dec<[u8; N]> {
         let s = self.take(N)?;
         let mut a = [0u8; N];
         a.copy_from_slice(s);
         Ok(a)
     }
+    #[inline]
     fn u64(&mut self) -> Dec<u64> {
         let [tag] = self.array::<1>()?;
         match tag {
@@ -428,9 +431,11 @@ impl<'a> Rd<'a> {
             _ => err("invalid varint marker"),
         }
     }
+    #[inline]
     fn u32(&mut self) -> Dec<u32> {
         u32::try_from(self.u64()?).or_else(|_| err("varint out of range for u32"))
     }
+    #[inline]
     fn i64(&mut self) -> Dec<i64> {
         let u = self.u64()?;
         Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
@@ -440,6 +445,7 @@ impl<'a> Rd<'a> {
         Ok(((u >> 1) as i32) ^ -((u & 1) as i32))
     }
     /// A length that the remaining bytes can hold (each element takes at least one byte).
+    #[inline]
     fn len(&mut self) -> Dec<usize> {
         let n = self.u64()?;
         if n > (self.b.len() - self.pos) as u64 {
@@ -715,6 +721,7 @@ impl<'a> PayloadDecoder<'a> {
     /// receives its (key id, value as `f64`) pairs: floats as they are, integers converted, booleans as 0 or 1,
     /// other values `None`; a dense row's floats come as bytes in [`Lean::dense`] instead. Other kinds are
     /// skipped (still fully checked). The fast path of columnar reads.
+    #[inline]
     pub fn next_lean(&mut self, row: &mut Vec<(u32, Option<f64>)>) -> Option<Result<Lean<'a>, DecodeError>> {
         if self.remaining == 0 {
             if self.rd.pos != self.rd.b.len() {
@@ -737,6 +744,7 @@ impl<'a> PayloadDecoder<'a> {
         }
     }
 
+    #[inline]
     fn lean(&mut self, row: &mut Vec<(u32, Option<f64>)>) -> Dec<Lean<'a>> {
         let tag = self.rd.u32()?;
         let dstep = self.rd.u64()?;

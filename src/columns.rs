@@ -69,6 +69,8 @@ struct Builder<'k> {
     /// Column slot of each key of the current frame's dense-row template, and the template's generation.
     dense_slots: Vec<u32>,
     dense_gen: Option<u64>,
+    /// True when the template's keys are exactly the columns, in order (the common case: no gaps to pad).
+    dense_identity: bool,
 }
 
 impl Builder<'_> {
@@ -140,6 +142,8 @@ impl Builder<'_> {
                             self.dense_slots.push(s);
                         }
                         self.dense_gen = Some(generation);
+                        self.dense_identity = self.dense_slots.len() == self.out.columns.len()
+                            && self.dense_slots.iter().enumerate().all(|(j, s)| *s as usize == j);
                     }
                     self.push_dense(step, time_us, bytes);
                 }
@@ -153,6 +157,15 @@ impl Builder<'_> {
     /// Appends a dense row: its floats go to the columns of the template's keys.
     #[inline]
     fn push_dense(&mut self, step: u64, time_us: i64, bytes: &[u8]) {
+        if self.dense_identity {
+            // Every column gets this row's value, in order: no lookups, no padding.
+            for (col, b) in self.out.columns.iter_mut().zip(bytes.chunks_exact(8)) {
+                col.values.push(Some(f64_at(b)));
+            }
+            self.out.steps.push(step);
+            self.out.times.push(micros_to_secs(time_us));
+            return;
+        }
         let n = self.out.steps.len();
         let mut any = false;
         for (j, &s) in self.dense_slots.iter().enumerate() {
@@ -224,6 +237,7 @@ fn builder(keys: Option<&[String]>) -> Builder<'_> {
         row: Vec::new(),
         dense_slots: Vec::new(),
         dense_gen: None,
+        dense_identity: false,
     }
 }
 
