@@ -1636,7 +1636,7 @@ fn wl_replay_seek(cfg: &Cfg, fx: &Fixtures, rep: &mut Report) -> R<()> {
     let mut r4 = Rec::new(
         "replay.full.scan",
         format!(
-            "full replay, Store::scan_columns (chunks of 4096 rows), history {}; same other columns",
+            "full replay, Store::scan_columns (chunks of about 1k rows), history {}; same other columns",
             size_label(n)
         ),
         Unit::RowsPerSec,
@@ -1977,6 +1977,7 @@ fn targets(cfg: &Cfg, rep: &mut Report) {
             ("replay.full", "History iterator"),
             ("replay.full.rows", "for_each_row"),
             ("replay.full.columns", "Store::columns"),
+            ("replay.full.scan", "Store::scan_columns"),
         ],
     );
     let r = rep.val(replay_id, "forklog").zip(rep.val(replay_id, "sqlite")).map(|(f, s)| f / s);

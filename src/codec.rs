@@ -376,10 +376,15 @@ where
     let dtime = time_us.wrapping_sub(prev.1);
     *prev = (step, time_us);
     out.reserve(4 + 9 * 3 + 8 * values.len());
-    out.push(DENSE_TAG);
-    put_varint(out, dstep);
-    put_varint(out, zigzag(dtime));
-    put_varint(out, values.len() as u64);
+    let (zz, n) = (zigzag(dtime), values.len() as u64);
+    if dstep < 251 && zz < 251 && n < 251 {
+        out.extend_from_slice(&[DENSE_TAG, dstep as u8, zz as u8, n as u8]);
+    } else {
+        out.push(DENSE_TAG);
+        put_varint(out, dstep);
+        put_varint(out, zz);
+        put_varint(out, n);
+    }
     for v in values {
         out.extend_from_slice(&v.to_bits().to_le_bytes());
     }
@@ -746,6 +751,27 @@ impl<'a> PayloadDecoder<'a> {
 
     #[inline]
     fn lean(&mut self, row: &mut Vec<(u32, Option<f64>)>) -> Dec<Lean<'a>> {
+        // The common case, a dense row whose deltas and count are one-byte varints: one bounds check.
+        if let (Some(&[DENSE_TAG, dstep, dtime, n]), Some(t)) =
+            (self.rd.b.get(self.rd.pos..self.rd.pos + 4), &self.template)
+        {
+            if dstep < 251 && dtime < 251 && usize::from(n) == t.len() {
+                let start = self.rd.pos + 4;
+                if let Some(bytes) = self.rd.b.get(start..start + 8 * usize::from(n)) {
+                    self.prev_step = self.prev_step.wrapping_add(u64::from(dstep));
+                    let zz = u64::from(dtime);
+                    self.prev_time = self.prev_time.wrapping_add(((zz >> 1) as i64) ^ -((zz & 1) as i64));
+                    self.rd.pos = start + bytes.len();
+                    return Ok(Lean {
+                        dense: Some(bytes),
+                        step: self.prev_step,
+                        time_us: self.prev_time,
+                        is_log: true,
+                        end: self.rd.pos,
+                    });
+                }
+            }
+        }
         let tag = self.rd.u32()?;
         let dstep = self.rd.u64()?;
         self.prev_step = self.prev_step.wrapping_add(dstep);

@@ -160,7 +160,8 @@ impl Builder<'_> {
         if self.dense_identity {
             // Every column gets this row's value, in order: no lookups, no padding.
             for (col, b) in self.out.columns.iter_mut().zip(bytes.chunks_exact(8)) {
-                col.values.push(Some(f64_at(b)));
+                let bits: [u8; 8] = b.try_into().unwrap_or_default();
+                col.values.push(Some(f64::from_le_bytes(bits)));
             }
             self.out.steps.push(step);
             self.out.times.push(micros_to_secs(time_us));
@@ -212,8 +213,8 @@ impl Builder<'_> {
     }
 }
 
-/// Rows per chunk handed out by [`scan`] (a chunk ends at a frame boundary once it has this many).
-pub const CHUNK_ROWS: usize = 4096;
+/// Rows a chunk handed out by [`scan`] reaches before it ends (at the next frame boundary).
+pub const CHUNK_ROWS: usize = 1024;
 
 fn builder(keys: Option<&[String]>) -> Builder<'_> {
     let mut wanted: Option<Vec<&str>> = None;
@@ -253,8 +254,8 @@ pub(crate) fn collect(mut stream: EventStream, keys: Option<&[String]>) -> Resul
     Ok(out)
 }
 
-/// Streams `stream` as chunks of about [`CHUNK_ROWS`] rows: the buffers are reused, so memory stays bounded
-/// and the data stays in cache. Without `keys`, columns appear in the order their keys are first met (a
+/// Streams `stream` as chunks of at least [`CHUNK_ROWS`] rows (but the last), each ending at a frame boundary:
+/// the buffers are reused, so memory stays bounded and the data stays in cache. Without `keys`, columns appear in the order their keys are first met (a
 /// chunk has every column met so far, `None`-filled where its rows lack them).
 pub(crate) fn scan(mut stream: EventStream, keys: Option<&[String]>, mut f: impl FnMut(&Columns)) -> Result<()> {
     let mut b = builder(keys);

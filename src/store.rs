@@ -400,9 +400,10 @@ impl Store {
         crate::columns::collect(self.stream(run, opts)?, opts.keys.as_deref())
     }
 
-    /// Streams the run's history as chunks of columns (about 4096 rows each, buffers reused): the fastest
-    /// full replay, in bounded memory. Without a key filter, a chunk's columns are in the order their keys were
-    /// first met. `opts` filters as for [`history_with`](Store::history_with).
+    /// Streams the run's history as chunks of columns: the fastest full replay, in bounded memory. A chunk ends
+    /// at a frame boundary once it holds 1024 rows (a 64 KiB frame holds ~1.5k five-float rows); its buffers
+    /// are reused for the next. Without a key filter, a chunk's columns are in the order their keys were first
+    /// met. `opts` filters as for [`history_with`](Store::history_with).
     pub fn scan_columns(&self, run: &str, opts: &HistoryOptions, f: impl FnMut(&crate::Columns)) -> Result<()> {
         crate::columns::scan(self.stream(run, opts)?, opts.keys.as_deref(), f)
     }

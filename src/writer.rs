@@ -103,6 +103,10 @@ pub(crate) struct WriterCore {
 /// A batch is written as one frame up to this size (frames stay small enough to decode one at a time).
 const BATCH_FRAME_SIZE: usize = 4 << 20;
 
+/// Room kept in front of the buffered events for the frame header and the payload prefix (at most 5 + 9 + 9 + 9
+/// bytes of varints), so a frame is written from the buffer without copying it.
+const FRAME_GAP: usize = FRAME_HEADER_LEN + 32;
+
 /// Scratch for resolving a row's keys to ids.
 type KeyedRow<'a> = Vec<(u32, &'a Value)>;
 
@@ -283,6 +287,7 @@ impl WriterCore {
             self.buf_base = (step, time_us.unwrap_or(0));
             self.buf_prev = self.buf_base;
             self.buf.clear();
+            self.buf.resize(FRAME_GAP, 0);
             self.buf_template.clear();
         }
     }
@@ -343,6 +348,14 @@ impl WriterCore {
         let vals: Vec<Value> = (0..ids.len()).map(|i| Value::Float(values(i))).collect();
         let keyed: KeyedRow<'_> = ids.iter().copied().zip(&vals).collect();
         self.push(&EncEvent::Log { step, time_us, metrics: &keyed })
+    }
+
+    /// Appends row `i` of `cols` as a dense row: the caller guarantees the frame's template is the columns' keys.
+    #[inline]
+    fn push_dense_column_row(&mut self, step: u64, time_us: i64, cols: &[&[f64]], i: usize) {
+        let values = cols.iter().map(|c| c.get(i).copied().unwrap_or(0.0));
+        encode_dense_row(&mut self.buf, step, time_us, values, &mut self.buf_prev);
+        self.end_event(step, true, false);
     }
 
     /// Appends events (all validated by the caller), then writes per buffer size and policy.
@@ -518,16 +531,22 @@ impl WriterCore {
         let Some(seg) = self.seg.as_mut() else {
             return Err(Error::Poisoned { run: self.id.clone() });
         };
+        // The frame is built in place: the payload prefix and the frame header go into the gap the buffer
+        // keeps in front of the events (no copy of the events).
         self.frame.clear();
-        self.frame.extend_from_slice(&[0u8; FRAME_HEADER_LEN]);
         encode_prefix(&mut self.frame, self.buf_count, self.buf_base.0, self.buf_base.1, seg.synced);
-        self.frame.extend_from_slice(&self.buf);
+        let Some(start) = FRAME_GAP.checked_sub(self.frame.len() + FRAME_HEADER_LEN) else {
+            return Err(Error::Poisoned { run: self.id.clone() });
+        };
+        let frame = &mut self.buf[start..];
+        frame[FRAME_HEADER_LEN..FRAME_HEADER_LEN + self.frame.len()].copy_from_slice(&self.frame);
         let off = seg.len;
-        let h = frame_header(seg.salt, off, &self.frame[FRAME_HEADER_LEN..]);
-        self.frame[..FRAME_HEADER_LEN].copy_from_slice(&h);
+        let h = frame_header(seg.salt, off, &frame[FRAME_HEADER_LEN..]);
+        frame[..FRAME_HEADER_LEN].copy_from_slice(&h);
+        let frame_len = frame.len() as u64;
         let index_it = seg.last_indexed.is_none_or(|l| off - l >= INDEX_INTERVAL);
         let entry = IndexEntry { first_step: self.buf_base.0, offset: off, before: seg.inseg }.encode(seg.salt);
-        if let Err(e) = seg.file.write_all_at(&self.frame, off) {
+        if let Err(e) = seg.file.write_all_at(frame, off) {
             let path = self.dir.join(format::seg_name(self.version, seg.seq));
             return self.poison("writing frame to", path, e);
         }
@@ -536,7 +555,7 @@ impl WriterCore {
             seg.pending_idx.extend_from_slice(&entry);
             seg.last_indexed = Some(off);
         }
-        seg.len += self.frame.len() as u64;
+        seg.len += frame_len;
         seg.inseg = seg.inseg.then(&self.buf_stats);
         self.own = self.own.then(&self.buf_stats);
         if self.buf_stats.last_log.is_some() {
@@ -825,10 +844,18 @@ impl RunWriter {
         let saved = core.buffer_size;
         core.buffer_size = saved.max(BATCH_FRAME_SIZE);
         let mut res = Ok(());
+        // After a frame's first row, the frame's template is the columns' keys: the rest are dense rows.
+        let mut dense = false;
         for (i, &step) in steps.iter().enumerate() {
-            res = core.push_floats(step, t, &ids, |j| cols[j][i]);
+            if dense {
+                core.push_dense_column_row(step, t, &cols, i);
+            } else {
+                res = core.push_floats(step, t, &ids, |j| cols[j][i]);
+                dense = res.is_ok() && !ids.is_empty();
+            }
             if res.is_ok() && core.buf.len() >= core.buffer_size {
                 res = core.flush_frame();
+                dense = false;
             }
             if res.is_err() {
                 break;
