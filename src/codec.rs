@@ -356,7 +356,7 @@ fn put_varint(out: &mut Vec<u8>, v: u64) {
 
 /// Zigzag encoding of a signed integer.
 #[inline]
-fn zigzag(v: i64) -> u64 {
+pub fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 

@@ -45,6 +45,16 @@ impl Stats {
         self.last_is_finish = is_finish;
     }
 
+    /// Adds `n >= 1` `Log` events at the end, the first at step `first` and the last at step `last`.
+    pub fn record_logs(&mut self, first: u64, last: u64, n: u64) {
+        self.events = self.events.saturating_add(n);
+        self.rows = self.rows.saturating_add(n);
+        self.first_log.get_or_insert(first);
+        self.last_log = Some(last);
+        self.last_event = Some(last);
+        self.last_is_finish = false;
+    }
+
     /// The statistics of `self` followed by `later`.
     pub fn then(&self, later: &Stats) -> Stats {
         if later.events == 0 {

@@ -208,3 +208,24 @@ fn a_big_column_batch_spans_frames_and_syncs_once() {
     assert_eq!(c.column("b").unwrap().values[n as usize - 1], Some(-((n - 1) as f64)));
     assert!(store.verify().unwrap().is_clean());
 }
+
+#[test]
+fn column_batches_with_far_apart_steps_round_trip() {
+    // Step deltas of every varint width (and a second batch, whose first row's time delta is not zero).
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut w = store.create_run("r").unwrap();
+    let steps: Vec<u64> = vec![0, 1, 2, 250, 251, 600, 70_000, 70_001, 1 << 33, (1 << 33) + 1, u64::MAX - 1];
+    let a: Vec<f64> = steps.iter().map(|s| *s as f64).collect();
+    let b: Vec<f64> = steps.iter().map(|s| -(*s as f64)).collect();
+    assert_eq!(w.log_columns(&steps[..6], &[("a", &a[..6]), ("b", &b[..6])]).unwrap(), Some(600));
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    assert_eq!(w.log_columns(&steps[6..], &[("b", &b[6..]), ("a", &a[6..])]).unwrap(), Some(u64::MAX - 1));
+    drop(w);
+    let want: Vec<(u64, Metrics)> =
+        steps.iter().map(|s| (*s, metrics! { "a" => *s as f64, "b" => -(*s as f64) })).collect();
+    assert_eq!(rows(&store, "r"), want);
+    assert_columns(&store, "r", &HistoryOptions::new());
+    let times = store.columns("r", &HistoryOptions::new()).unwrap().times;
+    assert!(times[5] == times[0] && times[6] > times[5], "one time per batch: {times:?}");
+}
