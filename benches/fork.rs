@@ -243,6 +243,35 @@ fn row_codec(c: &mut Criterion, fx: &Fixture) {
             BatchSize::PerIteration,
         )
     });
+    g.bench_function("log_floats", |b| {
+        b.iter_batched(
+            || store.create_run(&fresh_id("encf")).expect("create run"),
+            |mut w| {
+                for s in 0..CODEC_ROWS {
+                    let x = s as f64;
+                    let row = [("acc", x), ("grad_norm", x), ("loss", x), ("lr", 0.1), ("throughput", 3.0)];
+                    w.log_floats(&row).expect("log_floats");
+                }
+                drop(w);
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("log_columns_4096", |b| {
+        let steps: Vec<u64> = (0..CODEC_ROWS).collect();
+        let col: Vec<f64> = (0..CODEC_ROWS).map(|s| s as f64).collect();
+        b.iter_batched(
+            || store.create_run(&fresh_id("encc")).expect("create run"),
+            |mut w| {
+                for (st, c) in steps.chunks(4096).zip(col.chunks(4096)) {
+                    let batch = [("acc", c), ("grad_norm", c), ("loss", c), ("lr", c), ("throughput", c)];
+                    w.log_columns(st, &batch).expect("log_columns");
+                }
+                drop(w);
+            },
+            BatchSize::PerIteration,
+        )
+    });
     g.finish();
 
     let run = "decode";
@@ -263,6 +292,16 @@ fn row_codec(c: &mut Criterion, fx: &Fixture) {
         })
     });
     g.bench_function("for_each_row", |b| b.iter(|| assert_eq!(visit_rows(&store, run), CODEC_ROWS)));
+    g.bench_function("columns", |b| {
+        b.iter(|| assert_eq!(store.columns(run, &HistoryOptions::new()).expect("columns").len() as u64, CODEC_ROWS))
+    });
+    g.bench_function("scan_columns", |b| {
+        b.iter(|| {
+            let mut n = 0u64;
+            store.scan_columns(run, &HistoryOptions::new(), |c| n += black_box(c).len() as u64).expect("scan");
+            assert_eq!(n, CODEC_ROWS);
+        })
+    });
     g.finish();
 }
 
