@@ -217,7 +217,8 @@ fn demo_runs_and_leaves_a_valid_store() {
     let dir = tmp.path().join("demo");
     let dir_s = dir.to_str().expect("path");
     let out = ok(&tmp.path().join("unused"), &["demo", "--dir", dir_s, "--rows", "1000"], "");
-    for word in ["write", "rows/s", "fork", "fork of a fork", "rewind", "replay", "verify", "clean", "total"] {
+    for word in ["write", "rows/s", "fork", "fork of a fork", "rewind", "replay", "columns", "verify", "clean", "total"]
+    {
         assert!(out.contains(word), "missing {word:?} in:\n{out}");
     }
     let list = runs(&dir, false);

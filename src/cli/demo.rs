@@ -173,6 +173,25 @@ pub fn demo(dir: &Path, rows: u64) -> Result<u8, CliError> {
     for line in lines {
         report.line(line)?;
     }
+    // The same histories again as columns (one vector per metric, in chunks): the fast read path.
+    let t = Instant::now();
+    let mut columnar = 0u64;
+    for info in store.runs_all()? {
+        let name = info.run_ref().to_string();
+        let mut n = 0u64;
+        store.scan_columns(&name, &forklog::HistoryOptions::new(), |c| n += c.len() as u64)?;
+        if n != info.rows {
+            return Err(CliError::new(format!("columns of {name} had {n} rows, runs says {}", info.rows)));
+        }
+        columnar += n;
+    }
+    let took = t.elapsed();
+    report.line(format!(
+        "columns  the same {} rows as column chunks (scan_columns) in {:.3} s: {} rows/s",
+        thousands(columnar),
+        took.as_secs_f64(),
+        rate(columnar, took)
+    ))?;
 
     let t = Instant::now();
     let v = store.verify()?;
