@@ -506,38 +506,33 @@ impl<'a> Rd<'a> {
     }
     /// A value as a number, without allocating: `None` for non-numeric values (skipped, still checked).
     fn lean_value(&mut self) -> Dec<Option<f64>> {
-        let save = self.pos;
-        match self.b.get(self.pos) {
-            Some(3) => {
-                self.pos += 1;
-                Ok(Some(f64::from_le_bytes(self.array()?)))
+        Ok(match self.u32()? {
+            3 => Some(f64::from_le_bytes(self.array()?)),
+            2 => Some(self.i64()? as f64),
+            1 => match self.array::<1>()? {
+                [0] => Some(0.0),
+                [1] => Some(1.0),
+                _ => return err("invalid bool"),
+            },
+            tag => {
+                self.skip_body(tag, 0)?;
+                None
             }
-            Some(2) => {
-                self.pos += 1;
-                Ok(Some(self.i64()? as f64))
-            }
-            Some(1) => {
-                self.pos += 1;
-                match self.array::<1>()? {
-                    [0] => Ok(Some(0.0)),
-                    [1] => Ok(Some(1.0)),
-                    _ => err("invalid bool"),
-                }
-            }
-            _ => {
-                self.pos = save;
-                self.skip_value(0)?;
-                Ok(None)
-            }
-        }
+        })
     }
 
     /// Skips a value, checking it as [`Rd::value`] does, without allocating.
     fn skip_value(&mut self, depth: usize) -> Dec<()> {
+        let tag = self.u32()?;
+        self.skip_body(tag, depth)
+    }
+
+    /// Skips the rest of a value whose tag was read.
+    fn skip_body(&mut self, tag: u32, depth: usize) -> Dec<()> {
         if depth > MAX_DEPTH {
             return err("value nested too deeply");
         }
-        match self.u32()? {
+        match tag {
             0 => {}
             1 => {
                 if !matches!(self.array::<1>()?, [0] | [1]) {
@@ -1023,6 +1018,23 @@ mod tests {
             vec![(4, Some(1f64.to_bits())), (9, Some(f64::INFINITY.to_bits())), (300, Some(3f64.to_bits()))]
         );
         assert_eq!(lean[2].0, 1 << 40);
+    }
+
+    #[test]
+    fn the_lean_walk_reads_non_canonical_value_tags_like_the_full_decoder() {
+        // Found by fuzz/ (record_decode): a value tag written as a 3-byte varint (251, 3, 0 = Float) was
+        // skipped as non-numeric by the lean walk, while the full decoder read a float.
+        let mut p = Vec::new();
+        encode_prefix(&mut p, 1, 0, 0, 80);
+        p.extend_from_slice(&[0, 0, 0, 1, 7, 251, 3, 0]);
+        p.extend_from_slice(&2.5f64.to_le_bytes());
+        let mut d = PayloadDecoder::new(&p).unwrap();
+        let RawEvent::Log { metrics, .. } = d.next_event().unwrap().unwrap().0 else { panic!() };
+        assert_eq!(metrics, vec![(7, Value::Float(2.5))]);
+        let mut row = Vec::new();
+        let mut d = PayloadDecoder::new(&p).unwrap();
+        assert!(d.next_lean(&mut row).unwrap().is_ok());
+        assert_eq!(row, vec![(7, Some(2.5))]);
     }
 
     #[test]
