@@ -214,7 +214,8 @@ impl IndexReader {
     }
 }
 
-/// Parses index bytes (see [`read_index`]).
+/// Parses a whole index file (its header, then every entry), as `verify` and the fuzz targets read it: entries
+/// must increase; in an active segment's index the entries after the first bad one are ignored.
 pub fn parse_index(
     path: &Path,
     bytes: &[u8],
