@@ -141,15 +141,31 @@ pub enum FOp {
     Close(u8),
     Flush(u8),
     Sync(u8),
-    Fork { run: FRun, parent: FRun, version: Option<u8>, step: FStep },
-    Rewind { run: FRun, version: Option<u8>, step: FStep },
+    Fork {
+        run: FRun,
+        parent: FRun,
+        version: Option<u8>,
+        step: FStep,
+    },
+    Rewind {
+        run: FRun,
+        version: Option<u8>,
+        step: FStep,
+    },
     Resume(FRun),
     Reopen,
     Crash(u64),
     Delete(FRun),
     Gc,
     Verify,
+    /// `log_floats`: keys from a three-key set (so rows often repeat their keys: dense rows), maybe repeated.
+    LogFloats(u8, FStep, Vec<(u8, i16)>),
+    /// `log_columns`: up to three columns of up to 6 values; lengths may disagree with the steps.
+    LogColumns(u8, Vec<FStep>, Vec<(u8, Vec<i16>)>),
 }
+
+/// Key names of the float operations.
+const FLOAT_KEYS: [&str; 3] = ["acc", "loss", "λ"];
 
 impl FOp {
     fn op(&self) -> Op {
@@ -171,6 +187,29 @@ impl FOp {
             FOp::System(writer, m) => Op::System { writer: *writer, metrics: m.metrics() },
             FOp::Finish(writer, code) => Op::Finish { writer: *writer, exit_code: i32::from(*code) },
             FOp::Close(writer) => Op::Close { writer: *writer },
+            FOp::LogFloats(writer, step, row) => Op::LogFloats {
+                writer: *writer,
+                step: step.pick(),
+                row: row
+                    .iter()
+                    .take(4)
+                    .map(|(k, x)| (FLOAT_KEYS[usize::from(*k) % 3].to_string(), f64::from(*x) / 8.0))
+                    .collect(),
+            },
+            FOp::LogColumns(writer, steps, cols) => Op::LogColumns {
+                writer: *writer,
+                steps: steps.iter().take(6).map(|s| s.pick()).collect(),
+                columns: cols
+                    .iter()
+                    .take(3)
+                    .map(|(k, v)| {
+                        (
+                            FLOAT_KEYS[usize::from(*k) % 3].to_string(),
+                            v.iter().take(6).map(|x| f64::from(*x) / 8.0).collect(),
+                        )
+                    })
+                    .collect(),
+            },
             FOp::Flush(writer) => Op::Flush { writer: *writer },
             FOp::Sync(writer) => Op::Sync { writer: *writer },
             FOp::Fork { run, parent, version, step } => Op::Fork {
