@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{mpsc, Arc, Mutex, Weak};
 use std::time::Duration;
 
 use crate::catalog::{read_all, write_atomic, Catalog, Known, VersionView};
@@ -46,6 +46,75 @@ pub struct StoreInner {
     pub(crate) opts: Options,
     writers: Mutex<HashMap<String, Weak<Mutex<WriterCore>>>>,
     syncer: AtomicBool,
+    /// Threads that run a creation's fsyncs alongside the caller's.
+    aside: Aside,
+}
+
+/// A job's result, once [`Aside::run`] ran it.
+struct Pending(mpsc::Receiver<std::io::Result<()>>);
+
+impl Pending {
+    /// Waits for the job.
+    fn wait(self) -> std::io::Result<()> {
+        self.0.recv().unwrap_or_else(|_| Err(std::io::Error::other("helper thread panicked")))
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Two long-lived helper threads (started on first use, gone with the store) that run independent fsyncs at the
+/// same time as the caller's: cheaper than spawning a thread per creation. A job runs on the caller's thread
+/// if no helper can take it.
+#[derive(Debug, Default)]
+struct Aside {
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+}
+
+impl Aside {
+    fn start() -> Option<mpsc::Sender<Job>> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        let mut started = false;
+        for _ in 0..2 {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new().name("forklog-aside".into()).spawn(move || loop {
+                let job = lock(&rx).recv();
+                match job {
+                    Ok(job) => job(),
+                    Err(_) => return,
+                }
+            });
+            started |= spawned.is_ok();
+        }
+        started.then_some(tx)
+    }
+
+    /// Runs `f` on a helper thread (or here, if none is available).
+    fn run(&self, f: impl FnOnce() -> std::io::Result<()> + Send + 'static) -> Pending {
+        let (done, result) = mpsc::channel();
+        let job: Job = Box::new(move || {
+            let _ = done.send(f());
+        });
+        let mut jobs = lock(&self.jobs);
+        if jobs.is_none() {
+            *jobs = Aside::start();
+        }
+        let job = match jobs.as_ref() {
+            Some(tx) => match tx.send(job) {
+                Ok(()) => None,
+                Err(mpsc::SendError(job)) => {
+                    *jobs = None;
+                    Some(job)
+                }
+            },
+            None => Some(job),
+        };
+        drop(jobs);
+        if let Some(job) = job {
+            job();
+        }
+        Pending(result)
+    }
 }
 
 impl std::fmt::Debug for WriterCore {
@@ -190,6 +259,7 @@ impl Store {
             opts,
             writers: Mutex::new(HashMap::new()),
             syncer: AtomicBool::new(false),
+            aside: Aside::default(),
         });
         Ok(Store { inner })
     }
@@ -253,20 +323,28 @@ impl Store {
         let f = vfs.open(&path, OpenMode::CreateNew).map_err(|e| Error::io("creating", &path, e))?;
         f.write_all_at(head, 0).map_err(|e| Error::io("writing", &path, e))?;
         // Durable whatever the policy: a run must never become visible with a header a crash can lose, or
-        // pointing at parent bytes a crash can lose.
-        let sync_head = || f.sync_data().map_err(|e| Error::io("syncing", &path, e));
-        let sync_dir = || lock.sync_data().map_err(|e| Error::io("syncing directory", tmp, e));
-        std::thread::scope(|scope| {
-            let dir = scope.spawn(sync_dir);
-            let pinned = pin.map(|p| scope.spawn(|| self.sync_pin(p)));
-            let head = sync_head();
-            let joined = |r: std::thread::Result<Result<()>>| {
-                r.unwrap_or_else(|_| Err(Error::io("syncing", tmp, std::io::Error::other("sync thread panicked"))))
-            };
-            let dir = joined(dir.join());
-            let pinned = pinned.map_or(Ok(()), |t| joined(t.join()));
-            head.and(dir).and(pinned)
-        })?;
+        // pointing at parent bytes a crash can lose. The other fsyncs run on the store's helper threads.
+        let vfs_arc = &self.cat().vfs;
+        let dir = {
+            let (vfs, tmp) = (vfs_arc.clone(), tmp.to_path_buf());
+            self.inner.aside.run(move || vfs.sync_dir(&tmp))
+        };
+        let pinned = pin.map(|p| {
+            let (vfs, path) = (vfs_arc.clone(), p.path.clone());
+            self.inner.aside.run(move || vfs.open(&path, OpenMode::Read)?.sync_data())
+        });
+        let head = f.sync_data().map_err(|e| Error::io("syncing", &path, e));
+        let dir = dir.wait().map_err(|e| Error::io("syncing directory", tmp, e));
+        let pinned = match (pin, pinned) {
+            (Some(p), Some(r)) => {
+                r.wait().map_err(|e| Error::io("syncing forked-from segment", &p.path, e)).map(|()| {
+                    // `own_position` checked every frame up to the pointer: the bytes are valid as well as durable.
+                    self.cat().known.note(&p.key, 0, p.offset);
+                })
+            }
+            _ => Ok(()),
+        };
+        head.and(dir).and(pinned)?;
         Ok(lock)
     }
 
