@@ -133,10 +133,19 @@ pub fn frame_events(reader_path: &std::path::Path, frame_off: u64, payload: &[u8
 pub fn first_step(cat: &Catalog, view: &VersionView, seq: u32) -> Result<Option<u64>> {
     // The index alone answers (its header is checked against the salt the segment must have).
     let salt = crate::format::segment_salt(view.header.nonce, seq);
-    let (mut r, _) = open_segment(cat, view, seq)?;
-    if let Some(mut idx) = open_index(cat, view, seq, salt, &mut r)? {
-        if let Some(s) = idx.first_step()? {
+    if view.sealed(seq) {
+        // A sealed index is complete and synced: no need to look at the segment.
+        let mut idx = IndexReader::open(&*cat.vfs, &view.idx_path(seq), view.version, seq, salt, true)?;
+        if let Some(s) = idx.as_mut().map(|i| i.first_step()).transpose()?.flatten() {
             return Ok(Some(s));
+        }
+    }
+    let (mut r, _) = open_segment(cat, view, seq)?;
+    if !view.sealed(seq) {
+        if let Some(mut idx) = open_index(cat, view, seq, salt, &mut r)? {
+            if let Some(s) = idx.first_step()? {
+                return Ok(Some(s));
+            }
         }
     }
     let path = r.path().to_path_buf();
