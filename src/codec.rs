@@ -421,6 +421,58 @@ impl<'a> Rd<'a> {
             _ => return err("invalid value tag"),
         })
     }
+    /// Checks a value exactly as [`Rd::value`] does, without building it.
+    fn skip_value(&mut self, depth: usize) -> Dec<()> {
+        if depth > MAX_DEPTH {
+            return err("value nested too deeply");
+        }
+        match self.u32()? {
+            0 => {}
+            1 => {
+                if !matches!(self.array::<1>()?, [0] | [1]) {
+                    return err("invalid bool");
+                }
+            }
+            2 => {
+                self.i64()?;
+            }
+            3 => {
+                self.take(8)?;
+            }
+            4 => self.skip_string()?,
+            5 => {
+                let n = self.len()?;
+                self.take(n)?;
+            }
+            6 => {
+                for _ in 0..self.len()? {
+                    self.skip_value(depth + 1)?;
+                }
+            }
+            7 => {
+                for _ in 0..self.len()? {
+                    self.skip_string()?;
+                    self.skip_value(depth + 1)?;
+                }
+            }
+            _ => return err("invalid value tag"),
+        }
+        Ok(())
+    }
+    fn skip_string(&mut self) -> Dec<()> {
+        let n = self.len()?;
+        match std::str::from_utf8(self.take(n)?) {
+            Ok(_) => Ok(()),
+            Err(_) => err("string is not valid UTF-8"),
+        }
+    }
+    fn skip_keyed(&mut self) -> Dec<()> {
+        for _ in 0..self.len()? {
+            self.u32()?;
+            self.skip_value(0)?;
+        }
+        Ok(())
+    }
     fn keyed(&mut self) -> Dec<Vec<(u32, Value)>> {
         let n = self.len()?;
         let mut out = Vec::with_capacity(n);
@@ -440,6 +492,9 @@ pub fn depth(v: &Value) -> usize {
         _ => 0,
     }
 }
+
+/// What [`PayloadDecoder::next_skim`] yields of an event: its step, whether it is a `Log`, whether a `Finish`.
+pub type Skim = (u64, bool, bool);
 
 /// Decodes the events of a frame payload one at a time, with each event's end offset in the payload.
 pub struct PayloadDecoder<'a> {
@@ -503,6 +558,48 @@ impl<'a> PayloadDecoder<'a> {
             4 => RawEvent::Finish { step, exit_code: self.rd.i32()? },
             _ => return err("invalid event tag"),
         })
+    }
+
+    /// Like [`next_event`](PayloadDecoder::next_event), with the same checks, but yields only the event's step
+    /// and kind ([`Skim`]), building no values: what positions and statistics need.
+    pub fn next_skim(&mut self) -> Option<Result<(Skim, usize), DecodeError>> {
+        if self.remaining == 0 {
+            if self.rd.pos != self.rd.b.len() {
+                self.rd.pos = self.rd.b.len();
+                return Some(err("trailing bytes after the last event"));
+            }
+            return None;
+        }
+        match self.skim() {
+            Ok(ev) => {
+                self.remaining -= 1;
+                Some(Ok((ev, self.rd.pos)))
+            }
+            Err(e) => {
+                self.remaining = 0;
+                self.rd.pos = self.rd.b.len();
+                Some(Err(e))
+            }
+        }
+    }
+
+    fn skim(&mut self) -> Dec<Skim> {
+        let tag = self.rd.u32()?;
+        let dstep = self.rd.u64()?;
+        self.prev_step = self.prev_step.wrapping_add(dstep);
+        let step = self.prev_step;
+        match tag {
+            0 | 3 => {
+                self.prev_time = self.prev_time.wrapping_add(self.rd.i64()?);
+                self.rd.skip_keyed()?;
+            }
+            1 | 2 => self.rd.skip_keyed()?,
+            4 => {
+                self.rd.i32()?;
+            }
+            _ => return err("invalid event tag"),
+        }
+        Ok((step, tag == 0, tag == 4))
     }
 
     /// The next event and the payload offset just past it; `None` after the last. After the last event the
@@ -681,6 +778,68 @@ mod tests {
             let bytes: Vec<u8> = (0..(seed % 64)).map(|i| crate::format::mix64(seed * 131 + i) as u8).collect();
             if let Ok(mut d) = PayloadDecoder::new(&bytes) {
                 while d.next_event().is_some() {}
+            }
+        }
+    }
+
+    /// The skimming decoder accepts and rejects exactly what the full one does, with the same steps, kinds and
+    /// end offsets (every prefix and every single-byte change of a payload holding every kind of value).
+    #[test]
+    fn skim_agrees_with_the_full_decoder() {
+        let nested = Value::Map(
+            [
+                ("a".to_string(), Value::List(vec![Value::Bytes(vec![1, 2]), Value::Null, Value::Bool(true)])),
+                ("é".to_string(), Value::Str("x y".into())),
+            ]
+            .into(),
+        );
+        let (f, i) = (Value::Float(-0.0), Value::Int(-70_000));
+        let m: Vec<(u32, &Value)> = vec![(0, &f), (300, &nested), (2, &i)];
+        let evs = [
+            EncEvent::Log { step: 10, time_us: 1_000_000, metrics: &m },
+            EncEvent::Config { step: 10, patch: &m },
+            EncEvent::System { step: 10, time_us: 999_000, metrics: &m },
+            EncEvent::Log { step: 400, time_us: 1_000_500, metrics: &m },
+            EncEvent::Summary { step: 400, patch: &m },
+            EncEvent::Finish { step: 400, exit_code: -3 },
+        ];
+        let mut body = Vec::new();
+        let (mut ps, mut pt) = (10, 1_000_000);
+        for e in &evs {
+            encode_event(&mut body, e, &mut ps, &mut pt);
+        }
+        let mut payload = Vec::new();
+        encode_prefix(&mut payload, evs.len() as u32, 10, 1_000_000, 80);
+        payload.extend_from_slice(&body);
+        type Out = Vec<Result<(Skim, usize), ()>>;
+        let full = |p: &[u8]| -> Option<Out> {
+            let mut d = PayloadDecoder::new(p).ok()?;
+            let mut out = Vec::new();
+            while let Some(r) = d.next_event() {
+                out.push(
+                    r.map(|(e, end)| ((e.step(), e.is_log(), matches!(e, RawEvent::Finish { .. })), end))
+                        .map_err(|_| ()),
+                );
+            }
+            Some(out)
+        };
+        let skim = |p: &[u8]| -> Option<Out> {
+            let mut d = PayloadDecoder::new(p).ok()?;
+            let mut out = Vec::new();
+            while let Some(r) = d.next_skim() {
+                out.push(r.map_err(|_| ()));
+            }
+            Some(out)
+        };
+        assert_eq!(full(&payload).map(|o| o.iter().filter(|r| r.is_ok()).count()), Some(6));
+        for n in 0..=payload.len() {
+            assert_eq!(skim(&payload[..n]), full(&payload[..n]), "prefix {n}");
+        }
+        for at in 0..payload.len() {
+            for x in [0x01u8, 0x80, 0xff] {
+                let mut p = payload.clone();
+                p[at] ^= x;
+                assert_eq!(skim(&p), full(&p), "byte {at} ^ {x:#x}");
             }
         }
     }

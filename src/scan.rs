@@ -217,11 +217,17 @@ pub fn own_position(cat: &Catalog, view: &VersionView, cut: Option<Ptr>, cap: Op
         if limit.is_some_and(|l| off >= l) {
             break;
         }
-        for (ev, end) in frame_events(&path, off, payload)? {
-            if limit.is_some_and(|l| end > l) || cap.is_some_and(|c| ev.step() > c) {
+        // Only steps, kinds and end offsets matter here: skim the events (same checks, no values built).
+        let bad = |e: crate::codec::DecodeError| Error::corrupt(&path, off, e.0);
+        let mut d = PayloadDecoder::new(payload).map_err(bad)?;
+        let base = off + FRAME_HEADER_LEN as u64;
+        while let Some(r) = d.next_skim() {
+            let ((step, is_log, is_finish), end) = r.map_err(bad)?;
+            let end = base + end as u64;
+            if limit.is_some_and(|l| end > l) || cap.is_some_and(|c| step > c) {
                 break 'frames;
             }
-            stats.push(&ev);
+            stats.record(step, is_log, is_finish);
             pos = end;
         }
     }
