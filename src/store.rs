@@ -299,6 +299,7 @@ impl Store {
                 Ok(lock) => return self.publish_run_dir(id, &tmp, lock),
                 // `gc` removed the directory before it was locked (it takes unlocked ones for crash leftovers).
                 Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && attempts < 3 => {
+                    let _ = self.cat().vfs.remove_dir_all(&tmp);
                     attempts += 1;
                 }
                 Err(e) => {
