@@ -271,3 +271,45 @@ fn gc_leaves_a_creation_in_progress_alone() {
     drop(w);
     assert!(probe.try_lock().expect("lock"), "released with the writer");
 }
+
+/// What a store remembers about a segment belongs to that segment only: after the parent is deleted and created
+/// again (another nonce), or rewound (another version), a fork syncs the new parent's unsynced bytes.
+#[test]
+fn remembered_syncs_do_not_carry_over_to_a_recreated_or_rewound_parent() {
+    let fs = FaultFs::new();
+    let seg = runs_dir().join("p").join("v0-0.seg");
+    let a = Store::open_with(FaultFs::store_path(), opts(&fs, SyncPolicy::Never)).expect("open a");
+    let write = |rows: std::ops::Range<u64>, rewind: Option<u64>| {
+        let b = Store::open_with(FaultFs::store_path(), opts(&fs, SyncPolicy::Never)).expect("open b");
+        let mut w = match rewind {
+            Some(step) => b.rewind("p", step).expect("rewind"),
+            None => b.create_run("p").expect("create"),
+        };
+        for i in rows {
+            w.log_at(i, metrics! { "x" => i as f64 }).expect("log");
+        }
+    };
+    write(0..20, None);
+    drop(a.fork("c", &ForkPoint::new("p", 15)).expect("fork c"));
+    assert!(!fs.has_unsynced(&seg).expect("segment"));
+    a.delete_run("c").expect("delete c");
+    a.delete_run("p").expect("delete p");
+    assert_eq!(a.gc().expect("gc").runs_removed.len(), 2);
+    // The same id, another nonce: the same segment name, unsynced again.
+    write(0..20, None);
+    assert!(fs.has_unsynced(&seg).expect("segment"));
+    drop(a.fork("d", &ForkPoint::new("p", 10)).expect("fork d"));
+    assert!(!fs.has_unsynced(&seg).expect("segment"), "the recreated parent's bytes were synced");
+    // A rewind: version 1 has a segment of its own, written unsynced.
+    write(6..12, Some(5));
+    let seg1 = runs_dir().join("p").join("v1-0.seg");
+    assert!(fs.has_unsynced(&seg1).expect("segment"));
+    drop(a.fork("e", &ForkPoint::new("p", 11)).expect("fork e"));
+    assert!(!fs.has_unsynced(&seg1).expect("segment"), "the rewound parent's bytes were synced");
+    drop(a);
+    fs.crash(CrashMode::POWER_LOSS);
+    let store = Store::open_with(FaultFs::store_path(), opts(&fs, SyncPolicy::Never)).expect("reopen");
+    assert_eq!(steps(&store, "d"), (0..=10).collect::<Vec<_>>());
+    assert_eq!(steps(&store, "e"), (0..=11).collect::<Vec<_>>());
+    assert!(store.verify().expect("verify").problems.iter().all(|p| p.kind != forklog::ProblemKind::Corrupt));
+}
