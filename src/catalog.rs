@@ -84,6 +84,59 @@ pub struct Catalog {
     pub runs_dir: PathBuf,
     /// Key tables by `(run, version, nonce)`: the nonce tells a recreated run's version from the old one.
     keys: Mutex<HashMap<(String, u32, u64), KeyList>>,
+    /// What this process has established about active segments (see [`Known`]).
+    pub known: Known,
+}
+
+/// Identifies one segment file across deletes and re-creations: `(run, version, header nonce, segment)`.
+pub type SegKey = (String, u32, u64, u32);
+
+/// What this process has established about a segment's prefix.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Prefix {
+    /// Bytes `0..clean` are the header and a chain of valid frames, ending at a frame boundary: a full read
+    /// passes them all, so an index entry at or below `clean` never jumps past a hole.
+    pub clean: u64,
+    /// Bytes `0..durable` are valid (within a clean prefix) and fsynced: a fork may pin up to here without
+    /// syncing the segment again.
+    pub durable: u64,
+}
+
+/// A process-local cache of [`Prefix`]es of active segments, keyed by [`SegKey`].
+///
+/// Both facts only ever grow and stay true while this process lives: valid bytes are never cut (recovery
+/// truncates only at the first invalid frame, so never below a valid prefix), fsynced bytes stay durable, and
+/// a hole can only appear through a crash, which ends this process and its cache. A run deleted and created
+/// again, or rewound, has another nonce or version, hence another key.
+#[derive(Debug, Default)]
+pub struct Known {
+    map: Mutex<HashMap<SegKey, Prefix>>,
+}
+
+/// Entries kept before the cache starts over (it is only a cache: forgetting costs a sync or a scan).
+const KNOWN_MAX: usize = 4096;
+
+impl Known {
+    /// The key of segment `seq` of `view`.
+    pub fn key(view: &VersionView, seq: u32) -> SegKey {
+        (view.id.clone(), view.version, view.header.nonce, seq)
+    }
+
+    /// What is known of segment `key` (zeros when nothing).
+    pub fn get(&self, key: &SegKey) -> Prefix {
+        lock(&self.map).get(key).copied().unwrap_or_default()
+    }
+
+    /// Records that `0..clean` is a valid frame chain and `0..durable` (at most `clean`) is also fsynced.
+    pub fn note(&self, key: &SegKey, clean: u64, durable: u64) {
+        let mut m = lock(&self.map);
+        if m.len() >= KNOWN_MAX && !m.contains_key(key) {
+            m.clear();
+        }
+        let p = m.entry(key.clone()).or_default();
+        p.clean = p.clean.max(clean);
+        p.durable = p.durable.max(durable.min(p.clean));
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -93,7 +146,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Catalog {
     /// A catalog over `runs_dir`.
     pub fn new(vfs: Arc<dyn Vfs>, runs_dir: PathBuf) -> Catalog {
-        Catalog { vfs, runs_dir, keys: Mutex::new(HashMap::new()) }
+        Catalog { vfs, runs_dir, keys: Mutex::new(HashMap::new()), known: Known::default() }
     }
 
     /// Directory of run `id`.

@@ -600,6 +600,9 @@ pub fn depth(v: &Value) -> usize {
     }
 }
 
+/// What [`PayloadDecoder::next_skim`] yields of an event: its step, whether it is a `Log`, whether a `Finish`.
+pub type Skim = (u64, bool, bool);
+
 /// Decodes the events of a frame payload one at a time, with each event's end offset in the payload.
 pub struct PayloadDecoder<'a> {
     rd: Rd<'a>,
@@ -611,6 +614,8 @@ pub struct PayloadDecoder<'a> {
     template: Option<Vec<u32>>,
     /// Bumped whenever the template changes.
     template_gen: u64,
+    /// Scratch for [`PayloadDecoder::next_skim`].
+    skim_row: Vec<(u32, Option<f64>)>,
 }
 
 /// One event as the lean walk ([`PayloadDecoder::next_lean`]) sees it: no values are built.
@@ -624,6 +629,8 @@ pub struct Lean<'a> {
     pub time_us: i64,
     /// True for `Log` events (history rows), including dense rows.
     pub is_log: bool,
+    /// True for `Finish` events.
+    pub is_finish: bool,
     /// Payload offset just past the event.
     pub end: usize,
 }
@@ -656,6 +663,7 @@ impl<'a> PayloadDecoder<'a> {
             synced_len,
             template: None,
             template_gen: 0,
+            skim_row: Vec::new(),
         })
     }
 
@@ -744,6 +752,15 @@ impl<'a> PayloadDecoder<'a> {
         }
     }
 
+    /// Like [`next_event`](PayloadDecoder::next_event), with the same checks, but yields only the event's step
+    /// and kind ([`Skim`]) and its end, building no values: what positions and statistics need.
+    pub fn next_skim(&mut self) -> Option<Result<(Skim, usize), DecodeError>> {
+        let mut row = std::mem::take(&mut self.skim_row);
+        let next = self.next_lean(&mut row).map(|r| r.map(|l| ((l.step, l.is_log, l.is_finish), l.end)));
+        self.skim_row = row;
+        next
+    }
+
     #[inline]
     fn lean(&mut self, row: &mut Vec<(u32, Option<f64>)>) -> Dec<Lean<'a>> {
         // The common case, a dense row whose deltas and count are one-byte varints: one bounds check.
@@ -762,6 +779,7 @@ impl<'a> PayloadDecoder<'a> {
                         step: self.prev_step,
                         time_us: self.prev_time,
                         is_log: true,
+                        is_finish: false,
                         end: self.rd.pos,
                     });
                 }
@@ -809,7 +827,7 @@ impl<'a> PayloadDecoder<'a> {
             }
             _ => return err("invalid event tag"),
         }
-        Ok(Lean { dense, step, time_us: self.prev_time, is_log, end: self.rd.pos })
+        Ok(Lean { dense, step, time_us: self.prev_time, is_log, is_finish: tag == 4, end: self.rd.pos })
     }
 
     /// The next event and the payload offset just past it; `None` after the last. After the last event the
@@ -1089,6 +1107,68 @@ mod tests {
             if let Ok(mut d) = PayloadDecoder::new(&bytes) {
                 let mut row = Vec::new();
                 while d.next_lean(&mut row).is_some() {}
+            }
+        }
+    }
+
+    /// The skimming decoder accepts and rejects exactly what the full one does, with the same steps, kinds and
+    /// end offsets (every prefix and every single-byte change of a payload holding every kind of value).
+    #[test]
+    fn skim_agrees_with_the_full_decoder() {
+        let nested = Value::Map(
+            [
+                ("a".to_string(), Value::List(vec![Value::Bytes(vec![1, 2]), Value::Null, Value::Bool(true)])),
+                ("é".to_string(), Value::Str("x y".into())),
+            ]
+            .into(),
+        );
+        let (f, i) = (Value::Float(-0.0), Value::Int(-70_000));
+        let m: Vec<(u32, &Value)> = vec![(0, &f), (300, &nested), (2, &i)];
+        let evs = [
+            EncEvent::Log { step: 10, time_us: 1_000_000, metrics: &m },
+            EncEvent::Config { step: 10, patch: &m },
+            EncEvent::System { step: 10, time_us: 999_000, metrics: &m },
+            EncEvent::Log { step: 400, time_us: 1_000_500, metrics: &m },
+            EncEvent::Summary { step: 400, patch: &m },
+            EncEvent::Finish { step: 400, exit_code: -3 },
+        ];
+        let mut body = Vec::new();
+        let (mut ps, mut pt) = (10, 1_000_000);
+        for e in &evs {
+            encode_event(&mut body, e, &mut ps, &mut pt);
+        }
+        let mut payload = Vec::new();
+        encode_prefix(&mut payload, evs.len() as u32, 10, 1_000_000, 80);
+        payload.extend_from_slice(&body);
+        type Out = Vec<Result<(Skim, usize), ()>>;
+        let full = |p: &[u8]| -> Option<Out> {
+            let mut d = PayloadDecoder::new(p).ok()?;
+            let mut out = Vec::new();
+            while let Some(r) = d.next_event() {
+                out.push(
+                    r.map(|(e, end)| ((e.step(), e.is_log(), matches!(e, RawEvent::Finish { .. })), end))
+                        .map_err(|_| ()),
+                );
+            }
+            Some(out)
+        };
+        let skim = |p: &[u8]| -> Option<Out> {
+            let mut d = PayloadDecoder::new(p).ok()?;
+            let mut out = Vec::new();
+            while let Some(r) = d.next_skim() {
+                out.push(r.map_err(|_| ()));
+            }
+            Some(out)
+        };
+        assert_eq!(full(&payload).map(|o| o.iter().filter(|r| r.is_ok()).count()), Some(6));
+        for n in 0..=payload.len() {
+            assert_eq!(skim(&payload[..n]), full(&payload[..n]), "prefix {n}");
+        }
+        for at in 0..payload.len() {
+            for x in [0x01u8, 0x80, 0xff] {
+                let mut p = payload.clone();
+                p[at] ^= x;
+                assert_eq!(skim(&p), full(&p), "byte {at} ^ {x:#x}");
             }
         }
     }

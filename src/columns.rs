@@ -120,7 +120,7 @@ impl Builder<'_> {
         let mut flow = Flow::Next;
         self.dense_gen = None;
         while let Some(r) = d.next_lean(&mut row) {
-            let Lean { dense, step, time_us, is_log, end } = r.map_err(|e| Error::corrupt(ctx.path, off, e.0))?;
+            let Lean { dense, step, time_us, is_log, end, .. } = r.map_err(|e| Error::corrupt(ctx.path, off, e.0))?;
             if cut.is_some_and(|c| c.seg == ctx.seg && base + end as u64 > c.offset) || cap.is_some_and(|c| step > c) {
                 flow = Flow::EndPiece;
                 break;

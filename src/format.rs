@@ -27,8 +27,11 @@ pub const DELETED_MAGIC: [u8; 8] = *b"FLKDEL\0\0";
 pub const STORE_FILE: &str = "forklog.store";
 /// Name of the directory that holds one directory per run.
 pub const RUNS_DIR: &str = "runs";
-/// Name of a run's writer lock file.
-pub const LOCK_FILE: &str = "lock";
+/// Suffix (then random hex digits) of a run directory being created: `<id>~new<hex>`. `~` cannot appear in a
+/// run id, so listings never take it for a run.
+pub const NEW_SUFFIX: &str = "~new";
+/// Suffix of a directory on its way out (a run gc removes, a leftover moved aside): `~` is not in run ids.
+pub const TRASH_SUFFIX: &str = "~gc";
 /// Name of a deleted run's tombstone file.
 pub const DELETED_FILE: &str = "deleted";
 

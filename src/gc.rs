@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::catalog::RunListing;
 use crate::error::{Error, Result};
-use crate::format::{parse_run_file, RunFile};
+use crate::format::{parse_run_file, RunFile, NEW_SUFFIX, TRASH_SUFFIX};
 use crate::report::GcReport;
 use crate::store::StoreInner;
 
@@ -23,9 +23,6 @@ enum Keep {
     /// Everything.
     All,
 }
-
-/// Suffix of a deleted run's directory while gc removes it: `~` cannot appear in a run id.
-const TRASH_SUFFIX: &str = "~gc";
 
 pub(crate) fn collect(inner: &StoreInner) -> Result<GcReport> {
     let cat = &inner.catalog;
@@ -68,10 +65,27 @@ pub(crate) fn collect(inner: &StoreInner) -> Result<GcReport> {
     let mut report = GcReport::default();
     // Leftovers of a gc that crashed after moving a directory aside (names that are not run ids).
     let runs = &cat.runs_dir;
+    // And run directories whose creation a crash interrupted before they were renamed into place; a creation in
+    // progress holds its directory's lock, so a locked one is left alone.
     for name in vfs.read_dir(runs).map_err(|e| Error::io("listing", runs, e))? {
+        let path = runs.join(&name);
         if name.ends_with(TRASH_SUFFIX) {
-            let trash = runs.join(&name);
-            vfs.remove_dir_all(&trash).map_err(|e| Error::io("removing", &trash, e))?;
+            vfs.remove_dir_all(&path).map_err(|e| Error::io("removing", &path, e))?;
+        } else if name.contains(NEW_SUFFIX) {
+            let lock = match vfs.open_dir(&path) {
+                Ok(l) => l,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io("opening", &path, e)),
+            };
+            if !lock.try_lock().map_err(|e| Error::io("locking", &path, e))? {
+                continue;
+            }
+            report.files_removed += vfs.read_dir(&path).map_or(0, |n| n.len() as u64);
+            match vfs.remove_dir_all(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("removing", &path, e)),
+            }
         }
     }
     for (id, l) in &listings {

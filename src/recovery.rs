@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::catalog::{write_atomic, VersionView};
+use crate::catalog::{write_atomic, Known, VersionView};
 use crate::error::{Error, Result};
 use crate::format::{self, INDEX_INTERVAL, SEG_HEADER_LEN, SMALL_HEADER_LEN};
 use crate::index::{encode_index_header, IndexEntry, IndexReader};
@@ -117,6 +117,7 @@ fn recover_segment(
     }
     // What survived is made durable, so the frames appended next can say so (their `synced_len`).
     file.sync_data().map_err(|e| Error::io("syncing", &path, e))?;
+    inner.catalog.known.note(&Known::key(view, seq), valid, valid);
     // 2. Keep the index entries that match frames; decode only the frames after the last one.
     let ipath = view.idx_path(seq);
     let mut kept: Vec<IndexEntry> = Vec::new();
@@ -259,7 +260,7 @@ pub(crate) fn open_writer(inner: &Arc<StoreInner>, view: &VersionView, lock: Box
         view.version,
         view.dir.clone(),
         view.header.nonce,
-        inner.catalog.vfs.clone(),
+        inner.catalog.clone(),
         lock,
         opts.sync,
         opts.segment_size,

@@ -142,17 +142,20 @@ impl EventStream {
                 }
             }
             cursor.seg = seg;
-            let (_, h) = open_segment(&self.cat, &view, seg)?;
-            if let Some(mut idx) = open_index(&self.cat, &view, seg, h.salt)? {
+        }
+        let (mut reader, h) = open_segment(&self.cat, &cursor.piece.view, cursor.seg)?;
+        if let Some(from) = self.from {
+            let (view, seg) = (&cursor.piece.view, cursor.seg);
+            if let Some(mut idx) = open_index(&self.cat, view, seg, h.salt, &mut reader)? {
                 let e = idx.last_where(|e| e.first_step < from)?;
-                if let Some(e) = trusted_entry(&self.cat, &view, seg, &mut idx, e)? {
+                if let Some(e) = trusted_entry(&self.cat, view, seg, &mut idx, e, &mut reader)? {
                     seek_to = Some(e.offset);
                 }
             }
         }
-        let (mut reader, _) = open_segment(&self.cat, &cursor.piece.view, cursor.seg)?;
-        if let Some(off) = seek_to {
-            reader.seek(off);
+        match seek_to {
+            Some(off) => reader.seek(off),
+            None => reader.restart(),
         }
         cursor.reader = Some(reader);
         Ok(cursor)

@@ -4,7 +4,7 @@
 //! and over one segment's step index, then by decoding the few frames between the index entry and the
 //! point. Its cost does not grow with the length of the history.
 
-use crate::catalog::{Catalog, VersionView};
+use crate::catalog::{Catalog, Known, VersionView};
 use crate::codec::{PayloadDecoder, RawEvent};
 use crate::error::{Error, Result};
 use crate::format::{FRAME_HEADER_LEN, SEG_HEADER_LEN};
@@ -40,19 +40,23 @@ pub fn open_segment(cat: &Catalog, view: &VersionView, seq: u32) -> Result<(Segm
     }
 }
 
-/// Opens the index of segment `seq` (salt from its segment header).
-pub fn open_index(cat: &Catalog, view: &VersionView, seq: u32, salt: u64) -> Result<Option<IndexReader>> {
+/// Opens the index of segment `seq` (salt from its segment header); `seg` is a reader of the same segment.
+pub fn open_index(
+    cat: &Catalog,
+    view: &VersionView,
+    seq: u32,
+    salt: u64,
+    seg: &mut SegmentReader,
+) -> Result<Option<IndexReader>> {
     let mut idx = IndexReader::open(&*cat.vfs, &view.idx_path(seq), view.version, seq, salt, view.sealed(seq))?;
     if let (Some(r), false) = (idx.as_mut(), view.sealed(seq)) {
         // An active segment's index is unsynced: after a crash it may name frames past a torn tail. Trust only
         // entries that name a genuine frame header.
-        let path = view.seg_path(seq);
-        let file = cat.vfs.open(&path, crate::vfs::OpenMode::Read).map_err(|e| Error::io("opening", &path, e))?;
         while r.len() > 0 {
-            let mut h = [0u8; crate::format::FRAME_HEADER_LEN];
-            let genuine = r.get(r.len() - 1).is_ok_and(|e| {
-                file.read_exact_at(&mut h, e.offset).is_ok() && crate::segment::frame_header_ok(salt, e.offset, &h)
-            });
+            let genuine = match r.get(r.len() - 1) {
+                Ok(e) => seg.frame_header_at(e.offset)?,
+                Err(_) => false,
+            };
             if genuine {
                 break;
             }
@@ -62,23 +66,28 @@ pub fn open_index(cat: &Catalog, view: &VersionView, seq: u32, salt: u64) -> Res
     Ok(idx)
 }
 
-/// Vets an index entry chosen as a place to start reading: in an active segment, the entry must name a
-/// genuine frame. (Entries are written only after their frame was fsynced, so no hole a crash left in
-/// unsynced data can lie before one: a seek from it sees what a full read sees.)
+/// Vets an index entry chosen as a place to start reading, with `seg` a reader of the same segment: in an
+/// active segment, the entry must name a genuine frame. (Entries are written only after their frame was
+/// fsynced, so no hole a crash left in unsynced data can lie before one: a seek from it sees what a full read
+/// sees.) A prefix this process already found clean ([`Known`](crate::catalog::Known)) needs no check.
 pub fn trusted_entry(
     cat: &Catalog,
     view: &VersionView,
     seq: u32,
     _idx: &mut IndexReader,
     entry: Option<IndexEntry>,
+    seg: &mut SegmentReader,
 ) -> Result<Option<IndexEntry>> {
     let Some(e) = entry else { return Ok(None) };
     if view.sealed(seq) {
         return Ok(Some(e));
     }
-    let (mut r, _) = open_segment(cat, view, seq)?;
-    r.seek(e.offset);
-    match r.next_frame() {
+    let key = Known::key(view, seq);
+    if cat.known.get(&key).clean >= e.offset {
+        return Ok(Some(e));
+    }
+    seg.seek(e.offset);
+    match seg.next_frame() {
         Ok(Some((off, _))) if off == e.offset => Ok(Some(e)),
         // Not a frame: read from the segment's start, as a full read does.
         _ => Ok(None),
@@ -102,12 +111,21 @@ pub fn frame_events(reader_path: &std::path::Path, frame_off: u64, payload: &[u8
 pub fn first_step(cat: &Catalog, view: &VersionView, seq: u32) -> Result<Option<u64>> {
     // The index alone answers (its header is checked against the salt the segment must have).
     let salt = crate::format::segment_salt(view.header.nonce, seq);
-    if let Some(mut idx) = open_index(cat, view, seq, salt)? {
-        if let Some(s) = idx.first_step()? {
+    if view.sealed(seq) {
+        // A sealed index is complete and synced: no need to look at the segment.
+        let mut idx = IndexReader::open(&*cat.vfs, &view.idx_path(seq), view.version, seq, salt, true)?;
+        if let Some(s) = idx.as_mut().map(|i| i.first_step()).transpose()?.flatten() {
             return Ok(Some(s));
         }
     }
     let (mut r, _) = open_segment(cat, view, seq)?;
+    if !view.sealed(seq) {
+        if let Some(mut idx) = open_index(cat, view, seq, salt, &mut r)? {
+            if let Some(s) = idx.first_step()? {
+                return Ok(Some(s));
+            }
+        }
+    }
     let path = r.path().to_path_buf();
     match r.next_frame()? {
         Some((off, p)) => Ok(frame_events(&path, off, p)?.first().map(|(e, _)| e.step())),
@@ -137,31 +155,29 @@ pub fn own_position(cat: &Catalog, view: &VersionView, cut: Option<Ptr>, cap: Op
         Some(c) => c.seg,
         None => view.segs - 1,
     };
-    // The last segment whose first step is <= cap (steps never decrease along the data).
+    // The last segment whose first step is <= cap (steps never decrease along the data). Segment 0 needs no
+    // look: if even its first step is above cap, the scan below stops at its first event, at `Ptr::START`
+    // with no statistics, which is the answer.
     let mut seg = last;
     if let Some(cap) = cap {
-        let (mut lo, mut hi) = (0u32, last + 1);
-        let mut found = None;
+        let (mut lo, mut hi) = (1u32, last + 1);
+        seg = 0;
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             if first_step(cat, view, mid)?.is_some_and(|s| s <= cap) {
-                found = Some(mid);
+                seg = mid;
                 lo = mid + 1;
             } else {
                 hi = mid;
             }
         }
-        match found {
-            Some(s) => seg = s,
-            None => return Ok((Stats::default(), Ptr::START)),
-        }
     }
     let limit = cut.filter(|c| c.seg == seg).map(|c| c.offset);
     let (mut reader, header) = open_segment(cat, view, seg)?;
-    let entry: Option<IndexEntry> = match open_index(cat, view, seg, header.salt)? {
+    let entry: Option<IndexEntry> = match open_index(cat, view, seg, header.salt, &mut reader)? {
         Some(mut idx) => {
             let e = idx.last_where(|e| limit.is_none_or(|l| e.offset < l) && cap.is_none_or(|c| e.first_step <= c))?;
-            trusted_entry(cat, view, seg, &mut idx, e)?
+            trusted_entry(cat, view, seg, &mut idx, e, &mut reader)?
         }
         None => None,
     };
@@ -170,17 +186,26 @@ pub fn own_position(cat: &Catalog, view: &VersionView, cut: Option<Ptr>, cap: Op
         None => (header.base, SEG_HEADER_LEN as u64),
     };
     let mut pos = start;
-    reader.seek(start);
+    match entry {
+        Some(_) => reader.seek(start),
+        None => reader.restart(),
+    }
     let path = reader.path().to_path_buf();
     'frames: while let Some((off, payload)) = reader.next_frame()? {
         if limit.is_some_and(|l| off >= l) {
             break;
         }
-        for (ev, end) in frame_events(&path, off, payload)? {
-            if limit.is_some_and(|l| end > l) || cap.is_some_and(|c| ev.step() > c) {
+        // Only steps, kinds and end offsets matter here: skim the events (same checks, no values built).
+        let bad = |e: crate::codec::DecodeError| Error::corrupt(&path, off, e.0);
+        let mut d = PayloadDecoder::new(payload).map_err(bad)?;
+        let base = off + FRAME_HEADER_LEN as u64;
+        while let Some(r) = d.next_skim() {
+            let ((step, is_log, is_finish), end) = r.map_err(bad)?;
+            let end = base + end as u64;
+            if limit.is_some_and(|l| end > l) || cap.is_some_and(|c| step > c) {
                 break 'frames;
             }
-            stats.push(&ev);
+            stats.record(step, is_log, is_finish);
             pos = end;
         }
     }
@@ -188,6 +213,10 @@ pub fn own_position(cat: &Catalog, view: &VersionView, cut: Option<Ptr>, cap: Op
         if pos != l && cap.is_none() {
             return Err(Error::corrupt(&path, l, "a fork or rewind points past the valid data or inside an event"));
         }
+    }
+    if !view.sealed(seg) {
+        // The walk started at a trusted place and every frame it read passed its CRCs.
+        cat.known.note(&Known::key(view, seg), reader.position(), 0);
     }
     Ok((stats, Ptr { seg, offset: pos }))
 }

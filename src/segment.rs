@@ -98,11 +98,6 @@ fn header_len(salt: u64, offset: u64, h: &[u8]) -> Option<u32> {
         .then_some(len)
 }
 
-/// True when `h` is a genuine frame header for a frame at `offset` in a segment with `salt`.
-pub fn frame_header_ok(salt: u64, offset: u64, h: &[u8]) -> bool {
-    header_len(salt, offset, h).is_some()
-}
-
 /// True when some genuine frame header starts anywhere in `bytes` (which begin at file offset `start`).
 pub fn any_valid_header(salt: u64, start: u64, bytes: &[u8]) -> bool {
     (0..bytes.len().saturating_sub(FRAME_HEADER_LEN - 1))
@@ -316,6 +311,12 @@ impl SegmentReader {
         self.released = self.released.min(offset / RELEASE_STEP * RELEASE_STEP);
     }
 
+    /// Goes back to the first frame.
+    pub fn restart(&mut self) {
+        let first = if self.source.len() == 0 { 0 } else { SEG_HEADER_LEN as u64 };
+        self.seek(first);
+    }
+
     /// Offset of the next frame to read (after the walk ended: the end of the valid data).
     pub fn position(&self) -> u64 {
         self.pos
@@ -324,6 +325,15 @@ impl SegmentReader {
     /// How the walk ended, once `next_frame` returned `None`.
     pub fn end(&self) -> Option<End> {
         self.end
+    }
+
+    /// True when a genuine frame header (its CRC checked, not its payload's) starts at `offset`.
+    pub fn frame_header_at(&mut self, offset: u64) -> Result<bool> {
+        let salt = self.salt;
+        Ok(self
+            .source
+            .get(&self.path, offset, FRAME_HEADER_LEN)?
+            .is_some_and(|h| header_len(salt, offset, h).is_some()))
     }
 
     /// The next frame as `(offset, payload)`; `None` at the end of valid data.

@@ -5,15 +5,16 @@
 //! depend on how many runs there are or how long their histories are.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{mpsc, Arc, Mutex, Weak};
 use std::time::Duration;
 
-use crate::catalog::{read_all, write_atomic, Catalog, VersionView};
+use crate::catalog::{read_all, write_atomic, Catalog, Known, VersionView};
 use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::format::{self, micros_to_secs, now_micros};
+use crate::format::{self, micros_to_secs, now_micros, SEG_HEADER_LEN};
 use crate::header::{BasePointer, ForkParent, VersionHeader};
 use crate::ids::{validate_run_id, ForkPoint, RunRef};
 use crate::info::{LineageEntry, RunInfo, RunState};
@@ -26,6 +27,17 @@ use crate::value::Value;
 use crate::vfs::{OpenMode, VfsFile};
 use crate::writer::{RunWriter, WriterCore};
 
+/// Parent bytes a fork pins that must be made durable before the fork is.
+#[derive(Debug)]
+struct PinSync {
+    /// The parent's active segment.
+    path: PathBuf,
+    /// Its key in the catalog's [`Known`] cache.
+    key: crate::catalog::SegKey,
+    /// The pointer: bytes up to here must be durable.
+    offset: u64,
+}
+
 /// Shared state behind a [`Store`].
 #[derive(Debug)]
 pub struct StoreInner {
@@ -34,6 +46,75 @@ pub struct StoreInner {
     pub(crate) opts: Options,
     writers: Mutex<HashMap<String, Weak<Mutex<WriterCore>>>>,
     syncer: AtomicBool,
+    /// Threads that run a creation's fsyncs alongside the caller's.
+    aside: Aside,
+}
+
+/// A job's result, once [`Aside::run`] ran it.
+struct Pending(mpsc::Receiver<std::io::Result<()>>);
+
+impl Pending {
+    /// Waits for the job.
+    fn wait(self) -> std::io::Result<()> {
+        self.0.recv().unwrap_or_else(|_| Err(std::io::Error::other("helper thread panicked")))
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Two long-lived helper threads (started on first use, gone with the store) that run independent fsyncs at the
+/// same time as the caller's: cheaper than spawning a thread per creation. A job runs on the caller's thread
+/// if no helper can take it.
+#[derive(Debug, Default)]
+struct Aside {
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+}
+
+impl Aside {
+    fn start() -> Option<mpsc::Sender<Job>> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        let mut started = false;
+        for _ in 0..2 {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new().name("forklog-aside".into()).spawn(move || loop {
+                let job = lock(&rx).recv();
+                match job {
+                    Ok(job) => job(),
+                    Err(_) => return,
+                }
+            });
+            started |= spawned.is_ok();
+        }
+        started.then_some(tx)
+    }
+
+    /// Runs `f` on a helper thread (or here, if none is available).
+    fn run(&self, f: impl FnOnce() -> std::io::Result<()> + Send + 'static) -> Pending {
+        let (done, result) = mpsc::channel();
+        let job: Job = Box::new(move || {
+            let _ = done.send(f());
+        });
+        let mut jobs = lock(&self.jobs);
+        if jobs.is_none() {
+            *jobs = Aside::start();
+        }
+        let job = match jobs.as_ref() {
+            Some(tx) => match tx.send(job) {
+                Ok(()) => None,
+                Err(mpsc::SendError(job)) => {
+                    *jobs = None;
+                    Some(job)
+                }
+            },
+            None => Some(job),
+        };
+        drop(jobs);
+        if let Some(job) = job {
+            job();
+        }
+        Pending(result)
+    }
 }
 
 impl std::fmt::Debug for WriterCore {
@@ -56,14 +137,10 @@ pub(crate) fn new_nonce() -> u64 {
 }
 
 impl StoreInner {
-    /// Takes the exclusive writer lock of run directory `dir`, or fails with `RunBusy`.
+    /// Takes the exclusive writer lock of run `id` (an advisory lock on its directory), or fails with `RunBusy`.
     pub(crate) fn acquire_lock(&self, id: &str) -> Result<Box<dyn VfsFile>> {
-        let path = self.catalog.run_dir(id).join(format::LOCK_FILE);
-        let f = self
-            .catalog
-            .vfs
-            .open(&path, OpenMode::CreateOrOpen)
-            .map_err(|e| Error::io("opening lock file", &path, e))?;
+        let path = self.catalog.run_dir(id);
+        let f = self.catalog.vfs.open_dir(&path).map_err(|e| Error::io("opening run directory", &path, e))?;
         // Readers probe the lock with a shared lock for a few microseconds; retry briefly past them.
         for _ in 0..20 {
             if f.try_lock().map_err(|e| Error::io("locking", &path, e))? {
@@ -76,8 +153,7 @@ impl StoreInner {
 
     /// True when some writer holds run `id`.
     fn is_running(&self, id: &str) -> bool {
-        let path = self.catalog.run_dir(id).join(format::LOCK_FILE);
-        match self.catalog.vfs.open(&path, OpenMode::Read) {
+        match self.catalog.vfs.open_dir(&self.catalog.run_dir(id)) {
             Ok(f) => match f.try_lock_shared() {
                 Ok(true) => {
                     let _ = f.unlock();
@@ -102,6 +178,21 @@ impl StoreInner {
     }
 
     /// Writes out the buffer of this process's writer of `id`, if any, so reads see it. True if it wrote.
+    /// Syncs this process's writer of `key`'s run if it is writing that very segment (so its pending index
+    /// entries are written too, keeping later lookups in the segment fast). False when there is no such writer.
+    fn sync_writer_of(&self, key: &crate::catalog::SegKey) -> Result<bool> {
+        let core = lock(&self.writers).get(&key.0).and_then(Weak::upgrade);
+        if let Some(core) = core {
+            let mut c = lock(&core);
+            let same = c.version == key.1 && c.nonce == key.2 && c.seg.as_ref().is_some_and(|s| s.seq == key.3);
+            if same && !c.poisoned && !c.closed {
+                c.sync()?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     fn flush_writer(&self, id: &str) -> Result<bool> {
         let core = lock(&self.writers).get(id).and_then(Weak::upgrade);
         if let Some(core) = core {
@@ -183,6 +274,7 @@ impl Store {
             opts,
             writers: Mutex::new(HashMap::new()),
             syncer: AtomicBool::new(false),
+            aside: Aside::default(),
         });
         Ok(Store { inner })
     }
@@ -196,49 +288,141 @@ impl Store {
         &self.inner.catalog
     }
 
-    /// Creates a new run's directory and its `v0.head`, holding the run's lock; `RunExists` if the id is
-    /// taken. The fsync that makes the new directory entry durable runs on a second thread while the header is
-    /// written and fsynced: the two are independent (a header without its directory entry, or a directory
-    /// without a header, both read as "no such run" after a crash), so a durable creation waits for about two
-    /// fsyncs, like the minimal durable file create, not three.
-    fn create_version0(&self, h: &VersionHeader) -> Result<Box<dyn VfsFile>> {
+    /// Creates a new run holding its `v0.head`, and returns the run's lock; `RunExists` if the id is taken.
+    ///
+    /// The run is built in a directory of its own under a name that is not a run id (`<id>~new<hex>`, locked
+    /// at once so `gc` leaves it alone): `v0.head` is written and fsynced, then that directory, so it durably
+    /// holds the header; it is renamed to `<id>` (atomic: either the whole run exists or none of it) and
+    /// `runs/` is fsynced. Two rounds of fsyncs, like the minimal durable file create, under every policy. A
+    /// crash leaves either no run (and maybe a `~new` directory, ignored by listings and removed by `gc`) or
+    /// the whole run. A second creator of the same id fails to rename onto the first one's (non-empty)
+    /// directory: `RunExists`.
+    ///
+    /// `pin`, the parent's bytes a fork pins when they still need a sync, is synced in the first round too:
+    /// it only has to be durable before the run is.
+    fn create_version0(&self, h: &VersionHeader, pin: Option<&PinSync>) -> Result<Box<dyn VfsFile>> {
         let id = h.run_id.as_str();
         validate_run_id(id)?;
-        let dir = self.cat().run_dir(id);
-        let created = match self.cat().vfs.create_dir(&dir) {
-            Ok(()) => true,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                if self.cat().listing(id)?.is_some() {
-                    return Err(Error::RunExists { run: id.to_string() });
+        if self.cat().listing(id)?.is_some() {
+            return Err(Error::RunExists { run: id.to_string() });
+        }
+        let bytes = h.encode();
+        let mut attempts = 0;
+        loop {
+            let tmp = self.cat().runs_dir.join(format!("{id}{}{:016x}", format::NEW_SUFFIX, new_nonce()));
+            match self.build_run_dir(&tmp, &bytes, pin) {
+                Ok(lock) => return self.publish_run_dir(id, &tmp, lock),
+                // `gc` removed the directory before it was locked (it takes unlocked ones for crash leftovers).
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && attempts < 3 => {
+                    let _ = self.cat().vfs.remove_dir_all(&tmp);
+                    attempts += 1;
                 }
-                false
+                Err(e) => {
+                    let _ = self.cat().vfs.remove_dir_all(&tmp);
+                    return Err(e);
+                }
             }
-            Err(e) => return Err(Error::io("creating run directory", &dir, e)),
-        };
-        let runs = &self.cat().runs_dir;
+        }
+    }
+
+    /// Makes directory `tmp`, locks it, writes `v0.head` in it, and fsyncs the header, the directory and
+    /// `pin` (at once: the three are independent).
+    fn build_run_dir(&self, tmp: &Path, head: &[u8], pin: Option<&PinSync>) -> Result<Box<dyn VfsFile>> {
         let vfs = &*self.cat().vfs;
-        std::thread::scope(|scope| {
-            // Whatever the policy: a run that `sync()` made durable must not vanish with its directory entry.
-            let entry_synced = created
-                .then(|| scope.spawn(|| vfs.sync_dir(runs).map_err(|e| Error::io("syncing directory", runs, e))));
-            let lock = self.inner.acquire_lock(id).and_then(|lock| {
-                // A directory left without a header by an interrupted creation may be claimed by someone else
-                // between our look and our lock: look again. One we just made ourselves is ours.
-                if !created && self.cat().listing(id)?.is_some() {
-                    return Err(Error::RunExists { run: id.to_string() });
+        vfs.create_dir(tmp).map_err(|e| Error::io("creating run directory", tmp, e))?;
+        let lock = vfs.open_dir(tmp).map_err(|e| Error::io("opening run directory", tmp, e))?;
+        if !lock.try_lock().map_err(|e| Error::io("locking", tmp, e))? {
+            let taken = std::io::Error::new(std::io::ErrorKind::NotFound, "taken by gc");
+            return Err(Error::io("locking", tmp, taken));
+        }
+        let path = tmp.join(format::head_name(0));
+        let f = vfs.open(&path, OpenMode::CreateNew).map_err(|e| Error::io("creating", &path, e))?;
+        f.write_all_at(head, 0).map_err(|e| Error::io("writing", &path, e))?;
+        // Durable whatever the policy: a run must never become visible with a header a crash can lose, or
+        // pointing at parent bytes a crash can lose. The other fsyncs run on the store's helper threads.
+        let vfs_arc = &self.cat().vfs;
+        let dir = {
+            let (vfs, tmp) = (vfs_arc.clone(), tmp.to_path_buf());
+            self.inner.aside.run(move || vfs.sync_dir(&tmp))
+        };
+        let pinned = pin.map(|p| {
+            let (vfs, path, inner, key) = (vfs_arc.clone(), p.path.clone(), self.inner.clone(), p.key.clone());
+            self.inner.aside.run(move || match inner.sync_writer_of(&key) {
+                // This process's writer of the parent syncs it itself: it then writes its pending index entries.
+                Ok(true) => Ok(()),
+                Ok(false) => vfs.open(&path, OpenMode::Read)?.sync_data(),
+                Err(e) => Err(std::io::Error::other(e.to_string())),
+            })
+        });
+        let head = f.sync_data().map_err(|e| Error::io("syncing", &path, e));
+        let dir = dir.wait().map_err(|e| Error::io("syncing directory", tmp, e));
+        let pinned = match (pin, pinned) {
+            (Some(p), Some(r)) => {
+                r.wait().map_err(|e| Error::io("syncing forked-from segment", &p.path, e)).map(|()| {
+                    // `own_position` checked every frame up to the pointer: the bytes are valid as well as durable.
+                    self.cat().known.note(&p.key, 0, p.offset);
+                })
+            }
+            _ => Ok(()),
+        };
+        head.and(dir).and(pinned)?;
+        Ok(lock)
+    }
+
+    /// Renames the complete run directory `tmp` to run `id` and makes that durable.
+    fn publish_run_dir(&self, id: &str, tmp: &Path, lock: Box<dyn VfsFile>) -> Result<Box<dyn VfsFile>> {
+        let vfs = &*self.cat().vfs;
+        let dir = self.cat().run_dir(id);
+        let runs = &self.cat().runs_dir;
+        let mut cleared = false;
+        loop {
+            match vfs.rename(tmp, &dir) {
+                Ok(()) => break,
+                Err(e) if matches!(e.kind(), ErrorKind::AlreadyExists | ErrorKind::DirectoryNotEmpty) => {
+                    let taken = self.cat().listing(id).and_then(|l| match l {
+                        Some(_) => Err(Error::RunExists { run: id.to_string() }),
+                        None if cleared => Err(Error::io("renaming into place", &dir, e)),
+                        None => self.clear_leftover(id),
+                    });
+                    if let Err(err) = taken {
+                        let _ = vfs.remove_dir_all(tmp);
+                        return Err(err);
+                    }
+                    cleared = true;
                 }
-                self.write_header(h)?;
-                Ok(lock)
-            });
-            let synced = match entry_synced.map(|t| t.join()) {
-                None => Ok(()),
-                Some(Ok(r)) => r,
-                Some(Err(_)) => {
-                    Err(Error::io("syncing directory", runs, std::io::Error::other("sync thread panicked")))
+                Err(e) => {
+                    let _ = vfs.remove_dir_all(tmp);
+                    return Err(Error::io("renaming into place", &dir, e));
                 }
-            };
-            synced.and(lock)
-        })
+            }
+        }
+        vfs.sync_dir(runs).map_err(|e| Error::io("syncing directory", runs, e))?;
+        Ok(lock)
+    }
+
+    /// Moves aside the directory of run `id` when it has no `v0.head`: the leftover of a creation an older
+    /// version of forklog began (it made the directory first). Holding the directory's lock while looking
+    /// again keeps two creators from moving each other's work.
+    fn clear_leftover(&self, id: &str) -> Result<()> {
+        let vfs = &*self.cat().vfs;
+        let dir = self.cat().run_dir(id);
+        let lock = match vfs.open_dir(&dir) {
+            Ok(l) => l,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io("opening run directory", &dir, e)),
+        };
+        if !lock.try_lock().map_err(|e| Error::io("locking", &dir, e))? {
+            return Err(Error::RunBusy { run: id.to_string() });
+        }
+        if self.cat().listing(id)?.is_some() {
+            return Err(Error::RunExists { run: id.to_string() });
+        }
+        let trash = self.cat().runs_dir.join(format!("{id}.{:016x}{}", new_nonce(), format::TRASH_SUFFIX));
+        match vfs.rename(&dir, &trash) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("moving aside", &dir, e)),
+        }
     }
 
     fn write_header(&self, h: &VersionHeader) -> Result<()> {
@@ -265,8 +449,8 @@ impl Store {
             fork_parent: None,
             rewind_step: None,
         };
-        let lock = self.create_version0(&h)?;
-        self.writer_for(id, lock)
+        let lock = self.create_version0(&h, None)?;
+        self.writer_for_new(h, lock)
     }
 
     /// Opens an existing run to append to it (its torn tail, if any, is cut first: see
@@ -282,8 +466,9 @@ impl Store {
     }
 
     /// Where a new version inheriting `parent`'s events with step `<= step` points, and the statistics of
-    /// the inherited prefix.
-    fn base_pointer(&self, parent: &VersionView, step: u64) -> Result<BasePointer> {
+    /// the inherited prefix; plus the parent's bytes the pointer pins that must be made durable before the new
+    /// version's header may become durably visible (`None` when they already are, or this process knows so).
+    fn base_pointer(&self, parent: &VersionView, step: u64) -> Result<(BasePointer, Option<PinSync>)> {
         let (own, ptr) = own_position(self.cat(), parent, None, Some(step))?;
         let inherited = match &parent.header.base {
             None => Stats::default(),
@@ -293,20 +478,52 @@ impl Store {
                 prefix_stats(self.cat(), &gp, Some(Ptr { seg: b.segment, offset: b.offset }), Some(step))?
             }
         };
-        if parent.current && parent.segs > 0 && ptr.seg + 1 == parent.segs {
-            // The pinned bytes may still be unsynced in the parent's active segment: make them durable first.
-            let path = parent.seg_path(ptr.seg);
-            let f = self.cat().vfs.open(&path, OpenMode::Read).map_err(|e| Error::io("opening", &path, e))?;
-            f.sync_data().map_err(|e| Error::io("syncing forked-from segment", &path, e))?;
+        let mut pin = None;
+        if parent.current && parent.segs > 0 && ptr.seg + 1 == parent.segs && ptr.offset > SEG_HEADER_LEN as u64 {
+            // The pinned bytes may still be unsynced in the parent's active segment (sealed segments and
+            // segment headers are synced when written) unless this process synced them (here or in its writer).
+            let key = Known::key(parent, ptr.seg);
+            if self.cat().known.get(&key).durable < ptr.offset {
+                pin = Some(PinSync { path: parent.seg_path(ptr.seg), key, offset: ptr.offset });
+            }
         }
-        Ok(BasePointer {
+        let base = BasePointer {
             run_id: parent.id.clone(),
             version: parent.version,
             segment: ptr.seg,
             offset: ptr.offset,
             step,
             inherited: inherited.then(&own),
-        })
+        };
+        Ok((base, pin))
+    }
+
+    /// Makes the bytes `pin` names durable.
+    fn sync_pin(&self, pin: &PinSync) -> Result<()> {
+        // This process's writer of the parent syncs it itself: it then also writes its pending index entries.
+        if self.inner.sync_writer_of(&pin.key)? {
+            return Ok(());
+        }
+        let f = self.cat().vfs.open(&pin.path, OpenMode::Read).map_err(|e| Error::io("opening", &pin.path, e))?;
+        f.sync_data().map_err(|e| Error::io("syncing forked-from segment", &pin.path, e))?;
+        // `own_position` checked every frame up to the pointer: the bytes are valid as well as durable.
+        self.cat().known.note(&pin.key, 0, pin.offset);
+        Ok(())
+    }
+
+    /// The writer of a version this handle just created (and holds the lock of): its view is known without
+    /// reading the directory back.
+    fn writer_for_new(&self, h: VersionHeader, lock: Box<dyn VfsFile>) -> Result<RunWriter> {
+        let view = VersionView {
+            id: h.run_id.clone(),
+            version: h.version,
+            dir: self.cat().run_dir(&h.run_id),
+            header: Arc::new(h),
+            segs: 0,
+            current: true,
+            deleted: false,
+        };
+        crate::recovery::open_writer(&self.inner, &view, lock)
     }
 
     /// Creates run `new_id` inheriting every event of `point.run` with step `<= point.step`, without
@@ -322,7 +539,7 @@ impl Store {
             // The flush may have started a segment: look again.
             parent = self.cat().view(&parent.run_ref(), false)?;
         }
-        let base = self.base_pointer(&parent, point.step)?;
+        let (base, pin) = self.base_pointer(&parent, point.step)?;
         let h = VersionHeader {
             run_id: new_id.to_string(),
             version: 0,
@@ -332,8 +549,8 @@ impl Store {
             fork_parent: Some(ForkParent { run_id: parent.id.clone(), version: parent.version, step: point.step }),
             rewind_step: None,
         };
-        let lock = self.create_version0(&h)?;
-        self.writer_for(new_id, lock)
+        let lock = self.create_version0(&h, pin.as_ref())?;
+        self.writer_for_new(h, lock)
     }
 
     /// Rewinds run `id` to `step` (W&B's `resume_from`): the current version is archived as `ID@vK` and a
@@ -355,7 +572,10 @@ impl Store {
         let view = self.cat().view(&RunRef::live(id), false)?;
         crate::recovery::seal_for_rewind(&self.inner, &view)?;
         let view = self.cat().view(&view.run_ref(), false)?;
-        let base = self.base_pointer(&view, point.step)?;
+        let (base, pin) = self.base_pointer(&view, point.step)?;
+        if let Some(pin) = &pin {
+            self.sync_pin(pin)?;
+        }
         let h = VersionHeader {
             run_id: id.to_string(),
             version: view.version + 1,

@@ -51,6 +51,10 @@ pub enum OpenMode {
 pub trait Vfs: Send + Sync + Debug {
     /// Opens `path` in `mode`.
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn VfsFile>>;
+    /// Opens the directory `path` as a handle that can be locked ([`VfsFile::try_lock`] and the like: a run's
+    /// writer lock is an advisory lock on its directory) and synced ([`VfsFile::sync_data`] makes the
+    /// directory's entries durable, like [`Vfs::sync_dir`]). Reads, writes and lengths fail on it.
+    fn open_dir(&self, path: &Path) -> io::Result<Box<dyn VfsFile>>;
     /// Creates one directory; `AlreadyExists` if it exists.
     fn create_dir(&self, path: &Path) -> io::Result<()>;
     /// Creates a directory and its missing parents.
@@ -101,9 +105,13 @@ pub trait VfsFile: Send + Sync + Debug {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StdFs;
 
-/// A [`VfsFile`] on a real file.
+/// A [`VfsFile`] on a real file or directory.
 #[derive(Debug)]
-pub struct StdFile(File);
+pub struct StdFile {
+    file: File,
+    /// True for a directory handle (from [`Vfs::open_dir`]).
+    dir: bool,
+}
 
 fn lock_result(r: Result<(), TryLockError>) -> io::Result<bool> {
     match r {
@@ -115,28 +123,33 @@ fn lock_result(r: Result<(), TryLockError>) -> io::Result<bool> {
 
 impl VfsFile for StdFile {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        FileExt::read_exact_at(&self.0, buf, offset)
+        FileExt::read_exact_at(&self.file, buf, offset)
     }
     fn write_all_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
-        FileExt::write_all_at(&self.0, data, offset)
+        FileExt::write_all_at(&self.file, data, offset)
     }
     fn len(&self) -> io::Result<u64> {
-        Ok(self.0.metadata()?.len())
+        Ok(self.file.metadata()?.len())
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.0.set_len(len)
+        self.file.set_len(len)
     }
     fn sync_data(&self) -> io::Result<()> {
-        self.0.sync_data()
+        if self.dir {
+            // A directory's entries are its metadata: `fsync`, not `fdatasync`.
+            self.file.sync_all()
+        } else {
+            self.file.sync_data()
+        }
     }
     fn try_lock(&self) -> io::Result<bool> {
-        lock_result(self.0.try_lock())
+        lock_result(self.file.try_lock())
     }
     fn try_lock_shared(&self) -> io::Result<bool> {
-        lock_result(self.0.try_lock_shared())
+        lock_result(self.file.try_lock_shared())
     }
     fn unlock(&self) -> io::Result<()> {
-        self.0.unlock()
+        self.file.unlock()
     }
 }
 
@@ -182,7 +195,14 @@ impl Vfs for StdFs {
             OpenMode::CreateNew => o.read(true).write(true).create_new(true),
             OpenMode::CreateOrOpen => o.read(true).write(true).create(true),
         };
-        Ok(Box::new(StdFile(o.open(path)?)))
+        Ok(Box::new(StdFile { file: o.open(path)?, dir: false }))
+    }
+    fn open_dir(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+        let file = File::open(path)?;
+        if !file.metadata()?.is_dir() {
+            return Err(io::Error::new(io::ErrorKind::NotADirectory, format!("{}: not a directory", path.display())));
+        }
+        Ok(Box::new(StdFile { file, dir: true }))
     }
     fn create_dir(&self, path: &Path) -> io::Result<()> {
         fs::create_dir(path)

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use crate::catalog::Catalog;
 use crate::codec::{encode_dense_row, encode_event, encode_prefix, zigzag, EncEvent, DENSE_TAG};
 use crate::error::{Error, Result};
 use crate::format::{self, now_micros, secs_to_micros, FRAME_HEADER_LEN, INDEX_INTERVAL, MAX_FRAME_LEN};
@@ -63,6 +64,8 @@ pub(crate) struct WriterCore {
     pub dir: PathBuf,
     pub nonce: u64,
     pub vfs: Arc<dyn Vfs>,
+    /// The store's catalog: the writer tells it how much of the active segment is valid and durable.
+    pub cat: Arc<Catalog>,
     pub lock: Option<Box<dyn VfsFile>>,
     pub keys: HashMap<Key, u32>,
     /// The previous row's keys and ids, by position (a cache in front of `keys`).
@@ -118,7 +121,7 @@ impl WriterCore {
         version: u32,
         dir: PathBuf,
         nonce: u64,
-        vfs: Arc<dyn Vfs>,
+        cat: Arc<Catalog>,
         lock: Box<dyn VfsFile>,
         policy: SyncPolicy,
         segment_size: u64,
@@ -129,7 +132,8 @@ impl WriterCore {
             version,
             dir,
             nonce,
-            vfs,
+            vfs: cat.vfs.clone(),
+            cat,
             lock: Some(lock),
             keys: HashMap::new(),
             last_row_keys: Vec::new(),
@@ -158,6 +162,15 @@ impl WriterCore {
             unsynced: false,
             poisoned: false,
             closed: false,
+        }
+    }
+
+    /// Tells the catalog that the active segment is valid up to its length (the writer wrote every frame of
+    /// it, or recovery checked them), and durable up to what was synced.
+    fn note_known(&self) {
+        if let Some(seg) = &self.seg {
+            let key = (self.id.clone(), self.version, self.nonce, seg.seq);
+            self.cat.known.note(&key, seg.len, seg.synced);
         }
     }
 
@@ -608,6 +621,7 @@ impl WriterCore {
         self.buf.clear();
         self.buf_count = 0;
         self.buf_stats = Stats::default();
+        self.note_known();
         Ok(())
     }
 
@@ -628,6 +642,7 @@ impl WriterCore {
                 }
             }
             self.unsynced = false;
+            self.note_known();
         }
         self.durable_last_log = self.written_last_log;
         self.last_sync = Instant::now();

@@ -287,3 +287,29 @@ fn the_row_visitor_sees_exactly_what_the_iterator_sees() {
     let expected: f64 = (0..=250).map(|i| 1.0 / (i as f64 + 1.0)).sum::<f64>() + 50.0;
     assert!((sum - expected).abs() < 1e-9);
 }
+
+/// Step-index entries are written only once their frame is durable. A fork from a live writer of this process
+/// (sync policy `Never`) makes the pinned bytes durable through that writer, so its pending index entries
+/// reach the disk too and later lookups in the parent's active segment stay binary searches.
+#[test]
+fn a_fork_from_a_live_never_synced_writer_writes_its_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with(dir.path(), Options::default().sync(SyncPolicy::Never)).unwrap();
+    let mut w = store.create_run("live").unwrap();
+    for i in 0..20_000u64 {
+        w.log_floats(&[("loss", i as f64), ("acc", 0.5)]).unwrap();
+    }
+    w.flush().unwrap();
+    let idx = dir.path().join("runs/live/v0-0.idx");
+    let header_only = std::fs::metadata(&idx).unwrap().len();
+    assert_eq!(header_only, 32, "no entry before the segment is synced");
+    drop(store.fork("kid", &ForkPoint::new("live", 10_000)).unwrap());
+    let with_entries = std::fs::metadata(&idx).unwrap().len();
+    assert!(with_entries >= 32 + 64 * 4, "index after the fork: {with_entries} bytes");
+    assert_eq!(w.durable_step(), Some(19_999));
+    // The writer goes on; the fork reads what it pinned.
+    w.log_floats(&[("loss", -1.0)]).unwrap();
+    drop(w);
+    assert_eq!(steps(&store, "kid"), (0..=10_000).collect::<Vec<_>>());
+    assert_eq!(steps(&store, "live").len(), 20_001);
+}

@@ -257,3 +257,42 @@ fn a_seek_never_jumps_past_an_unsynced_hole() {
     let mut w = store.resume("r").unwrap();
     assert_eq!(w.log(metrics! { "x" => 1.0 }).unwrap(), 10);
 }
+
+/// The same hole, met by a fork before any recovery: the lookup checks the frames up to the index entry it
+/// would start from (CRCs only), meets the hole, and starts before it, so the fork pins only what a full read
+/// shows and the parent's next writer can still cut the hole. Without the hole, the same check lets the lookup
+/// start at the entry, and the fork sees everything.
+#[test]
+fn a_fork_never_pins_past_an_unsynced_hole() {
+    for hole in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store =
+                Store::open_with(dir.path(), Options::default().sync(SyncPolicy::Never).buffer_size(1)).unwrap();
+            let mut w = store.create_run("r").unwrap();
+            for i in 0..400u64 {
+                w.log(metrics! { "x" => i as f64 }).unwrap();
+            }
+        }
+        if hole {
+            let path = seg(dir.path(), "r", "v0-0.seg");
+            let mut bytes = fs::read(&path).unwrap();
+            let mut off = 80usize;
+            for _ in 0..10 {
+                off += 12 + u32::from_le_bytes(bytes[off..off + 4].try_into().unwrap()) as usize;
+            }
+            let len = 12 + u32::from_le_bytes(bytes[off..off + 4].try_into().unwrap()) as usize;
+            bytes[off..off + len].fill(0);
+            fs::write(&path, &bytes).unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        drop(store.fork("f", &forklog::ForkPoint::new("r", 300)).unwrap());
+        let want: Vec<u64> = if hole { (0..10).collect() } else { (0..=300).collect() };
+        assert_eq!(steps(&store, "f").unwrap(), want, "hole: {hole}");
+        let mut w = store.resume("r").unwrap();
+        assert_eq!(w.log(metrics! { "x" => 1.0 }).unwrap(), if hole { 10 } else { 400 });
+        drop(w);
+        assert_eq!(steps(&store, "f").unwrap(), want, "hole: {hole}");
+        assert!(store.verify().unwrap().is_clean());
+    }
+}

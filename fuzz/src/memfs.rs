@@ -42,6 +42,8 @@ impl Node {
 struct Tree {
     files: BTreeMap<PathBuf, Arc<Node>>,
     dirs: BTreeSet<PathBuf>,
+    /// Lock state of directories opened with `open_dir` (made on first open, moved by renames).
+    dir_nodes: BTreeMap<PathBuf, Arc<Node>>,
 }
 
 /// Every file's bytes and every directory: what [`MemFs::snapshot`] returns and [`MemFs::from_snapshot`] takes.
@@ -238,6 +240,15 @@ impl Vfs for MemFs {
         let id = HANDLES.fetch_add(1, Ordering::Relaxed);
         Ok(Box::new(MemFile { node, id, writable: mode != OpenMode::Read }))
     }
+    fn open_dir(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+        let mut t = guard(&self.tree);
+        if !t.dirs.contains(path) {
+            return Err(not_found(path));
+        }
+        let node = t.dir_nodes.entry(path.to_path_buf()).or_insert_with(|| Node::with(Vec::new())).clone();
+        let id = HANDLES.fetch_add(1, Ordering::Relaxed);
+        Ok(Box::new(MemFile { node, id, writable: false }))
+    }
     fn create_dir(&self, path: &Path) -> io::Result<()> {
         let mut t = guard(&self.tree);
         if t.dirs.contains(path) || t.files.contains_key(path) {
@@ -280,6 +291,34 @@ impl Vfs for MemFs {
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut t = guard(&self.tree);
+        if t.dirs.contains(from) {
+            if !MemFs::parent_exists(&t, to) {
+                return Err(not_found(to));
+            }
+            let busy = t.files.keys().any(|p| p.starts_with(to)) || t.dirs.iter().any(|p| p != to && p.starts_with(to));
+            if t.files.contains_key(to) || busy {
+                return Err(io::Error::new(ErrorKind::DirectoryNotEmpty, format!("{} is not empty", to.display())));
+            }
+            let moved = |p: &Path| to.join(p.strip_prefix(from).unwrap_or(p));
+            let files: Vec<PathBuf> = t.files.keys().filter(|p| p.starts_with(from)).cloned().collect();
+            for p in files {
+                if let Some(n) = t.files.remove(&p) {
+                    t.files.insert(moved(&p), n);
+                }
+            }
+            let dirs: Vec<PathBuf> = t.dirs.iter().filter(|p| p.starts_with(from)).cloned().collect();
+            for p in dirs {
+                t.dirs.remove(&p);
+                t.dirs.insert(moved(&p));
+            }
+            let nodes: Vec<PathBuf> = t.dir_nodes.keys().filter(|p| p.starts_with(from)).cloned().collect();
+            for p in nodes {
+                if let Some(n) = t.dir_nodes.remove(&p) {
+                    t.dir_nodes.insert(moved(&p), n);
+                }
+            }
+            return Ok(());
+        }
         let n = t.files.remove(from).ok_or_else(|| not_found(from))?;
         if !MemFs::parent_exists(&t, to) {
             t.files.insert(from.to_path_buf(), n);
@@ -298,6 +337,7 @@ impl Vfs for MemFs {
         }
         t.files.retain(|p, _| !p.starts_with(path));
         t.dirs.retain(|p| !p.starts_with(path));
+        t.dir_nodes.retain(|p, _| !p.starts_with(path));
         Ok(())
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {

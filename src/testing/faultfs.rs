@@ -969,6 +969,8 @@ struct FaultFile {
     handle: u64,
     generation: u64,
     writable: bool,
+    /// A directory handle (from `open_dir`): lockable and syncable only.
+    dir: bool,
 }
 
 impl FaultFile {
@@ -982,7 +984,7 @@ impl FaultFile {
     }
 
     fn writable(&self) -> io::Result<()> {
-        if self.writable {
+        if self.writable && !self.dir {
             Ok(())
         } else {
             Err(os_err(EBADF))
@@ -993,6 +995,9 @@ impl FaultFile {
 impl VfsFile for FaultFile {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         let s = self.live()?;
+        if self.dir {
+            return Err(err(io::ErrorKind::IsADirectory, "is a directory", &self.path));
+        }
         let f = s.image.file(self.ino).ok_or_else(|| err(io::ErrorKind::NotFound, "file vanished", &self.path))?;
         let end = offset.checked_add(buf.len() as u64).filter(|e| *e <= f.data.len() as u64);
         match end {
@@ -1049,6 +1054,9 @@ impl VfsFile for FaultFile {
 
     fn len(&self) -> io::Result<u64> {
         let s = self.live()?;
+        if self.dir {
+            return Err(err(io::ErrorKind::IsADirectory, "is a directory", &self.path));
+        }
         let f = s.image.file(self.ino).ok_or_else(|| err(io::ErrorKind::NotFound, "file vanished", &self.path))?;
         Ok(f.data.len() as u64)
     }
@@ -1069,6 +1077,16 @@ impl VfsFile for FaultFile {
 
     fn sync_data(&self) -> io::Result<()> {
         let mut s = self.live()?;
+        if self.dir {
+            // The directory may have been renamed since it was opened: it is synced by inode.
+            if s.image.dir(self.ino).is_none() {
+                return Err(err(io::ErrorKind::NotFound, "directory vanished", &self.path));
+            }
+            s.check_sync()?;
+            s.record(Op::SyncDir { path: self.path.clone(), ino: self.ino })?;
+            s.counters.dir_syncs += 1;
+            return Ok(());
+        }
         s.check_sync()?;
         s.record(Op::SyncData { path: self.path.clone(), ino: self.ino })?;
         s.counters.syncs += 1;
@@ -1154,6 +1172,26 @@ impl Vfs for FaultFs {
             handle,
             generation: s.generation,
             writable: mode != OpenMode::Read,
+            dir: false,
+        }))
+    }
+
+    fn open_dir(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+        let mut s = self.state();
+        let ino = s.image.lookup(path)?;
+        if s.image.dir(ino).is_none() {
+            return Err(err(io::ErrorKind::NotADirectory, "not a directory", path));
+        }
+        let handle = s.next_handle;
+        s.next_handle += 1;
+        Ok(Box::new(FaultFile {
+            shared: self.shared.clone(),
+            path: path.to_path_buf(),
+            ino,
+            handle,
+            generation: s.generation,
+            writable: false,
+            dir: true,
         }))
     }
 
