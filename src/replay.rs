@@ -148,7 +148,7 @@ impl EventStream {
             let (view, seg) = (&cursor.piece.view, cursor.seg);
             if let Some(mut idx) = open_index(&self.cat, view, seg, h.salt, &mut reader)? {
                 let e = idx.last_where(|e| e.first_step < from)?;
-                if let Some(e) = trusted_entry(&self.cat, view, seg, &mut idx, e, &mut reader)? {
+                if let Some(e) = trusted_entry(&self.cat, view, seg, e, &mut reader)? {
                     seek_to = Some(e.offset);
                 }
             }

@@ -74,7 +74,6 @@ pub fn trusted_entry(
     cat: &Catalog,
     view: &VersionView,
     seq: u32,
-    _idx: &mut IndexReader,
     entry: Option<IndexEntry>,
     seg: &mut SegmentReader,
 ) -> Result<Option<IndexEntry>> {
@@ -177,7 +176,7 @@ pub fn own_position(cat: &Catalog, view: &VersionView, cut: Option<Ptr>, cap: Op
     let entry: Option<IndexEntry> = match open_index(cat, view, seg, header.salt, &mut reader)? {
         Some(mut idx) => {
             let e = idx.last_where(|e| limit.is_none_or(|l| e.offset < l) && cap.is_none_or(|c| e.first_step <= c))?;
-            trusted_entry(cat, view, seg, &mut idx, e, &mut reader)?
+            trusted_entry(cat, view, seg, e, &mut reader)?
         }
         None => None,
     };
