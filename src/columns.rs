@@ -77,13 +77,14 @@ impl Builder<'_> {
     /// The column of key `id`, creating it on first sight (backfilled with `None`).
     fn slot(&mut self, ctx: &mut FrameCtx<'_>, id: u32) -> Result<u32> {
         let i = id as usize;
+        if let Some(&s) = self.slot.get(i).filter(|s| **s != UNRESOLVED) {
+            return Ok(s);
+        }
+        // The key table vouches for the id before anything is sized by it (a damaged id fails here).
+        let key = ctx.key(id)?.clone();
         if i >= self.slot.len() {
             self.slot.resize(i + 1, UNRESOLVED);
         }
-        if self.slot[i] != UNRESOLVED {
-            return Ok(self.slot[i]);
-        }
-        let key = ctx.key(id)?.clone();
         let s = match &self.wanted {
             Some(w) => w.iter().position(|k| *k == &*key).map_or(UNWANTED, |p| p as u32),
             None => match self.by_name.get(&key) {

@@ -146,6 +146,29 @@ fuzz_target!(|input: &[u8]| {
     if let Err(e) = &ranged {
         typed(e, "history_with(r)");
     }
+    // Columnar reads walk the same frames with the lean decoder: the same rows, or a corruption error.
+    for opts in
+        [HistoryOptions::default(), HistoryOptions::new().from_step(from).to_step(from + 40).keys(["loss", "note"])]
+    {
+        let rows = history(&store, "r", &opts);
+        match (store.columns("r", &opts), &rows) {
+            (Err(e), _) => typed(&e, "columns(r)"),
+            (Ok(c), Ok(rows)) => {
+                let want = forklog::testing::columns_of(rows, opts.keys.as_deref());
+                assert!(forklog::testing::columns_match(&want, &c), "columns differ from history: {opts:?}");
+            }
+            (Ok(_), Err(e)) => panic!("columns read what history refuses ({e:?}): {opts:?}"),
+        }
+        let mut n = 0usize;
+        match store.scan_columns("r", &opts, |c| n += c.len()) {
+            Err(e) => typed(&e, "scan_columns(r)"),
+            Ok(()) => {
+                if let Ok(rows) = &rows {
+                    assert_eq!(n, rows.len(), "scan_columns row count differs from history: {opts:?}");
+                }
+            }
+        }
+    }
     let others = [store.summary("r").err(), store.config("r").err(), store.info("r").err(), store.lineage("r").err()];
     for e in others.iter().flatten() {
         typed(e, "summary/config/info/lineage(r)");
