@@ -73,6 +73,7 @@ pub fn parse_keys(path: &Path, bytes: &[u8], version: u32, nonce: u64, allow_tor
         return Err(Error::corrupt(path, 0, "key table header names another run version"));
     }
     let mut keys: Vec<Key> = Vec::new();
+    let mut seen: std::collections::HashSet<Key> = std::collections::HashSet::new();
     let mut pos = SMALL_HEADER_LEN;
     while pos < bytes.len() {
         let index = keys.len() as u32;
@@ -80,7 +81,12 @@ pub fn parse_keys(path: &Path, bytes: &[u8], version: u32, nonce: u64, allow_tor
             Some((key, n)) => {
                 let s =
                     std::str::from_utf8(key).map_err(|_| Error::corrupt(path, pos as u64, "key is not valid UTF-8"))?;
-                keys.push(Arc::from(s));
+                let key: Key = Arc::from(s);
+                // The writer gives each name one id: a name defined twice would make rows ambiguous.
+                if !seen.insert(key.clone()) {
+                    return Err(Error::corrupt(path, pos as u64, format!("key #{index} repeats the name {s:?}")));
+                }
+                keys.push(key);
                 pos += n;
             }
             None => {
@@ -114,4 +120,25 @@ pub fn read_keys(
     let mut bytes = vec![0u8; len as usize];
     file.read_exact_at(&mut bytes, 0).map_err(|e| Error::io("reading key table", path, e))?;
     parse_keys(path, &bytes, version, nonce, allow_torn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_defined_twice_is_corruption() {
+        // Found by fuzz/ (segment_recovery, crafted key records with genuine CRCs): two ids with one name made
+        // history keep one value and columns the other.
+        let mut bytes = encode_keys_header(0, 7);
+        encode_key_record(&mut bytes, 7, 0, "loss");
+        encode_key_record(&mut bytes, 7, 1, "acc");
+        let ok = parse_keys(Path::new("v0.keys"), &bytes, 0, 7, false).unwrap();
+        assert_eq!(ok.keys.len(), 2);
+        encode_key_record(&mut bytes, 7, 2, "loss");
+        for allow_torn in [false, true] {
+            let err = parse_keys(Path::new("v0.keys"), &bytes, 0, 7, allow_torn).unwrap_err();
+            assert!(err.is_corruption(), "{err:?}");
+        }
+    }
 }
