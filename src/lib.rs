@@ -50,6 +50,10 @@
 //! # }
 //! ```
 //!
+//! For float metrics there are faster paths: [`RunWriter::log_floats`] (a `(key, f64)` slice per row) and
+//! [`RunWriter::log_columns`] (a batch as one slice per metric) to write, [`Store::columns`] (a history as one
+//! vector per metric) and [`Store::scan_columns`] (the same in chunks, bounded memory) to read.
+//!
 //! See `docs/DESIGN.md` for the modules and the life of a write, a fork and a replay, and `docs/FORMAT.md`
 //! for the byte-level format.
 #![deny(missing_docs)]
