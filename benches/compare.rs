@@ -371,6 +371,15 @@ impl Rec {
         }
     }
 
+    /// Another forklog API measured in the same repetitions as `self`: its own forklog figure, the same
+    /// SQLite, JSONL and limit figures.
+    fn sibling(&self, id: impl Into<String>, workload: impl Into<String>, forklog: f64) -> Rec {
+        let mut r = Rec::new(id, workload, self.unit);
+        r.forklog = Some(forklog);
+        (r.sqlite, r.jsonl, r.limit) = (self.sqlite, self.jsonl, self.limit);
+        r
+    }
+
     /// Ratios with forklog as the subject: how many times better than SQLite / JSONL, and the
     /// fraction (rates) or multiple (costs) of the limit.
     fn ratios(&self) -> Vec<(String, f64)> {
@@ -1380,34 +1389,23 @@ fn wl_append(cfg: &Cfg, rep: &mut Report) -> R<()> {
         rec.jsonl = Some(median(jl));
         rec.limit = Some(median(lim));
         if !fl_ref.is_empty() {
-            // The borrowed write path, measured in the same repetitions (same SQLite/JSONL/limit runs).
-            let mut r2 = Rec::new(
+            // The other write paths, measured in the same repetitions (same SQLite/JSONL/limit runs).
+            let rows = size_label(rows);
+            let r2 = rec.sibling(
                 format!("append.{id}.ref"),
-                format!("append, {label}, log_ref with one map reused ({} rows; same other columns)", size_label(rows)),
-                Unit::RowsPerSec,
+                format!("append, {label}, log_ref with one map reused ({rows} rows; same other columns)"),
+                median(fl_ref),
             );
-            r2.forklog = Some(median(fl_ref));
-            (r2.sqlite, r2.jsonl, r2.limit) = (rec.sqlite, rec.jsonl, rec.limit);
-            let mut r3 = Rec::new(
+            let r3 = rec.sibling(
                 format!("append.{id}.floats"),
-                format!(
-                    "append, {label}, log_floats: a (key, f64) slice per row ({} rows; same other columns)",
-                    size_label(rows)
-                ),
-                Unit::RowsPerSec,
+                format!("append, {label}, log_floats: a (key, f64) slice per row ({rows} rows; same other columns)"),
+                median(fl_floats),
             );
-            r3.forklog = Some(median(fl_floats));
-            (r3.sqlite, r3.jsonl, r3.limit) = (rec.sqlite, rec.jsonl, rec.limit);
-            let mut r4 = Rec::new(
+            let r4 = rec.sibling(
                 format!("append.{id}.columns"),
-                format!(
-                    "append, {label}, log_columns in batches of 16,384 rows ({} rows; same other columns)",
-                    size_label(rows)
-                ),
-                Unit::RowsPerSec,
+                format!("append, {label}, log_columns in batches of 16,384 rows ({rows} rows; same other columns)"),
+                median(fl_cols),
             );
-            r4.forklog = Some(median(fl_cols));
-            (r4.sqlite, r4.jsonl, r4.limit) = (rec.sqlite, rec.jsonl, rec.limit);
             rep.recs.extend([rec, r2, r3, r4]);
         } else {
             rep.recs.push(rec);
@@ -1620,30 +1618,22 @@ fn wl_replay_seek(cfg: &Cfg, fx: &Fixtures, rep: &mut Report) -> R<()> {
     rec.sqlite = Some(median(sq));
     rec.jsonl = Some(median(jl));
     rec.limit = Some(median(lim));
-    let mut r2 = Rec::new(
+    let size = size_label(n);
+    let r2 = rec.sibling(
         "replay.full.rows",
-        format!("full replay, for_each_row (borrowed rows), history {}; same other columns", size_label(n)),
-        Unit::RowsPerSec,
+        format!("full replay, for_each_row (borrowed rows), history {size}; same other columns"),
+        median(fl_rows),
     );
-    r2.forklog = Some(median(fl_rows));
-    (r2.sqlite, r2.jsonl, r2.limit) = (rec.sqlite, rec.jsonl, rec.limit);
-    let mut r3 = Rec::new(
+    let r3 = rec.sibling(
         "replay.full.columns",
-        format!("full replay, Store::columns (one vector per metric), history {}; same other columns", size_label(n)),
-        Unit::RowsPerSec,
+        format!("full replay, Store::columns (one vector per metric), history {size}; same other columns"),
+        median(fl_cols),
     );
-    r3.forklog = Some(median(fl_cols));
-    (r3.sqlite, r3.jsonl, r3.limit) = (rec.sqlite, rec.jsonl, rec.limit);
-    let mut r4 = Rec::new(
+    let r4 = rec.sibling(
         "replay.full.scan",
-        format!(
-            "full replay, Store::scan_columns (chunks of about 1k rows), history {}; same other columns",
-            size_label(n)
-        ),
-        Unit::RowsPerSec,
+        format!("full replay, Store::scan_columns (chunks of about 1k rows), history {size}; same other columns"),
+        median(fl_scan),
     );
-    r4.forklog = Some(median(fl_scan));
-    (r4.sqlite, r4.jsonl, r4.limit) = (rec.sqlite, rec.jsonl, rec.limit);
     rep.recs.extend([rec, r2, r3, r4]);
 
     // forklog alone on its largest history.
