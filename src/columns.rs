@@ -108,10 +108,10 @@ impl Builder<'_> {
         payload: &[u8],
         range: (Option<u64>, Option<u64>),
     ) -> Result<Flow> {
-        let here = (ctx.piece.view.id.clone(), ctx.piece.view.version);
-        if self.piece.as_ref() != Some(&here) {
+        let view = &ctx.piece.view;
+        if self.piece.as_ref().is_none_or(|(id, v)| *id != view.id || *v != view.version) {
             self.slot.clear();
-            self.piece = Some(here);
+            self.piece = Some((view.id.clone(), view.version));
         }
         let bad = |e: crate::codec::DecodeError| Error::corrupt(ctx.path, off, e.0);
         let mut d = PayloadDecoder::new(payload).map_err(bad)?;

@@ -74,18 +74,8 @@ fuzz_target!(|data: &[u8]| {
                     assert_eq!((ev.step(), ev.is_log(), end), (l.step, l.is_log, l.end), "lean walk differs");
                     if let RawEvent::Log { time_us, metrics, .. } = &ev {
                         assert_eq!(*time_us, l.time_us);
-                        let nums: Vec<(u32, Option<u64>)> = metrics
-                            .iter()
-                            .map(|(k, v)| {
-                                let n = match v {
-                                    Value::Float(x) => Some(x.to_bits()),
-                                    Value::Int(i) => Some((*i as f64).to_bits()),
-                                    Value::Bool(b) => Some(if *b { 1f64 } else { 0f64 }.to_bits()),
-                                    _ => None,
-                                };
-                                (*k, n)
-                            })
-                            .collect();
+                        let nums: Vec<(u32, Option<u64>)> =
+                            metrics.iter().map(|(k, v)| (*k, forklog::testing::numeric(v).map(f64::to_bits))).collect();
                         let got: Vec<(u32, Option<u64>)> = match l.dense {
                             Some(bytes) => lean
                                 .template()

@@ -149,6 +149,16 @@ fn filters(model: &Model, run: &str) -> Vec<(&'static str, HistoryOptions)> {
     ]
 }
 
+/// A value as columnar reads give it: floats as they are, integers converted, booleans as 0 or 1, others `None`.
+pub fn numeric(v: &Value) -> Option<f64> {
+    match v {
+        Value::Float(x) => Some(*x),
+        Value::Int(i) => Some(*i as f64),
+        Value::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
+        _ => None,
+    }
+}
+
 /// The reference for [`Store::columns`]: the model's history rows turned into columns the obvious way.
 pub fn columns_of(rows: &[LogRow], keys: Option<&[String]>) -> crate::Columns {
     let names: Vec<String> = match keys {
@@ -165,12 +175,6 @@ pub fn columns_of(rows: &[LogRow], keys: Option<&[String]>) -> crate::Columns {
             .into_iter()
             .collect(),
     };
-    let number = |v: Option<&Value>| match v {
-        Some(Value::Float(x)) => Some(*x),
-        Some(Value::Int(i)) => Some(*i as f64),
-        Some(Value::Bool(b)) => Some(if *b { 1.0 } else { 0.0 }),
-        _ => None,
-    };
     crate::Columns {
         steps: rows.iter().map(|r| r.step).collect(),
         times: rows.iter().map(|r| r.time).collect(),
@@ -178,7 +182,7 @@ pub fn columns_of(rows: &[LogRow], keys: Option<&[String]>) -> crate::Columns {
             .iter()
             .map(|k| crate::Column {
                 key: k.as_str().into(),
-                values: rows.iter().map(|r| number(r.metrics.get(k.as_str()))).collect(),
+                values: rows.iter().map(|r| r.metrics.get(k.as_str()).and_then(numeric)).collect(),
             })
             .collect(),
     }
