@@ -903,6 +903,19 @@ fn decode_with_bincode(payload: &[u8]) -> Option<Vec<RawEvent>> {
 mod tests {
     use super::*;
 
+    /// A payload of `evs` (prefix then events) whose base is `base` (step, time), recording `synced_len`.
+    fn payload_of(evs: &[EncEvent<'_>], base: (u64, i64), synced_len: u64) -> Vec<u8> {
+        let mut body = Vec::new();
+        let (mut ps, mut pt) = base;
+        for e in evs {
+            encode_event(&mut body, e, &mut ps, &mut pt);
+        }
+        let mut payload = Vec::new();
+        encode_prefix(&mut payload, evs.len() as u32, base.0, base.1, synced_len);
+        payload.extend_from_slice(&body);
+        payload
+    }
+
     #[test]
     fn round_trip_every_kind() {
         let f = Value::Float(f64::from_bits(0x7ff8_0000_dead_beef));
@@ -916,14 +929,7 @@ mod tests {
             EncEvent::Summary { step: 12, patch: &m },
             EncEvent::Finish { step: 12, exit_code: -3 },
         ];
-        let mut body = Vec::new();
-        let (mut ps, mut pt) = (10, 1_000_000);
-        for e in &evs {
-            encode_event(&mut body, e, &mut ps, &mut pt);
-        }
-        let mut payload = Vec::new();
-        encode_prefix(&mut payload, evs.len() as u32, 10, 1_000_000, 80);
-        payload.extend_from_slice(&body);
+        let payload = payload_of(&evs, (10, 1_000_000), 80);
         let mut d = PayloadDecoder::new(&payload).unwrap();
         let mut out = Vec::new();
         while let Some(r) = d.next_event() {
@@ -963,19 +969,12 @@ mod tests {
             Value::Map([("k".to_string(), Value::Int(1 << 40))].into()),
         ];
         let m: Vec<(u32, &Value)> = vals.iter().enumerate().map(|(i, v)| (i as u32 * 100_000, v)).collect();
-        let mut body = Vec::new();
-        let (mut ps, mut pt) = (u64::MAX - 5, i64::MIN + 3);
         let evs = [
             EncEvent::Log { step: u64::MAX - 5, time_us: -7, metrics: &m },
             EncEvent::Finish { step: u64::MAX, exit_code: i32::MIN },
             EncEvent::System { step: u64::MAX, time_us: i64::MAX, metrics: &m[..2] },
         ];
-        for e in &evs {
-            encode_event(&mut body, e, &mut ps, &mut pt);
-        }
-        let mut payload = Vec::new();
-        encode_prefix(&mut payload, 3, u64::MAX - 5, i64::MIN + 3, 123_456);
-        payload.extend_from_slice(&body);
+        let payload = payload_of(&evs, (u64::MAX - 5, i64::MIN + 3), 123_456);
         let reference = decode_with_bincode(&payload).unwrap();
         let mut d = PayloadDecoder::new(&payload).unwrap();
         let mut mine = Vec::new();
@@ -1132,14 +1131,7 @@ mod tests {
             EncEvent::Summary { step: 400, patch: &m },
             EncEvent::Finish { step: 400, exit_code: -3 },
         ];
-        let mut body = Vec::new();
-        let (mut ps, mut pt) = (10, 1_000_000);
-        for e in &evs {
-            encode_event(&mut body, e, &mut ps, &mut pt);
-        }
-        let mut payload = Vec::new();
-        encode_prefix(&mut payload, evs.len() as u32, 10, 1_000_000, 80);
-        payload.extend_from_slice(&body);
+        let payload = payload_of(&evs, (10, 1_000_000), 80);
         type Out = Vec<Result<(Skim, usize), ()>>;
         let full = |p: &[u8]| -> Option<Out> {
             let mut d = PayloadDecoder::new(p).ok()?;
