@@ -159,10 +159,9 @@ impl Builder<'_> {
     #[inline]
     fn push_dense(&mut self, step: u64, time_us: i64, bytes: &[u8]) {
         if self.dense_identity {
-            // Every column gets this row's value, in order: no lookups, no padding.
+            // Every column gets this row's value, in order: no lookups, nothing to pad.
             for (col, b) in self.out.columns.iter_mut().zip(bytes.chunks_exact(8)) {
-                let bits: [u8; 8] = b.try_into().unwrap_or_default();
-                col.values.push(Some(f64::from_le_bytes(bits)));
+                col.values.push(Some(f64_at(b)));
             }
             self.out.steps.push(step);
             self.out.times.push(micros_to_secs(time_us));
@@ -170,15 +169,25 @@ impl Builder<'_> {
         }
         let n = self.out.steps.len();
         let mut any = false;
-        for (j, &s) in self.dense_slots.iter().enumerate() {
-            if let Some(col) = self.out.columns.get_mut(s as usize) {
-                if col.values.len() == n {
-                    col.values.push(Some(f64_at(bytes.get(j * 8..).unwrap_or_default())));
-                    any = true;
-                }
-            }
+        for j in 0..self.dense_slots.len() {
+            let v = f64_at(bytes.get(j * 8..).unwrap_or_default());
+            any |= self.put(n, self.dense_slots[j], Some(v));
         }
         self.finish_row(n, any, step, time_us);
+    }
+
+    /// Sets row `n`'s value in column `slot` (the first value wins); false for an unwanted key.
+    #[inline]
+    fn put(&mut self, n: usize, slot: u32, v: Option<f64>) -> bool {
+        match self.out.columns.get_mut(slot as usize) {
+            Some(col) => {
+                if col.values.len() == n {
+                    col.values.push(v);
+                }
+                true
+            }
+            None => false,
+        }
     }
 
     /// Ends row `n`: records its step and time and pads the columns it lacks, or (with a key filter, when it
@@ -202,12 +211,7 @@ impl Builder<'_> {
         let mut any = false;
         for &(id, v) in row {
             let s = self.slot(ctx, id)?;
-            if let Some(col) = self.out.columns.get_mut(s as usize) {
-                if col.values.len() == n {
-                    col.values.push(v);
-                    any = true;
-                }
-            }
+            any |= self.put(n, s, v);
         }
         self.finish_row(n, any, step, time_us);
         Ok(())
