@@ -221,21 +221,19 @@ fn files_whose_creation_was_cut_short_read_as_empty_and_are_recreated() {
     assert!(store.verify().unwrap().problems.is_empty());
 }
 
-/// Regression (found by fuzz/segment_recovery): after a crash left a hole in unsynced data with later
-/// unsynced frames surviving, a full read stopped at the hole (a torn tail) but a seek through the step index
-/// jumped past it and returned rows beyond it. Seeks now start only from index entries inside the synced prefix.
-#[test]
-fn a_seek_never_jumps_past_an_unsynced_hole() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let store = Store::open_with(dir.path(), Options::default().sync(SyncPolicy::Never).buffer_size(1)).unwrap();
-        let mut w = store.create_run("r").unwrap();
-        for i in 0..400u64 {
-            w.log(metrics! { "x" => i as f64 }).unwrap();
-        }
+/// A run `r` of 400 one-row frames, none of them ever synced (so its step index has no entries yet: they are
+/// written only after their frame is durable).
+fn unsynced_run(dir: &Path) {
+    let store = Store::open_with(dir, Options::default().sync(SyncPolicy::Never).buffer_size(1)).unwrap();
+    let mut w = store.create_run("r").unwrap();
+    for i in 0..400u64 {
+        w.log(metrics! { "x" => i as f64 }).unwrap();
     }
-    // Zero the 11th frame: every frame was written unsynced, so this is a crash's hole, not corruption.
-    let path = seg(dir.path(), "r", "v0-0.seg");
+}
+
+/// Zeroes the 11th frame of `r`: every frame was written unsynced, so this is a crash's hole, not corruption.
+fn zero_the_11th_frame(dir: &Path) {
+    let path = seg(dir, "r", "v0-0.seg");
     let mut bytes = fs::read(&path).unwrap();
     let mut off = 80usize;
     for _ in 0..10 {
@@ -244,6 +242,17 @@ fn a_seek_never_jumps_past_an_unsynced_hole() {
     let len = 12 + u32::from_le_bytes(bytes[off..off + 4].try_into().unwrap()) as usize;
     bytes[off..off + len].fill(0);
     fs::write(&path, &bytes).unwrap();
+}
+
+/// Regression (found by fuzz/segment_recovery): after a crash left a hole in unsynced data with later
+/// unsynced frames surviving, a full read stopped at the hole (a torn tail) but a seek through the step index
+/// jumped past it and returned rows beyond it. Index entries are now written only after their frame is durable,
+/// so none lies past such a hole.
+#[test]
+fn a_seek_never_jumps_past_an_unsynced_hole() {
+    let dir = tempfile::tempdir().unwrap();
+    unsynced_run(dir.path());
+    zero_the_11th_frame(dir.path());
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(steps(&store, "r").unwrap(), (0..10).collect::<Vec<_>>());
     let late: Vec<u64> = store
@@ -258,32 +267,16 @@ fn a_seek_never_jumps_past_an_unsynced_hole() {
     assert_eq!(w.log(metrics! { "x" => 1.0 }).unwrap(), 10);
 }
 
-/// The same hole, met by a fork before any recovery: the lookup checks the frames up to the index entry it
-/// would start from (CRCs only), meets the hole, and starts before it, so the fork pins only what a full read
-/// shows and the parent's next writer can still cut the hole. Without the hole, the same check lets the lookup
-/// start at the entry, and the fork sees everything.
+/// The same hole, met by a fork before any recovery: the lookup has no index entry past the hole to start
+/// from, meets the hole as a full read does, so the fork pins only what a full read shows and the parent's next
+/// writer can still cut the hole. Without the hole, the fork sees everything.
 #[test]
 fn a_fork_never_pins_past_an_unsynced_hole() {
     for hole in [true, false] {
         let dir = tempfile::tempdir().unwrap();
-        {
-            let store =
-                Store::open_with(dir.path(), Options::default().sync(SyncPolicy::Never).buffer_size(1)).unwrap();
-            let mut w = store.create_run("r").unwrap();
-            for i in 0..400u64 {
-                w.log(metrics! { "x" => i as f64 }).unwrap();
-            }
-        }
+        unsynced_run(dir.path());
         if hole {
-            let path = seg(dir.path(), "r", "v0-0.seg");
-            let mut bytes = fs::read(&path).unwrap();
-            let mut off = 80usize;
-            for _ in 0..10 {
-                off += 12 + u32::from_le_bytes(bytes[off..off + 4].try_into().unwrap()) as usize;
-            }
-            let len = 12 + u32::from_le_bytes(bytes[off..off + 4].try_into().unwrap()) as usize;
-            bytes[off..off + len].fill(0);
-            fs::write(&path, &bytes).unwrap();
+            zero_the_11th_frame(dir.path());
         }
         let store = Store::open(dir.path()).unwrap();
         drop(store.fork("f", &forklog::ForkPoint::new("r", 300)).unwrap());
