@@ -11,8 +11,8 @@ use std::path::Path;
 use forklog::{HistoryOptions, Key, LogRow, Value};
 
 use super::args::{HistoryArgs, HistoryFormat};
-use super::json::{float_text, to_line, Json, JsonRow};
 use super::{open_existing, progress_bar, stdout_error, CliError, EXIT_OK};
+use forklog_interop::json::{float_text, to_line, Json, JsonRow};
 
 /// Builds the library's history options from the command's flags.
 fn options(args: &HistoryArgs) -> HistoryOptions {

@@ -6,8 +6,8 @@ use std::path::Path;
 use forklog::RunInfo;
 use serde::Serialize;
 
-use super::json::Time;
 use super::{open_existing, stdout_error, CliError, EXIT_OK};
+use forklog_interop::json::Time;
 
 /// One run as a `runs --json` line; the field order is the contract's key order.
 #[derive(Serialize)]

@@ -7,8 +7,8 @@ use std::path::Path;
 use forklog::{ProblemKind, Store, Value};
 use serde::Serialize;
 
-use super::json::{to_line, JsonMap};
 use super::{open_existing, require_store_dir, stdout_error, CliError, EXIT_CORRUPT, EXIT_OK};
+use forklog_interop::json::{to_line, JsonMap};
 
 /// Prints one line on stdout.
 fn print_line(line: &str) -> Result<(), CliError> {

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use forklog::{Key, Metrics, RunWriter};
 
-use super::json::from_json;
 use super::CliError;
+use forklog_interop::json::from_json;
 
 /// One parsed input line.
 struct Row {

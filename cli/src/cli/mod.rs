@@ -9,7 +9,7 @@ mod demo;
 mod history;
 mod ingest;
 mod inspect;
-mod json;
+
 mod log;
 mod manage;
 mod runs;
