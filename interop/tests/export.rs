@@ -88,7 +88,9 @@ fn want(store: &Store, runs: &[&str], flat: bool) -> Vec<(String, u64, i64, BTre
                     let v = match (&**k, v) {
                         // mixed ints and floats → float64; maps → JSON text
                         ("mixed", Value::Int(i)) => Value::Float(*i as f64),
-                        (_, Value::Map(_)) => Value::Str(forklog_interop::json::to_line(&forklog_interop::json::Json(v))),
+                        (_, Value::Map(_)) => {
+                            Value::Str(forklog_interop::json::to_line(&forklog_interop::json::Json(v)))
+                        }
                         _ => v.clone(),
                     };
                     (k.to_string(), v)
@@ -139,7 +141,9 @@ fn parquet_and_arrow_equal_history() {
 fn failed_export_leaves_no_file() {
     let (dir, store) = sample();
     let out = dir.path().join("x.parquet");
-    assert!(export::export_runs(&store, &["nope".into()], ExportFormat::Parquet, &out, &ExportOptions::default()).is_err());
+    assert!(
+        export::export_runs(&store, &["nope".into()], ExportFormat::Parquet, &out, &ExportOptions::default()).is_err()
+    );
     assert!(!out.exists());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
 }
