@@ -18,6 +18,7 @@
 //! The Python package wraps [`export_runs`] as `forklog.export_parquet(...)`, `forklog.export_arrow(...)` and
 //! `forklog.export_tensorboard(...)`.
 
+#[cfg(feature = "columnar")]
 mod columnar;
 mod tensorboard;
 mod text;
@@ -138,9 +139,14 @@ pub fn export_runs(
     }
     match format {
         ExportFormat::Tensorboard => export_tensorboard(store, runs, out),
+        #[cfg(feature = "columnar")]
         ExportFormat::Parquet | ExportFormat::Arrow => {
             let schema = scan_schema(store, runs, opts)?;
             atomic_write(out, |w| columnar::write(store, runs, opts, &schema, format, w))
+        }
+        #[cfg(not(feature = "columnar"))]
+        ExportFormat::Parquet | ExportFormat::Arrow => {
+            Err(ExportError::Usage("Parquet and Arrow exports need the `columnar` feature".into()))
         }
         ExportFormat::Jsonl | ExportFormat::Csv => {
             let schema = if format == ExportFormat::Csv { Some(scan_schema(store, runs, opts)?) } else { None };
@@ -343,6 +349,7 @@ fn flush(w: &mut impl Write, path: &str) -> Result<(), ExportError> {
 }
 
 /// Microseconds since the epoch of a time in seconds.
+#[cfg_attr(not(feature = "columnar"), allow(dead_code))]
 pub(crate) fn micros(t: f64) -> i64 {
     if t.is_finite() {
         (t * 1e6).round() as i64

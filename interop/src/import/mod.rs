@@ -18,9 +18,11 @@
 //! [`import_trackio`], or [`import_sources`] with a [`SourceFormat`].
 
 mod assemble;
+#[cfg(feature = "sqlite")]
 pub mod mlflow;
 pub mod tensorboard;
 pub mod tfrecord;
+#[cfg(feature = "sqlite")]
 pub mod trackio;
 pub mod wandb;
 
@@ -342,8 +344,14 @@ pub fn decode_sources(format: SourceFormat, sources: &[PathBuf]) -> Decoded {
         let res = match format {
             SourceFormat::Wandb => wandb::plans(src),
             SourceFormat::Tensorboard => tensorboard::plans(src),
+            #[cfg(feature = "sqlite")]
             SourceFormat::Mlflow => mlflow::plans(src),
+            #[cfg(feature = "sqlite")]
             SourceFormat::Trackio => trackio::plans(src),
+            #[cfg(not(feature = "sqlite"))]
+            SourceFormat::Mlflow | SourceFormat::Trackio => {
+                Err(ImportError::Usage(format!("{} import needs the `sqlite` feature", format.name())))
+            }
         };
         match res {
             Ok(d) => {

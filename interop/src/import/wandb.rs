@@ -344,6 +344,45 @@ pub struct RunExitRecord {
     pub runtime: i32,
 }
 
+/// Frames record payloads the way wandb-core does: the file header, FULL records, FIRST/MIDDLE/LAST
+/// fragments across 32 KiB blocks, zero padding when fewer than 7 bytes are left in a block. (For tests,
+/// fuzzing and tools; forklog does not write W&B files.)
+pub fn write_records(payloads: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = FILE_HEADER.to_vec();
+    for p in payloads {
+        let mut rest: &[u8] = p;
+        let mut first = true;
+        loop {
+            let left = BLOCK - out.len() % BLOCK;
+            if left < REC_HEADER {
+                out.extend(std::iter::repeat_n(0, left));
+                continue;
+            }
+            let n = rest.len().min(left - REC_HEADER);
+            let last = n == rest.len();
+            let kind = match (first, last) {
+                (true, true) => 1u8,
+                (true, false) => 2,
+                (false, false) => 3,
+                (false, true) => 4,
+            };
+            let mut h = crc32fast::Hasher::new();
+            h.update(&[kind]);
+            h.update(&rest[..n]);
+            out.extend_from_slice(&h.finalize().to_le_bytes());
+            out.extend_from_slice(&(n as u16).to_le_bytes());
+            out.push(kind);
+            out.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            first = false;
+            if last {
+                break;
+            }
+        }
+    }
+    out
+}
+
 fn item_key(key: &str, nested: &[String]) -> String {
     if key.is_empty() {
         nested.join(".")
@@ -539,47 +578,10 @@ fn apply_summary(summary: &mut BTreeMap<String, Value>, s: &ConfigRecord) -> Res
 mod tests {
     use super::*;
 
-    /// Frames payloads the way wandb-core does (FULL records, FIRST/MIDDLE/LAST across blocks, padding).
-    pub(crate) fn frame(payloads: &[Vec<u8>]) -> Vec<u8> {
-        let mut out = FILE_HEADER.to_vec();
-        for p in payloads {
-            let mut rest: &[u8] = p;
-            let mut first = true;
-            loop {
-                let left = BLOCK - out.len() % BLOCK;
-                if left < REC_HEADER {
-                    out.extend(std::iter::repeat_n(0, left));
-                    continue;
-                }
-                let n = rest.len().min(left - REC_HEADER);
-                let last = n == rest.len();
-                let kind = match (first, last) {
-                    (true, true) => 1u8,
-                    (true, false) => 2,
-                    (false, false) => 3,
-                    (false, true) => 4,
-                };
-                let mut h = crc32fast::Hasher::new();
-                h.update(&[kind]);
-                h.update(&rest[..n]);
-                out.extend_from_slice(&h.finalize().to_le_bytes());
-                out.extend_from_slice(&(n as u16).to_le_bytes());
-                out.push(kind);
-                out.extend_from_slice(&rest[..n]);
-                rest = &rest[n..];
-                first = false;
-                if last {
-                    break;
-                }
-            }
-        }
-        out
-    }
-
     #[test]
     fn framing_round_trips_across_blocks() {
         let payloads: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 1000 + usize::from(i) * 97]).collect();
-        let data = frame(&payloads);
+        let data = write_records(&payloads);
         let recs = read_records(&data).unwrap();
         assert_eq!(recs.dropped, 0);
         assert_eq!(recs.records.iter().map(|r| r.1.clone()).collect::<Vec<_>>(), payloads);
@@ -600,7 +602,7 @@ mod tests {
 
     #[test]
     fn flipped_bit_is_an_error_with_offset() {
-        let data = frame(&[vec![1; 10], vec![2; 10]]);
+        let data = write_records(&[vec![1; 10], vec![2; 10]]);
         let mut bad = data.clone();
         bad[7 + 7 + 10 + 7 + 3] ^= 1;
         let err = read_records(&bad).unwrap_err();
