@@ -10,9 +10,9 @@
 //!   after the rows that were written before them, and timed samples (MLflow and trackio system metrics)
 //!   go before the first row written after them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use forklog::{Metrics, Value};
+use forklog::{Key, Metrics, Value};
 
 use super::{Part, PlanEvent};
 
@@ -46,6 +46,8 @@ pub struct Assembler {
     timed: Vec<(f64, PlanEvent)>,
     /// Start time of each session (for the timed samples).
     starts: Vec<f64>,
+    /// Interned keys.
+    keys: HashMap<String, Key>,
 }
 
 impl Assembler {
@@ -59,6 +61,7 @@ impl Assembler {
             last_key: BTreeMap::new(),
             timed: Vec::new(),
             starts: vec![f64::NEG_INFINITY],
+            keys: HashMap::new(),
         }
     }
 
@@ -99,10 +102,24 @@ impl Assembler {
 
     fn put(&mut self, step: u64, time: f64, key: &str, value: Value) {
         self.touch(step, time);
+        // Keys are shared: one allocation per distinct key, not per point.
+        let k = match self.keys.get(key) {
+            Some(k) => k.clone(),
+            None => {
+                let k: Key = key.into();
+                self.keys.insert(key.to_string(), k.clone());
+                k
+            }
+        };
         if let Some(row) = self.cur.rows.get_mut(&step) {
-            row.1.insert(key.into(), value);
+            row.1.insert(k, value);
         }
-        self.last_key.insert(key.to_string(), step);
+        match self.last_key.get_mut(key) {
+            Some(v) => *v = step,
+            None => {
+                self.last_key.insert(key.to_string(), step);
+            }
+        }
     }
 
     /// The highest step seen since the last restart.

@@ -439,13 +439,14 @@ pub fn apply_plans(store: &Store, mut plans: Vec<RunPlan>, opts: &ImportOptions)
             },
             _ => None,
         };
-        match apply_one(store, &plan, &id, parent.as_deref()) {
+        let source_id = plan.source_id.clone();
+        match apply_one(store, plan, &id, parent.as_deref()) {
             Ok(run) => {
-                done.insert(plan.source_id.clone(), id);
+                done.insert(source_id, id);
                 report.imported.push(run);
             }
             Err(e) => {
-                failed_ids.insert(plan.source_id.clone(), e.to_string());
+                failed_ids.insert(source_id, e.to_string());
                 report.failed.push(e);
             }
         }
@@ -465,7 +466,7 @@ fn target_id(source_id: &str, opts: &ImportOptions) -> Result<String, ImportErro
 }
 
 /// Writes one plan; on failure removes what it made (a new run or fork is deleted and collected).
-fn apply_one(store: &Store, plan: &RunPlan, id: &str, parent: Option<&str>) -> Result<ImportedRun, ImportError> {
+fn apply_one(store: &Store, plan: RunPlan, id: &str, parent: Option<&str>) -> Result<ImportedRun, ImportError> {
     let store_err =
         |error: forklog::Error| ImportError::Store { run: id.to_string(), source: plan.source.clone(), error };
     let writer = match &plan.origin {
@@ -475,7 +476,7 @@ fn apply_one(store: &Store, plan: &RunPlan, id: &str, parent: Option<&str>) -> R
     }
     .map_err(store_err)?;
     let created = !matches!(plan.origin, Origin::Rewind { .. });
-    match write_parts(store, writer, id, &plan.parts) {
+    match write_parts(store, writer, id, plan.parts) {
         Ok(()) => {}
         Err(e) => {
             if created {
@@ -498,9 +499,9 @@ fn apply_one(store: &Store, plan: &RunPlan, id: &str, parent: Option<&str>) -> R
 }
 
 /// Writes the parts of a plan through `writer` (rewinding between parts) and syncs.
-fn write_parts(store: &Store, writer: RunWriter, id: &str, parts: &[Part]) -> forklog::Result<()> {
+fn write_parts(store: &Store, writer: RunWriter, id: &str, parts: Vec<Part>) -> forklog::Result<()> {
     let mut writer = Some(writer);
-    for (i, part) in parts.iter().enumerate() {
+    for (i, part) in parts.into_iter().enumerate() {
         let mut w = match (i, writer.take(), part.rewind_at) {
             (0, Some(w), _) => w,
             (_, prev, Some(step)) => {
@@ -515,16 +516,16 @@ fn write_parts(store: &Store, writer: RunWriter, id: &str, parts: &[Part]) -> fo
         };
         w.set_sync_policy(SyncPolicy::Never);
         let mut finish = None;
-        for ev in &part.events {
+        for ev in part.events {
             match ev {
                 PlanEvent::Log { step, time, metrics } => {
-                    w.log_with_time(Some(*step), *time, metrics.clone())?;
+                    w.log_with_time(Some(step), time, metrics)?;
                 }
-                PlanEvent::Config(m) => w.set_config(m.clone())?,
-                PlanEvent::Summary(m) => w.set_summary(m.clone())?,
-                PlanEvent::System { time, metrics } => w.log_system_with_time(*time, metrics.clone())?,
+                PlanEvent::Config(m) => w.set_config(m)?,
+                PlanEvent::Summary(m) => w.set_summary(m)?,
+                PlanEvent::System { time, metrics } => w.log_system_with_time(time, metrics)?,
                 PlanEvent::Finish(code) => {
-                    finish = Some(*code);
+                    finish = Some(code);
                     break;
                 }
             }
