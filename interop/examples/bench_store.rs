@@ -16,7 +16,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let n = chunk.min(rows - start);
         let steps: Vec<u64> = (start..start + n).collect();
         let cols: Vec<Vec<f64>> = (0..5)
-            .map(|k| steps.iter().map(|&s| 1.0 / (s as f64 + 1.0) + f64::from(k) * 0.25 + (s % 7) as f64 * 1e-3).collect())
+            .map(|k| {
+                steps.iter().map(|&s| 1.0 / (s as f64 + 1.0) + f64::from(k) * 0.25 + (s % 7) as f64 * 1e-3).collect()
+            })
             .collect();
         let named: Vec<(&str, &[f64])> =
             ["loss", "acc", "lr", "grad_norm", "val_loss"].iter().zip(&cols).map(|(k, c)| (*k, c.as_slice())).collect();

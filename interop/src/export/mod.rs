@@ -262,7 +262,7 @@ fn scan_schema(store: &Store, runs: &[String], opts: &ExportOptions) -> Result<S
             *e = e.merge(kv);
         }
     })?;
-    for (k, _) in &kinds {
+    for k in kinds.keys() {
         if RESERVED.contains(&k.as_str()) {
             return Err(ExportError::Usage(format!("a metric is named {k:?}, a column name the export reserves")));
         }

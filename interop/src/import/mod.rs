@@ -242,6 +242,8 @@ pub enum Origin {
         /// The step it rewinds to.
         step: u64,
     },
+    /// More of a run already imported (a W&B `resume=` continuation): appended after its last step.
+    Continue,
 }
 
 /// Everything one source run amounts to, decoded and checked, before anything is written.
@@ -417,7 +419,9 @@ pub fn apply_plans(store: &Store, mut plans: Vec<RunPlan>, opts: &ImportOptions)
                 continue;
             }
         };
-        if let Some(why) = failed_ids.get(&plan.source_id).filter(|_| matches!(plan.origin, Origin::Rewind { .. })) {
+        if let Some(why) =
+            failed_ids.get(&plan.source_id).filter(|_| matches!(plan.origin, Origin::Rewind { .. } | Origin::Continue))
+        {
             report.failed.push(ImportError::Usage(format!(
                 "{}: not rewinding run {id}: its earlier import failed ({why})",
                 plan.source.display()
@@ -469,13 +473,29 @@ fn target_id(source_id: &str, opts: &ImportOptions) -> Result<String, ImportErro
 fn apply_one(store: &Store, plan: RunPlan, id: &str, parent: Option<&str>) -> Result<ImportedRun, ImportError> {
     let store_err =
         |error: forklog::Error| ImportError::Store { run: id.to_string(), source: plan.source.clone(), error };
+    if matches!(plan.origin, Origin::Continue) {
+        // Appending cannot be undone: check every step first, so the run is extended whole or not at all.
+        let last = store.info(id).map_err(store_err)?.last_step;
+        let first = plan.parts.first().and_then(|p| {
+            p.events.iter().find_map(|e| if let PlanEvent::Log { step, .. } = e { Some(*step) } else { None })
+        });
+        if plan.parts.len() > 1 || matches!((last, first), (Some(l), Some(f)) if f <= l) {
+            return Err(ImportError::Usage(format!(
+                "{}: run {id} resumes at step {} but already holds steps up to {}",
+                plan.source.display(),
+                first.unwrap_or(0),
+                last.unwrap_or(0)
+            )));
+        }
+    }
     let writer = match &plan.origin {
         Origin::New => store.create_run(id),
+        Origin::Continue => store.resume(id),
         Origin::Fork { step, .. } => store.fork(id, &ForkPoint::new(parent.unwrap_or_default(), *step)),
         Origin::Rewind { step } => store.rewind(id, *step),
     }
     .map_err(store_err)?;
-    let created = !matches!(plan.origin, Origin::Rewind { .. });
+    let created = matches!(plan.origin, Origin::New | Origin::Fork { .. });
     match write_parts(store, writer, id, plan.parts) {
         Ok(()) => {}
         Err(e) => {

@@ -16,7 +16,8 @@
 //! record's config and later config records → config patches (removals become `null`); summary records,
 //! applied in order (removals included), → one summary patch at the end holding the final summary (removed
 //! keys as `null`); stats records → `System` samples with their own time; the exit record → `Finish`; the
-//! run record's `branch_point` → a fork of another run (`fork_from`) or a rewind of this one (`resume_from`).
+//! run record's `branch_point` → a fork of another run (`fork_from`) or a rewind of this one (`resume_from`);
+//! a run record with `resumed` set (a `resume=` continuation) appends to the run imported before it.
 //! Display name, tags, notes, group (and entity, project, job type, host) → [`RunMeta`].
 
 use std::collections::BTreeMap;
@@ -314,6 +315,9 @@ pub struct RunRecord {
     /// Start time.
     #[prost(message, optional, tag = "17")]
     pub start_time: Option<Timestamp>,
+    /// Set when the run continues an earlier one (`resume=`).
+    #[prost(bool, tag = "18")]
+    pub resumed: bool,
     /// Where the run branches from (fork_from / resume_from).
     #[prost(message, optional, tag = "23")]
     pub branch_point: Option<BranchPoint>,
@@ -493,6 +497,7 @@ pub fn plan_file(path: &Path, data: &[u8]) -> Result<RunPlan, InputError> {
                 Origin::Fork { parent: bp.run.clone(), step }
             }
         }
+        _ if run.resumed => Origin::Continue,
         _ => Origin::New,
     };
     let mut meta = RunMeta {
