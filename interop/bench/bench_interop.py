@@ -8,7 +8,7 @@
    of the same data (the DataFrame read from forklog's file, so both write the same columns: _run, _step,
    _timestamp, 5 floats; pyarrow engine, snappy, its defaults). Target >= 2x.
 
-Usage (after `cargo build --release -p forklog-cli -p forklog-interop --example bench_store`):
+Usage (after `cargo build --release -p forklog-cli && cargo build --release -p forklog-interop --example bench_store`):
 
     python interop/bench/bench_interop.py [--scalars 1000000] [--rows 10000000] [--repeat 3]
 
@@ -123,7 +123,7 @@ def main():
     a = ap.parse_args()
     for exe in [FORKLOG, BENCH_STORE]:
         if not os.path.exists(exe):
-            sys.exit(f"{exe} is missing: cargo build --release -p forklog-cli -p forklog-interop --example bench_store")
+            sys.exit(f"{exe} is missing: cargo build --release -p forklog-cli && cargo build --release -p forklog-interop --example bench_store")
     work = tempfile.mkdtemp(prefix="forklog-interop-bench-")
     try:
         results = [bench_tensorboard(work, a.scalars, a.repeat), bench_parquet(work, a.rows, a.repeat)]

@@ -193,3 +193,33 @@ fn tensorboard_export_holds_every_numeric_row() {
         assert_eq!(got, want, "{run}");
     }
 }
+
+#[test]
+fn float_only_fast_path_equals_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s")).unwrap();
+    let mut a = store.create_run("a").unwrap();
+    let steps: Vec<u64> = (0..5000).collect();
+    let x: Vec<f64> = steps.iter().map(|s| 1.0 / (*s as f64 + 1.0)).collect();
+    let y: Vec<f64> = steps.iter().map(|s| *s as f64 * 0.5).collect();
+    a.log_columns(&steps, &[("x", &x), ("y", &y)]).unwrap();
+    a.log_with_time(Some(6000), 1_700_000_000.5, metrics! { "x" => f64::NAN }).unwrap(); // y missing: null
+    drop(a);
+    let mut b = store.create_run("b").unwrap();
+    b.log_with_time(Some(3), 1_700_000_001.0, metrics! { "z" => 2.5 }).unwrap();
+    drop(b);
+    let mut f = store.fork("f", &"a?_step=10".parse().unwrap()).unwrap();
+    f.log_with_time(Some(11), 1_700_000_002.0, metrics! { "x" => 0.1 }).unwrap();
+    drop(f);
+    for (runs, flat) in [(vec!["a", "b"], false), (vec!["a", "f", "b"], true)] {
+        let names: Vec<String> = runs.iter().map(|r| r.to_string()).collect();
+        let pq = dir.path().join(format!("fast-{flat}.parquet"));
+        export::export_parquet(&store, &names, &pq, &ExportOptions { flat }).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(File::open(&pq).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().unwrap();
+        assert_eq!(rows_of(&batches), want(&store, &runs, flat), "flat {flat}");
+    }
+}

@@ -12,7 +12,7 @@ use arrow_array::{
     TimestampMicrosecondArray,
 };
 use arrow_schema::{DataType, Field, Schema as ArrowSchema, TimeUnit};
-use forklog::{Store, Value};
+use forklog::{HistoryOptions, Store, Value};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
@@ -171,6 +171,22 @@ fn parquet_props() -> WriterProperties {
         .build()
 }
 
+/// True when every row of each run gets the same `_run` label: `flat`, or distinct root runs never rewound
+/// (every row is stored in `ID@v0`).
+fn simple_runs(store: &Store, runs: &[String], opts: &ExportOptions) -> Result<bool, ExportError> {
+    if opts.flat {
+        return Ok(true);
+    }
+    let mut ids = std::collections::HashSet::new();
+    for r in runs {
+        let info = store.info(r)?;
+        if info.parent.is_some() || info.version != 0 || !ids.insert(info.id) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Second pass: writes every row as record batches to `w`.
 pub fn write(
     store: &Store,
@@ -227,6 +243,58 @@ pub fn write(
         let batch = RecordBatch::try_new(arrow.clone(), arrays).map_err(|e| ExportError::Encode(e.to_string()))?;
         sink.write(&batch)
     };
+    // Fast path: only float metrics, and rows whose label is known per run (flat, or root runs never
+    // rewound): read columns straight from the frames (`scan_columns`), no per-row values.
+    if kinds.iter().all(|k| *k == Kind::Float) && simple_runs(store, runs, opts)? {
+        for run in runs {
+            let label = if opts.flat { run.clone() } else { format!("{}@v0", store.info(run)?.id) };
+            let li = label_index.get(label.as_str()).copied().unwrap_or(0);
+            let mut slots: Vec<Option<usize>> = Vec::new();
+            store.scan_columns(run, &HistoryOptions::new(), |chunk| {
+                if err.is_some() {
+                    return;
+                }
+                let n = chunk.len();
+                run_keys.extend(std::iter::repeat_n(li, n));
+                steps.extend(chunk.steps.iter().map(|s| i64::try_from(*s).unwrap_or(i64::MAX)));
+                times.extend(chunk.times.iter().map(|t| micros(*t)));
+                // Which chunk column feeds each schema column.
+                slots.clear();
+                slots.resize(cols.len(), None);
+                for (j, c) in chunk.columns.iter().enumerate() {
+                    if let Some(&ci) = col_index.get(&*c.key) {
+                        slots[ci] = Some(j);
+                    }
+                }
+                for (ci, col) in cols.iter_mut().enumerate() {
+                    let Col::F(v, ok) = col else { continue };
+                    match slots[ci] {
+                        Some(j) => {
+                            let src = &chunk.columns[j].values;
+                            v.extend(src.iter().map(|x| x.unwrap_or(0.0)));
+                            ok.extend(src.iter().map(Option::is_some));
+                        }
+                        None => {
+                            v.extend(std::iter::repeat_n(0.0, n));
+                            ok.extend(std::iter::repeat_n(false, n));
+                        }
+                    }
+                }
+                rows += n as u64;
+                if steps.len() >= BATCH_ROWS {
+                    if let Err(e) = flush_batch(&mut run_keys, &mut steps, &mut times, &mut cols, &mut sink) {
+                        err = Some(e);
+                    }
+                }
+            })?;
+        }
+        if let Some(e) = err {
+            return Err(e);
+        }
+        flush_batch(&mut run_keys, &mut steps, &mut times, &mut cols, &mut sink)?;
+        sink.close()?;
+        return Ok(ExportSummary { runs: runs.len(), rows });
+    }
     for_each_row(store, runs, opts, |label, row| {
         if err.is_some() {
             return;
