@@ -149,12 +149,14 @@ fn recover_segment(
     let mut last_indexed = kept.last().map(|e| e.offset);
     let mut fresh = Vec::new();
     let (mut reader, _) = SegmentReader::open(vfs, &path, view.version, seq, view.header.nonce, false)?;
+    let seg_format = reader.format();
     reader.seek(start);
+    let format = reader.format();
     while let Some((off, payload)) = reader.next_frame()? {
         if off >= valid {
             break;
         }
-        let events = frame_events(&path, off, payload)?;
+        let events = frame_events(&path, off, payload, format)?;
         if kept.last().is_none_or(|e| off > e.offset) && last_indexed.is_none_or(|l| off - l >= INDEX_INTERVAL) {
             let first_step = events.first().map_or(0, |(e, _)| e.step());
             fresh.push(IndexEntry { first_step, offset: off, before: inseg });
@@ -202,6 +204,7 @@ fn recover_segment(
             synced: valid,
             inseg,
             pending_idx: Vec::new(),
+            format: seg_format,
         }),
         own,
         next_seq: seq + 1,

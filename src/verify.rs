@@ -78,6 +78,7 @@ impl Checker<'_> {
         let mut expected: Vec<IndexEntry> = Vec::new();
         let mut inseg = Stats::default();
         let mut failed = false;
+        let format = reader.format();
         loop {
             let (off, payload) = match reader.next_frame() {
                 Ok(Some(f)) => f,
@@ -88,7 +89,7 @@ impl Checker<'_> {
                     break;
                 }
             };
-            let events = match frame_events(&path, off, payload) {
+            let events = match frame_events(&path, off, payload, format) {
                 Ok(ev) => ev,
                 Err(e) => {
                     self.error(e, &path);

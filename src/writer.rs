@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::format::{self, now_micros, secs_to_micros, FRAME_HEADER_LEN, INDEX_INTERVAL, MAX_FRAME_LEN};
 use crate::index::{encode_index_header, IndexEntry};
 use crate::keys::{encode_key_record, encode_keys_header};
+use crate::meta::MetaPatch;
 use crate::options::SyncPolicy;
 use crate::report::RecoveryReport;
 use crate::segment::{frame_header, SegmentHeader};
@@ -42,6 +43,9 @@ pub(crate) struct ActiveSeg {
     /// Step-index entries of frames not yet fsynced: an entry is written only once its frame is durable, so
     /// every entry in an index vouches for the bytes before it (docs/FORMAT.md, Step index).
     pub pending_idx: Vec<u8>,
+    /// The segment's format version: a segment an older build created (resumed here) takes no event kind a
+    /// later version added; the writer starts a new segment before writing one.
+    pub format: u16,
 }
 
 impl ActiveSeg {
@@ -87,6 +91,8 @@ pub(crate) struct WriterCore {
     buf_template: Vec<u32>,
     /// Scratch for a float row's key ids.
     scratch_ids: Vec<u32>,
+    /// The buffer holds an event kind of format version 2 (a `Meta` event).
+    buf_needs_v2: bool,
     frame: Vec<u8>,
     pub policy: SyncPolicy,
     pub last_sync: Instant,
@@ -151,6 +157,7 @@ impl WriterCore {
             buf_stats: Stats::default(),
             buf_template: Vec::new(),
             scratch_ids: Vec::new(),
+            buf_needs_v2: false,
             frame: Vec::new(),
             policy,
             last_sync: Instant::now(),
@@ -460,6 +467,24 @@ impl WriterCore {
         self.after_write()
     }
 
+    /// Appends a metadata patch at the current step. A `Meta` event needs a segment of format version 2: when
+    /// the active segment is older (a resumed version-1 run), what is buffered goes to it first and the event
+    /// starts a new segment.
+    fn append_meta(&mut self, patch: &MetaPatch) -> Result<()> {
+        self.check()?;
+        patch.check()?;
+        if self.seg.as_ref().is_some_and(|s| s.format < 2) {
+            self.flush_frame()?;
+        }
+        let step = self.current_step();
+        self.push(&EncEvent::Meta { step, patch })?;
+        self.buf_needs_v2 = true;
+        if self.buf.len() >= self.buffer_size {
+            self.flush_frame()?;
+        }
+        self.after_write()
+    }
+
     fn after_write(&mut self) -> Result<()> {
         match self.policy {
             SyncPolicy::Always => self.sync(),
@@ -517,19 +542,24 @@ impl WriterCore {
             synced: format::SEG_HEADER_LEN as u64,
             inseg: Stats::default(),
             pending_idx: Vec::new(),
+            format: format::FORMAT_VERSION,
         });
         self.next_seq = seq + 1;
         Ok(())
     }
 
-    /// Makes sure there is an active segment with room, sealing a full one.
+    /// Makes sure there is an active segment with room, sealing a full one (or one of an older format version
+    /// when the buffer holds an event kind that version lacks).
     fn ensure_segment(&mut self) -> Result<()> {
         let full = match &self.seg {
             None => {
                 let seq = self.next_seq;
                 return self.create_segment(seq);
             }
-            Some(s) => s.len >= self.segment_size && s.len > format::SEG_HEADER_LEN as u64,
+            Some(s) => {
+                (s.len >= self.segment_size && s.len > format::SEG_HEADER_LEN as u64)
+                    || (self.buf_needs_v2 && s.format < 2)
+            }
         };
         if full {
             if let Some(s) = &mut self.seg {
@@ -621,6 +651,7 @@ impl WriterCore {
         self.buf.clear();
         self.buf_count = 0;
         self.buf_stats = Stats::default();
+        self.buf_needs_v2 = false;
         self.note_known();
         Ok(())
     }
@@ -933,6 +964,13 @@ impl RunWriter {
     /// Merges a patch into the run's config (positioned at the current step).
     pub fn set_config(&mut self, patch: Metrics) -> Result<()> {
         self.core().append_other(Other::Config, Some(&patch), 0)
+    }
+
+    /// Changes the run's metadata (name, tags, notes, group; see [`MetaPatch`]) with a `Meta` event at the
+    /// current step, so forks and rewinds cut it like config. Read it back with
+    /// [`Store::meta`](crate::Store::meta) or [`RunInfo::meta`](crate::RunInfo::meta).
+    pub fn set_meta(&mut self, patch: MetaPatch) -> Result<()> {
+        self.core().append_meta(&patch)
     }
 
     /// Sets explicit summary values; they override the automatic last-value summary.
