@@ -75,6 +75,34 @@ impl IndexEntry {
     }
 }
 
+/// Seed that sets a close record's CRC apart from an entry's: neither ever validates as the other.
+const CLOSE_SEED: &[u8; 8] = b"FLKCLOSE";
+
+/// Encodes a **close record** (64 bytes, format version 2): written after the last entry of an active segment's
+/// index when its writer closed cleanly (everything synced), it says the index is complete and durable for a
+/// segment of `seg_len` bytes. Bytes 0..8 `seg_len`, 8..16 `u64::MAX` (no entry has that offset), 16..60 zero
+/// but bit 31 of the flags word at 56..60, 60..64 CRC(salt ‖ `FLKCLOSE` ‖ bytes 0..60).
+pub fn encode_close_record(salt: u64, seg_len: u64) -> [u8; INDEX_ENTRY_LEN] {
+    let mut e = [0u8; INDEX_ENTRY_LEN];
+    e[0..8].copy_from_slice(&seg_len.to_le_bytes());
+    e[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+    e[56..60].copy_from_slice(&(1u32 << 31).to_le_bytes());
+    let c = crc(&[&salt.to_le_bytes(), CLOSE_SEED, &e[..60]]);
+    e[60..64].copy_from_slice(&c.to_le_bytes());
+    e
+}
+
+/// The segment length a valid close record at the end of index file `bytes` names (`None` without one).
+pub fn close_record(salt: u64, bytes: &[u8]) -> Option<u64> {
+    let body = bytes.len().checked_sub(SMALL_HEADER_LEN)?;
+    if body == 0 || !body.is_multiple_of(INDEX_ENTRY_LEN) {
+        return None;
+    }
+    let e = &bytes[bytes.len() - INDEX_ENTRY_LEN..];
+    let seg_len = u64::from_le_bytes(e[0..8].try_into().ok()?);
+    (e == encode_close_record(salt, seg_len)).then_some(seg_len)
+}
+
 /// Encodes an index file header (32 bytes).
 pub fn encode_index_header(version: u32, seq: u32, salt: u64) -> Vec<u8> {
     let mut body = Vec::with_capacity(18);

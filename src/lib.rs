@@ -119,7 +119,7 @@ pub use info::{LineageEntry, RunInfo, RunState};
 pub use meta::{MetaPatch, RunMeta};
 pub use options::{Options, SyncPolicy, DEFAULT_BUFFER_SIZE, DEFAULT_SEGMENT_SIZE};
 pub use replay::{Events, History, HistoryOptions, RowRef};
-pub use report::{GcReport, Problem, ProblemKind, RecoveryReport, VerifyReport};
+pub use report::{GcReport, Problem, ProblemKind, RecoveryReport, RepairReport, VerifyReport};
 pub use store::Store;
 pub use value::{Key, Metrics, Value};
 pub use value_serde::{from_value, to_metrics, to_value};

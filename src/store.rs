@@ -21,7 +21,7 @@ use crate::info::{LineageEntry, RunInfo, RunState};
 use crate::meta::RunMeta;
 use crate::options::{Options, SyncPolicy};
 use crate::replay::{plan, EventStream, Events, History, HistoryOptions};
-use crate::report::{GcReport, VerifyReport};
+use crate::report::{GcReport, RepairReport, VerifyReport};
 use crate::scan::{own_position, prefix_stats, Ptr};
 use crate::stats::Stats;
 use crate::value::Value;
@@ -868,6 +868,36 @@ impl Store {
     pub fn gc(&self) -> Result<GcReport> {
         self.writable()?;
         crate::gc::collect(&self.inner)
+    }
+
+    /// Rebuilds derived files from the segments: every step index that [`verify`](Store::verify) finds damaged
+    /// or missing is rewritten (temp file, fsync, rename) with the entries its segment's frames call for, and
+    /// with its close record when its writer had closed cleanly. An active segment is fsynced first (index
+    /// entries vouch for durable bytes) under its run's lock (`RunBusy` while a writer has it). Segments are
+    /// never changed; torn tails are left for the next writer.
+    pub fn repair(&self) -> Result<RepairReport> {
+        self.writable()?;
+        let (_, rebuild) = crate::verify::check(&self.inner)?;
+        let vfs = &*self.cat().vfs;
+        let mut report = RepairReport::default();
+        for r in rebuild {
+            let _lock = if r.sealed { None } else { Some(self.inner.acquire_lock(&r.run)?) };
+            if !r.sealed {
+                let f = vfs.open(&r.seg, OpenMode::Read).map_err(|e| Error::io("opening", &r.seg, e))?;
+                f.sync_data().map_err(|e| Error::io("syncing", &r.seg, e))?;
+            }
+            let mut bytes = crate::index::encode_index_header(r.version, r.seq, r.salt);
+            for e in &r.entries {
+                bytes.extend_from_slice(&e.encode(r.salt));
+            }
+            if let Some(len) = r.closed_len {
+                bytes.extend_from_slice(&crate::index::encode_close_record(r.salt, len));
+            }
+            let dir = r.ipath.parent().unwrap_or(Path::new("."));
+            write_atomic(vfs, dir, &format::idx_name(r.version, r.seq), &bytes, true)?;
+            report.rebuilt.push(r.ipath);
+        }
+        Ok(report)
     }
 
     /// Checks every byte of every file; see [`VerifyReport`].

@@ -680,17 +680,38 @@ impl WriterCore {
         Ok(())
     }
 
-    /// Final flush (and sync unless the policy is `Never`), then release the run lock.
+    /// Final flush (and sync unless the policy is `Never`), then release the run lock. A clean close (every
+    /// event durable) appends a close record to the active segment's index: the index is then complete.
     pub(crate) fn close(&mut self) -> Result<()> {
         let mut res = Ok(());
         if !self.poisoned && !self.closed {
             res = if self.durable() { self.sync() } else { self.flush_frame() };
+            if res.is_ok() && !self.unsynced && self.buf_count == 0 {
+                res = self.write_close_record();
+            }
         }
         self.closed = true;
         if let Some(l) = self.lock.take() {
             let _ = l.unlock();
         }
         res
+    }
+}
+
+impl WriterCore {
+    /// Appends and fsyncs the close record of the active segment's index (docs/FORMAT.md, Step index; only in
+    /// version-2 segments). Called when every event is durable and its index entries are written.
+    fn write_close_record(&mut self) -> Result<()> {
+        let Some(seg) = self.seg.as_mut() else { return Ok(()) };
+        if seg.format < 2 || !seg.pending_idx.is_empty() {
+            return Ok(());
+        }
+        let rec = crate::index::encode_close_record(seg.salt, seg.len);
+        if let Err(e) = seg.idx.write_all_at(&rec, seg.idx_len).and_then(|_| seg.idx.sync_data()) {
+            let path = self.dir.join(format::idx_name(self.version, seg.seq));
+            return self.poison("writing the index close record", path, e);
+        }
+        Ok(())
     }
 }
 
