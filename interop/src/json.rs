@@ -1,11 +1,16 @@
 //! Conversion between forklog [`Value`]s and JSON, the tool's exchange format.
 //!
-//! Output rules (the CLI contract): integers stay JSON integers, finite floats print in their shortest
-//! round-trip form (`0.1`, `1.0`, `1e20`), and non-finite floats, which JSON cannot express as numbers,
-//! print as the strings `"NaN"`, `"Infinity"` and `"-Infinity"`. Bytes print as an array of integers.
+//! Output rules (the CLI contract, [`write_value`], [`write_row`]): integers stay JSON integers, finite floats
+//! print in their shortest round-trip form (`0.1`, `1.0`, `1e20`, `-0.0`), and non-finite floats, which JSON
+//! cannot express as numbers, print bare (`NaN`, `Infinity`, `-Infinity`, as Python's `json` module writes
+//! them) or, for strict consumers, as `null` or strings ([`NonFinite`]). Bytes print as an array of integers.
+//! The serde-based [`Json`], [`JsonMap`] and [`JsonRow`] (for serde users) print non-finite floats as strings.
 //!
-//! Input rules: a number that fits `i64` becomes [`Value::Int`], any other number [`Value::Float`];
-//! strings, booleans, `null`, arrays and objects map to `Str`, `Bool`, `Null`, `List` and `Map`.
+//! Input rules ([`parse`], [`parse_object`]): a number without fraction or exponent that fits `i64` becomes
+//! [`Value::Int`], any other number [`Value::Float`] (correctly rounded; `-0` is `-0.0`); bare `NaN`,
+//! `Infinity` and `-Infinity` are floats, while the strings `"NaN"` etc. stay strings; strings, booleans,
+//! `null`, arrays and objects map to `Str`, `Bool`, `Null`, `List` and `Map`. Only the canonical NaN survives
+//! JSON text (a NaN's payload bits cannot be spelled); the store keeps payloads.
 
 use std::collections::BTreeMap;
 
@@ -613,6 +618,63 @@ mod tests {
         ];
         for (v, want) in cases {
             assert_eq!(to_line(&Json(&v)), want);
+        }
+    }
+
+    #[test]
+    fn the_parser_reads_bare_non_finite_literals_and_keeps_strings() {
+        let text = r#" {"a": NaN, "b": Infinity, "c": -Infinity, "s": "NaN", "z": -0.0, "m": -0, "i": 7,
+            "u": 18446744073709551615, "e": "\u00e9\ud83d\ude00\n", "l": [1.5e3, true, null]} "#;
+        let Value::Map(m) = parse(text.as_bytes()).expect("valid") else { panic!("not a map") };
+        assert!(matches!(m["a"], Value::Float(x) if x.is_nan()));
+        assert_eq!(m["b"], Value::Float(f64::INFINITY));
+        assert_eq!(m["c"], Value::Float(f64::NEG_INFINITY));
+        assert_eq!(m["s"], Value::Str("NaN".into()));
+        assert!(matches!(m["z"], Value::Float(x) if x.to_bits() == (-0.0f64).to_bits()));
+        assert!(matches!(m["m"], Value::Float(x) if x.to_bits() == (-0.0f64).to_bits()));
+        assert_eq!(m["i"], Value::Int(7));
+        assert_eq!(m["u"], Value::Float(18446744073709551615.0));
+        assert_eq!(m["e"], Value::Str("\u{e9}\u{1f600}\n".into()));
+        assert_eq!(m["l"], Value::List(vec![Value::Float(1500.0), Value::Bool(true), Value::Null]));
+        let bad: [&[u8]; 12] = [
+            b"NaNx",
+            b"nan",
+            b"\"NaN",
+            b"[1,]",
+            b"{\"a\" 1}",
+            b"01",
+            b"1e400",
+            b"-",
+            br#""\ud800""#,
+            b"\"a\x01\"",
+            b"Infinityy",
+            b"[1] 2",
+        ];
+        for b in bad {
+            assert!(parse(b).is_err(), "{:?}", String::from_utf8_lossy(b));
+        }
+        let deep = "[".repeat(MAX_NESTING + 1) + &"]".repeat(MAX_NESTING + 1);
+        assert!(parse(deep.as_bytes()).is_err());
+        let ok = "[".repeat(MAX_NESTING) + &"]".repeat(MAX_NESTING);
+        assert!(parse(ok.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn the_writer_round_trips_through_the_parser() {
+        let vals = [0.1, -0.0, 1e20, 5e-324, f64::MAX, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1.0];
+        let s = Value::Str("q\"\\\u{1}\u{e9}".into());
+        for x in vals {
+            let v = Value::List(vec![Value::Float(x), s.clone()]);
+            let text = value_line(&v, NonFinite::Bare);
+            let Value::List(l) = parse(text.as_bytes()).expect("parses") else { panic!("not a list") };
+            match l[0] {
+                Value::Float(y) => assert!(y.to_bits() == x.to_bits() || (x.is_nan() && y.is_nan()), "{text}"),
+                ref other => panic!("{other:?}"),
+            }
+            assert_eq!(l[1], s);
+            for nf in [NonFinite::Null, NonFinite::String] {
+                assert!(serde_json::from_str::<serde_json::Value>(&value_line(&v, nf)).is_ok());
+            }
         }
     }
 

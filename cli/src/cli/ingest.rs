@@ -92,7 +92,16 @@ pub fn parse_line(bytes: &[u8]) -> Result<Option<Line>, String> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let entries = parse_object(bytes).map_err(|e: ParseError| e.to_string())?;
+    let entries = parse_object(bytes).map_err(|e: ParseError| {
+        // Valid JSON that is not an object is named as such; anything else is invalid JSON at a column.
+        let not_object = e.message == "expected a JSON object"
+            && forklog_interop::json::parse_with_depth(bytes, forklog_interop::json::MAX_NESTING).is_ok();
+        if not_object {
+            e.message
+        } else {
+            e.to_string()
+        }
+    })?;
     let mut row = Row { step: None, time: None, metrics: Metrics::new() };
     let (mut config, mut summary) = (None, None);
     let mut is_row = entries.is_empty();

@@ -277,7 +277,12 @@ pub fn import(dir: &Path, run: &str, file: &Path) -> Result<u8, CliError> {
     let store = open_store(dir)?;
     let mut ingest = leading.begin(&store, run, &start, None, false, Some(SyncPolicy::Never)).map_err(|e| {
         bar.finish_and_clear();
-        e.context(file.display())
+        // Errors of a line name the file; errors opening the run do not.
+        if e.message.as_deref().is_some_and(|m| m.starts_with("line ")) {
+            e.context(file.display())
+        } else {
+            e
+        }
     })?;
     let mut buf = Vec::new();
     loop {
