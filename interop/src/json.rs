@@ -328,12 +328,20 @@ pub fn parse(text: &[u8]) -> Result<Value, ParseError> {
 /// Like [`parse`], for a JSON object whose entries are wanted in input order (repeated keys kept as they
 /// come): the form a JSONL row is read in. Anything but an object is an error.
 pub fn parse_object(text: &[u8]) -> Result<Vec<(String, Value)>, ParseError> {
+    Ok(parse_object_spans(text)?.into_iter().map(|(k, v, _)| (k, v)).collect())
+}
+
+/// Like [`parse_object`], with the byte range of each entry's value in `text`: for callers that need a
+/// literal exactly (an integer beyond `i64`, such as a `u64` step, reads as a float).
+pub fn parse_object_spans(text: &[u8]) -> Result<Vec<(String, Value, std::ops::Range<usize>)>, ParseError> {
     let mut p = Parser { b: text, pos: 0, depth: 0, max_depth: MAX_NESTING };
     p.ws();
     if p.peek() != Some(b'{') {
         return Err(p.err("expected a JSON object"));
     }
-    let entries = p.object_entries()?;
+    let mut spans = Vec::new();
+    let entries = p.object_entries(Some(&mut spans))?;
+    let entries = entries.into_iter().zip(spans).map(|((k, v), r)| (k, v, r)).collect();
     p.ws();
     if p.pos != p.b.len() {
         return Err(p.err("trailing characters after the JSON value"));
@@ -388,7 +396,7 @@ impl Parser<'_> {
     fn value(&mut self) -> Result<Value, ParseError> {
         match self.peek() {
             None => Err(self.err("unexpected end of input")),
-            Some(b'{') => Ok(Value::Map(self.object_entries()?.into_iter().collect())),
+            Some(b'{') => Ok(Value::Map(self.object_entries(None)?.into_iter().collect())),
             Some(b'[') => self.array(),
             Some(b'"') => Ok(Value::Str(self.string()?)),
             Some(b't') => self.literal(b"true", Value::Bool(true)),
@@ -438,7 +446,10 @@ impl Parser<'_> {
         }
     }
 
-    fn object_entries(&mut self) -> Result<Vec<(String, Value)>, ParseError> {
+    fn object_entries(
+        &mut self,
+        mut spans: Option<&mut Vec<std::ops::Range<usize>>>,
+    ) -> Result<Vec<(String, Value)>, ParseError> {
         self.enter()?;
         let mut entries = Vec::new();
         self.ws();
@@ -459,7 +470,11 @@ impl Parser<'_> {
             }
             self.pos += 1;
             self.ws();
+            let start = self.pos;
             let v = self.value()?;
+            if let Some(s) = spans.as_deref_mut() {
+                s.push(start..self.pos);
+            }
             entries.push((k, v));
             self.ws();
             match self.peek() {

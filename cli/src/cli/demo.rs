@@ -36,7 +36,8 @@ fn prepare_dir(dir: &Path) -> Result<(), CliError> {
             .map_err(io_error)?;
         let ours = [MARKER, "forklog.store", "forklog.store.tmp", "runs"];
         let marked = fs::read_to_string(dir.join(MARKER)).is_ok_and(|t| t == MARKER_TEXT);
-        if !names.is_empty() && !(marked && names.iter().all(|n| ours.contains(&n.as_str()))) {
+        let previous_demo = marked && names.iter().all(|n| ours.contains(&n.as_str()));
+        if !names.is_empty() && !previous_demo {
             return Err(CliError::new(format!(
                 "refusing to use {}: it is neither empty nor a previous demo's store (choose another --dir)",
                 dir.display()

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use forklog::{Key, Metrics, RunWriter, Value};
 
 use super::CliError;
-use forklog_interop::json::{parse_object, ParseError};
+use forklog_interop::json::{parse_object, parse_object_spans, ParseError};
 
 /// Longest metric or config key the engine stores, in bytes.
 const MAX_KEY_LEN: usize = 64 << 10;
@@ -92,7 +92,7 @@ pub fn parse_line(bytes: &[u8]) -> Result<Option<Line>, String> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let entries = parse_object(bytes).map_err(|e: ParseError| {
+    let entries = parse_object_spans(bytes).map_err(|e: ParseError| {
         // Valid JSON that is not an object is named as such; anything else is invalid JSON at a column.
         let not_object = e.message == "expected a JSON object"
             && forklog_interop::json::parse_with_depth(bytes, forklog_interop::json::MAX_NESTING).is_ok();
@@ -105,19 +105,18 @@ pub fn parse_line(bytes: &[u8]) -> Result<Option<Line>, String> {
     let mut row = Row { step: None, time: None, metrics: Metrics::new() };
     let (mut config, mut summary) = (None, None);
     let mut is_row = entries.is_empty();
-    for (key, value) in entries {
+    for (key, value, span) in entries {
         match key.as_str() {
             "_config" => config = Some(patch("_config", value)?),
             "_summary" => summary = Some(patch("_summary", value)?),
             "_step" => {
                 is_row = true;
-                match value {
-                    Value::Int(step) if step >= 0 => row.step = Some(step as u64),
-                    // Integers past i64 are read as floats: accept the exact u64 ones.
-                    Value::Float(x) if x >= 9.2e18 && x < 18446744073709551616.0 && x.fract() == 0.0 => {
-                        row.step = Some(x as u64)
-                    }
-                    other => {
+                // Integers past i64 read as floats: take a u64 step from its literal, exactly.
+                let literal = std::str::from_utf8(&bytes[span]).ok().and_then(|t| t.parse::<u64>().ok());
+                match (value, literal) {
+                    (Value::Int(step), _) if step >= 0 => row.step = Some(step as u64),
+                    (Value::Float(_), Some(step)) => row.step = Some(step),
+                    (other, _) => {
                         return Err(format!(
                             "_step must be a non-negative integer, got {}",
                             forklog_interop::json::value_line(&other, Default::default())
