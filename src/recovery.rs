@@ -26,6 +26,8 @@ use crate::writer::{ActiveSeg, RunWriter, WriterCore};
 /// The active segment after recovery.
 pub(crate) struct Recovered {
     pub seg: Option<ActiveSeg>,
+    /// `Meta` events in the version's own data, when known (no data, or the last close record still holds).
+    pub own_meta: Option<u64>,
     pub own: Stats,
     pub next_seq: u32,
     pub report: Option<RecoveryReport>,
@@ -59,7 +61,7 @@ pub(crate) fn recover_active(inner: &StoreInner, view: &VersionView) -> Result<R
     let mut report: Option<RecoveryReport> = None;
     loop {
         if segs == 0 {
-            return Ok(Recovered { seg: None, own: Stats::default(), next_seq: 0, report });
+            return Ok(Recovered { seg: None, own_meta: Some(0), own: Stats::default(), next_seq: 0, report });
         }
         let seq = segs - 1;
         let path = view.seg_path(seq);
@@ -118,8 +120,12 @@ fn recover_segment(
     // What survived is made durable, so the frames appended next can say so (their `synced_len`).
     file.sync_data().map_err(|e| Error::io("syncing", &path, e))?;
     inner.catalog.known.note(&Known::key(view, seq), valid, valid);
-    // 2. Keep the index entries that match frames; decode only the frames after the last one.
+    // 2. Keep the index entries that match frames; decode only the frames after the last one. A close record
+    // whose segment length is still the segment's says how many Meta events the version holds.
     let ipath = view.idx_path(seq);
+    let own_meta = crate::index::read_close_record(vfs, &ipath, header.salt)
+        .filter(|c| c.seg_len == valid && c.seg_len == len)
+        .and_then(|c| c.meta_events);
     let mut kept: Vec<IndexEntry> = Vec::new();
     let mut rewrite = false;
     match IndexReader::open(vfs, &ipath, view.version, seq, header.salt, false) {
@@ -206,6 +212,7 @@ fn recover_segment(
             pending_idx: Vec::new(),
             format: seg_format,
         }),
+        own_meta,
         own,
         next_seq: seq + 1,
         report,
@@ -247,6 +254,7 @@ pub(crate) fn seal_for_rewind(inner: &StoreInner, view: &VersionView) -> Result<
     let rec = recover_active(inner, view)?;
     if let Some(seg) = rec.seg {
         let path = view.seg_path(seg.seq);
+        // Recovery dropped a close record: a sealed index holds entries only.
         seg.file.sync_data().map_err(|e| Error::io("syncing", &path, e))?;
         seg.idx.sync_data().map_err(|e| Error::io("syncing index of", &path, e))?;
     }
@@ -273,6 +281,7 @@ pub(crate) fn open_writer(inner: &Arc<StoreInner>, view: &VersionView, lock: Box
     core.keys_file = keys_file;
     core.keys_len = keys_len;
     core.seg = rec.seg;
+    core.own_meta = rec.own_meta;
     core.next_seq = rec.next_seq;
     core.own = rec.own;
     let inherited = view.header.base.as_ref().map(|b| b.inherited).unwrap_or_default();

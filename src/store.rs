@@ -762,8 +762,21 @@ impl Store {
 
     /// The metadata of a version's visible history.
     fn meta_of(&self, view: &VersionView) -> Result<RunMeta> {
-        let pieces = plan(self.cat(), view, false)?;
+        let mut pieces = plan(self.cat(), view, false)?;
+        // Versions whose close record says their own data holds no Meta event need no walk.
+        pieces.retain(|p| !self.no_meta_events(&p.view));
         crate::meta::collect(EventStream::new(self.inner.catalog.clone(), pieces, None, None))
+    }
+
+    /// True when `view`'s own data surely holds no `Meta` event: it has none, or the close record of its last
+    /// segment (whose length is still the one recorded) counts none.
+    fn no_meta_events(&self, view: &VersionView) -> bool {
+        let Some(last) = view.segs.checked_sub(1) else { return true };
+        let vfs = &*self.cat().vfs;
+        let salt = format::segment_salt(view.header.nonce, last);
+        let Some(close) = crate::index::read_close_record(vfs, &view.idx_path(last), salt) else { return false };
+        let seg_len = vfs.open(&view.seg_path(last), OpenMode::Read).and_then(|f| f.len()).ok();
+        close.meta_events == Some(0) && seg_len == Some(close.seg_len)
     }
 
     /// The run's metadata (name, tags, notes, group): every [`MetaPatch`](crate::MetaPatch) of its visible
@@ -890,8 +903,8 @@ impl Store {
             for e in &r.entries {
                 bytes.extend_from_slice(&e.encode(r.salt));
             }
-            if let Some(len) = r.closed_len {
-                bytes.extend_from_slice(&crate::index::encode_close_record(r.salt, len));
+            if let Some(c) = r.closed {
+                bytes.extend_from_slice(&crate::index::encode_close_record(r.salt, c));
             }
             let dir = r.ipath.parent().unwrap_or(Path::new("."));
             write_atomic(vfs, dir, &format::idx_name(r.version, r.seq), &bytes, true)?;

@@ -20,8 +20,10 @@ use crate::store::StoreInner;
 struct Checker<'a> {
     inner: &'a StoreInner,
     report: VerifyReport,
-    /// Indexes found damaged or missing, with what they should hold: what [`repair`] rewrites.
+    /// Indexes found damaged or missing, with what they should hold: what [`repair`](crate::Store::repair) rewrites.
     rebuild: Vec<Rebuild>,
+    /// `Meta` events met so far in the current version's own data (checked against its close record).
+    meta_seen: u64,
 }
 
 /// A step index to rewrite from its segment.
@@ -42,8 +44,8 @@ pub(crate) struct Rebuild {
     pub salt: u64,
     /// Whether the segment is sealed.
     pub sealed: bool,
-    /// For a cleanly closed active segment: its length (the close record to write back).
-    pub closed_len: Option<u64>,
+    /// For a cleanly closed active segment: the close record to write back.
+    pub closed: Option<crate::index::Close>,
 }
 
 /// Why an index problem is worth a repair rather than alarm about the data.
@@ -133,6 +135,9 @@ impl Checker<'_> {
                     self.problem(&path, off, ProblemKind::Corrupt, "an event uses a key id missing from the key table");
                 }
                 inseg.push(ev);
+                if matches!(ev, crate::codec::RawEvent::Meta { .. }) {
+                    self.meta_seen += 1;
+                }
                 if pins.contains(end) {
                     found.push(*end);
                 }
@@ -165,7 +170,7 @@ impl Checker<'_> {
             entries: expected.clone(),
             salt: header.salt,
             sealed,
-            closed_len: None,
+            closed: None,
         };
         if !vfs.exists(&ipath) {
             if sealed {
@@ -179,9 +184,20 @@ impl Checker<'_> {
         let closed = (!sealed && clean_end && format >= 2)
             .then(|| crate::index::close_record(header.salt, &bytes))
             .flatten()
-            .filter(|l| *l == len);
-        if let Some(l) = closed {
-            rebuild.closed_len = Some(l);
+            .filter(|c| c.seg_len == len);
+        if let Some(c) = closed {
+            rebuild.closed = Some(crate::index::Close { seg_len: c.seg_len, meta_events: Some(self.meta_seen) });
+            if c.meta_events.is_some_and(|n| n != self.meta_seen) {
+                let at = (bytes.len() - format::INDEX_ENTRY_LEN) as u64;
+                let msg = format!(
+                    "the close record counts {} Meta events, the version's data holds {}; {DERIVED}",
+                    c.meta_events.unwrap_or_default(),
+                    self.meta_seen
+                );
+                self.problem(&ipath, at, ProblemKind::Corrupt, msg);
+                self.rebuild.push(rebuild);
+                return found;
+            }
             let body = &bytes[..bytes.len() - format::INDEX_ENTRY_LEN];
             match parse_index(&ipath, body, view.version, seq, header.salt, true) {
                 Ok(entries) if entries == expected => {}
@@ -249,7 +265,7 @@ pub(crate) fn verify(inner: &StoreInner) -> Result<VerifyReport> {
 /// Verifies every file of the store; also returns the indexes a repair would rewrite.
 pub(crate) fn check(inner: &StoreInner) -> Result<(VerifyReport, Vec<Rebuild>)> {
     let cat = &inner.catalog;
-    let mut c = Checker { inner, report: VerifyReport::default(), rebuild: Vec::new() };
+    let mut c = Checker { inner, report: VerifyReport::default(), rebuild: Vec::new(), meta_seen: 0 };
     let store_file = inner.root.join(format::STORE_FILE);
     if let Some(b) = c.read(&store_file) {
         if let Err(e) = format::check_fixed_header(&store_file, &b, format::STORE_FILE_LEN, &format::STORE_MAGIC) {
@@ -326,6 +342,7 @@ pub(crate) fn check(inner: &StoreInner) -> Result<(VerifyReport, Vec<Rebuild>)> 
                     }
                 }
             }
+            c.meta_seen = 0;
             for seq in 0..view.segs {
                 let key = (id.clone(), *v, seq);
                 let want: Vec<u64> = pins.get(&key).map(|p| p.iter().map(|(o, _)| *o).collect()).unwrap_or_default();

@@ -93,6 +93,9 @@ pub(crate) struct WriterCore {
     scratch_ids: Vec<u32>,
     /// The buffer holds an event kind of format version 2 (a `Meta` event).
     buf_needs_v2: bool,
+    /// `Meta` events in this version's own data, written or buffered (`None`: unknown, e.g. a resumed version
+    /// whose last writer did not close cleanly). Recorded in the close record.
+    pub own_meta: Option<u64>,
     frame: Vec<u8>,
     pub policy: SyncPolicy,
     pub last_sync: Instant,
@@ -158,6 +161,7 @@ impl WriterCore {
             buf_template: Vec::new(),
             scratch_ids: Vec::new(),
             buf_needs_v2: false,
+            own_meta: None,
             frame: Vec::new(),
             policy,
             last_sync: Instant::now(),
@@ -479,6 +483,9 @@ impl WriterCore {
         let step = self.current_step();
         self.push(&EncEvent::Meta { step, patch })?;
         self.buf_needs_v2 = true;
+        if let Some(n) = &mut self.own_meta {
+            *n += 1;
+        }
         if self.buf.len() >= self.buffer_size {
             self.flush_frame()?;
         }
@@ -706,7 +713,8 @@ impl WriterCore {
         if seg.format < 2 || !seg.pending_idx.is_empty() {
             return Ok(());
         }
-        let rec = crate::index::encode_close_record(seg.salt, seg.len);
+        let close = crate::index::Close { seg_len: seg.len, meta_events: self.own_meta };
+        let rec = crate::index::encode_close_record(seg.salt, close);
         if let Err(e) = seg.idx.write_all_at(&rec, seg.idx_len).and_then(|_| seg.idx.sync_data()) {
             let path = self.dir.join(format::idx_name(self.version, seg.seq));
             return self.poison("writing the index close record", path, e);

@@ -107,3 +107,46 @@ fn damage_in_a_sealed_index_is_reported_as_derived_and_repaired() {
     store.repair().unwrap();
     assert_eq!(fs::read(&idx).unwrap(), before);
 }
+
+/// SplitMix64's finalizer (docs/FORMAT.md).
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[test]
+fn a_close_record_that_miscounts_metadata_is_corruption_and_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut w = store.create_run("r").unwrap();
+    w.set_meta(forklog::MetaPatch::new().name("x")).unwrap();
+    w.log(metrics! { "a" => 1.0 }).unwrap();
+    w.finish(0).unwrap();
+    let run = dir.path().join("runs/r");
+    let head = fs::read(run.join("v0.head")).unwrap();
+    let nonce = forklog::internals::VersionHeader::decode(&run.join("v0.head"), &head).unwrap().nonce;
+    let salt = mix(nonce ^ mix(1));
+    let idx = run.join("v0-0.idx");
+    let good = fs::read(&idx).unwrap();
+    // Rewrite the close record with a count of 0 and a valid CRC (as FORMAT.md specifies it).
+    let mut b = good.clone();
+    let at = b.len() - 64;
+    assert_eq!(b[at + 16..at + 24], 1u64.to_le_bytes(), "the close record counts one Meta event");
+    b[at + 16..at + 24].copy_from_slice(&0u64.to_le_bytes());
+    let mut h = crc32fast::Hasher::new();
+    h.update(&salt.to_le_bytes());
+    h.update(b"FLKCLOSE");
+    h.update(&b[at..at + 60]);
+    let crc = h.finalize();
+    b[at + 60..].copy_from_slice(&crc.to_le_bytes());
+    fs::write(&idx, &b).unwrap();
+    let report = store.verify().unwrap();
+    let p = report.problems.iter().find(|p| p.file == idx).expect("reported");
+    assert_eq!((p.kind, p.offset), (ProblemKind::Corrupt, at as u64));
+    store.repair().unwrap();
+    assert_eq!(fs::read(&idx).unwrap(), good);
+    assert!(store.verify().unwrap().is_clean());
+    assert_eq!(store.meta("r").unwrap().name.as_deref(), Some("x"));
+}
