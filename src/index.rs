@@ -197,13 +197,15 @@ impl IndexReader {
         if sealed && !body.is_multiple_of(INDEX_ENTRY_LEN as u64) {
             return Err(Error::corrupt(path, source.len(), "partial entry at the end of a sealed index"));
         }
-        let mut r = IndexReader {
-            path: path.to_path_buf(),
-            source,
-            salt,
-            count: (body / INDEX_ENTRY_LEN as u64) as usize,
-            sealed,
-        };
+        let mut count = (body / INDEX_ENTRY_LEN as u64) as usize;
+        // A close record after the last entry is not an entry.
+        if count > 0 {
+            let at = (SMALL_HEADER_LEN + (count - 1) * INDEX_ENTRY_LEN) as u64;
+            if source.get(path, at, INDEX_ENTRY_LEN)?.is_some_and(|e| decode_close(salt, e).is_some()) {
+                count -= 1;
+            }
+        }
+        let mut r = IndexReader { path: path.to_path_buf(), source, salt, count, sealed };
         if !sealed && r.count > 0 && r.get(r.count - 1).is_err() {
             r.count -= 1;
         }
@@ -288,7 +290,11 @@ pub fn parse_index(
         return Err(Error::corrupt(path, 0, "index header names another segment"));
     }
     let mut entries: Vec<IndexEntry> = Vec::new();
-    let body = &bytes[SMALL_HEADER_LEN..];
+    let mut body = &bytes[SMALL_HEADER_LEN..];
+    if close_record(salt, bytes).is_some() {
+        // A close record after the last entry is not an entry.
+        body = &body[..body.len() - INDEX_ENTRY_LEN];
+    }
     let full = body.len() / INDEX_ENTRY_LEN;
     for i in 0..full {
         let at = (SMALL_HEADER_LEN + i * INDEX_ENTRY_LEN) as u64;

@@ -254,8 +254,14 @@ pub(crate) fn seal_for_rewind(inner: &StoreInner, view: &VersionView) -> Result<
     let rec = recover_active(inner, view)?;
     if let Some(seg) = rec.seg {
         let path = view.seg_path(seg.seq);
-        // Recovery dropped a close record: a sealed index holds entries only.
         seg.file.sync_data().map_err(|e| Error::io("syncing", &path, e))?;
+        if seg.format >= 2 {
+            // Everything is durable and complete: the archived version keeps a close record (recovery dropped
+            // the old one), with its count of Meta events when known.
+            let close = crate::index::Close { seg_len: seg.len, meta_events: rec.own_meta };
+            let bytes = crate::index::encode_close_record(seg.salt, close);
+            seg.idx.write_all_at(&bytes, seg.idx_len).map_err(|e| Error::io("writing index of", &path, e))?;
+        }
         seg.idx.sync_data().map_err(|e| Error::io("syncing index of", &path, e))?;
     }
     Ok(())

@@ -181,7 +181,7 @@ impl Checker<'_> {
             return found;
         }
         let Some(bytes) = self.read(&ipath) else { return found };
-        let closed = (!sealed && clean_end && format >= 2)
+        let closed = (clean_end && format >= 2)
             .then(|| crate::index::close_record(header.salt, &bytes))
             .flatten()
             .filter(|c| c.seg_len == len);

@@ -116,3 +116,22 @@ fn listings_skip_versions_whose_close_record_counts_no_metadata() {
     assert!(store.history("plain").unwrap().any(|r| r.is_err()));
     assert!(store.info("tagged").unwrap_err().is_corruption());
 }
+
+#[test]
+fn an_archived_version_keeps_its_close_record_and_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with(dir.path(), forklog::Options::default().buffer_size(1024)).unwrap();
+    let mut w = store.create_run("r").unwrap();
+    for i in 0..600 {
+        w.log(metrics! { "x" => f64::from(i) }).unwrap();
+    }
+    w.finish(0).unwrap();
+    let mut r = store.rewind("r", 100).unwrap();
+    r.set_meta(MetaPatch::new().group("g")).unwrap();
+    drop(r);
+    // r@v0 is archived (its segments sealed) and still closed: its listing needs no walk of its data.
+    damage_first_frame(dir.path(), "r");
+    assert_eq!(store.info("r@v0").unwrap().meta, RunMeta::default());
+    assert_eq!(store.info("r").unwrap().meta.group.as_deref(), Some("g"));
+    assert_eq!(store.history("r@v0").unwrap().filter(|r| r.is_err()).count(), 1);
+}
