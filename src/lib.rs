@@ -100,7 +100,7 @@ pub mod internals {
     // For the fuzz targets (fuzz/): the engine's own frame decoding path, the payload encoder for
     // round-trip checks, and what a harness needs to build CRC-valid frames and index entries.
     pub use crate::codec::{encode_event, encode_prefix, DecodeError, EncEvent, RawEvent};
-    pub use crate::index::IndexEntry;
+    pub use crate::index::{close_record, encode_close_record, Close, IndexEntry};
     pub use crate::scan::frame_events;
     pub use crate::segment::frame_header;
     pub use crate::stats::Stats;
