@@ -107,7 +107,7 @@ fn parquet_and_arrow_equal_history() {
     let (dir, store) = sample();
     let runs = vec!["base".to_string(), "fork".to_string(), "base@v0".to_string()];
     for flat in [false, true] {
-        let opts = ExportOptions { flat };
+        let opts = ExportOptions { flat, ..Default::default() };
         let pq = dir.path().join(format!("out-{flat}.parquet"));
         let summary = export::export_parquet(&store, &runs, &pq, &opts).unwrap();
         let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(File::open(&pq).unwrap())
@@ -214,7 +214,7 @@ fn float_only_fast_path_equals_history() {
     for (runs, flat) in [(vec!["a", "b"], false), (vec!["a", "f", "b"], true)] {
         let names: Vec<String> = runs.iter().map(|r| r.to_string()).collect();
         let pq = dir.path().join(format!("fast-{flat}.parquet"));
-        export::export_parquet(&store, &names, &pq, &ExportOptions { flat }).unwrap();
+        export::export_parquet(&store, &names, &pq, &ExportOptions { flat, ..Default::default() }).unwrap();
         let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(File::open(&pq).unwrap())
             .unwrap()
             .build()

@@ -166,6 +166,15 @@ fn wandb_offline_runs_with_fork_and_rewind() {
         assert!(*time >= window.0 && *time <= window.1);
         assert!(metrics.keys().any(|k| k.starts_with("proc.") || k.starts_with("memory") || k.starts_with("disk")));
     }
+    // Display name, tags, notes, group → run metadata; other run-record fields as key=value tags.
+    let meta = store.meta("base-run-a@v0").unwrap();
+    assert_eq!(meta.name.as_deref(), runs[0]["display_name"].as_str());
+    assert_eq!(meta.notes.as_deref(), runs[0]["notes"].as_str());
+    assert_eq!(meta.group.as_deref(), runs[0]["group"].as_str());
+    for t in runs[0]["tags"].as_array().unwrap() {
+        assert!(meta.has_tag(t.as_str().unwrap()), "{t}");
+    }
+    assert!(meta.has_tag("wandb.project=forklog-fixture"), "{:?}", meta.tags);
     assert!(store.verify().unwrap().is_clean());
 }
 
@@ -428,6 +437,12 @@ fn mlflow_file_store_and_sqlite_with_a_resumed_run() {
                 _ => 1,
             };
             assert_eq!(finish_code(&store, id), Some(code), "{backend} {id}");
+            // Run name → display name; every tag kept as key=value.
+            let meta = store.meta(id).unwrap();
+            assert_eq!(meta.name.as_deref(), run["name"].as_str(), "{backend} {id}");
+            for (k, v) in run["tags"].as_object().unwrap() {
+                assert!(meta.has_tag(&format!("{k}={}", v.as_str().unwrap())), "{backend} {id}: {:?}", meta.tags);
+            }
             // system/* metrics → System samples (both sessions' samples stay in the archived version).
             let mut sys: Vec<f64> = Vec::new();
             for k in 0..n {
@@ -483,6 +498,8 @@ fn trackio_project_with_a_resumed_run() {
     for (k, v) in run["config"].as_object().unwrap() {
         assert_eq!(cfg.get(k), Some(&jv(v)), "config {k}");
     }
+    assert_eq!(store.meta(id).unwrap().name.as_deref(), Some(id));
+    assert!(store.meta(id).unwrap().has_tag("trackio.project=fixture"));
 }
 
 #[test]

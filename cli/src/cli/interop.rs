@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use forklog_interop::export::{self, ExportFormat as Fmt, ExportOptions};
 use forklog_interop::import::{self, ImportOptions, SourceFormat};
+use forklog_interop::json::NonFinite;
 
 use super::args::{ExportArgs, ExportFormat, ImportArgs, ImportFormat};
 use super::{open_existing, open_store, stdout_error, CliError, EXIT_OK};
@@ -57,14 +58,14 @@ pub fn import(dir: &Path, a: ImportArgs) -> Result<u8, CliError> {
 }
 
 /// `forklog export`.
-pub fn export(dir: &Path, a: ExportArgs) -> Result<u8, CliError> {
+pub fn export(dir: &Path, a: ExportArgs, nf: NonFinite) -> Result<u8, CliError> {
     let Some((out, runs)) = a.args.split_last() else {
         return Err(CliError::new("export takes RUN... OUT"));
     };
     let out = PathBuf::from(out);
     if a.format == ExportFormat::Jsonl && a.tree.is_none() && !a.flat && runs.len() == 1 {
         // The original `export RUN FILE`: the run's history as `forklog history` prints it.
-        return super::history::export(dir, &runs[0], &out);
+        return super::history::export(dir, &runs[0], &out, nf);
     }
     let store = open_existing(dir)?;
     let mut all: Vec<String> = runs.to_vec();
@@ -85,7 +86,7 @@ pub fn export(dir: &Path, a: ExportArgs) -> Result<u8, CliError> {
         ExportFormat::Arrow => Fmt::Arrow,
         ExportFormat::Tensorboard => Fmt::Tensorboard,
     };
-    export::export_runs(&store, &all, format, &out, &ExportOptions { flat: a.flat })
+    export::export_runs(&store, &all, format, &out, &ExportOptions { flat: a.flat, nonfinite: nf })
         .map_err(|e| CliError::new(format!("export to {}: {e}", out.display())))?;
     Ok(EXIT_OK)
 }

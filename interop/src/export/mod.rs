@@ -53,6 +53,8 @@ pub enum ExportFormat {
 pub struct ExportOptions {
     /// Label rows with the exported run's id and write each run's whole history (see the module docs).
     pub flat: bool,
+    /// How JSON Lines exports spell non-finite floats (as `forklog history --json-nonfinite`).
+    pub nonfinite: crate::json::NonFinite,
 }
 
 /// What an export wrote.

@@ -3,31 +3,9 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 
-use forklog::{Store, Value};
-use serde::ser::{SerializeMap, Serializer};
-use serde::Serialize;
-
 use super::{for_each_row, ExportError, ExportFormat, ExportOptions, ExportSummary, Schema};
-use crate::json::{float_text, to_line, Json, Time};
-
-/// A borrowed row with its `_run` label, serialized as one JSONL object.
-struct Line<'a> {
-    label: &'a str,
-    row: &'a forklog::RowRef<'a>,
-}
-
-impl Serialize for Line<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(None)?;
-        map.serialize_entry("_step", &self.row.step)?;
-        map.serialize_entry("_timestamp", &Time(self.row.time))?;
-        for (k, v) in self.row.metrics() {
-            map.serialize_entry(k, &Json(v))?;
-        }
-        map.serialize_entry("_run", self.label)?;
-        map.end()
-    }
-}
+use crate::json::{float_text, to_line, write_f64, write_str, write_value, Json};
+use forklog::{Store, Value};
 
 /// A CSV cell: quoted when it holds a comma, quote or line break.
 fn cell(out: &mut Vec<u8>, text: &str) {
@@ -82,10 +60,19 @@ pub fn write(
         }
         line.clear();
         if format == ExportFormat::Jsonl {
-            if let Err(e) = serde_json::to_writer(&mut line, &Line { label, row }) {
-                err = Some(std::io::Error::other(e));
-                return;
+            line.extend_from_slice(b"{\"_step\":");
+            line.extend_from_slice(row.step.to_string().as_bytes());
+            line.extend_from_slice(b",\"_timestamp\":");
+            write_f64(&mut line, row.time, opts.nonfinite);
+            for (k, v) in row.metrics() {
+                line.push(b',');
+                write_str(&mut line, k);
+                line.push(b':');
+                write_value(&mut line, v, opts.nonfinite);
             }
+            line.extend_from_slice(b",\"_run\":");
+            write_str(&mut line, label);
+            line.push(b'}');
         } else {
             cell(&mut line, label);
             line.push(b',');

@@ -496,7 +496,8 @@ fn apply_one(store: &Store, plan: RunPlan, id: &str, parent: Option<&str>) -> Re
     }
     .map_err(store_err)?;
     let created = matches!(plan.origin, Origin::New | Origin::Fork { .. });
-    match write_parts(store, writer, id, plan.parts) {
+    let patch = meta_patch(&plan.meta);
+    match write_parts(store, writer, id, patch, plan.parts) {
         Ok(()) => {}
         Err(e) => {
             if created {
@@ -518,8 +519,43 @@ fn apply_one(store: &Store, plan: RunPlan, id: &str, parent: Option<&str>) -> Re
     })
 }
 
+/// The engine's metadata patch for a source's [`RunMeta`]: display name, notes, group and tags as they are;
+/// every other field (`extra`: MLflow tags, W&B entity/project/..., trackio project/run id) as a `key=value`
+/// tag, so nothing is dropped. `None` when there is nothing to set.
+pub fn meta_patch(meta: &RunMeta) -> Option<forklog::MetaPatch> {
+    if meta.is_empty() {
+        return None;
+    }
+    let mut p = forklog::MetaPatch::new();
+    if let Some(n) = &meta.display_name {
+        p = p.name(n.clone());
+    }
+    if let Some(n) = &meta.notes {
+        p = p.notes(n.clone());
+    }
+    if let Some(g) = &meta.group {
+        p = p.group(g.clone());
+    }
+    for t in &meta.tags {
+        p = p.tag(t.clone());
+    }
+    for (k, v) in &meta.extra {
+        p = p.tag(format!("{k}={v}"));
+    }
+    Some(p)
+}
+
 /// Writes the parts of a plan through `writer` (rewinding between parts) and syncs.
-fn write_parts(store: &Store, writer: RunWriter, id: &str, parts: Vec<Part>) -> forklog::Result<()> {
+fn write_parts(
+    store: &Store,
+    mut writer: RunWriter,
+    id: &str,
+    meta: Option<forklog::MetaPatch>,
+    parts: Vec<Part>,
+) -> forklog::Result<()> {
+    if let Some(m) = meta {
+        writer.set_meta(m)?;
+    }
     let mut writer = Some(writer);
     for (i, part) in parts.into_iter().enumerate() {
         let mut w = match (i, writer.take(), part.rewind_at) {
