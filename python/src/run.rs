@@ -7,7 +7,7 @@
 use std::sync::{Mutex, MutexGuard};
 
 use forklog::RunWriter;
-use numpy::{PyReadonlyArray1, PyUntypedArrayMethods};
+use numpy::PyReadonlyArray1;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
@@ -188,13 +188,6 @@ impl Run {
             let arr: PyReadonlyArray1<'_, f64> = arr.extract().map_err(|_| {
                 type_error(format!("log_columns: column {key:?} must be 1-dimensional; nothing was written"))
             })?;
-            if arr.len() != steps_u.len() {
-                return Err(value_error(format!(
-                    "log_columns: column {key:?} has {} values for {} steps; nothing was written",
-                    arr.len(),
-                    steps_u.len()
-                )));
-            }
             keys.push(key);
             arrays.push(arr);
         }

@@ -114,7 +114,8 @@ class Store(_native.Store):
         """The run's history as a ``pyarrow.Table``, one row per step: ``_step`` (int64), ``_timestamp``
         (float64) and one column per metric, null where a row has no value for it. A metric whose values
         are all floats (ints, bools) is a float64 (int64, bool) column; strings, bytes, lists and dicts
-        keep pyarrow's inferred type; a metric mixing incompatible types becomes JSON text. Needs pyarrow."""
+        keep pyarrow's inferred type; a metric mixing ints and floats is float64, one mixing other types (or
+        nested values pyarrow cannot type) becomes JSON text. Needs pyarrow."""
         import pyarrow as pa
 
         steps, times, cols = self._table(run, keys, from_step, to_step, own)
@@ -122,9 +123,16 @@ class Store(_native.Store):
         arrays = [pa.array(steps, type=pa.int64()), pa.array(times, type=pa.float64())]
         for key, kind, data, present in cols:
             if kind == "object":
-                try:
-                    arr = pa.array(data)
-                except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+                types = {type(v) for v in data if v is not None}
+                arr = None
+                if types <= {int, float} and types:
+                    arr = pa.array([None if v is None else float(v) for v in data], type=pa.float64())
+                elif len(types) <= 1:
+                    try:
+                        arr = pa.array(data)
+                    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+                        arr = None
+                if arr is None:
                     arr = pa.array([_json_text(v) for v in data], type=pa.string())
             else:
                 arr = pa.array(data, mask=~present)
