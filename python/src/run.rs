@@ -27,7 +27,12 @@ pub struct Run {
 /// What an operation on a finished run reports.
 fn finished_err(py: Python<'_>, id: &str) -> PyErr {
     let run = id.into_pyobject(py).map(|o| o.into_any()).unwrap_or_else(|_| py.None().into_bound(py));
-    errors::make(py, "RunFinished", &format!("run {id} is finished: init it again with resume=\"must\" to append"), &[("run", run)])
+    errors::make(
+        py,
+        "RunFinished",
+        &format!("run {id} is finished: init it again with resume=\"must\" to append"),
+        &[("run", run)],
+    )
 }
 
 /// A step argument: a non-negative int that fits int64.

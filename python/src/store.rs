@@ -255,6 +255,7 @@ impl Store {
     /// `own=True` leaves out the inherited prefix; `origin=True` adds `"_run": "ID@vK"`, the version each
     /// row is stored in.
     #[pyo3(signature = (run, keys=None, from_step=None, to_step=None, own=false, origin=false))]
+    #[allow(clippy::too_many_arguments)] // the Python signature
     fn history(
         &self,
         py: Python<'_>,
@@ -433,7 +434,12 @@ impl Store {
                 forklog::ProblemKind::TornTail => "torn tail",
                 _ => "corrupt",
             };
-            problems.append(problem.call1((p.file.to_string_lossy().to_string(), p.offset, kind, p.message.clone()))?)?;
+            problems.append(problem.call1((
+                p.file.to_string_lossy().to_string(),
+                p.offset,
+                kind,
+                p.message.clone(),
+            ))?)?;
         }
         let kw = PyDict::new(py);
         kw.set_item("files", r.files)?;
