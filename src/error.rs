@@ -79,7 +79,7 @@ pub enum Error {
         file: PathBuf,
         /// The version found in the file.
         found: u16,
-        /// The version this build writes.
+        /// The newest version this build reads (and the one it writes); it reads every version from 1.
         supported: u16,
     },
     /// A writer saw an I/O failure on write or fsync; it refuses every later call because what reached the
@@ -176,7 +176,7 @@ impl fmt::Display for Error {
                 supported,
             } => write!(
                 f,
-                "{} has format version {found}, this build reads version {supported}",
+                "{} has format version {found}, this build reads versions 1 to {supported}",
                 file.display()
             ),
             Error::Poisoned { run } => write!(

@@ -7,8 +7,22 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-/// The on-disk format version written by this build (in every file header).
-pub const FORMAT_VERSION: u16 = 1;
+/// The on-disk format version written by this build (in every file header it creates). See the "Format
+/// versions" section of docs/FORMAT.md: files are never rewritten to upgrade them, so a store mixes versions.
+pub const FORMAT_VERSION: u16 = 2;
+
+/// The oldest on-disk format version this build reads.
+pub const OLDEST_FORMAT_VERSION: u16 = 1;
+
+/// Whether this build reads files of format version `version`.
+pub fn is_readable_version(version: u16) -> bool {
+    (OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version)
+}
+
+/// The format version stored at bytes 8..10 of a file that starts with a magic (every forklog file does).
+pub fn stored_version(header: &[u8]) -> Option<u16> {
+    Some(u16::from_le_bytes([*header.get(8)?, *header.get(9)?]))
+}
 
 /// Magic of the store file `forklog.store`.
 pub const STORE_MAGIC: [u8; 8] = *b"FORKLOG\0";
@@ -182,17 +196,23 @@ pub fn check_fixed_header<'a>(file: &Path, bytes: &'a [u8], len: usize, magic: &
         return Err(Error::corrupt(file, 0, "header checksum mismatch"));
     }
     let version = u16::from_le_bytes([header[8], header[9]]);
-    if version != FORMAT_VERSION {
+    if !is_readable_version(version) {
         return Err(Error::UnsupportedFormat { file: file.to_path_buf(), found: version, supported: FORMAT_VERSION });
     }
     Ok(header)
 }
 
-/// Builds a fixed-size header: magic, format version, `body` (placed at offset 10), zero padding, CRC.
+/// Builds a fixed-size header: magic, this build's format version, `body` (placed at offset 10), zero
+/// padding, CRC.
 pub fn build_fixed_header(len: usize, magic: &[u8; 8], body: &[u8]) -> Vec<u8> {
+    build_fixed_header_version(len, magic, FORMAT_VERSION, body)
+}
+
+/// Builds a fixed-size header with an explicit format `version` (tests write older versions with it).
+pub fn build_fixed_header_version(len: usize, magic: &[u8; 8], version: u16, body: &[u8]) -> Vec<u8> {
     let mut out = vec![0u8; len];
     out[..8].copy_from_slice(magic);
-    out[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out[8..10].copy_from_slice(&version.to_le_bytes());
     out[10..10 + body.len()].copy_from_slice(body);
     let c = crc(&[&out[..len - 4]]);
     out[len - 4..].copy_from_slice(&c.to_le_bytes());

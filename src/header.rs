@@ -13,7 +13,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::format::{crc, Le, FORMAT_VERSION, HEAD_MAGIC, MAX_HEAD_BODY_LEN};
+use crate::format::{crc, is_readable_version, Le, FORMAT_VERSION, HEAD_MAGIC, MAX_HEAD_BODY_LEN};
 use crate::stats::Stats;
 
 /// Where a version's inherited events end.
@@ -103,7 +103,7 @@ impl VersionHeader {
         if crc(&[&bytes[..end]]) != stored {
             return Err(Error::corrupt(path, 0, "version header checksum mismatch"));
         }
-        if format != FORMAT_VERSION {
+        if !is_readable_version(format) {
             return Err(Error::UnsupportedFormat {
                 file: path.to_path_buf(),
                 found: format,

@@ -253,7 +253,18 @@ impl Store {
         let store_file = root.join(format::STORE_FILE);
         if vfs.exists(&store_file) {
             let bytes = read_all(&*vfs, &store_file)?;
-            format::check_fixed_header(&store_file, &bytes, format::STORE_FILE_LEN, &format::STORE_MAGIC)?;
+            let header = format::check_fixed_header(&store_file, &bytes, format::STORE_FILE_LEN, &format::STORE_MAGIC)?;
+            if format::stored_version(header).is_some_and(|v| v < format::FORMAT_VERSION) {
+                // A writable open of an older store: declare this build's format first (FORMAT.md, "Format
+                // versions"), so a build that reads only older versions refuses the store as a whole rather
+                // than a file it cannot read somewhere inside it. The body (creation time) is kept.
+                let upgraded = format::build_fixed_header(
+                    format::STORE_FILE_LEN,
+                    &format::STORE_MAGIC,
+                    &header[10..format::STORE_FILE_LEN - 4],
+                );
+                write_atomic(&*vfs, &root, format::STORE_FILE, &upgraded, true)?;
+            }
             if !vfs.exists(&runs_dir) {
                 vfs.create_dir_all(&runs_dir).map_err(|e| Error::io("creating", &runs_dir, e))?;
             }

@@ -1,0 +1,188 @@
+//! Invariant: a store written by the previous on-disk format (version 1) stays readable and writable by this
+//! build, value for value, and what this build adds to it verifies clean. `tests/fixtures/store-v1/store` was
+//! written by forklog at commit 11d7d7f (format version 1) with `tests/fixtures/store-v1/make_store_v1.rs`;
+//! the assertions below restate what that program logged. The fixture is copied before every test, so the
+//! committed bytes are never touched.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use forklog::{metrics, Error, HistoryOptions, RunState, Store, Value};
+
+/// The committed version-1 store.
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v1/store")
+}
+
+/// Copies a directory tree.
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).expect("mkdir");
+    for entry in fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// A private copy of the fixture.
+fn copy_of_fixture() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    copy_tree(&fixture(), &dir);
+    (tmp, dir)
+}
+
+/// The format version at bytes 8..10 of a file.
+fn file_version(path: &Path) -> u16 {
+    let b = fs::read(path).expect("read");
+    u16::from_le_bytes([b[8], b[9]])
+}
+
+/// The float `loss` of every row of a run's history, with its step.
+fn losses(store: &Store, run: &str) -> Vec<(u64, f64)> {
+    store
+        .history_with(run, &HistoryOptions::new().keys(["loss"]))
+        .expect("history")
+        .map(|r| {
+            let r = r.expect("row");
+            match r.metrics.get("loss") {
+                Some(Value::Float(x)) => (r.step, *x),
+                other => panic!("{run} step {}: loss is {other:?}", r.step),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn the_fixture_is_format_version_1() {
+    let runs = fixture().join("runs");
+    assert_eq!(file_version(&fixture().join("forklog.store")), 1);
+    for f in ["base/v0.head", "base/v0-0.seg", "base/v0-1.seg", "base/v0-0.idx", "base/v0.keys", "fork-a/v0-0.seg"] {
+        assert_eq!(file_version(&runs.join(f)), 1, "{f}");
+    }
+}
+
+#[test]
+fn every_value_of_a_version_1_store_reads_back() {
+    let (_tmp, dir) = copy_of_fixture();
+    let store = Store::open(&dir).expect("open a version-1 store");
+
+    // base@v0: 120 rows; loss = 1/(s+1); every 10th row also has an int epoch and a string phase.
+    let v0 = store.history("base@v0").expect("history").collect::<forklog::Result<Vec<_>>>().expect("rows");
+    assert_eq!(v0.len(), 120);
+    for (s, row) in v0.iter().enumerate() {
+        let f = s as f64;
+        assert_eq!(row.step, s as u64);
+        assert_eq!(row.metrics.get("loss"), Some(&Value::Float(1.0 / (f + 1.0))));
+        assert_eq!(row.metrics.get("acc"), Some(&Value::Float(f / 120.0)));
+        assert_eq!(row.metrics.get("gn"), Some(&Value::Float(f.sqrt())));
+        if s % 10 == 9 {
+            assert_eq!(row.metrics.get("epoch"), Some(&Value::Int((s / 10) as i64)));
+            let phase = if s < 60 { "warmup" } else { "main" };
+            assert_eq!(row.metrics.get("phase"), Some(&Value::Str(phase.into())));
+        } else {
+            assert_eq!(row.metrics.len(), 5, "step {s}");
+        }
+    }
+    // base (v1): rewound to 59, then loss = 2 + s for 60..80.
+    let base = losses(&store, "base");
+    assert_eq!(base.len(), 80);
+    assert_eq!(base[59], (59, 1.0 / 60.0));
+    assert_eq!(base[60], (60, 62.0));
+    assert_eq!(base[79], (79, 81.0));
+    // fork-a: base@v0 up to 99, then loss = -s for 100..110.
+    let a = losses(&store, "fork-a");
+    assert_eq!(a.len(), 110);
+    assert_eq!(a[99], (99, 0.01));
+    assert_eq!(a[100], (100, -100.0));
+    // fork-b: fork-a up to 104, then three rows by log_columns: 0.5, NaN, -0.0 (bits kept).
+    let b = losses(&store, "fork-b");
+    assert_eq!(b.len(), 108);
+    assert_eq!(b[104], (104, -104.0));
+    assert_eq!(b[105], (105, 0.5));
+    assert!(b[106].1.is_nan());
+    assert_eq!(b[107].1.to_bits(), (-0.0f64).to_bits());
+
+    // Config and summary patches, and the fork's inherited config.
+    let config = store.config("base").expect("config");
+    assert_eq!(config.get("lr"), Some(&Value::Float(0.1)));
+    assert_eq!(config.get("opt"), Some(&Value::Str("adam".into())));
+    assert_eq!(config.get("bs"), Some(&Value::Int(32)));
+    assert_eq!(store.config("fork-a").expect("config").get("lr"), Some(&Value::Float(0.01)));
+    let summary = store.summary("base@v0").expect("summary");
+    assert_eq!(summary.get("best"), Some(&Value::Float(0.25)));
+    assert_eq!(summary.get("note"), Some(&Value::Str("ok".into())));
+    assert_eq!(store.system("base@v0").expect("system").count(), 1);
+
+    // Listing: states, parents, the deleted run kept for its fork.
+    let info = store.info("fork-a").expect("info");
+    assert_eq!(info.parent.map(|p| p.to_string()), Some("base@v0".to_string()));
+    assert_eq!(info.fork_step, Some(99));
+    assert_eq!(info.state, RunState::Finished);
+    let last = store.events("fork-a").expect("events").last().expect("an event").expect("decoded");
+    assert!(matches!(last.event, forklog::Event::Finish { exit_code: 1, .. }), "{last:?}");
+    assert!(matches!(store.info("fork-b").expect("info").state, RunState::Crashed | RunState::Running));
+    let ids: Vec<String> = store.runs().expect("runs").into_iter().map(|r| r.id).collect();
+    assert_eq!(ids, ["base", "fork-a", "fork-b", "gone-child"]);
+    assert_eq!(store.history("gone-child").expect("history").count(), 3);
+    assert!(store.verify().expect("verify").is_clean());
+}
+
+#[test]
+fn a_version_1_store_takes_new_writes_and_declares_version_2() {
+    let (_tmp, dir) = copy_of_fixture();
+    let store = Store::open(&dir).expect("open");
+    // A writable open declares the newer format in the store file; existing files keep their version.
+    assert_eq!(file_version(&dir.join("forklog.store")), 2);
+    assert_eq!(file_version(&dir.join("runs/base/v0-0.seg")), 1);
+
+    // Fork from a version-1 parent, resume a version-1 run, rewind one: new files are version 2.
+    let mut f = store.fork("new-fork", &"fork-a?_step=102".parse().expect("spec")).expect("fork");
+    f.log(metrics! { "loss" => 7.5 }).expect("log");
+    f.finish(0).expect("finish");
+    assert_eq!(file_version(&dir.join("runs/new-fork/v0.head")), 2);
+    assert_eq!(file_version(&dir.join("runs/new-fork/v0-0.seg")), 2);
+    let l = losses(&store, "new-fork");
+    assert_eq!(l.len(), 104);
+    assert_eq!(l[102], (102, -102.0));
+    assert_eq!(l[103], (103, 7.5));
+
+    let mut b = store.resume("fork-b").expect("resume an unfinished version-1 run");
+    assert_eq!(b.next_step(), 108);
+    b.log(metrics! { "loss" => 1.25 }).expect("log");
+    b.finish(0).expect("finish");
+    assert_eq!(losses(&store, "fork-b").last(), Some(&(108, 1.25)));
+
+    let mut r = store.rewind("base", 10).expect("rewind");
+    r.log(metrics! { "loss" => 3.0 }).expect("log");
+    r.finish(0).expect("finish");
+    assert_eq!(file_version(&dir.join("runs/base/v2.head")), 2);
+    assert_eq!(losses(&store, "base").len(), 12);
+    assert_eq!(losses(&store, "base@v1").len(), 80);
+
+    assert!(store.verify().expect("verify").is_clean());
+    drop(store);
+    // And it all reads back after reopening.
+    let store = Store::open(&dir).expect("reopen");
+    assert_eq!(losses(&store, "new-fork").len(), 104);
+    assert!(store.verify().expect("verify").is_clean());
+}
+
+#[test]
+fn a_newer_format_than_this_build_is_refused() {
+    let (_tmp, dir) = copy_of_fixture();
+    let path = dir.join("forklog.store");
+    let mut b = fs::read(&path).expect("read");
+    b[8..10].copy_from_slice(&3u16.to_le_bytes());
+    let crc = crc32fast::hash(&b[..28]);
+    b[28..32].copy_from_slice(&crc.to_le_bytes());
+    fs::write(&path, &b).expect("write");
+    match Store::open(&dir) {
+        Err(Error::UnsupportedFormat { found: 3, supported: 2, .. }) => {}
+        other => panic!("expected UnsupportedFormat, got {:?}", other.map(|_| ())),
+    }
+}
