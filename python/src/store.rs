@@ -1,6 +1,6 @@
 //! `forklog.Store`: a directory of runs, and the reads over it (history, columns, tables, listings).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -88,6 +88,58 @@ fn keys_arg(keys: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<String>>> {
         Some(k) if k.is_instance_of::<PyString>() => Err(type_error("keys must be a list of str, not a str")),
         Some(k) => k.extract().map(Some).map_err(|_| type_error("keys must be a list of str")),
     }
+}
+
+/// The run's columns as `_step` and one NaN-filled float vector per metric, built from the engine's
+/// column chunks (`scan_columns`) straight into the vectors NumPy takes over. Metrics are sorted by name,
+/// or in the order of `keys` (each wanted key present, even if never logged); without `keys`, a metric that
+/// never had a numeric value is left out.
+fn gather_columns(
+    store: &forklog::Store,
+    run: &str,
+    opts: &HistoryOptions,
+    keys: Option<&[String]>,
+) -> forklog::Result<(Vec<i64>, Vec<(String, Vec<f64>)>)> {
+    let mut steps: Vec<i64> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut cols: Vec<(String, Vec<f64>)> = Vec::new();
+    // Whether a column got a number (a metric with only strings, lists, ... is no float column).
+    let mut numeric: Vec<bool> = Vec::new();
+    for k in keys.unwrap_or_default() {
+        if !index.contains_key(k) {
+            index.insert(k.clone(), cols.len());
+            cols.push((k.clone(), Vec::new()));
+            numeric.push(true);
+        }
+    }
+    store.scan_columns(run, opts, |chunk| {
+        let base = steps.len();
+        steps.extend(chunk.steps.iter().map(|s| *s as i64));
+        for col in &chunk.columns {
+            let i = match index.get(&*col.key) {
+                Some(i) => *i,
+                None => {
+                    index.insert(col.key.to_string(), cols.len());
+                    cols.push((col.key.to_string(), Vec::new()));
+                    numeric.push(false);
+                    cols.len() - 1
+                }
+            };
+            let v = &mut cols[i].1;
+            v.resize(base, f64::NAN);
+            v.extend(col.values.iter().map(|x| x.unwrap_or(f64::NAN)));
+            numeric[i] |= col.values.iter().any(Option::is_some);
+        }
+    })?;
+    let mut numeric = numeric.into_iter();
+    cols.retain(|_| numeric.next().unwrap_or(true));
+    for (_, v) in &mut cols {
+        v.resize(steps.len(), f64::NAN);
+    }
+    if keys.is_none() {
+        cols.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    Ok((steps, cols))
 }
 
 /// A forklog `RunInfo` as a `forklog.RunInfo`.
@@ -280,20 +332,9 @@ impl Store {
         run: &str,
         keys: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let opts = history_options(keys_arg(keys)?, None, None, false)?;
-        let cols = py
-            .detach(|| {
-                self.inner.columns(run, &opts).map(|c| {
-                    let steps: Vec<i64> = c.steps.iter().map(|s| *s as i64).collect();
-                    let values: Vec<(String, Vec<f64>)> = c
-                        .columns
-                        .iter()
-                        .map(|col| (col.key.to_string(), col.values.iter().map(|v| v.unwrap_or(f64::NAN)).collect()))
-                        .collect();
-                    (steps, values)
-                })
-            })
-            .py_err(py)?;
+        let keys = keys_arg(keys)?;
+        let opts = history_options(keys.clone(), None, None, false)?;
+        let cols = py.detach(|| gather_columns(&self.inner, run, &opts, keys.as_deref())).py_err(py)?;
         let out = PyDict::new(py);
         out.set_item("_step", PyArray1::from_vec(py, cols.0))?;
         for (k, v) in cols.1 {

@@ -352,3 +352,27 @@ def test_wandb_fork_seed_example(tmp_path, monkeypatch):
     assert [r["additional_metric"] for r in own[1::2]] == [i * 1.1 for i in range(200, 300)]
     assert store.info(run2.id).parent == f"{run1.id}@v0" and store.info(run2.id).fork_step == 200
     assert len(run1.id) == 8 and run1.id != run2.id
+
+
+def test_columns_filters_and_order(store):
+    with store.init("r") as run:
+        run.log({"b": 1.0})
+        run.log({"a": 2.0, "s": "text"})
+        for i in range(3000):  # more than one chunk of the engine's column scan
+            run.log({"b": float(i)} if i % 2 else {"c": float(i)})
+    cols = store.columns("r")
+    assert list(cols) == ["_step", "a", "b", "c"]
+    assert all(len(v) == 3002 for v in cols.values())
+    assert np.isnan(cols["c"][0]) and cols["c"][2] == 0.0 and np.isnan(cols["c"][3])
+    hist = list(store.history("r"))
+    for k in ("a", "b", "c"):
+        want = [r.get(k, math.nan) for r in hist]
+        assert np.array_equal(cols[k], np.array(want), equal_nan=True)
+    some = store.columns("r", keys=["c", "a"])
+    assert list(some) == ["_step", "c", "a"]
+    assert list(some["_step"]) == [r["_step"] for r in hist if "a" in r or "c" in r]
+    empty = store.columns("r", keys=["nothing"])
+    assert len(empty["_step"]) == 0
+    with store.init("blank"):
+        pass
+    assert list(store.columns("blank")) == ["_step"]
