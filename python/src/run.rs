@@ -16,7 +16,7 @@ use crate::errors::{self, type_error, value_error, PyResultExt};
 
 /// A run being written: returned by `Store.init`. Log rows with `log`, patch config and summary through
 /// `run.config` and `run.summary`, and end it with `finish` (or use it as a context manager).
-#[pyclass(frozen, module = "forklog._native")]
+#[pyclass(frozen, weakref, module = "forklog._native")]
 pub struct Run {
     writer: Mutex<Option<RunWriter>>,
     id: String,

@@ -90,6 +90,9 @@ fn keys_arg(keys: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<String>>> {
     }
 }
 
+/// A metric's name and its values, NaN where a row has none.
+type NamedColumn = (String, Vec<f64>);
+
 /// The run's columns as `_step` and one NaN-filled float vector per metric, built from the engine's
 /// column chunks (`scan_columns`) straight into the vectors NumPy takes over. Metrics are sorted by name,
 /// or in the order of `keys` (each wanted key present, even if never logged); without `keys`, a metric that
@@ -99,10 +102,10 @@ fn gather_columns(
     run: &str,
     opts: &HistoryOptions,
     keys: Option<&[String]>,
-) -> forklog::Result<(Vec<i64>, Vec<(String, Vec<f64>)>)> {
+) -> forklog::Result<(Vec<i64>, Vec<NamedColumn>)> {
     let mut steps: Vec<i64> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
-    let mut cols: Vec<(String, Vec<f64>)> = Vec::new();
+    let mut cols: Vec<NamedColumn> = Vec::new();
     // Whether a column got a number (a metric with only strings, lists, ... is no float column).
     let mut numeric: Vec<bool> = Vec::new();
     for k in keys.unwrap_or_default() {

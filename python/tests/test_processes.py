@@ -89,3 +89,22 @@ def test_sigkill_keeps_acked_steps(tmp_path, sync):
         run.log({"x": -1.0})
     assert store.verify().clean
     assert store.info("victim").state == "finished"
+
+
+def test_open_runs_are_finished_at_exit(tmp_path):
+    code = textwrap.dedent(
+        """
+        import sys, forklog
+        store = forklog.Store(sys.argv[1])
+        run = store.init("open")
+        for i in range(10):
+            run.log({"x": float(i)})
+        if sys.argv[2] == "raise":
+            raise SystemExit(3)
+        """
+    )
+    for mode in ("ok", "raise"):
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / mode), mode], check=False)
+        store = forklog.Store(tmp_path / mode)
+        assert [r["x"] for r in store.history("open")] == [float(i) for i in range(10)]
+        assert store.info("open").state == "finished"

@@ -16,7 +16,10 @@ W&B-style runs over a local store::
 
 from __future__ import annotations
 
+import atexit
 import os
+import sys
+import weakref
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from . import _native
@@ -99,9 +102,39 @@ def _json_text(value: Any) -> Optional[str]:
     return None if value is None else json.dumps(plain(value), sort_keys=True)
 
 
+# Runs still open when the interpreter exits are finished (exit code 1 after an uncaught exception, else 0),
+# as wandb does: their buffered rows reach the disk and the run reads as finished, not crashed.
+_open_runs: "weakref.WeakSet[Run]" = weakref.WeakSet()
+
+
+@atexit.register
+def _finish_open_runs() -> None:
+    code = 1 if getattr(sys, "last_value", None) is not None else 0
+    for run in list(_open_runs):
+        try:
+            run.finish(code)
+        except Error:
+            pass
+
+
 class Store(_native.Store):
     __doc__ = _native.Store.__doc__
     __slots__ = ()
+
+    def init(
+        self,
+        id: Optional[str] = None,
+        *,
+        config: Optional[Dict[str, Any]] = None,
+        fork_from: Optional[str] = None,
+        resume_from: Optional[str] = None,
+        resume: Optional[Union[str, bool]] = None,
+    ) -> Run:
+        run = super().init(id, config=config, fork_from=fork_from, resume_from=resume_from, resume=resume)
+        _open_runs.add(run)
+        return run
+
+    init.__doc__ = _native.Store.init.__doc__
 
     def to_arrow(
         self,
