@@ -125,6 +125,9 @@ def test_every_exception_class(store, tmp_path):
         for k, v in fields.items():
             assert getattr(e.value, k) == v, (cls, k)
         assert str(e.value)
+    # None of the refused calls wrote anything.
+    assert [i.id for i in store.runs(all=True)] == ["r"]
+    assert [r["_step"] for r in store.history("r")] == [0]
     run.finish()
     # ReadOnlyVersion: writing an archived version.
     store.init("r", resume_from="r?_step=0").finish()
