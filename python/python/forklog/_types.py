@@ -166,6 +166,19 @@ class RunFinished(Error):
 
 
 class _Record:
+    """Field access by attribute or key; equal to another record of its type with equal fields, or to a
+    dict of its fields."""
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, dict):
+            return self.to_dict() == other
+        if type(other) is type(self):
+            return self.to_dict() == other.to_dict()  # type: ignore[attr-defined]
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(repr(getattr(self, k)) for k in self.keys()))
+
     def __getitem__(self, key: str) -> Any:
         if key in self.__dataclass_fields__:  # type: ignore[attr-defined]
             return getattr(self, key)
@@ -179,7 +192,7 @@ class _Record:
         return asdict(self)  # type: ignore[call-overload]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RunInfo(_Record):
     """Facts about one run version, as ``Store.info``, ``runs`` and ``children`` return them."""
 
@@ -206,7 +219,7 @@ class RunInfo(_Record):
         return f"{self.id}@v{self.version}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LineageEntry(_Record):
     """One step of a run's ancestry: the version ``run`` (``"ID@vK"``) and where it forked from the
     previous entry (None for the root)."""
@@ -215,7 +228,7 @@ class LineageEntry(_Record):
     fork_step: Optional[int]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class GcReport(_Record):
     """What ``Store.gc`` removed."""
 
@@ -224,7 +237,7 @@ class GcReport(_Record):
     runs_removed: List[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Problem(_Record):
     """One problem ``Store.verify`` found: ``kind`` is ``"corrupt"`` or ``"torn tail"``."""
 
@@ -234,7 +247,7 @@ class Problem(_Record):
     message: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class VerifyReport(_Record):
     """The result of ``Store.verify``: ``clean`` unless a file is corrupt (a torn tail, which recovery
     cuts, is reported but clean)."""
@@ -245,6 +258,10 @@ class VerifyReport(_Record):
     clean: bool
 
     def __bool__(self) -> bool:
+        return self.clean
+
+    def is_clean(self) -> bool:
+        """Same as ``clean``."""
         return self.clean
 
 
