@@ -40,10 +40,9 @@ class Version:
         return f"{self.id}@v{self.version}"
 
     def last(self):
-        steps = [s for k, s, _ in self.events if k == "log"]
-        if steps:
-            return steps[-1]
-        return self.base
+        """The last log step, or the fork/rewind step when that is later (a fresh fork's own start)."""
+        steps = [s for k, s, _ in self.events if k == "log"][-1:] + ([self.base] if self.base is not None else [])
+        return max(steps) if steps else None
 
     def next_step(self):
         last = self.last()
@@ -177,7 +176,7 @@ class StoreMachine(RuleBasedStateMachine):
         spec = f"{src}?_step={step}"
         if new in self.live or new in self.deleted:
             if new in self.live:
-                exc = forklog.ForkOntoItself if new == src else forklog.RunExists
+                exc = forklog.ForkOntoItself if new == src.split("@")[0] else forklog.RunExists
                 try:
                     self.store.init(new, fork_from=spec)
                     raise AssertionError("expected an error")

@@ -158,7 +158,7 @@ class Store(_native.Store):
             if kind == "object":
                 types = {type(v) for v in data if v is not None}
                 arr = None
-                if types <= {int, float} and types:
+                if types == {int, float}:
                     arr = pa.array([None if v is None else float(v) for v in data], type=pa.float64())
                 elif len(types) <= 1:
                     try:
