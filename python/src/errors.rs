@@ -45,6 +45,9 @@ pub fn to_py(py: Python<'_>, e: forklog::Error) -> PyErr {
         }
         E::ForkOntoItself { run } => ("ForkOntoItself", vec![("run", s(run))]),
         E::ReadOnlyVersion { run } => ("ReadOnlyVersion", vec![("run", s(run))]),
+        E::NotAStore { path } => ("NotAStore", vec![("path", p(path))]),
+        E::NoStore { path } => ("NoStore", vec![("path", p(path))]),
+        E::ReadOnlyStore { path } => ("ReadOnlyStore", vec![("path", p(path))]),
         E::Corrupt { file, offset, reason } => {
             ("Corrupt", vec![("file", p(file)), ("offset", n(*offset)), ("reason", s(reason))])
         }

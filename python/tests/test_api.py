@@ -146,9 +146,18 @@ def test_every_exception_class(store, tmp_path):
         list(fresh.history("r@v0"))
     assert e.value.file and isinstance(e.value.offset, int) and e.value.reason
     assert not fresh.verify().clean
+    # A directory of someone else's files is not made a store.
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(forklog.NotAStore) as e:
+        forklog.Store(foreign)
+    assert e.value.path == str(foreign)
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
     # The classes the engine may raise on a damaged machine exist with their fields.
     assert issubclass(forklog.Poisoned, forklog.Error) and issubclass(forklog.IoError, OSError)
     assert issubclass(forklog.UnsupportedFormat, forklog.Error)
+    assert issubclass(forklog.NoStore, forklog.Error) and issubclass(forklog.ReadOnlyStore, forklog.Error)
     err = forklog.UnsupportedFormat("msg", file="f", found=9, supported=1)
     assert (err.file, err.found, err.supported) == ("f", 9, 1)
 

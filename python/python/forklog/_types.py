@@ -18,6 +18,9 @@ __all__ = [
     "StepNotIncreasing",
     "ForkOntoItself",
     "ReadOnlyVersion",
+    "NotAStore",
+    "NoStore",
+    "ReadOnlyStore",
     "Corrupt",
     "UnsupportedFormat",
     "Poisoned",
@@ -101,6 +104,24 @@ class ReadOnlyVersion(Error):
     """An archived version (``ID@vK``) was given where only a live run can be used."""
 
     run: str
+
+
+class NotAStore(Error):
+    """The directory holds files but no forklog store file; forklog does not create a store among them."""
+
+    path: str
+
+
+class NoStore(Error):
+    """No store at this path, and the open was not allowed to create one."""
+
+    path: str
+
+
+class ReadOnlyStore(Error):
+    """A write through a store opened read-only."""
+
+    path: str
 
 
 class Corrupt(Error):
