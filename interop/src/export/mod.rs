@@ -15,7 +15,7 @@
 //! exported with its parent does not repeat the parent's rows it inherits (they are the same rows, with the
 //! same `_run`). With `flat`, each run's whole visible history is written, labelled with the run's id.
 //!
-//! The Python package wraps [`export_runs`] as `forklog.export_parquet(...)`, `forklog.export_arrow(...)` and
+//! Meant for the Python package (not wrapped there yet) as `forklog.export_parquet(...)`, `forklog.export_arrow(...)` and
 //! `forklog.export_tensorboard(...)`.
 
 #[cfg(feature = "columnar")]
