@@ -9,6 +9,7 @@ mod demo;
 mod history;
 mod ingest;
 mod inspect;
+mod interop;
 
 mod log;
 mod manage;
@@ -190,8 +191,8 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Verify { repair } => inspect::verify(store, repair),
         Command::Delete { run } => manage::delete(store, &run),
         Command::Gc => manage::gc(store),
-        Command::Import { format: _, run, file } => log::import(store, &run, &file),
-        Command::Export { run, file } => history::export(store, &run, &file, nf),
+        Command::Import(a) => interop::import(store, a),
+        Command::Export(a) => interop::export(store, a, nf),
         Command::Demo { dir, rows } => demo::demo(&dir, rows),
     }
 }
