@@ -25,6 +25,13 @@ pub struct Store {
     inner: forklog::Store,
 }
 
+impl Store {
+    /// The engine's store (for the import functions of `lib.rs`).
+    pub(crate) fn engine(&self) -> &forklog::Store {
+        &self.inner
+    }
+}
+
 /// A fresh run id: 8 characters of `[a-z0-9]`, as W&B makes them.
 fn random_id() -> String {
     use std::hash::{BuildHasher, Hasher};

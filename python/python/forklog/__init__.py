@@ -33,6 +33,7 @@ from ._types import (
     InvalidRunId,
     InvalidSpec,
     InvalidValue,
+    ImportFailed,
     IoError,
     LineageEntry,
     NoStore,
@@ -78,6 +79,11 @@ __all__ = [
     "InvalidValue",
     "TooLarge",
     "IoError",
+    "ImportFailed",
+    "import_wandb",
+    "import_tensorboard",
+    "import_mlflow",
+    "import_trackio",
     "RunFinished",
     "RunInfo",
     "LineageEntry",
@@ -229,6 +235,62 @@ def init(
     if not isinstance(store, _native.Store):
         store = Store(store)
     return store.init(id, config=config, fork_from=fork_from, resume_from=resume_from, resume=resume)
+
+
+def _import(
+    fmt: str,
+    store: Union[Store, str, "os.PathLike[str]", None],
+    sources: Union[str, "os.PathLike[str]", Sequence[Union[str, "os.PathLike[str]"]]],
+    prefix: str,
+    as_id: Optional[str],
+) -> List[Dict[str, Any]]:
+    import warnings as _warnings
+
+    if not isinstance(store, _native.Store):
+        store = Store(store)
+    if isinstance(sources, (str, os.PathLike)):
+        sources = [sources]
+    paths = [os.fspath(s) for s in sources]
+    if not paths:
+        raise ValueError("no source given")
+    imported, failures, notes = _native._import(store, fmt, paths, prefix, as_id)
+    for note in notes:
+        _warnings.warn(note, stacklevel=3)
+    if failures:
+        raise ImportFailed(
+            f"{len(failures)} of the {fmt} runs or sources could not be imported: " + "; ".join(failures),
+            imported=imported,
+            failures=failures,
+            warnings=notes,
+        )
+    return imported
+
+
+def import_wandb(store, sources, *, prefix: str = "", as_id: Optional[str] = None) -> List[Dict[str, Any]]:
+    """Imports W&B offline runs (``run-<id>.wandb`` files, ``offline-run-*`` folders or a ``wandb/`` folder)
+    into ``store`` (a ``Store`` or a path), as ``forklog import --format wandb``: forks and rewinds
+    (``branch_point``) become forklog forks and rewinds. Returns one dict per imported run (``source, run,
+    version, rows, parent, fork_step``); raises ``ImportFailed`` (after importing the rest) if any run or
+    source is bad. ``prefix`` is prepended to every id; ``as_id`` names a single run."""
+    return _import("wandb", store, sources, prefix, as_id)
+
+
+def import_tensorboard(store, sources, *, prefix: str = "", as_id: Optional[str] = None) -> List[Dict[str, Any]]:
+    """Imports TensorBoard log directories (each folder holding ``events.out.tfevents.*`` files is a run);
+    a restart that purges steps becomes a rewind. See ``import_wandb`` for the arguments and result."""
+    return _import("tensorboard", store, sources, prefix, as_id)
+
+
+def import_mlflow(store, sources, *, prefix: str = "", as_id: Optional[str] = None) -> List[Dict[str, Any]]:
+    """Imports MLflow runs from a file store (``mlruns/``) or a SQLite backend (``mlflow.db``); steps
+    logged again after a resume become a rewind. See ``import_wandb`` for the arguments and result."""
+    return _import("mlflow", store, sources, prefix, as_id)
+
+
+def import_trackio(store, sources, *, prefix: str = "", as_id: Optional[str] = None) -> List[Dict[str, Any]]:
+    """Imports trackio project databases (``<project>.db``). See ``import_wandb`` for the arguments and
+    result."""
+    return _import("trackio", store, sources, prefix, as_id)
 
 
 def _main_args(args: Optional[List[str]] = None) -> int:

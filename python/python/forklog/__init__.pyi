@@ -140,3 +140,38 @@ def init(
     resume: Optional[Union[Literal["must", "allow", "never"], bool]] = None,
     store: Union[Store, PathLike, None] = None,
 ) -> Run: ...
+
+
+class ImportFailed(Error):
+    imported: List[Dict[str, Any]]
+    failures: List[str]
+    warnings: List[str]
+
+def import_wandb(
+    store: Union[Store, str, os.PathLike[str], None],
+    sources: Union[str, os.PathLike[str], Sequence[Union[str, os.PathLike[str]]]],
+    *,
+    prefix: str = ...,
+    as_id: Optional[str] = ...,
+) -> List[Dict[str, Any]]: ...
+def import_tensorboard(
+    store: Union[Store, str, os.PathLike[str], None],
+    sources: Union[str, os.PathLike[str], Sequence[Union[str, os.PathLike[str]]]],
+    *,
+    prefix: str = ...,
+    as_id: Optional[str] = ...,
+) -> List[Dict[str, Any]]: ...
+def import_mlflow(
+    store: Union[Store, str, os.PathLike[str], None],
+    sources: Union[str, os.PathLike[str], Sequence[Union[str, os.PathLike[str]]]],
+    *,
+    prefix: str = ...,
+    as_id: Optional[str] = ...,
+) -> List[Dict[str, Any]]: ...
+def import_trackio(
+    store: Union[Store, str, os.PathLike[str], None],
+    sources: Union[str, os.PathLike[str], Sequence[Union[str, os.PathLike[str]]]],
+    *,
+    prefix: str = ...,
+    as_id: Optional[str] = ...,
+) -> List[Dict[str, Any]]: ...

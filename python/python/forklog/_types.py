@@ -176,6 +176,17 @@ class IoError(Error, OSError):
         return str(self.args[0]) if self.args else ""
 
 
+class ImportFailed(Error):
+    """Some runs or sources of an ``import_*`` call could not be imported (nothing of them stays in the
+    store); the others were imported. ``imported`` lists those (dicts as ``import_*`` returns them),
+    ``failures`` one message per failed run or source (file and byte offset, or table and row), ``warnings``
+    the notes of the call."""
+
+    imported: list
+    failures: list
+    warnings: list
+
+
 class RunFinished(Error):
     """The run was already finished by this ``Run`` object (the Python API's own error)."""
 
