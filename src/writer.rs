@@ -103,8 +103,22 @@ pub(crate) struct WriterCore {
     pub closed: bool,
 }
 
-/// A batch is written as one frame up to this size (frames stay small enough to decode one at a time).
-const BATCH_FRAME_SIZE: usize = 4 << 20;
+/// The most encoded event bytes one frame holds (the frame limit less room for the header and payload prefix).
+const MAX_FRAME_EVENTS: usize = MAX_FRAME_LEN as usize - 64;
+
+/// The writer's in-memory state before an append, restored if the append fails: a failed call leaves no
+/// buffered event, no new key id and no pending key-table record behind.
+struct Mark {
+    buf_len: usize,
+    buf_count: u32,
+    buf_base: (u64, i64),
+    buf_prev: (u64, i64),
+    buf_stats: Stats,
+    buf_template: Vec<u32>,
+    total: Stats,
+    keys: usize,
+    pending_keys: usize,
+}
 
 /// Room kept in front of the buffered events for the frame header and the payload prefix (at most 5 + 9 + 9 + 9
 /// bytes of varints), so a frame is written from the buffer without copying it.
@@ -163,6 +177,66 @@ impl WriterCore {
             poisoned: false,
             closed: false,
         }
+    }
+
+    fn mark(&self) -> Mark {
+        Mark {
+            buf_len: self.buf.len(),
+            buf_count: self.buf_count,
+            buf_base: self.buf_base,
+            buf_prev: self.buf_prev,
+            buf_stats: self.buf_stats,
+            buf_template: self.buf_template.clone(),
+            total: self.total,
+            keys: self.keys.len(),
+            pending_keys: self.pending_keys.len(),
+        }
+    }
+
+    fn rollback(&mut self, m: Mark) {
+        self.buf.truncate(m.buf_len);
+        self.buf_count = m.buf_count;
+        self.buf_base = m.buf_base;
+        self.buf_prev = m.buf_prev;
+        self.buf_stats = m.buf_stats;
+        self.buf_template = m.buf_template;
+        self.total = m.total;
+        if self.keys.len() > m.keys {
+            let n = m.keys as u32;
+            self.keys.retain(|_, id| *id < n);
+            // The row-key cache may name the ids just dropped.
+            self.last_row_keys.clear();
+        }
+        self.pending_keys.truncate(m.pending_keys);
+    }
+
+    /// Encodes one call's events into the buffer with `encode`, all or nothing: on any error the buffer, the
+    /// key ids and the statistics are as before the call. The call's events always end up in one frame (with
+    /// events buffered before them, or after writing those out when together they would be too large), so a
+    /// crash keeps all of them or none. `TooLarge` when they do not fit in a frame on their own.
+    fn encode_whole(&mut self, mut encode: impl FnMut(&mut WriterCore) -> Result<()>) -> Result<()> {
+        let mark = self.mark();
+        let had = mark.buf_count > 0;
+        let res = encode(self);
+        let size = self.buf.len().saturating_sub(FRAME_GAP);
+        if res.is_ok() && size <= MAX_FRAME_EVENTS {
+            return Ok(());
+        }
+        self.rollback(mark);
+        res?;
+        if had {
+            // Together with the events buffered before them they overflow a frame: write those out first.
+            self.flush_frame()?;
+            let mark = self.mark();
+            let res = encode(self);
+            let size = self.buf.len().saturating_sub(FRAME_GAP);
+            if res.is_ok() && size <= MAX_FRAME_EVENTS {
+                return Ok(());
+            }
+            self.rollback(mark);
+            res?;
+        }
+        Err(Error::TooLarge { what: "batch", size: size as u64, limit: MAX_FRAME_EVENTS as u64 })
     }
 
     /// Tells the catalog that the active segment is valid up to its length (the writer wrote every frame of
@@ -416,12 +490,15 @@ impl WriterCore {
 
     /// Appends events (all validated by the caller), then writes per buffer size and policy.
     fn append_rows(&mut self, rows: &[(u64, i64, &Metrics)]) -> Result<()> {
-        for (step, time_us, m) in rows {
-            let ids = self.key_ids(m)?;
-            self.push_log(*step, *time_us, &ids)?;
-            if self.buf.len() >= self.buffer_size {
-                self.flush_frame()?;
+        self.encode_whole(|c| {
+            for (step, time_us, m) in rows {
+                let ids = c.key_ids(m)?;
+                c.push_log(*step, *time_us, &ids)?;
             }
+            Ok(())
+        })?;
+        if self.buf.len() >= self.buffer_size {
+            self.flush_frame()?;
         }
         self.after_write()
     }
@@ -429,8 +506,10 @@ impl WriterCore {
     /// Appends one row of floats whose keys are sorted, unique and valid, then writes per buffer size and policy.
     fn append_floats(&mut self, step: u64, time_us: i64, row: &[(&str, f64)]) -> Result<()> {
         let mut ids = std::mem::take(&mut self.scratch_ids);
-        self.str_key_ids(row.iter().map(|(k, _)| *k), &mut ids);
-        let res = self.push_floats(step, time_us, &ids, |i| row[i].1);
+        let res = self.encode_whole(|c| {
+            c.str_key_ids(row.iter().map(|(k, _)| *k), &mut ids);
+            c.push_floats(step, time_us, &ids, |i| row[i].1)
+        });
         self.scratch_ids = ids;
         res?;
         if self.buf.len() >= self.buffer_size {
@@ -446,14 +525,17 @@ impl WriterCore {
             self.check_values(m)?;
         }
         let empty = Metrics::new();
-        let ids = self.key_ids(m.unwrap_or(&empty))?;
-        let ev = match kind {
-            Other::Config => EncEvent::Config { step, patch: &ids },
-            Other::Summary => EncEvent::Summary { step, patch: &ids },
-            Other::System => EncEvent::System { step, time_us: now_micros(), metrics: &ids },
-            Other::Finish => EncEvent::Finish { step, exit_code },
-        };
-        self.push(&ev)?;
+        let time_us = now_micros();
+        self.encode_whole(|c| {
+            let ids = c.key_ids(m.unwrap_or(&empty))?;
+            let ev = match kind {
+                Other::Config => EncEvent::Config { step, patch: &ids },
+                Other::Summary => EncEvent::Summary { step, patch: &ids },
+                Other::System => EncEvent::System { step, time_us, metrics: &ids },
+                Other::Finish => EncEvent::Finish { step, exit_code },
+            };
+            c.push(&ev)
+        })?;
         if self.buf.len() >= self.buffer_size {
             self.flush_frame()?;
         }
@@ -816,31 +898,20 @@ impl RunWriter {
         self.log(m)
     }
 
-    /// Logs many rows with one write (one frame of up to 4 MiB; one fsync under [`SyncPolicy::Always`]).
-    /// Every step is checked first: if any is not increasing, nothing is written. Returns the last step.
+    /// Logs many rows as one frame, all or nothing: every row is checked (steps, keys, values) and encoded
+    /// before anything is written, and the batch becomes one frame (with one fsync under
+    /// [`SyncPolicy::Always`]), so after any error, or a crash at any moment, either every row of the batch
+    /// is there or none is. A rejected batch leaves no row and no new key behind. After an I/O error the
+    /// writer is poisoned and the batch may or may not have reached the disk, whole: `resume` shows which.
+    /// A batch must fit in one frame (64 MiB encoded): a larger one is [`Error::TooLarge`]. Returns the
+    /// last step (`None` for no rows).
     pub fn log_batch<I: IntoIterator<Item = (Option<u64>, Metrics)>>(&mut self, rows: I) -> Result<Option<u64>> {
         let owned: Vec<(Option<u64>, Metrics)> = rows.into_iter().collect();
         if owned.is_empty() {
             return Ok(None);
         }
         let rows: Vec<(Option<u64>, Option<f64>, &Metrics)> = owned.iter().map(|(s, m)| (*s, None, m)).collect();
-        // One frame for the batch: write the buffer only at the end (unless it outgrows a frame).
-        let saved = {
-            let mut core = self.core();
-            let saved = core.buffer_size;
-            core.buffer_size = saved.max(BATCH_FRAME_SIZE);
-            saved
-        };
-        let res = self.log_rows(&rows);
-        let mut core = self.core();
-        core.buffer_size = saved;
-        res.and_then(|s| {
-            if core.buf.len() >= saved || core.policy == SyncPolicy::Always {
-                core.flush_frame()?;
-            }
-            core.after_write()?;
-            Ok(s)
-        })
+        self.log_rows(&rows)
     }
 
     /// Logs a row of float metrics at the next step and returns that step: the fastest per-row path (no map,
@@ -873,9 +944,12 @@ impl RunWriter {
 
     /// Logs many rows of float metrics given as columns: row `i` is at `steps[i]` with `column[i]` for each
     /// `(key, column)`, all stamped with the current time. The bulk path (imports, client-side batching):
-    /// rows are encoded straight from the slices into frames of up to 4 MiB, one write each, one fsync under
-    /// [`SyncPolicy::Always`]. Everything is checked first (equal lengths, unique keys, increasing steps): on
-    /// any error nothing is written. Returns the last step (`None` for no rows).
+    /// rows are encoded straight from the slices into one frame, one write, one fsync under
+    /// [`SyncPolicy::Always`]. All or nothing like [`log_batch`](RunWriter::log_batch): everything is checked
+    /// first (equal lengths, unique keys, increasing steps), and on any error no row and no new key is left
+    /// behind; a crash keeps the whole batch or none of it. A batch must fit in one frame (64 MiB encoded,
+    /// ~1.5 million rows of five floats): a larger one is [`Error::TooLarge`]. Returns the last step (`None`
+    /// for no rows).
     pub fn log_columns(&mut self, steps: &[u64], columns: &[(&str, &[f64])]) -> Result<Option<u64>> {
         let mut core = self.core();
         core.check()?;
@@ -894,36 +968,35 @@ impl RunWriter {
         if steps.is_empty() {
             return Ok(None);
         }
+        // The whole batch is one frame: refuse at once what cannot fit (a dense row takes at least 4 + 8k bytes).
+        let least = steps.len().saturating_mul(4 + 8 * columns.len());
+        if least > MAX_FRAME_EVENTS {
+            return Err(Error::TooLarge { what: "batch", size: least as u64, limit: MAX_FRAME_EVENTS as u64 });
+        }
         let t = now_micros();
         let mut ids = Vec::with_capacity(columns.len());
-        core.str_key_ids(order.iter().map(|i| columns[*i].0), &mut ids);
         let cols: Vec<&[f64]> = order.iter().map(|i| columns[*i].1).collect();
-        // One frame per 4 MiB of rows: write the buffer only when it is that full (or at the end).
         let saved = core.buffer_size;
-        core.buffer_size = saved.max(BATCH_FRAME_SIZE);
-        let mut res = Ok(());
-        // After a frame's first row, the frame's template is the columns' keys: the rest are dense rows.
-        let mut dense = false;
-        let mut i = 0;
-        while i < steps.len() {
-            if dense {
-                i = core.push_dense_columns(steps, t, &cols, i);
-            } else {
-                res = core.push_floats(steps[i], t, &ids, |j| cols[j][i]);
-                dense = res.is_ok() && !ids.is_empty();
-                i += 1;
+        core.buffer_size = MAX_FRAME_EVENTS + FRAME_GAP;
+        let res = core.encode_whole(|c| {
+            c.str_key_ids(order.iter().map(|i| columns[*i].0), &mut ids);
+            // After a frame's first row, the frame's template is the columns' keys: the rest are dense rows.
+            let mut dense = false;
+            let mut i = 0;
+            while i < steps.len() {
+                if dense {
+                    i = c.push_dense_columns(steps, t, &cols, i);
+                } else {
+                    c.push_floats(steps[i], t, &ids, |j| cols[j][i])?;
+                    dense = !ids.is_empty();
+                    i += 1;
+                }
             }
-            if res.is_ok() && core.buf.len() >= core.buffer_size {
-                res = core.flush_frame();
-                dense = false;
-            }
-            if res.is_err() {
-                break;
-            }
-        }
+            Ok(())
+        });
         core.buffer_size = saved;
         res?;
-        if core.buf.len() >= saved || core.policy == SyncPolicy::Always {
+        if core.buf.len() >= saved {
             core.flush_frame()?;
         }
         core.after_write()?;
