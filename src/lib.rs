@@ -117,7 +117,7 @@ pub use ids::{validate_run_id, ForkPoint, RunRef};
 pub use info::{LineageEntry, RunInfo, RunState};
 pub use options::{Options, SyncPolicy, DEFAULT_BUFFER_SIZE, DEFAULT_SEGMENT_SIZE};
 pub use replay::{Events, History, HistoryOptions, RowRef};
-pub use report::{GcReport, Problem, ProblemKind, RecoveryReport, VerifyReport};
+pub use report::{Cut, GcReport, Problem, ProblemKind, RecoveryReport, VerifyReport};
 pub use store::Store;
 pub use value::{Key, Metrics, Value};
 pub use value_serde::{from_value, to_metrics, to_value};

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::format::{self, INDEX_INTERVAL, SEG_HEADER_LEN, SMALL_HEADER_LEN};
 use crate::index::{encode_index_header, IndexEntry, IndexReader};
 use crate::keys::read_keys;
-use crate::report::RecoveryReport;
+use crate::report::{Cut, RecoveryReport};
 use crate::scan::frame_events;
 use crate::segment::{any_valid_header, End, SegmentHeader, SegmentReader};
 use crate::stats::Stats;
@@ -28,7 +28,6 @@ pub(crate) struct Recovered {
     pub seg: Option<ActiveSeg>,
     pub own: Stats,
     pub next_seq: u32,
-    pub report: Option<RecoveryReport>,
 }
 
 /// Fails if some version's base pointer points into `view`'s segment `seq` beyond `valid`.
@@ -53,13 +52,13 @@ fn check_pins(inner: &StoreInner, view: &VersionView, seq: u32, valid: u64) -> R
 }
 
 /// Recovers the active (last) segment of `view`.
-pub(crate) fn recover_active(inner: &StoreInner, view: &VersionView) -> Result<Recovered> {
+/// Every cut is added to `cuts`.
+pub(crate) fn recover_active(inner: &StoreInner, view: &VersionView, cuts: &mut Vec<Cut>) -> Result<Recovered> {
     let vfs = &*inner.catalog.vfs;
     let mut segs = view.segs;
-    let mut report: Option<RecoveryReport> = None;
     loop {
         if segs == 0 {
-            return Ok(Recovered { seg: None, own: Stats::default(), next_seq: 0, report });
+            return Ok(Recovered { seg: None, own: Stats::default(), next_seq: 0 });
         }
         let seq = segs - 1;
         let path = view.seg_path(seq);
@@ -81,14 +80,19 @@ pub(crate) fn recover_active(inner: &StoreInner, view: &VersionView) -> Result<R
                 check_pins(inner, view, seq, 0)?;
                 drop(file);
                 vfs.remove_file(&path).map_err(|e| Error::io("removing torn segment", &path, e))?;
-                let _ = vfs.remove_file(&view.idx_path(seq));
+                let idx = view.idx_path(seq);
+                let idx_len = vfs.open(&idx, OpenMode::Read).and_then(|f| f.len()).ok();
+                let _ = vfs.remove_file(&idx);
                 vfs.sync_dir(&view.dir).map_err(|e| Error::io("syncing directory", &view.dir, e))?;
-                report = Some(RecoveryReport { run: view.id.clone(), file: path, bytes_cut: len, valid_len: 0 });
+                cuts.push(Cut { file: path, bytes_cut: len, valid_len: 0 });
+                if let Some(n) = idx_len {
+                    cuts.push(Cut { file: idx, bytes_cut: n, valid_len: 0 });
+                }
                 segs -= 1;
                 continue;
             }
         };
-        return recover_segment(inner, view, seq, file, header, report);
+        return recover_segment(inner, view, seq, file, header, cuts);
     }
 }
 
@@ -98,7 +102,7 @@ fn recover_segment(
     seq: u32,
     file: Box<dyn VfsFile>,
     header: SegmentHeader,
-    mut report: Option<RecoveryReport>,
+    cuts: &mut Vec<Cut>,
 ) -> Result<Recovered> {
     let vfs = &*inner.catalog.vfs;
     let path = view.seg_path(seq);
@@ -113,7 +117,7 @@ fn recover_segment(
     if let Some(End::Torn(at)) = reader.end() {
         check_pins(inner, view, seq, at)?;
         file.set_len(at).map_err(|e| Error::io("truncating torn tail of", &path, e))?;
-        report = Some(RecoveryReport { run: view.id.clone(), file: path.clone(), bytes_cut: len - at, valid_len: at });
+        cuts.push(Cut { file: path.clone(), bytes_cut: len - at, valid_len: at });
     }
     // What survived is made durable, so the frames appended next can say so (their `synced_len`).
     file.sync_data().map_err(|e| Error::io("syncing", &path, e))?;
@@ -122,6 +126,7 @@ fn recover_segment(
     let ipath = view.idx_path(seq);
     let mut kept: Vec<IndexEntry> = Vec::new();
     let mut rewrite = false;
+    let old_idx_len = vfs.open(&ipath, OpenMode::Read).and_then(|f| f.len()).ok();
     match IndexReader::open(vfs, &ipath, view.version, seq, header.salt, false) {
         Ok(Some(mut idx)) => {
             for i in 0..idx.len() {
@@ -189,6 +194,11 @@ fn recover_segment(
         f
     };
     let idx_len = entries_len(kept.len() + fresh.len());
+    // Entries past the kept ones (of frames that were cut, or torn) are removed: report them.
+    let valid_idx = entries_len(kept.len());
+    if let Some(old) = old_idx_len.filter(|n| *n > valid_idx) {
+        cuts.push(Cut { file: ipath.clone(), bytes_cut: old - valid_idx, valid_len: valid_idx });
+    }
     let own = header.base.then(&inseg);
     Ok(Recovered {
         seg: Some(ActiveSeg {
@@ -205,7 +215,6 @@ fn recover_segment(
         }),
         own,
         next_seq: seq + 1,
-        report,
     })
 }
 
@@ -213,7 +222,7 @@ fn recover_segment(
 type RecoveredKeys = (HashMap<Key, u32>, Option<Box<dyn VfsFile>>, u64);
 
 /// Loads the key table for writing, cutting a torn tail.
-fn recover_keys(inner: &StoreInner, view: &VersionView) -> Result<RecoveredKeys> {
+fn recover_keys(inner: &StoreInner, view: &VersionView, cuts: &mut Vec<Cut>) -> Result<RecoveredKeys> {
     let vfs = &*inner.catalog.vfs;
     let path = view.keys_path();
     let table = read_keys(vfs, &path, view.version, view.header.nonce, true)?;
@@ -222,6 +231,8 @@ fn recover_keys(inner: &StoreInner, view: &VersionView) -> Result<RecoveredKeys>
     }
     if table.torn && table.valid_len < crate::format::SMALL_HEADER_LEN as u64 {
         // Its creation was cut short: remove it; the writer creates it again with its first key.
+        let len = vfs.open(&path, OpenMode::Read).and_then(|f| f.len()).unwrap_or(0);
+        cuts.push(Cut { file: path.clone(), bytes_cut: len, valid_len: 0 });
         vfs.remove_file(&path).map_err(|e| Error::io("removing torn key table", &path, e))?;
         vfs.sync_dir(&view.dir).map_err(|e| Error::io("syncing directory", &view.dir, e))?;
         inner.catalog.forget_keys(&view.id);
@@ -229,6 +240,12 @@ fn recover_keys(inner: &StoreInner, view: &VersionView) -> Result<RecoveredKeys>
     }
     let f = vfs.open(&path, OpenMode::ReadWrite).map_err(|e| Error::io("opening key table", &path, e))?;
     if table.torn {
+        let len = f.len().map_err(|e| Error::io("reading length of", &path, e))?;
+        cuts.push(Cut {
+            file: path.clone(),
+            bytes_cut: len.saturating_sub(table.valid_len),
+            valid_len: table.valid_len,
+        });
         f.set_len(table.valid_len).map_err(|e| Error::io("truncating key table", &path, e))?;
         f.sync_data().map_err(|e| Error::io("syncing key table", &path, e))?;
         inner.catalog.forget_keys(&view.id);
@@ -239,9 +256,10 @@ fn recover_keys(inner: &StoreInner, view: &VersionView) -> Result<RecoveredKeys>
 
 /// Recovers the current version of a run before a rewind archives it, and makes its last segment and
 /// index durable: from now on it is sealed.
-pub(crate) fn seal_for_rewind(inner: &StoreInner, view: &VersionView) -> Result<()> {
-    recover_keys(inner, view)?;
-    let rec = recover_active(inner, view)?;
+/// Every cut is added to `cuts`.
+pub(crate) fn seal_for_rewind(inner: &StoreInner, view: &VersionView, cuts: &mut Vec<Cut>) -> Result<()> {
+    recover_keys(inner, view, cuts)?;
+    let rec = recover_active(inner, view, cuts)?;
     if let Some(seg) = rec.seg {
         let path = view.seg_path(seg.seq);
         seg.file.sync_data().map_err(|e| Error::io("syncing", &path, e))?;
@@ -250,10 +268,16 @@ pub(crate) fn seal_for_rewind(inner: &StoreInner, view: &VersionView) -> Result<
     Ok(())
 }
 
-/// Opens a writer on the current version `view` of a run whose lock is held.
-pub(crate) fn open_writer(inner: &Arc<StoreInner>, view: &VersionView, lock: Box<dyn VfsFile>) -> Result<RunWriter> {
-    let (keys, keys_file, keys_len) = recover_keys(inner, view)?;
-    let rec = recover_active(inner, view)?;
+/// Opens a writer on the current version `view` of a run whose lock is held. `cuts` are what recovery already
+/// cut before (a rewind's archived version); the writer's report lists them first.
+pub(crate) fn open_writer(
+    inner: &Arc<StoreInner>,
+    view: &VersionView,
+    lock: Box<dyn VfsFile>,
+    mut cuts: Vec<Cut>,
+) -> Result<RunWriter> {
+    let (keys, keys_file, keys_len) = recover_keys(inner, view, &mut cuts)?;
+    let rec = recover_active(inner, view, &mut cuts)?;
     let opts = &inner.opts;
     let mut core = WriterCore::new(
         view.id.clone(),
@@ -282,5 +306,11 @@ pub(crate) fn open_writer(inner: &Arc<StoreInner>, view: &VersionView, lock: Box
     if matches!(opts.sync, crate::options::SyncPolicy::EveryMillis(_)) {
         inner.ensure_syncer();
     }
-    Ok(RunWriter { core, store: inner.clone(), id: view.id.clone(), version: view.version, recovery: rec.report })
+    Ok(RunWriter {
+        core,
+        store: inner.clone(),
+        id: view.id.clone(),
+        version: view.version,
+        recovery: RecoveryReport { run: view.id.clone(), cuts },
+    })
 }

@@ -444,9 +444,9 @@ impl Store {
         Ok(())
     }
 
-    fn writer_for(&self, id: &str, lock: Box<dyn VfsFile>) -> Result<RunWriter> {
+    fn writer_for(&self, id: &str, lock: Box<dyn VfsFile>, cuts: Vec<crate::report::Cut>) -> Result<RunWriter> {
         let view = self.cat().view(&RunRef::live(id), false)?;
-        crate::recovery::open_writer(&self.inner, &view, lock)
+        crate::recovery::open_writer(&self.inner, &view, lock, cuts)
     }
 
     /// Creates a new root run and returns its writer. `RunExists` if the id is taken.
@@ -473,7 +473,7 @@ impl Store {
         }
         self.cat().view(&run, false)?;
         let lock = self.inner.acquire_lock(id)?;
-        self.writer_for(id, lock)
+        self.writer_for(id, lock, Vec::new())
     }
 
     /// Where a new version inheriting `parent`'s events with step `<= step` points, and the statistics of
@@ -534,7 +534,7 @@ impl Store {
             current: true,
             deleted: false,
         };
-        crate::recovery::open_writer(&self.inner, &view, lock)
+        crate::recovery::open_writer(&self.inner, &view, lock, Vec::new())
     }
 
     /// Creates run `new_id` inheriting every event of `point.run` with step `<= point.step`, without
@@ -581,7 +581,8 @@ impl Store {
         }
         let lock = self.inner.acquire_lock(id)?;
         let view = self.cat().view(&RunRef::live(id), false)?;
-        crate::recovery::seal_for_rewind(&self.inner, &view)?;
+        let mut cuts = Vec::new();
+        crate::recovery::seal_for_rewind(&self.inner, &view, &mut cuts)?;
         let view = self.cat().view(&view.run_ref(), false)?;
         let (base, pin) = self.base_pointer(&view, point.step)?;
         if let Some(pin) = &pin {
@@ -598,7 +599,7 @@ impl Store {
         };
         self.write_header(&h)?;
         self.cat().forget_keys(id);
-        self.writer_for(id, lock)
+        self.writer_for(id, lock, cuts)
     }
 
     fn resolve(&self, run: &str) -> Result<VersionView> {

@@ -779,7 +779,7 @@ pub struct RunWriter {
     pub(crate) store: Arc<StoreInner>,
     pub(crate) id: String,
     pub(crate) version: u32,
-    pub(crate) recovery: Option<RecoveryReport>,
+    pub(crate) recovery: RecoveryReport,
 }
 
 impl std::fmt::Debug for RunWriter {
@@ -803,9 +803,10 @@ impl RunWriter {
         self.version
     }
 
-    /// The torn tail recovery cut when this writer opened the run, if any.
-    pub fn recovery(&self) -> Option<&RecoveryReport> {
-        self.recovery.as_ref()
+    /// What recovery cut when this writer opened the run (every byte removed from any file; empty when
+    /// nothing was). For a rewind, this includes what was cut from the version it archived.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
     }
 
     /// The last `Log` step of the run's visible history (inherited rows included).
