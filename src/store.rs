@@ -247,6 +247,8 @@ impl Store {
 
     /// Opens (creating if missing) the store in directory `path`.
     pub fn open_with(path: impl AsRef<Path>, opts: Options) -> Result<Store> {
+        // The builder's clamps hold however the options were built.
+        let opts = opts.clamped();
         let root = path.as_ref().to_path_buf();
         let vfs = opts.vfs.clone();
         let runs_dir = root.join(format::RUNS_DIR);
