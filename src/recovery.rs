@@ -55,45 +55,62 @@ fn check_pins(inner: &StoreInner, view: &VersionView, seq: u32, valid: u64) -> R
 /// Every cut is added to `cuts`.
 pub(crate) fn recover_active(inner: &StoreInner, view: &VersionView, cuts: &mut Vec<Cut>) -> Result<Recovered> {
     let vfs = &*inner.catalog.vfs;
-    let mut segs = view.segs;
-    loop {
-        if segs == 0 {
-            return Ok(Recovered { seg: None, own: Stats::default(), next_seq: 0 });
-        }
-        let seq = segs - 1;
-        let path = view.seg_path(seq);
-        let file = vfs.open(&path, OpenMode::ReadWrite).map_err(|e| Error::io("opening segment", &path, e))?;
-        let len = file.len().map_err(|e| Error::io("reading length of", &path, e))?;
-        let mut head = vec![0u8; (len as usize).min(SEG_HEADER_LEN)];
-        file.read_exact_at(&mut head, 0).map_err(|e| Error::io("reading", &path, e))?;
-        let header = match SegmentHeader::decode(&path, &head, view.version, seq, view.header.nonce) {
-            Ok(h) => h,
-            Err(err) => {
-                // A segment whose creation was cut short holds no genuine frame: drop it whole.
-                let mut all = vec![0u8; len as usize];
-                file.read_exact_at(&mut all, 0).map_err(|e| Error::io("reading", &path, e))?;
-                let salt = format::segment_salt(view.header.nonce, seq);
-                let rest = all.get(SEG_HEADER_LEN..).unwrap_or(&[]);
-                if any_valid_header(salt, SEG_HEADER_LEN as u64, rest) {
-                    return Err(err);
-                }
-                check_pins(inner, view, seq, 0)?;
-                drop(file);
-                vfs.remove_file(&path).map_err(|e| Error::io("removing torn segment", &path, e))?;
-                let idx = view.idx_path(seq);
-                let idx_len = vfs.open(&idx, OpenMode::Read).and_then(|f| f.len()).ok();
-                let _ = vfs.remove_file(&idx);
-                vfs.sync_dir(&view.dir).map_err(|e| Error::io("syncing directory", &view.dir, e))?;
-                cuts.push(Cut { file: path, bytes_cut: len, valid_len: 0 });
-                if let Some(n) = idx_len {
-                    cuts.push(Cut { file: idx, bytes_cut: n, valid_len: 0 });
-                }
-                segs -= 1;
-                continue;
-            }
-        };
-        return recover_segment(inner, view, seq, file, header, cuts);
+    if view.segs == 0 {
+        return Ok(Recovered { seg: None, own: Stats::default(), next_seq: 0 });
     }
+    let seq = view.segs - 1;
+    let path = view.seg_path(seq);
+    let file = vfs.open(&path, OpenMode::ReadWrite).map_err(|e| Error::io("opening segment", &path, e))?;
+    let len = file.len().map_err(|e| Error::io("reading length of", &path, e))?;
+    let mut head = vec![0u8; (len as usize).min(SEG_HEADER_LEN)];
+    file.read_exact_at(&mut head, 0).map_err(|e| Error::io("reading", &path, e))?;
+    let header = match SegmentHeader::decode(&path, &head, view.version, seq, view.header.nonce) {
+        Ok(h) => h,
+        Err(err) => {
+            // A segment whose creation was cut short holds no genuine frame: drop it whole.
+            let mut all = vec![0u8; len as usize];
+            file.read_exact_at(&mut all, 0).map_err(|e| Error::io("reading", &path, e))?;
+            let salt = format::segment_salt(view.header.nonce, seq);
+            let rest = all.get(SEG_HEADER_LEN..).unwrap_or(&[]);
+            if any_valid_header(salt, SEG_HEADER_LEN as u64, rest) {
+                return Err(err);
+            }
+            check_pins(inner, view, seq, 0)?;
+            drop(file);
+            vfs.remove_file(&path).map_err(|e| Error::io("removing torn segment", &path, e))?;
+            let idx = view.idx_path(seq);
+            let idx_len = vfs.open(&idx, OpenMode::Read).and_then(|f| f.len()).ok();
+            let _ = vfs.remove_file(&idx);
+            vfs.sync_dir(&view.dir).map_err(|e| Error::io("syncing directory", &view.dir, e))?;
+            cuts.push(Cut { file: path, bytes_cut: len, valid_len: 0 });
+            if let Some(n) = idx_len {
+                cuts.push(Cut { file: idx, bytes_cut: n, valid_len: 0 });
+            }
+            if seq == 0 {
+                return Ok(Recovered { seg: None, own: Stats::default(), next_seq: 0 });
+            }
+            // The segment before it was sealed when this one was created (synced, maybe mapped by readers
+            // as sealed): it is never cut or appended to again. Damage in it is corruption; the writer
+            // starts segment `seq` afresh.
+            let own = sealed_stats(inner, view, seq - 1)?;
+            return Ok(Recovered { seg: None, own, next_seq: seq });
+        }
+    };
+    recover_segment(inner, view, seq, file, header, cuts)
+}
+
+/// Statistics of the events up to the end of sealed segment `seq` (every frame checked: a bad one is corruption).
+fn sealed_stats(inner: &StoreInner, view: &VersionView, seq: u32) -> Result<Stats> {
+    let path = view.seg_path(seq);
+    let (mut reader, header) =
+        SegmentReader::open(&*inner.catalog.vfs, &path, view.version, seq, view.header.nonce, true)?;
+    let mut inseg = Stats::default();
+    while let Some((off, payload)) = reader.next_frame()? {
+        for (ev, _) in frame_events(&path, off, payload)? {
+            inseg.push(&ev);
+        }
+    }
+    Ok(header.base.then(&inseg))
 }
 
 fn recover_segment(

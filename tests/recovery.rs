@@ -338,3 +338,59 @@ fn rewind_reports_the_tail_it_cuts_from_the_archived_version() {
     assert_eq!(steps(&store, "r@v0").unwrap(), vec![0, 1, 2, 3]);
     assert!(store.verify().unwrap().problems.is_empty());
 }
+
+/// A run with sealed segments v0-0, v0-1 and an active v0-2 (segments of 4 KiB).
+fn build_sealed(dir: &Path) -> Store {
+    let store = Store::open_with(dir, opts().segment_size(4096)).unwrap();
+    let mut w = store.create_run("r").unwrap();
+    let mut i = 0u64;
+    while !seg(dir, "r", "v0-2.seg").exists() {
+        w.log(metrics! { "x" => i as f64, "pad" => "p".repeat(300) }).unwrap();
+        i += 1;
+    }
+    drop(w);
+    store
+}
+
+/// Bytes that were ever sealed are never cut or appended to: when recovery removes a torn newest segment, the
+/// sealed one before it stays byte for byte as it was (the writer starts the removed segment afresh), and a bad
+/// tail in it is corruption, not a torn tail to cut.
+#[test]
+fn sealed_bytes_are_never_cut_even_after_removing_a_torn_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = build_sealed(dir.path());
+    let rows = steps(&store, "r").unwrap();
+    // A crash right after a roll created v0-3 (its header never written): v0-2 was sealed by the roll.
+    let sealed = fs::read(seg(dir.path(), "r", "v0-2.seg")).unwrap();
+    drop(store);
+    fs::write(seg(dir.path(), "r", "v0-3.seg"), b"").unwrap();
+    let store = Store::open_with(dir.path(), opts().segment_size(1 << 20)).unwrap();
+    let mut w = store.resume("r").unwrap();
+    let cut: Vec<_> = w.recovery().cuts.iter().map(|c| c.file.clone()).collect();
+    assert_eq!(cut, vec![seg(dir.path(), "r", "v0-3.seg")]);
+    let next = w.log(metrics! { "x" => -1.0 }).unwrap();
+    assert_eq!(next, *rows.last().unwrap() + 1);
+    drop(w);
+    assert!(fs::read(seg(dir.path(), "r", "v0-2.seg")).unwrap() == sealed, "a sealed segment was modified");
+    assert!(seg(dir.path(), "r", "v0-3.seg").exists());
+    let mut want = rows.clone();
+    want.push(next);
+    assert_eq!(steps(&store, "r").unwrap(), want);
+    assert!(store.verify().unwrap().problems.is_empty());
+
+    // Garbage after the last frame of a sealed segment, with a torn segment after it: corruption, nothing cut.
+    let dir = tempfile::tempdir().unwrap();
+    build_sealed(dir.path());
+    let p1 = seg(dir.path(), "r", "v0-1.seg");
+    let mut damaged = fs::read(&p1).unwrap();
+    damaged.extend_from_slice(&[0x5a; 100]);
+    fs::write(&p1, &damaged).unwrap();
+    fs::remove_file(seg(dir.path(), "r", "v0-2.seg")).unwrap();
+    fs::write(seg(dir.path(), "r", "v0-2.seg"), b"").unwrap();
+    let store = Store::open_with(dir.path(), opts().segment_size(4096)).unwrap();
+    match store.resume("r") {
+        Err(e) => assert!(e.is_corruption(), "{e:?}"),
+        Ok(w) => panic!("resumed over damaged sealed bytes: {:?}", w.recovery()),
+    }
+    assert!(fs::read(&p1).unwrap() == damaged, "sealed bytes were cut");
+}
