@@ -167,8 +167,11 @@ impl EventStream {
             if self.done {
                 return Ok(false);
             }
-            if let Some((ev, end)) = self.pending.front() {
-                let cur = self.cur.as_ref().ok_or_else(|| Error::Value { reason: "replay cursor lost".into() })?;
+            if self.cur.is_none() {
+                // Pending events belong to the current piece (the code below never leaves them without one).
+                self.pending.clear();
+            }
+            if let (Some((ev, end)), Some(cur)) = (self.pending.front(), self.cur.as_ref()) {
                 let past_cut = cur.piece.cut.is_some_and(|c| c.seg == cur.seg && *end > c.offset);
                 let past_cap = cur.piece.cap.is_some_and(|c| ev.step() > c);
                 if past_cut || past_cap {

@@ -183,9 +183,10 @@ impl StoreInner {
     fn sync_writer_of(&self, key: &crate::catalog::SegKey) -> Result<bool> {
         let core = lock(&self.writers).get(&key.0).and_then(Weak::upgrade);
         if let Some(core) = core {
-            let mut c = lock(&core);
+            // A poisoned lock (a panic inside the writer) poisons the writer: it is not used.
+            let Ok(mut c) = core.lock() else { return Ok(false) };
             let same = c.version == key.1 && c.nonce == key.2 && c.seg.as_ref().is_some_and(|s| s.seq == key.3);
-            if same && !c.poisoned && !c.closed {
+            if same && c.is_live() {
                 c.sync()?;
                 return Ok(true);
             }
@@ -196,8 +197,8 @@ impl StoreInner {
     fn flush_writer(&self, id: &str) -> Result<bool> {
         let core = lock(&self.writers).get(id).and_then(Weak::upgrade);
         if let Some(core) = core {
-            let mut c = lock(&core);
-            if !c.poisoned && !c.closed && c.has_pending() {
+            let Ok(mut c) = core.lock() else { return Ok(false) };
+            if c.is_live() && c.has_pending() {
                 c.flush_frame()?;
                 return Ok(true);
             }
@@ -220,7 +221,7 @@ impl StoreInner {
                 if let Ok(mut c) = core.try_lock() {
                     if let SyncPolicy::EveryMillis(n) = c.policy {
                         let due = c.last_sync.elapsed().as_millis() >= u128::from(n);
-                        if due && !c.poisoned && !c.closed && (c.unsynced || c.has_pending()) {
+                        if due && c.is_live() && (c.unsynced || c.has_pending()) {
                             let _ = c.sync();
                         }
                     }

@@ -99,7 +99,8 @@ pub(crate) struct WriterCore {
     pub written_last_log: Option<u64>,
     pub durable_last_log: Option<u64>,
     pub unsynced: bool,
-    pub poisoned: bool,
+    /// Why the writer refuses every call: the first failure (an I/O error, a panic, an internal check).
+    pub poisoned: Option<String>,
     pub closed: bool,
 }
 
@@ -174,7 +175,7 @@ impl WriterCore {
             written_last_log: None,
             durable_last_log: None,
             unsynced: false,
-            poisoned: false,
+            poisoned: None,
             closed: false,
         }
     }
@@ -249,10 +250,32 @@ impl WriterCore {
     }
 
     fn check(&self) -> Result<()> {
-        if self.poisoned || self.closed {
-            return Err(Error::Poisoned { run: self.id.clone() });
+        if let Some(cause) = &self.poisoned {
+            return Err(Error::Poisoned { run: self.id.clone(), cause: cause.clone() });
+        }
+        if self.closed {
+            return Err(Error::Poisoned { run: self.id.clone(), cause: "the writer is closed".into() });
         }
         Ok(())
+    }
+
+    /// True while the writer accepts calls (not poisoned, not closed).
+    pub(crate) fn is_live(&self) -> bool {
+        self.poisoned.is_none() && !self.closed
+    }
+
+    /// Poisons the writer with `cause` (the first cause is kept).
+    pub(crate) fn set_poisoned(&mut self, cause: impl FnOnce() -> String) {
+        if self.poisoned.is_none() {
+            self.poisoned = Some(cause());
+        }
+    }
+
+    /// Poisons the writer because an internal check failed, and returns the error.
+    fn broken<T>(&mut self, what: &str) -> Result<T> {
+        self.set_poisoned(|| format!("internal error: {what}"));
+        self.check()?;
+        unreachable_err(&self.id)
     }
 
     /// The step `Log` steps must exceed: the last visible `Log` step or the fork/rewind step.
@@ -551,8 +574,9 @@ impl WriterCore {
     }
 
     fn poison<T>(&mut self, op: &'static str, path: PathBuf, e: std::io::Error) -> Result<T> {
-        self.poisoned = true;
-        Err(Error::io(op, path, e))
+        let err = Error::io(op, path, e);
+        self.set_poisoned(|| err.to_string());
+        Err(err)
     }
 
     fn durable(&self) -> bool {
@@ -666,15 +690,16 @@ impl WriterCore {
         self.check()?;
         self.ensure_segment()?;
         self.write_keys()?;
-        let Some(seg) = self.seg.as_mut() else {
-            return Err(Error::Poisoned { run: self.id.clone() });
-        };
+        if self.seg.is_none() {
+            return self.broken("no active segment after creating one");
+        }
+        let Some(seg) = self.seg.as_mut() else { return unreachable_err(&self.id) };
         // The frame is built in place: the payload prefix and the frame header go into the gap the buffer
         // keeps in front of the events (no copy of the events).
         self.frame.clear();
         encode_prefix(&mut self.frame, self.buf_count, self.buf_base.0, self.buf_base.1, seg.synced);
         let Some(start) = FRAME_GAP.checked_sub(self.frame.len() + FRAME_HEADER_LEN) else {
-            return Err(Error::Poisoned { run: self.id.clone() });
+            return self.broken("frame prefix larger than the room kept for it");
         };
         let frame = &mut self.buf[start..];
         frame[FRAME_HEADER_LEN..FRAME_HEADER_LEN + self.frame.len()].copy_from_slice(&self.frame);
@@ -734,7 +759,7 @@ impl WriterCore {
     /// Final flush (and sync unless the policy is `Never`), then release the run lock.
     pub(crate) fn close(&mut self) -> Result<()> {
         let mut res = Ok(());
-        if !self.poisoned && !self.closed {
+        if self.is_live() {
             res = if self.durable() { self.sync() } else { self.flush_frame() };
         }
         self.closed = true;
@@ -743,6 +768,11 @@ impl WriterCore {
         }
         res
     }
+}
+
+/// The error for a state the code above rules out.
+fn unreachable_err<T>(run: &str) -> Result<T> {
+    Err(Error::Poisoned { run: run.to_string(), cause: "internal error: inconsistent writer state".into() })
 }
 
 /// Checks the keys of a float row or batch, given in sorted order: each short enough, none repeated.
@@ -789,7 +819,22 @@ impl std::fmt::Debug for RunWriter {
 }
 
 impl RunWriter {
-    fn core(&self) -> MutexGuard<'_, WriterCore> {
+    /// The writer's state for a call that writes. A panic inside an earlier call (a poisoned lock) left it
+    /// unknown (say, a frame written but the length not updated): the writer is poisoned.
+    fn core(&self) -> Result<MutexGuard<'_, WriterCore>> {
+        match self.core.lock() {
+            Ok(c) => Ok(c),
+            Err(p) => {
+                let mut c = p.into_inner();
+                c.set_poisoned(|| "a panic inside the writer left its state unknown".into());
+                c.check()?;
+                unreachable_err(&self.id)
+            }
+        }
+    }
+
+    /// The writer's state for reading a counter (a poisoned lock still holds the last values).
+    fn peek(&self) -> MutexGuard<'_, WriterCore> {
         self.core.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -811,22 +856,22 @@ impl RunWriter {
 
     /// The last `Log` step of the run's visible history (inherited rows included).
     pub fn last_step(&self) -> Option<u64> {
-        self.core().total.last_log
+        self.peek().total.last_log
     }
 
     /// The step `log` will use next: 0 for a fresh run, the last step + 1, or the fork step + 1 for a fresh fork.
     pub fn next_step(&self) -> u64 {
-        self.core().last().map_or(0, |l| l.saturating_add(1))
+        self.peek().last().map_or(0, |l| l.saturating_add(1))
     }
 
     /// The last `Log` step known to be durable (fsynced by this writer).
     pub fn durable_step(&self) -> Option<u64> {
-        self.core().durable_last_log
+        self.peek().durable_last_log
     }
 
     /// Overrides the store's sync policy for this writer.
     pub fn set_sync_policy(&mut self, policy: SyncPolicy) {
-        self.core().policy = policy;
+        self.peek().policy = policy;
         if matches!(policy, SyncPolicy::EveryMillis(_)) {
             self.store.ensure_syncer();
         }
@@ -846,7 +891,7 @@ impl RunWriter {
 
     /// Validates every row (steps, keys, values), then appends them all; on any error nothing is written.
     fn log_rows(&mut self, rows: &[(Option<u64>, Option<f64>, &Metrics)]) -> Result<Option<u64>> {
-        let mut core = self.core();
+        let mut core = self.core()?;
         core.check()?;
         let now = now_micros();
         let mut last = core.last();
@@ -863,7 +908,7 @@ impl RunWriter {
 
     /// One row: the hot path of a tracker, with no allocation besides the encoding buffer.
     fn log_one(&mut self, step: Option<u64>, time: Option<f64>, m: &Metrics) -> Result<u64> {
-        let mut core = self.core();
+        let mut core = self.core()?;
         core.check()?;
         core.check_values(m)?;
         let s = self.resolve_step(step, core.last())?;
@@ -928,7 +973,7 @@ impl RunWriter {
     }
 
     fn log_floats_inner(&mut self, step: Option<u64>, row: &[(&str, f64)]) -> Result<u64> {
-        let mut core = self.core();
+        let mut core = self.core()?;
         core.check()?;
         let s = self.resolve_step(step, core.last())?;
         let t = now_micros();
@@ -952,7 +997,7 @@ impl RunWriter {
     /// ~1.5 million rows of five floats): a larger one is [`Error::TooLarge`]. Returns the last step (`None`
     /// for no rows).
     pub fn log_columns(&mut self, steps: &[u64], columns: &[(&str, &[f64])]) -> Result<Option<u64>> {
-        let mut core = self.core();
+        let mut core = self.core()?;
         core.check()?;
         if let Some((k, c)) = columns.iter().find(|(_, c)| c.len() != steps.len()) {
             return Err(Error::Value {
@@ -1006,42 +1051,49 @@ impl RunWriter {
 
     /// Merges a patch into the run's config (positioned at the current step).
     pub fn set_config(&mut self, patch: Metrics) -> Result<()> {
-        self.core().append_other(Other::Config, Some(&patch), 0)
+        self.core()?.append_other(Other::Config, Some(&patch), 0)
     }
 
     /// Sets explicit summary values; they override the automatic last-value summary.
     pub fn set_summary(&mut self, patch: Metrics) -> Result<()> {
-        self.core().append_other(Other::Summary, Some(&patch), 0)
+        self.core()?.append_other(Other::Summary, Some(&patch), 0)
     }
 
     /// Logs a system-metrics sample at the current step (it does not advance the step).
     pub fn log_system(&mut self, metrics: Metrics) -> Result<()> {
-        self.core().append_other(Other::System, Some(&metrics), 0)
+        self.core()?.append_other(Other::System, Some(&metrics), 0)
     }
 
     /// Marks the run finished with `exit_code`, makes everything durable and releases the run.
     pub fn finish(self, exit_code: i32) -> Result<()> {
-        let mut core = self.core();
+        let mut core = self.core()?;
         core.append_other(Other::Finish, None, exit_code)?;
         core.sync()
     }
 
     /// Writes buffered events to the OS: visible to readers, not yet durable.
     pub fn flush(&mut self) -> Result<()> {
-        let mut core = self.core();
+        let mut core = self.core()?;
         core.check()?;
         core.flush_frame()
     }
 
     /// Makes every event appended so far durable. A failed fsync poisons the writer: it is never retried.
     pub fn sync(&mut self) -> Result<()> {
-        self.core().sync()
+        self.core()?.sync()
     }
 }
 
 impl Drop for RunWriter {
     fn drop(&mut self) {
-        let _ = self.core().close();
+        let poisoned = self.core.is_poisoned();
+        let mut core = self.peek();
+        if poisoned {
+            core.set_poisoned(|| "a panic inside the writer left its state unknown".into());
+        }
+        // A poisoned writer writes nothing more; it only releases the run.
+        let _ = core.close();
+        drop(core);
         self.store.unregister_writer(&self.id);
     }
 }
