@@ -73,6 +73,7 @@ mod info;
 mod keys;
 mod options;
 mod recovery;
+mod registry;
 mod replay;
 mod report;
 mod scan;

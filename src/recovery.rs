@@ -60,7 +60,8 @@ pub(crate) fn recover_active(inner: &StoreInner, view: &VersionView, cuts: &mut 
     }
     let seq = view.segs - 1;
     let path = view.seg_path(seq);
-    let file = vfs.open(&path, OpenMode::ReadWrite).map_err(|e| Error::io("opening segment", &path, e))?;
+    let file: Arc<dyn VfsFile> =
+        Arc::from(vfs.open(&path, OpenMode::ReadWrite).map_err(|e| Error::io("opening segment", &path, e))?);
     let len = file.len().map_err(|e| Error::io("reading length of", &path, e))?;
     let mut head = vec![0u8; (len as usize).min(SEG_HEADER_LEN)];
     file.read_exact_at(&mut head, 0).map_err(|e| Error::io("reading", &path, e))?;
@@ -117,7 +118,7 @@ fn recover_segment(
     inner: &StoreInner,
     view: &VersionView,
     seq: u32,
-    file: Box<dyn VfsFile>,
+    file: Arc<dyn VfsFile>,
     header: SegmentHeader,
     cuts: &mut Vec<Cut>,
 ) -> Result<Recovered> {
@@ -229,6 +230,7 @@ fn recover_segment(
             synced: valid,
             inseg,
             pending_idx: Vec::new(),
+            pending_offs: Vec::new(),
         }),
         own,
         next_seq: seq + 1,
@@ -307,6 +309,7 @@ pub(crate) fn open_writer(
         opts.segment_size,
         opts.buffer_size,
     );
+    core.key_list = Arc::new(table_order(&keys));
     core.keys = keys;
     core.keys_file = keys_file;
     core.keys_len = keys_len;
@@ -318,11 +321,12 @@ pub(crate) fn open_writer(
     core.floor = view.header.base.as_ref().map(|b| b.step);
     core.written_last_log = core.total.last_log;
     core.durable_last_log = core.total.last_log;
-    let core = Arc::new(Mutex::new(core));
-    inner.register_writer(&view.id, &core);
-    if matches!(opts.sync, crate::options::SyncPolicy::EveryMillis(_)) {
-        inner.ensure_syncer();
+    core.running = Some(inner.running_lock(view)?);
+    if matches!(opts.sync, crate::options::SyncPolicy::EveryMillis(_)) && inner.registry.ensure_syncer() {
+        core.wake = Some(inner.registry.wake());
     }
+    let core = Arc::new(Mutex::new(core));
+    inner.registry.register(&view.id, &core);
     Ok(RunWriter {
         core,
         store: inner.clone(),
@@ -330,4 +334,11 @@ pub(crate) fn open_writer(
         version: view.version,
         recovery: RecoveryReport { run: view.id.clone(), cuts },
     })
+}
+
+/// Key names by id from the id map.
+fn table_order(keys: &HashMap<Key, u32>) -> Vec<Key> {
+    let mut list: Vec<(u32, Key)> = keys.iter().map(|(k, id)| (*id, k.clone())).collect();
+    list.sort_unstable_by_key(|(id, _)| *id);
+    list.into_iter().map(|(_, k)| k).collect()
 }

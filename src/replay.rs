@@ -14,6 +14,7 @@ use crate::ids::RunRef;
 use crate::scan::{first_step, frame_events, open_index, open_segment, trusted_entry, Ptr};
 use crate::segment::SegmentReader;
 use crate::value::{Key, Metrics, Value};
+use crate::writer::Tail;
 
 /// Filters for [`Store::history_with`](crate::Store::history_with) and [`Store::events_with`](crate::Store::events_with).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -100,13 +101,41 @@ pub struct EventStream {
     cur: Option<Cursor>,
     pending: VecDeque<(RawEvent, u64)>,
     done: bool,
+    /// This process's writer's buffered events, read after the last piece's data on disk.
+    tail: Option<Tail>,
 }
 
 impl EventStream {
     /// A stream over `pieces`, limited to steps `from..=to`.
-    pub fn new(cat: Arc<Catalog>, pieces: Vec<Piece>, from: Option<u64>, to: Option<u64>) -> EventStream {
+    /// `tail` is this process's writer's buffered events of the last piece (whose `cut` is where the writer's
+    /// data on disk ended when they were copied).
+    pub fn new(
+        cat: Arc<Catalog>,
+        pieces: Vec<Piece>,
+        from: Option<u64>,
+        to: Option<u64>,
+        tail: Option<Tail>,
+    ) -> EventStream {
         let pieces = pieces.into_iter().filter(|p| !(from.is_some() && p.cap.is_some() && p.cap < from)).collect();
-        EventStream { cat, pieces, from, to, cur: None, pending: VecDeque::new(), done: false }
+        EventStream { cat, pieces, from, to, cur: None, pending: VecDeque::new(), done: false, tail }
+    }
+
+    /// Moves `cur` (at the end of its data on disk) onto the writer's buffered events when it is the last
+    /// piece and there are some: true if it did.
+    fn enter_tail(pieces: &VecDeque<Piece>, tail: &mut Option<Tail>, cur: &mut Cursor) -> bool {
+        if !pieces.is_empty() {
+            return false;
+        }
+        let Some(t) = tail.take() else { return false };
+        let path = cur.piece.view.seg_path(t.seq);
+        cur.reader = Some(SegmentReader::memory(&path, t.salt, t.offset, t.frame));
+        cur.keys = t.keys;
+        // A segment of its own (past any cut), read whole.
+        cur.seg = cur.last_seg.max(t.seq).saturating_add(1);
+        cur.last_seg = cur.seg;
+        cur.piece.cut = None;
+        cur.started = true;
+        true
     }
 
     fn start_piece(&mut self, piece: Piece) -> Result<Cursor> {
@@ -124,6 +153,7 @@ impl EventStream {
         let mut cursor = Cursor { piece, origin, keys, seg: 0, last_seg, reader: None, started: segs > 0 };
         if segs == 0 {
             cursor.started = false;
+            EventStream::enter_tail(&self.pieces, &mut self.tail, &mut cursor);
             return Ok(cursor);
         }
         // Seek: the last segment whose first step is below `from`, then its last index entry below `from`.
@@ -176,7 +206,14 @@ impl EventStream {
                 let past_cap = cur.piece.cap.is_some_and(|c| ev.step() > c);
                 if past_cut || past_cap {
                     self.pending.clear();
-                    self.cur = None;
+                    // The last piece's data on disk ends at the cut; the writer's buffered events follow.
+                    let tail = match self.cur.as_mut() {
+                        Some(cur) => EventStream::enter_tail(&self.pieces, &mut self.tail, cur),
+                        None => false,
+                    };
+                    if !tail {
+                        self.cur = None;
+                    }
                     continue;
                 }
                 if self.to.is_some_and(|t| ev.step() > t) {
@@ -226,7 +263,9 @@ impl EventStream {
                                     ));
                                 }
                             }
-                            self.cur = None;
+                            if !EventStream::enter_tail(&self.pieces, &mut self.tail, cur) {
+                                self.cur = None;
+                            }
                         }
                     }
                 }
@@ -309,7 +348,11 @@ impl EventStream {
                     let mut ctx = FrameCtx { cat: &self.cat, piece, seg: *seg, keys, path: &path };
                     match f(&mut ctx, off, payload)? {
                         Flow::Next => {}
-                        Flow::EndPiece => self.cur = None,
+                        Flow::EndPiece => {
+                            if !EventStream::enter_tail(&self.pieces, &mut self.tail, cur) {
+                                self.cur = None;
+                            }
+                        }
                         Flow::Stop => self.done = true,
                     }
                 }
@@ -324,7 +367,9 @@ impl EventStream {
                             return Err(Error::corrupt(&path, c.offset, "a fork points at bytes that are not there"));
                         }
                     }
-                    self.cur = None;
+                    if !EventStream::enter_tail(&self.pieces, &mut self.tail, cur) {
+                        self.cur = None;
+                    }
                 }
             }
         }

@@ -29,7 +29,8 @@ use crate::vfs::{OpenMode, Vfs, VfsFile};
 /// The segment being appended to.
 pub(crate) struct ActiveSeg {
     pub seq: u32,
-    pub file: Box<dyn VfsFile>,
+    /// Shared so a sync can fsync it without holding the writer's lock.
+    pub file: Arc<dyn VfsFile>,
     pub len: u64,
     pub salt: u64,
     pub idx: Box<dyn VfsFile>,
@@ -42,19 +43,62 @@ pub(crate) struct ActiveSeg {
     /// Step-index entries of frames not yet fsynced: an entry is written only once its frame is durable, so
     /// every entry in an index vouches for the bytes before it (docs/FORMAT.md, Step index).
     pub pending_idx: Vec<u8>,
+    /// The frame offset of each entry in `pending_idx`.
+    pub pending_offs: Vec<u64>,
 }
 
 impl ActiveSeg {
     /// Writes the pending index entries: call only after the segment's data was fsynced.
     pub(crate) fn write_pending_index(&mut self) -> std::io::Result<()> {
-        if self.pending_idx.is_empty() {
+        self.write_pending_index_below(u64::MAX)
+    }
+
+    /// Writes the pending index entries of frames below `synced`, which was fsynced.
+    fn write_pending_index_below(&mut self, synced: u64) -> std::io::Result<()> {
+        let n = self.pending_offs.iter().take_while(|o| **o < synced).count();
+        if n == 0 {
             return Ok(());
         }
-        self.idx.write_all_at(&self.pending_idx, self.idx_len)?;
-        self.idx_len += self.pending_idx.len() as u64;
-        self.pending_idx.clear();
+        let bytes = n * format::INDEX_ENTRY_LEN;
+        self.idx.write_all_at(&self.pending_idx[..bytes], self.idx_len)?;
+        self.idx_len += bytes as u64;
+        self.pending_idx.drain(..bytes);
+        self.pending_offs.drain(..n);
         Ok(())
     }
+}
+
+/// What a sync started under the writer's lock fsyncs without it (see [`WriterCore::begin_sync`]).
+pub(crate) struct SyncTicket {
+    file: Arc<dyn VfsFile>,
+    seq: u32,
+    len: u64,
+    last_log: Option<u64>,
+}
+
+impl SyncTicket {
+    /// The fsync itself.
+    pub(crate) fn fsync(&self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+}
+
+/// A snapshot of a writer's buffered events, for readers of this process: what a reader sees of them
+/// without writing them (see [`WriterCore::tail`]).
+pub(crate) struct Tail {
+    /// The version and header nonce the writer appends to.
+    pub version: u32,
+    pub nonce: u64,
+    /// The segment, salt and offset the frame is built for (the frame passes the usual checks): where the
+    /// writer's data ended when the snapshot was taken, so a reader of the disk stops there (the segment may
+    /// not exist yet).
+    pub seq: u32,
+    pub salt: u64,
+    pub offset: u64,
+    /// The buffered events as one complete frame.
+    pub frame: Vec<u8>,
+    /// Every key name by id, the buffered events' new keys included.
+    pub keys: Arc<Vec<Key>>,
 }
 
 /// Mutable state of a writer, shared with the store's background syncer.
@@ -67,7 +111,11 @@ pub(crate) struct WriterCore {
     /// The store's catalog: the writer tells it how much of the active segment is valid and durable.
     pub cat: Arc<Catalog>,
     pub lock: Option<Box<dyn VfsFile>>,
+    /// The exclusive lock on the version's header that tells readers the run is running.
+    pub running: Option<Box<dyn VfsFile>>,
     pub keys: HashMap<Key, u32>,
+    /// Key names by id (the inverse of `keys`), shared with readers' snapshots.
+    pub key_list: Arc<Vec<Key>>,
     /// The previous row's keys and ids, by position (a cache in front of `keys`).
     last_row_keys: Vec<(Key, u32)>,
     pub keys_file: Option<Box<dyn VfsFile>>,
@@ -90,6 +138,10 @@ pub(crate) struct WriterCore {
     frame: Vec<u8>,
     pub policy: SyncPolicy,
     pub last_sync: Instant,
+    /// When the oldest event not yet covered by a sync was appended (the `EveryMillis` deadline runs from it).
+    pub dirty_since: Option<Instant>,
+    /// Wakes the store's syncer when `dirty_since` is set (`None`: no syncer, `EveryMillis` syncs inline).
+    pub wake: Option<Arc<crate::registry::Wake>>,
     /// Own events written to segments (not the buffer).
     pub own: Stats,
     /// Everything visible: inherited, written and buffered.
@@ -150,7 +202,9 @@ impl WriterCore {
             vfs: cat.vfs.clone(),
             cat,
             lock: Some(lock),
+            running: None,
             keys: HashMap::new(),
+            key_list: Arc::new(Vec::new()),
             last_row_keys: Vec::new(),
             keys_file: None,
             keys_len: 0,
@@ -169,6 +223,8 @@ impl WriterCore {
             frame: Vec::new(),
             policy,
             last_sync: Instant::now(),
+            dirty_since: None,
+            wake: None,
             own: Stats::default(),
             total: Stats::default(),
             floor: None,
@@ -205,6 +261,7 @@ impl WriterCore {
         if self.keys.len() > m.keys {
             let n = m.keys as u32;
             self.keys.retain(|_, id| *id < n);
+            Arc::make_mut(&mut self.key_list).truncate(m.keys);
             // The row-key cache may name the ids just dropped.
             self.last_row_keys.clear();
         }
@@ -249,7 +306,7 @@ impl WriterCore {
         }
     }
 
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         if let Some(cause) = &self.poisoned {
             return Err(Error::Poisoned { run: self.id.clone(), cause: cause.clone() });
         }
@@ -320,6 +377,7 @@ impl WriterCore {
                     let id = self.keys.len() as u32;
                     encode_key_record(&mut self.pending_keys, self.nonce, id, k);
                     self.keys.insert(k.clone(), id);
+                    Arc::make_mut(&mut self.key_list).push(k.clone());
                     id
                 }
             };
@@ -353,6 +411,7 @@ impl WriterCore {
                     let key = Key::from(k);
                     encode_key_record(&mut self.pending_keys, self.nonce, id, &key);
                     self.keys.insert(key.clone(), id);
+                    Arc::make_mut(&mut self.key_list).push(key.clone());
                     (key, id)
                 }
             };
@@ -565,11 +624,37 @@ impl WriterCore {
         self.after_write()
     }
 
+    /// After an append: under `Always`, sync now; under `EveryMillis`, start the deadline of the first event
+    /// a sync does not cover yet (the store's syncer fsyncs by then, outside this writer's lock: a `log` never
+    /// waits for an fsync it did not ask for).
+    ///
+    /// Under `Always` the caller ([`RunWriter`]) syncs after releasing the lock.
     fn after_write(&mut self) -> Result<()> {
         match self.policy {
-            SyncPolicy::Always => self.sync(),
-            SyncPolicy::EveryMillis(n) if self.last_sync.elapsed().as_millis() >= u128::from(n) => self.sync(),
-            _ => Ok(()),
+            SyncPolicy::EveryMillis(n) => {
+                if self.dirty_since.is_none() {
+                    self.dirty_since = Some(Instant::now());
+                    if let Some(w) = &self.wake {
+                        w.kick();
+                    }
+                }
+                if self.wake.is_none() && self.last_sync.elapsed().as_millis() >= u128::from(n) {
+                    // No syncer thread could be started: sync inline.
+                    return self.sync();
+                }
+                Ok(())
+            }
+            SyncPolicy::Always | SyncPolicy::Never => Ok(()),
+        }
+    }
+
+    /// When the store's syncer must sync this writer (`None`: nothing is due).
+    pub(crate) fn sync_deadline(&self) -> Option<Instant> {
+        match self.policy {
+            SyncPolicy::EveryMillis(n) if self.is_live() => {
+                self.dirty_since.map(|t| t + std::time::Duration::from_millis(n))
+            }
+            _ => None,
         }
     }
 
@@ -589,8 +674,8 @@ impl WriterCore {
         let ipath = self.dir.join(format::idx_name(self.version, seq));
         let salt = format::segment_salt(self.nonce, seq);
         let header = SegmentHeader { seq, version: self.version, salt, base: self.own }.encode();
-        let file = match self.vfs.open(&path, OpenMode::CreateNew) {
-            Ok(f) => f,
+        let file: Arc<dyn VfsFile> = match self.vfs.open(&path, OpenMode::CreateNew) {
+            Ok(f) => Arc::from(f),
             Err(e) => return self.poison("creating segment", path, e),
         };
         if let Err(e) = file.write_all_at(&header, 0) {
@@ -623,6 +708,7 @@ impl WriterCore {
             synced: format::SEG_HEADER_LEN as u64,
             inseg: Stats::default(),
             pending_idx: Vec::new(),
+            pending_offs: Vec::new(),
         });
         self.next_seq = seq + 1;
         Ok(())
@@ -716,6 +802,7 @@ impl WriterCore {
         if index_it {
             // Written after the next fsync of the segment (see `ActiveSeg::pending_idx`).
             seg.pending_idx.extend_from_slice(&entry);
+            seg.pending_offs.push(off);
             seg.last_indexed = Some(off);
         }
         seg.len += frame_len;
@@ -732,28 +819,78 @@ impl WriterCore {
         Ok(())
     }
 
-    /// Flushes and fsyncs.
+    /// Flushes and fsyncs, holding the lock throughout (for `Always`, `finish` and `close`; other syncs use
+    /// [`sync_unlocked`]).
     pub(crate) fn sync(&mut self) -> Result<()> {
+        if let Some(t) = self.begin_sync()? {
+            let res = t.file.sync_data();
+            self.end_sync(t, res)?;
+        }
+        Ok(())
+    }
+
+    /// First half of a sync, under the lock: writes the buffer out and returns what to fsync (`None`: nothing,
+    /// everything written is already durable).
+    pub(crate) fn begin_sync(&mut self) -> Result<Option<SyncTicket>> {
         self.check()?;
         self.flush_frame()?;
-        if self.unsynced {
-            if let Some(seg) = &mut self.seg {
-                if let Err(e) = seg.file.sync_data() {
-                    let path = self.dir.join(format::seg_name(self.version, seg.seq));
-                    return self.poison("syncing", path, e);
-                }
-                seg.synced = seg.len;
-                if let Err(e) = seg.write_pending_index() {
-                    let path = self.dir.join(format::idx_name(self.version, seg.seq));
-                    return self.poison("writing index", path, e);
-                }
-            }
-            self.unsynced = false;
-            self.note_known();
+        self.dirty_since = None;
+        let Some(seg) = self.seg.as_ref().filter(|_| self.unsynced) else {
+            self.durable_last_log = self.written_last_log;
+            self.last_sync = Instant::now();
+            return Ok(None);
+        };
+        Ok(Some(SyncTicket { file: seg.file.clone(), seq: seg.seq, len: seg.len, last_log: self.written_last_log }))
+    }
+
+    /// Second half of a sync, under the lock again: publishes what the fsync made durable (the synced length,
+    /// the index entries of synced frames, the durable step), or poisons the writer if it failed.
+    pub(crate) fn end_sync(&mut self, t: SyncTicket, res: std::io::Result<()>) -> Result<()> {
+        if let Err(e) = res {
+            let path = self.dir.join(format::seg_name(self.version, t.seq));
+            return self.poison("syncing", path, e);
         }
-        self.durable_last_log = self.written_last_log;
+        self.check()?;
+        let Some(seg) = self.seg.as_mut().filter(|s| s.seq == t.seq) else {
+            // The segment was sealed meanwhile (and synced whole by the roll).
+            return Ok(());
+        };
+        seg.synced = seg.synced.max(t.len);
+        let clean = seg.len == t.len;
+        if let Err(e) = seg.write_pending_index_below(t.len) {
+            let path = self.dir.join(format::idx_name(self.version, t.seq));
+            return self.poison("writing index", path, e);
+        }
+        if clean {
+            self.unsynced = false;
+        }
+        if t.last_log > self.durable_last_log || self.durable_last_log.is_none() {
+            self.durable_last_log = t.last_log;
+        }
         self.last_sync = Instant::now();
+        self.note_known();
         Ok(())
+    }
+
+    /// A snapshot of the buffered events for a reader of this process (`None` when nothing is buffered).
+    pub(crate) fn tail(&self) -> Option<Tail> {
+        if self.buf_count == 0 || !self.is_live() {
+            return None;
+        }
+        let (seq, salt, offset, synced) = match &self.seg {
+            Some(s) => (s.seq, s.salt, s.len, s.synced),
+            None => {
+                let salt = format::segment_salt(self.nonce, self.next_seq);
+                let start = format::SEG_HEADER_LEN as u64;
+                (self.next_seq, salt, start, start)
+            }
+        };
+        let mut payload = Vec::with_capacity(self.buf.len());
+        encode_prefix(&mut payload, self.buf_count, self.buf_base.0, self.buf_base.1, synced);
+        payload.extend_from_slice(self.buf.get(FRAME_GAP..)?);
+        let mut frame = frame_header(salt, offset, &payload).to_vec();
+        frame.extend_from_slice(&payload);
+        Some(Tail { version: self.version, nonce: self.nonce, seq, salt, offset, frame, keys: self.key_list.clone() })
     }
 
     /// Final flush (and sync unless the policy is `Never`), then release the run lock.
@@ -763,6 +900,9 @@ impl WriterCore {
             res = if self.durable() { self.sync() } else { self.flush_frame() };
         }
         self.closed = true;
+        if let Some(l) = self.running.take() {
+            let _ = l.unlock();
+        }
         if let Some(l) = self.lock.take() {
             let _ = l.unlock();
         }
@@ -771,7 +911,7 @@ impl WriterCore {
 }
 
 /// The error for a state the code above rules out.
-fn unreachable_err<T>(run: &str) -> Result<T> {
+pub(crate) fn unreachable_err<T>(run: &str) -> Result<T> {
     Err(Error::Poisoned { run: run.to_string(), cause: "internal error: inconsistent writer state".into() })
 }
 
@@ -819,18 +959,19 @@ impl std::fmt::Debug for RunWriter {
 }
 
 impl RunWriter {
-    /// The writer's state for a call that writes. A panic inside an earlier call (a poisoned lock) left it
-    /// unknown (say, a frame written but the length not updated): the writer is poisoned.
+    /// The writer's state for a call that writes (`Poisoned` after a panic inside an earlier call).
     fn core(&self) -> Result<MutexGuard<'_, WriterCore>> {
-        match self.core.lock() {
-            Ok(c) => Ok(c),
-            Err(p) => {
-                let mut c = p.into_inner();
-                c.set_poisoned(|| "a panic inside the writer left its state unknown".into());
-                c.check()?;
-                unreachable_err(&self.id)
-            }
+        crate::registry::lock_core(&self.core)
+    }
+
+    /// After a write call returned `res` (its lock released): under [`SyncPolicy::Always`] the fsync the call
+    /// asked for, done outside the lock so this process's readers never wait for it.
+    fn then_sync<R>(&self, res: Result<R>) -> Result<R> {
+        let r = res?;
+        if self.peek().policy == SyncPolicy::Always {
+            crate::registry::sync_unlocked(&self.core)?;
         }
+        Ok(r)
     }
 
     /// The writer's state for reading a counter (a poisoned lock still holds the last values).
@@ -872,8 +1013,8 @@ impl RunWriter {
     /// Overrides the store's sync policy for this writer.
     pub fn set_sync_policy(&mut self, policy: SyncPolicy) {
         self.peek().policy = policy;
-        if matches!(policy, SyncPolicy::EveryMillis(_)) {
-            self.store.ensure_syncer();
+        if matches!(policy, SyncPolicy::EveryMillis(_)) && self.store.registry.ensure_syncer() {
+            self.peek().wake = Some(self.store.registry.wake());
         }
     }
 
@@ -919,23 +1060,27 @@ impl RunWriter {
 
     /// Logs a history row at the next step and returns that step.
     pub fn log(&mut self, metrics: Metrics) -> Result<u64> {
-        self.log_one(None, None, &metrics)
+        let res = self.log_one(None, None, &metrics);
+        self.then_sync(res)
     }
 
     /// Like [`log`](RunWriter::log) but borrows the row, so a caller can reuse one map for every step.
     pub fn log_ref(&mut self, metrics: &Metrics) -> Result<u64> {
-        self.log_one(None, None, metrics)
+        let res = self.log_one(None, None, metrics);
+        self.then_sync(res)
     }
 
     /// Logs a history row at `step`, which must be greater than the last step
     /// ([`Error::StepNotIncreasing`] otherwise, and nothing is written).
     pub fn log_at(&mut self, step: u64, metrics: Metrics) -> Result<()> {
-        self.log_one(Some(step), None, &metrics).map(|_| ())
+        let res = self.log_one(Some(step), None, &metrics).map(|_| ());
+        self.then_sync(res)
     }
 
     /// Logs a row with an explicit timestamp (seconds since the epoch), at `step` or the next step.
     pub fn log_with_time(&mut self, step: Option<u64>, time: f64, metrics: Metrics) -> Result<u64> {
-        self.log_one(step, Some(time), &metrics)
+        let res = self.log_one(step, Some(time), &metrics);
+        self.then_sync(res)
     }
 
     /// Logs any serializable value whose serde form is a map or struct (each field a metric).
@@ -957,19 +1102,22 @@ impl RunWriter {
             return Ok(None);
         }
         let rows: Vec<(Option<u64>, Option<f64>, &Metrics)> = owned.iter().map(|(s, m)| (*s, None, m)).collect();
-        self.log_rows(&rows)
+        let res = self.log_rows(&rows);
+        self.then_sync(res)
     }
 
     /// Logs a row of float metrics at the next step and returns that step: the fastest per-row path (no map,
     /// no `Value`s; a tracker logging the same keys every step pays no per-key allocation or hashing).
     /// Keys may come in any order; a duplicate key is [`Error::Value`] and nothing is written.
     pub fn log_floats(&mut self, row: &[(&str, f64)]) -> Result<u64> {
-        self.log_floats_inner(None, row)
+        let res = self.log_floats_inner(None, row);
+        self.then_sync(res)
     }
 
     /// Like [`log_floats`](RunWriter::log_floats) at `step`, which must exceed the last step.
     pub fn log_floats_at(&mut self, step: u64, row: &[(&str, f64)]) -> Result<()> {
-        self.log_floats_inner(Some(step), row).map(|_| ())
+        let res = self.log_floats_inner(Some(step), row).map(|_| ());
+        self.then_sync(res)
     }
 
     fn log_floats_inner(&mut self, step: Option<u64>, row: &[(&str, f64)]) -> Result<u64> {
@@ -997,6 +1145,11 @@ impl RunWriter {
     /// ~1.5 million rows of five floats): a larger one is [`Error::TooLarge`]. Returns the last step (`None`
     /// for no rows).
     pub fn log_columns(&mut self, steps: &[u64], columns: &[(&str, &[f64])]) -> Result<Option<u64>> {
+        let res = self.log_columns_inner(steps, columns);
+        self.then_sync(res)
+    }
+
+    fn log_columns_inner(&mut self, steps: &[u64], columns: &[(&str, &[f64])]) -> Result<Option<u64>> {
         let mut core = self.core()?;
         core.check()?;
         if let Some((k, c)) = columns.iter().find(|(_, c)| c.len() != steps.len()) {
@@ -1051,24 +1204,26 @@ impl RunWriter {
 
     /// Merges a patch into the run's config (positioned at the current step).
     pub fn set_config(&mut self, patch: Metrics) -> Result<()> {
-        self.core()?.append_other(Other::Config, Some(&patch), 0)
+        let res = self.core()?.append_other(Other::Config, Some(&patch), 0);
+        self.then_sync(res)
     }
 
     /// Sets explicit summary values; they override the automatic last-value summary.
     pub fn set_summary(&mut self, patch: Metrics) -> Result<()> {
-        self.core()?.append_other(Other::Summary, Some(&patch), 0)
+        let res = self.core()?.append_other(Other::Summary, Some(&patch), 0);
+        self.then_sync(res)
     }
 
     /// Logs a system-metrics sample at the current step (it does not advance the step).
     pub fn log_system(&mut self, metrics: Metrics) -> Result<()> {
-        self.core()?.append_other(Other::System, Some(&metrics), 0)
+        let res = self.core()?.append_other(Other::System, Some(&metrics), 0);
+        self.then_sync(res)
     }
 
     /// Marks the run finished with `exit_code`, makes everything durable and releases the run.
     pub fn finish(self, exit_code: i32) -> Result<()> {
-        let mut core = self.core()?;
-        core.append_other(Other::Finish, None, exit_code)?;
-        core.sync()
+        self.core()?.append_other(Other::Finish, None, exit_code)?;
+        crate::registry::sync_unlocked(&self.core)
     }
 
     /// Writes buffered events to the OS: visible to readers, not yet durable.
@@ -1080,7 +1235,7 @@ impl RunWriter {
 
     /// Makes every event appended so far durable. A failed fsync poisons the writer: it is never retried.
     pub fn sync(&mut self) -> Result<()> {
-        self.core()?.sync()
+        crate::registry::sync_unlocked(&self.core)
     }
 }
 
@@ -1094,6 +1249,6 @@ impl Drop for RunWriter {
         // A poisoned writer writes nothing more; it only releases the run.
         let _ = core.close();
         drop(core);
-        self.store.unregister_writer(&self.id);
+        self.store.registry.unregister(&self.id);
     }
 }
