@@ -38,7 +38,9 @@ fn check_pins(inner: &StoreInner, view: &VersionView, seq: u32, valid: u64) -> R
         for v in &listing.versions {
             let h = cat.header(&id, *v)?;
             if let Some(b) = &h.base {
-                if b.run_id == view.id && b.version == view.version && b.segment == seq && b.offset > valid {
+                // A pointer at the start of the segment's own data (past its header) pins none of its bytes.
+                let pinned = b.offset > valid && b.offset > SEG_HEADER_LEN as u64;
+                if b.run_id == view.id && b.version == view.version && b.segment == seq && pinned {
                     return Err(Error::corrupt(
                         view.seg_path(seq),
                         valid,

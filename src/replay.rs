@@ -9,7 +9,7 @@ use crate::catalog::{Catalog, VersionView};
 use crate::codec::RawEvent;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventRecord, LogRow};
-use crate::format::micros_to_secs;
+use crate::format::{micros_to_secs, SEG_HEADER_LEN};
 use crate::ids::RunRef;
 use crate::scan::{first_step, frame_events, open_index, open_segment, trusted_entry, Ptr};
 use crate::segment::SegmentReader;
@@ -255,7 +255,7 @@ impl EventStream {
                         }
                         None => {
                             if let Some(c) = cur.piece.cut {
-                                if reader.position() < c.offset {
+                                if reader.position() < c.offset && c.offset > SEG_HEADER_LEN as u64 {
                                     return Err(Error::corrupt(
                                         &path,
                                         c.offset,
@@ -363,7 +363,7 @@ impl EventStream {
                 }
                 None => {
                     if let Some(c) = piece.cut {
-                        if r.position() < c.offset {
+                        if r.position() < c.offset && c.offset > SEG_HEADER_LEN as u64 {
                             return Err(Error::corrupt(&path, c.offset, "a fork points at bytes that are not there"));
                         }
                     }

@@ -66,6 +66,10 @@ impl Checker<'_> {
                 if !sealed && e.is_corruption() && torn_creation(vfs, &path, view.header.nonce, seq).unwrap_or(false) {
                     let msg = "segment creation interrupted by a crash (removed by the next writer)";
                     self.problem(&path, 0, ProblemKind::TornTail, msg);
+                    // A pointer to the start of its own data pins nothing in it.
+                    if pins.contains(&(SEG_HEADER_LEN as u64)) {
+                        found.push(SEG_HEADER_LEN as u64);
+                    }
                 } else {
                     self.error(e, &path);
                 }
