@@ -44,6 +44,13 @@ pub struct Options {
     pub buffer_size: usize,
     /// The storage backend. [`StdFs`] in production; tests inject faults through their own.
     pub vfs: Arc<dyn Vfs>,
+    /// Open read-only: never create, upgrade or change anything (writes fail with
+    /// [`Error::ReadOnlyStore`](crate::Error::ReadOnlyStore)). [`Store::open_existing`](crate::Store::open_existing)
+    /// sets it.
+    pub read_only: bool,
+    /// Create the store when the directory is missing or empty (default `true`). When `false`, opening such a
+    /// directory fails with [`Error::NoStore`](crate::Error::NoStore).
+    pub create: bool,
 }
 
 impl Default for Options {
@@ -53,6 +60,8 @@ impl Default for Options {
             segment_size: DEFAULT_SEGMENT_SIZE,
             buffer_size: DEFAULT_BUFFER_SIZE,
             vfs: Arc::new(StdFs),
+            read_only: false,
+            create: true,
         }
     }
 }
@@ -80,6 +89,18 @@ impl Options {
     pub(crate) fn clamped(self) -> Options {
         let (segment, buffer) = (self.segment_size, self.buffer_size);
         self.segment_size(segment).buffer_size(buffer)
+    }
+
+    /// Opens read-only (see [`Options::read_only`](Options#structfield.read_only)); implies no creation.
+    pub fn read_only(mut self, read_only: bool) -> Options {
+        self.read_only = read_only;
+        self
+    }
+
+    /// Whether a missing or empty directory becomes a new store (see [`Options::create`](Options#structfield.create)).
+    pub fn create(mut self, create: bool) -> Options {
+        self.create = create;
+        self
     }
 
     /// Sets the storage backend.

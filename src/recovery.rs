@@ -26,6 +26,8 @@ use crate::writer::{ActiveSeg, RunWriter, WriterCore};
 /// The active segment after recovery.
 pub(crate) struct Recovered {
     pub seg: Option<ActiveSeg>,
+    /// `Meta` events in the version's own data, when known (no data, or the last close record still holds).
+    pub own_meta: Option<u64>,
     pub own: Stats,
     pub next_seq: u32,
 }
@@ -58,7 +60,7 @@ fn check_pins(inner: &StoreInner, view: &VersionView, seq: u32, valid: u64) -> R
 pub(crate) fn recover_active(inner: &StoreInner, view: &VersionView, cuts: &mut Vec<Cut>) -> Result<Recovered> {
     let vfs = &*inner.catalog.vfs;
     if view.segs == 0 {
-        return Ok(Recovered { seg: None, own: Stats::default(), next_seq: 0 });
+        return Ok(Recovered { seg: None, own_meta: Some(0), own: Stats::default(), next_seq: 0 });
     }
     let seq = view.segs - 1;
     let path = view.seg_path(seq);
@@ -90,13 +92,13 @@ pub(crate) fn recover_active(inner: &StoreInner, view: &VersionView, cuts: &mut 
                 cuts.push(Cut { file: idx, bytes_cut: n, valid_len: 0 });
             }
             if seq == 0 {
-                return Ok(Recovered { seg: None, own: Stats::default(), next_seq: 0 });
+                return Ok(Recovered { seg: None, own_meta: Some(0), own: Stats::default(), next_seq: 0 });
             }
             // The segment before it was sealed when this one was created (synced, maybe mapped by readers
             // as sealed): it is never cut or appended to again. Damage in it is corruption; the writer
             // starts segment `seq` afresh.
             let own = sealed_stats(inner, view, seq - 1)?;
-            return Ok(Recovered { seg: None, own, next_seq: seq });
+            return Ok(Recovered { seg: None, own_meta: None, own, next_seq: seq });
         }
     };
     recover_segment(inner, view, seq, file, header, cuts)
@@ -108,8 +110,9 @@ fn sealed_stats(inner: &StoreInner, view: &VersionView, seq: u32) -> Result<Stat
     let (mut reader, header) =
         SegmentReader::open(&*inner.catalog.vfs, &path, view.version, seq, view.header.nonce, true)?;
     let mut inseg = Stats::default();
+    let format = reader.format();
     while let Some((off, payload)) = reader.next_frame()? {
-        for (ev, _) in frame_events(&path, off, payload)? {
+        for (ev, _) in frame_events(&path, off, payload, format)? {
             inseg.push(&ev);
         }
     }
@@ -142,8 +145,13 @@ fn recover_segment(
     // What survived is made durable, so the frames appended next can say so (their `synced_len`).
     file.sync_data().map_err(|e| Error::io("syncing", &path, e))?;
     inner.catalog.known.note(&Known::key(view, seq), valid, valid);
-    // 2. Keep the index entries that match frames; decode only the frames after the last one.
+    // 2. Keep the index entries that match frames; decode only the frames after the last one. A close record
+    // whose segment length is still the segment's says how many Meta events the version holds.
     let ipath = view.idx_path(seq);
+    let closed = crate::index::read_close_record(vfs, &ipath, header.salt).is_some();
+    let own_meta = crate::index::read_close_record(vfs, &ipath, header.salt)
+        .filter(|c| c.seg_len == valid && c.seg_len == len)
+        .and_then(|c| c.meta_events);
     let mut kept: Vec<IndexEntry> = Vec::new();
     let mut rewrite = false;
     let old_idx_len = vfs.open(&ipath, OpenMode::Read).and_then(|f| f.len()).ok();
@@ -174,12 +182,14 @@ fn recover_segment(
     let mut last_indexed = kept.last().map(|e| e.offset);
     let mut fresh = Vec::new();
     let (mut reader, _) = SegmentReader::open(vfs, &path, view.version, seq, view.header.nonce, false)?;
+    let seg_format = reader.format();
     reader.seek(start);
+    let format = reader.format();
     while let Some((off, payload)) = reader.next_frame()? {
         if off >= valid {
             break;
         }
-        let events = frame_events(&path, off, payload)?;
+        let events = frame_events(&path, off, payload, format)?;
         if kept.last().is_none_or(|e| off > e.offset) && last_indexed.is_none_or(|l| off - l >= INDEX_INTERVAL) {
             let first_step = events.first().map_or(0, |(e, _)| e.step());
             fresh.push(IndexEntry { first_step, offset: off, before: inseg });
@@ -214,9 +224,11 @@ fn recover_segment(
         f
     };
     let idx_len = entries_len(kept.len() + fresh.len());
-    // Entries past the kept ones (of frames that were cut, or torn) are removed: report them.
+    // Entries past the kept ones (of frames that were cut, or torn) are removed: report them. A close record
+    // (a clean close's note, replaced by the next close) is not data.
     let valid_idx = entries_len(kept.len());
-    if let Some(old) = old_idx_len.filter(|n| *n > valid_idx) {
+    let close_len = if closed { format::INDEX_ENTRY_LEN as u64 } else { 0 };
+    if let Some(old) = old_idx_len.map(|n| n.saturating_sub(close_len)).filter(|n| *n > valid_idx) {
         cuts.push(Cut { file: ipath.clone(), bytes_cut: old - valid_idx, valid_len: valid_idx });
     }
     let own = header.base.then(&inseg);
@@ -233,7 +245,9 @@ fn recover_segment(
             inseg,
             pending_idx: Vec::new(),
             pending_offs: Vec::new(),
+            format: seg_format,
         }),
+        own_meta,
         own,
         next_seq: seq + 1,
     })
@@ -284,6 +298,13 @@ pub(crate) fn seal_for_rewind(inner: &StoreInner, view: &VersionView, cuts: &mut
     if let Some(seg) = rec.seg {
         let path = view.seg_path(seg.seq);
         seg.file.sync_data().map_err(|e| Error::io("syncing", &path, e))?;
+        if seg.format >= 2 {
+            // Everything is durable and complete: the archived version keeps a close record (recovery dropped
+            // the old one), with its count of Meta events when known.
+            let close = crate::index::Close { seg_len: seg.len, meta_events: rec.own_meta };
+            let bytes = crate::index::encode_close_record(seg.salt, close);
+            seg.idx.write_all_at(&bytes, seg.idx_len).map_err(|e| Error::io("writing index of", &path, e))?;
+        }
         seg.idx.sync_data().map_err(|e| Error::io("syncing index of", &path, e))?;
     }
     Ok(())
@@ -316,6 +337,7 @@ pub(crate) fn open_writer(
     core.keys_file = keys_file;
     core.keys_len = keys_len;
     core.seg = rec.seg;
+    core.own_meta = rec.own_meta;
     core.next_seq = rec.next_seq;
     core.own = rec.own;
     let inherited = view.header.base.as_ref().map(|b| b.inherited).unwrap_or_default();

@@ -128,7 +128,7 @@ impl EventStream {
         }
         let Some(t) = tail.take() else { return false };
         let path = cur.piece.view.seg_path(t.seq);
-        cur.reader = Some(SegmentReader::memory(&path, t.salt, t.offset, t.frame));
+        cur.reader = Some(SegmentReader::memory(&path, t.salt, t.offset, t.frame, t.format));
         cur.keys = t.keys;
         // A segment of its own (past any cut), read whole.
         cur.seg = cur.last_seg.max(t.seq).saturating_add(1);
@@ -244,9 +244,10 @@ impl EventStream {
                         }
                     };
                     let path = reader.path().to_path_buf();
+                    let format = reader.format();
                     match reader.next_frame()? {
                         Some((off, payload)) => {
-                            self.pending.extend(frame_events(&path, off, payload)?);
+                            self.pending.extend(frame_events(&path, off, payload, format)?);
                         }
                         None if cur.seg < cur.last_seg => {
                             cur.seg += 1;
@@ -296,6 +297,8 @@ pub(crate) struct FrameCtx<'c> {
     pub keys: &'c mut Arc<Vec<Key>>,
     /// Path of the segment (for errors).
     pub path: &'c std::path::Path,
+    /// The segment's format version (for [`PayloadDecoder::for_format`](crate::codec::PayloadDecoder::for_format)).
+    pub format: u16,
 }
 
 impl FrameCtx<'_> {
@@ -343,9 +346,10 @@ impl EventStream {
                 continue;
             };
             let path = r.path().to_path_buf();
+            let format = r.format();
             match r.next_frame()? {
                 Some((off, payload)) => {
-                    let mut ctx = FrameCtx { cat: &self.cat, piece, seg: *seg, keys, path: &path };
+                    let mut ctx = FrameCtx { cat: &self.cat, piece, seg: *seg, keys, path: &path, format };
                     match f(&mut ctx, off, payload)? {
                         Flow::Next => {}
                         Flow::EndPiece => {
@@ -412,6 +416,7 @@ fn to_event(cat: &Catalog, cur: &mut Cursor, ev: RawEvent, filter: Option<&[Stri
         RawEvent::Config { step, patch } => Event::Config { step, patch: cur.metrics(cat, patch, None)? },
         RawEvent::Summary { step, patch } => Event::Summary { step, patch: cur.metrics(cat, patch, None)? },
         RawEvent::Finish { step, exit_code } => Event::Finish { step, exit_code },
+        RawEvent::Meta { step, patch } => Event::Meta { step, patch },
     })
 }
 

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::format::{self, now_micros, secs_to_micros, FRAME_HEADER_LEN, INDEX_INTERVAL, MAX_FRAME_LEN};
 use crate::index::{encode_index_header, IndexEntry};
 use crate::keys::{encode_key_record, encode_keys_header};
+use crate::meta::MetaPatch;
 use crate::options::SyncPolicy;
 use crate::report::RecoveryReport;
 use crate::segment::{frame_header, SegmentHeader};
@@ -45,6 +46,9 @@ pub(crate) struct ActiveSeg {
     pub pending_idx: Vec<u8>,
     /// The frame offset of each entry in `pending_idx`.
     pub pending_offs: Vec<u64>,
+    /// The segment's format version: a segment an older build created (resumed here) takes no event kind a
+    /// later version added; the writer starts a new segment before writing one.
+    pub format: u16,
 }
 
 impl ActiveSeg {
@@ -99,6 +103,8 @@ pub(crate) struct Tail {
     pub frame: Vec<u8>,
     /// Every key name by id, the buffered events' new keys included.
     pub keys: Arc<Vec<Key>>,
+    /// The format version the frame is decoded with.
+    pub format: u16,
 }
 
 /// Mutable state of a writer, shared with the store's background syncer.
@@ -135,6 +141,11 @@ pub(crate) struct WriterCore {
     buf_template: Vec<u32>,
     /// Scratch for a float row's key ids.
     scratch_ids: Vec<u32>,
+    /// The buffer holds an event kind of format version 2 (a `Meta` event).
+    buf_needs_v2: bool,
+    /// `Meta` events in this version's own data, written or buffered (`None`: unknown, e.g. a resumed version
+    /// whose last writer did not close cleanly). Recorded in the close record.
+    pub own_meta: Option<u64>,
     frame: Vec<u8>,
     pub policy: SyncPolicy,
     pub last_sync: Instant,
@@ -220,6 +231,8 @@ impl WriterCore {
             buf_stats: Stats::default(),
             buf_template: Vec::new(),
             scratch_ids: Vec::new(),
+            buf_needs_v2: false,
+            own_meta: None,
             frame: Vec::new(),
             policy,
             last_sync: Instant::now(),
@@ -624,6 +637,27 @@ impl WriterCore {
         self.after_write()
     }
 
+    /// Appends a metadata patch at the current step. A `Meta` event needs a segment of format version 2: when
+    /// the active segment is older (a resumed version-1 run), what is buffered goes to it first and the event
+    /// starts a new segment.
+    fn append_meta(&mut self, patch: &MetaPatch) -> Result<()> {
+        self.check()?;
+        patch.check()?;
+        if self.seg.as_ref().is_some_and(|s| s.format < 2) {
+            self.flush_frame()?;
+        }
+        let step = self.current_step();
+        self.push(&EncEvent::Meta { step, patch })?;
+        self.buf_needs_v2 = true;
+        if let Some(n) = &mut self.own_meta {
+            *n += 1;
+        }
+        if self.buf.len() >= self.buffer_size {
+            self.flush_frame()?;
+        }
+        self.after_write()
+    }
+
     /// After an append: under `Always`, sync now; under `EveryMillis`, start the deadline of the first event
     /// a sync does not cover yet (the store's syncer fsyncs by then, outside this writer's lock: a `log` never
     /// waits for an fsync it did not ask for).
@@ -709,19 +743,24 @@ impl WriterCore {
             inseg: Stats::default(),
             pending_idx: Vec::new(),
             pending_offs: Vec::new(),
+            format: format::FORMAT_VERSION,
         });
         self.next_seq = seq + 1;
         Ok(())
     }
 
-    /// Makes sure there is an active segment with room, sealing a full one.
+    /// Makes sure there is an active segment with room, sealing a full one (or one of an older format version
+    /// when the buffer holds an event kind that version lacks).
     fn ensure_segment(&mut self) -> Result<()> {
         let full = match &self.seg {
             None => {
                 let seq = self.next_seq;
                 return self.create_segment(seq);
             }
-            Some(s) => s.len >= self.segment_size && s.len > format::SEG_HEADER_LEN as u64,
+            Some(s) => {
+                (s.len >= self.segment_size && s.len > format::SEG_HEADER_LEN as u64)
+                    || (self.buf_needs_v2 && s.format < 2)
+            }
         };
         if full {
             if let Some(s) = &mut self.seg {
@@ -815,6 +854,7 @@ impl WriterCore {
         self.buf.clear();
         self.buf_count = 0;
         self.buf_stats = Stats::default();
+        self.buf_needs_v2 = false;
         self.note_known();
         Ok(())
     }
@@ -890,14 +930,32 @@ impl WriterCore {
         payload.extend_from_slice(self.buf.get(FRAME_GAP..)?);
         let mut frame = frame_header(salt, offset, &payload).to_vec();
         frame.extend_from_slice(&payload);
-        Some(Tail { version: self.version, nonce: self.nonce, seq, salt, offset, frame, keys: self.key_list.clone() })
+        // Events of a later format version go to a new segment when the active one is older.
+        let format = match &self.seg {
+            Some(s) if !self.buf_needs_v2 => s.format,
+            _ => format::FORMAT_VERSION,
+        };
+        Some(Tail {
+            version: self.version,
+            nonce: self.nonce,
+            seq,
+            salt,
+            offset,
+            frame,
+            keys: self.key_list.clone(),
+            format,
+        })
     }
 
-    /// Final flush (and sync unless the policy is `Never`), then release the run lock.
+    /// Final flush (and sync unless the policy is `Never`), then release the run lock. A clean close (every
+    /// event durable) appends a close record to the active segment's index: the index is then complete.
     pub(crate) fn close(&mut self) -> Result<()> {
         let mut res = Ok(());
         if self.is_live() {
             res = if self.durable() { self.sync() } else { self.flush_frame() };
+            if res.is_ok() && !self.unsynced && self.buf_count == 0 {
+                res = self.write_close_record();
+            }
         }
         self.closed = true;
         if let Some(l) = self.running.take() {
@@ -913,6 +971,24 @@ impl WriterCore {
 /// The error for a state the code above rules out.
 pub(crate) fn unreachable_err<T>(run: &str) -> Result<T> {
     Err(Error::Poisoned { run: run.to_string(), cause: "internal error: inconsistent writer state".into() })
+}
+
+impl WriterCore {
+    /// Appends and fsyncs the close record of the active segment's index (docs/FORMAT.md, Step index; only in
+    /// version-2 segments). Called when every event is durable and its index entries are written.
+    fn write_close_record(&mut self) -> Result<()> {
+        let Some(seg) = self.seg.as_mut() else { return Ok(()) };
+        if seg.format < 2 || !seg.pending_idx.is_empty() {
+            return Ok(());
+        }
+        let close = crate::index::Close { seg_len: seg.len, meta_events: self.own_meta };
+        let rec = crate::index::encode_close_record(seg.salt, close);
+        if let Err(e) = seg.idx.write_all_at(&rec, seg.idx_len).and_then(|_| seg.idx.sync_data()) {
+            let path = self.dir.join(format::idx_name(self.version, seg.seq));
+            return self.poison("writing the index close record", path, e);
+        }
+        Ok(())
+    }
 }
 
 /// Checks the keys of a float row or batch, given in sorted order: each short enough, none repeated.
@@ -1205,6 +1281,14 @@ impl RunWriter {
     /// Merges a patch into the run's config (positioned at the current step).
     pub fn set_config(&mut self, patch: Metrics) -> Result<()> {
         let res = self.core()?.append_other(Other::Config, Some(&patch), 0);
+        self.then_sync(res)
+    }
+
+    /// Changes the run's metadata (name, tags, notes, group; see [`MetaPatch`]) with a `Meta` event at the
+    /// current step, so forks and rewinds cut it like config. Read it back with
+    /// [`Store::meta`](crate::Store::meta) or [`RunInfo::meta`](crate::RunInfo::meta).
+    pub fn set_meta(&mut self, patch: MetaPatch) -> Result<()> {
+        let res = self.core()?.append_meta(&patch);
         self.then_sync(res)
     }
 

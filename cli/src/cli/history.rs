@@ -12,10 +12,15 @@ use forklog::{HistoryOptions, Key, LogRow, Value};
 
 use super::args::{HistoryArgs, HistoryFormat};
 use super::{open_existing, progress_bar, stdout_error, CliError, EXIT_OK};
-use forklog_interop::json::{float_text, to_line, Json, JsonRow};
+use forklog_interop::json::{float_text, value_line, write_row, NonFinite};
 
-/// Builds the library's history options from the command's flags.
-fn options(args: &HistoryArgs) -> HistoryOptions {
+/// Builds the library's history options from the command's flags; an empty step range is an error.
+fn options(args: &HistoryArgs) -> Result<HistoryOptions, CliError> {
+    if let (Some(a), Some(b)) = (args.from_step, args.to_step) {
+        if a > b {
+            return Err(CliError::new(format!("--from-step {a} is after --to-step {b}: the range holds no step")));
+        }
+    }
     let mut opts = HistoryOptions::new().own_only(args.own);
     if let Some(a) = args.from_step {
         opts = opts.from_step(a);
@@ -26,18 +31,18 @@ fn options(args: &HistoryArgs) -> HistoryOptions {
     if let Some(keys) = &args.keys {
         opts = opts.keys(keys.iter().filter(|k| !k.is_empty()).cloned().collect::<Vec<_>>());
     }
-    opts
+    Ok(opts)
 }
 
 /// `forklog history`: prints a run's rows on stdout.
-pub fn history(dir: &Path, args: HistoryArgs) -> Result<u8, CliError> {
+pub fn history(dir: &Path, args: HistoryArgs, nf: NonFinite) -> Result<u8, CliError> {
+    let opts = options(&args)?;
     let store = open_existing(dir)?;
-    let opts = options(&args);
     let rows = store.history_with(&args.run, &opts)?;
     let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
     match args.format {
         HistoryFormat::Jsonl => {
-            write_jsonl(rows, args.origin, &mut out, stdout_error, |_| ())?;
+            write_jsonl(rows, args.origin, nf, &mut out, stdout_error, |_| ())?;
         }
         HistoryFormat::Csv => {
             let mut keys = BTreeSet::<Key>::new();
@@ -58,15 +63,19 @@ pub fn history(dir: &Path, args: HistoryArgs) -> Result<u8, CliError> {
 fn write_jsonl<W: Write>(
     rows: impl Iterator<Item = forklog::Result<LogRow>>,
     origin: bool,
+    nf: NonFinite,
     out: &mut W,
     io_error: impl Fn(io::Error) -> CliError,
     mut on_row: impl FnMut(&LogRow),
 ) -> Result<u64, CliError> {
     let mut n = 0;
+    let mut line = Vec::with_capacity(256);
     for row in rows {
         let row = row?;
-        serde_json::to_writer(&mut *out, &JsonRow { row: &row, origin }).map_err(|e| io_error(io::Error::from(e)))?;
-        out.write_all(b"\n").map_err(&io_error)?;
+        line.clear();
+        write_row(&mut line, &row, origin, nf);
+        line.push(b'\n');
+        out.write_all(&line).map_err(&io_error)?;
         on_row(&row);
         n += 1;
     }
@@ -118,7 +127,7 @@ fn cell_text(value: &Value) -> String {
         Value::Int(i) => i.to_string(),
         Value::Float(x) => float_text(*x),
         Value::Str(s) => s.clone(),
-        other => to_line(&Json(other)),
+        other => value_line(other, NonFinite::Bare),
     }
 }
 
@@ -133,7 +142,7 @@ fn csv_field(text: &str) -> String {
 
 /// `forklog export RUN FILE`: writes the run's history (inherited prefix included) as JSON Lines.
 /// A failed export removes the partial file.
-pub fn export(dir: &Path, run: &str, file: &Path) -> Result<u8, CliError> {
+pub fn export(dir: &Path, run: &str, file: &Path, nf: NonFinite) -> Result<u8, CliError> {
     let store = open_existing(dir)?;
     let rows = store.history(run)?;
     let bar = progress_bar(0, false);
@@ -143,8 +152,8 @@ pub fn export(dir: &Path, run: &str, file: &Path) -> Result<u8, CliError> {
     let file_error = |e: io::Error| CliError::new(format!("writing {}: {e}", file.display()));
     let f = File::create(file).map_err(file_error)?;
     let mut out = BufWriter::with_capacity(1 << 16, f);
-    let result =
-        write_jsonl(rows, false, &mut out, file_error, |_| bar.inc(1)).and_then(|_| out.flush().map_err(file_error));
+    let result = write_jsonl(rows, false, nf, &mut out, file_error, |_| bar.inc(1))
+        .and_then(|_| out.flush().map_err(file_error));
     bar.finish_and_clear();
     if let Err(e) = result {
         drop(out);
