@@ -205,7 +205,16 @@ impl Source {
                     let grow = if chunk.is_empty() { 4096 } else { (chunk.len() * 2).min(*chunk_size) };
                     let want = (n.max(grow) as u64).min(*len - off) as usize;
                     chunk.resize(want, 0);
-                    file.read_exact_at(chunk, off).map_err(|e| Error::io("reading segment", path, e))?;
+                    match file.read_exact_at(chunk, off) {
+                        Ok(()) => {}
+                        // The file shrank since it was opened: a writer's recovery cut what it no longer holds
+                        // (a torn tail, an index's close record). Those bytes are not there to read.
+                        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                            chunk.clear();
+                            return Ok(None);
+                        }
+                        Err(e) => return Err(Error::io("reading segment", path, e)),
+                    }
                     *chunk_start = off;
                 }
                 let s = (off - *chunk_start) as usize;

@@ -783,9 +783,9 @@ impl Store {
         let tail = self.tail_of(view);
         let mut pieces = plan(self.cat(), view, false)?;
         // Versions whose close record says their own data holds no Meta event need no walk.
-        pieces.retain(|p| !self.no_meta_events(&p.view));
-        let own_last = pieces.last().is_some_and(|p| p.view.id == view.id && p.view.version == view.version);
-        let tail = tail.filter(|_| own_last);
+        // (The version itself is walked when its writer has buffered events: they come after its data.)
+        let own = |p: &crate::replay::Piece| p.view.id == view.id && p.view.version == view.version;
+        pieces.retain(|p| (tail.is_some() && own(p)) || !self.no_meta_events(&p.view));
         attach_tail(&mut pieces, view, tail.as_ref());
         crate::meta::collect(EventStream::new(self.inner.catalog.clone(), pieces, None, None, tail))
     }
