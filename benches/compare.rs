@@ -1838,7 +1838,7 @@ fn wl_latency(cfg: &Cfg, rep: &mut Report) -> R<()> {
         v.sort_by(|a, b| a.total_cmp(b));
         v[((v.len() as f64 - 1.0) * p).round() as usize]
     };
-    let mut measure = |id: &str, reader: bool| -> R<(f64, f64, u64)> {
+    let measure = |id: &str, reader: bool| -> R<(f64, f64, u64)> {
         let mut w = store.create_run(id).ctx(|| format!("forklog: create {id}"))?;
         // Some history for the reader to replay from the start.
         fl_fill(&mut w, &keys, 0, 10_000)?;

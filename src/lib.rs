@@ -59,6 +59,11 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+// Platforms: forklog builds on Unix (Linux, macOS, the BSDs): it uses `std::os::unix` positioned I/O, advisory
+// file locks and memory maps of sealed segments.
+#[cfg(not(unix))]
+compile_error!("forklog builds on Unix only (Linux, macOS, the BSDs): it uses std::os::unix");
+
 mod catalog;
 mod codec;
 mod columns;

@@ -426,6 +426,12 @@ pub struct History {
     keys: Option<Vec<String>>,
 }
 
+impl std::fmt::Debug for History {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("History").field("keys", &self.keys).finish_non_exhaustive()
+    }
+}
+
 impl History {
     /// A history over a stream.
     pub(crate) fn new(stream: EventStream, keys: Option<Vec<String>>) -> History {
@@ -554,6 +560,12 @@ pub struct Events {
     stream: EventStream,
     keys: Option<Vec<String>>,
     system_only: bool,
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events").field("keys", &self.keys).finish_non_exhaustive()
+    }
 }
 
 impl Events {

@@ -187,7 +187,7 @@ fn log_and_reads_never_wait_for_the_syncers_fsync() {
         let t = Instant::now();
         w.log(metrics! { "x" => i as f64 }).unwrap();
         worst_log = worst_log.max(t.elapsed());
-        if i % 10 == 0 {
+        if i.is_multiple_of(10) {
             let t = Instant::now();
             assert_eq!(store.history("r").unwrap().count() as u64, i + 1);
             worst_read = worst_read.max(t.elapsed());
