@@ -1820,6 +1820,82 @@ fn wl_open(cfg: &Cfg, rep: &mut Report) -> R<()> {
     Ok(())
 }
 
+/// `log` latency under `SyncPolicy::EveryMillis(5)` (the syncer fsyncs every few milliseconds), without and
+/// then with a thread of the same process looping on `history` of the run being written: the p50 and p99 of
+/// single `log` calls, and the ratio of the p99s measured in the same run. Readers take a copy of the writer's
+/// buffer and fsyncs happen outside the writer's lock, so the reader should cost the writer little.
+fn wl_latency(cfg: &Cfg, rep: &mut Report) -> R<()> {
+    let keys = metric_keys();
+    let n: u64 = match cfg.mode {
+        Mode::Smoke => 2_000,
+        Mode::Quick => 20_000,
+        Mode::Full => 100_000,
+    };
+    let tmp = cfg.tempdir("latency")?;
+    let dir = tmp.path().join("store");
+    let store = fl_open(&dir, SyncPolicy::EveryMillis(5))?;
+    let pct = |mut v: Vec<f64>, p: f64| -> f64 {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[((v.len() as f64 - 1.0) * p).round() as usize]
+    };
+    let measure = |id: &str, reader: bool| -> R<(f64, f64, u64)> {
+        let mut w = store.create_run(id).ctx(|| format!("forklog: create {id}"))?;
+        // Some history for the reader to replay from the start.
+        fl_fill(&mut w, &keys, 0, 10_000)?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let replays = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let handle = reader.then(|| {
+            let (store, stop, replays, id) = (store.clone(), stop.clone(), replays.clone(), id.to_string());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Ok(h) = store.history(&id) {
+                        std::hint::black_box(h.count());
+                        replays.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            })
+        });
+        let mut lat = Vec::with_capacity(n as usize);
+        // At least `n` calls, and with the reader at least 50 of its replays overlapping them.
+        let mut i = 0;
+        while i < n || (reader && replays.load(std::sync::atomic::Ordering::Relaxed) < 50 && i < 100 * n) {
+            let m = to_metrics(&keys, &row(10_000 + i));
+            let t = Instant::now();
+            w.log(m).ctx(|| format!("forklog: log {id}"))?;
+            lat.push(secs(t.elapsed()));
+            i += 1;
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(h) = handle {
+            h.join().map_err(|_| "reader thread panicked".to_string())?;
+        }
+        w.finish(0).ctx(|| format!("forklog: finish {id}"))?;
+        Ok((pct(lat.clone(), 0.5), pct(lat, 0.99), replays.load(std::sync::atomic::Ordering::Relaxed)))
+    };
+    let (p50, p99, _) = measure("alone", false)?;
+    let (p50r, p99r, replays) = measure("read", true)?;
+    if replays == 0 {
+        return Err("the reader thread replayed nothing".into());
+    }
+    let mut alone = Rec::new(
+        "log_latency.p99",
+        format!("log p99 latency, EveryMillis(5), {n} rows (p50 {:.2} µs)", p50 * 1e6),
+        Unit::Secs,
+    );
+    alone.forklog = Some(p99);
+    let mut read = Rec::new(
+        "log_latency.p99_reader",
+        format!("log p99 latency with a reader looping on history ({replays} replays)"),
+        Unit::Secs,
+    );
+    read.forklog = Some(p99r);
+    read.extra.push(("p50_s".into(), p50r));
+    read.extra.push(("p99_over_alone".into(), p99r / p99));
+    rep.recs.push(alone);
+    rep.recs.push(read);
+    Ok(())
+}
+
 /// Peak memory of a child process replaying `run`: (rows, VmHWM KiB, max sampled RssAnon KiB).
 fn rss_child(dir: &Path, run: &str) -> R<(u64, u64, u64)> {
     let exe = std::env::current_exe().ctx(|| "current_exe".into())?;
@@ -1897,6 +1973,8 @@ fn wl_rss(cfg: &Cfg, fx: &Fixtures, rep: &mut Report) -> R<()> {
 }
 
 fn targets(cfg: &Cfg, rep: &mut Report) {
+    let r = rep.val("log_latency.p99_reader", "p99_over_alone");
+    rep.target("log p99 with a reader looping on history / without (EveryMillis)", r, true, 2.0, "");
     let big = cfg.max_size();
     let small = cfg.fork_sizes[0];
     let (bl, sl) = (size_label(big), size_label(small));
@@ -2110,6 +2188,7 @@ fn main() {
     }
     run_section(&mut rep, "replay by fork depth", |rep| wl_depth(&cfg, rep));
     run_section(&mut rep, "open", |rep| wl_open(&cfg, rep));
+    run_section(&mut rep, "log latency with a reader", |rep| wl_latency(&cfg, rep));
     if let Some(fx) = &fixtures {
         run_section(&mut rep, "peak memory", |rep| wl_rss(&cfg, fx, rep));
     }

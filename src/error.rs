@@ -100,11 +100,14 @@ pub enum Error {
         /// The newest version this build reads (and the one it writes); it reads every version from 1.
         supported: u16,
     },
-    /// A writer saw an I/O failure on write or fsync; it refuses every later call because what reached the
-    /// disk is unknown. Drop it and `resume` the run: recovery will find what survived.
+    /// A writer saw an I/O failure on write or fsync, or a panic inside it (a poisoned lock), or an internal
+    /// check failed; it refuses every later call because what reached the disk is unknown. Drop it and
+    /// `resume` the run: recovery will find what survived.
     Poisoned {
         /// The run whose writer is poisoned.
         run: String,
+        /// What poisoned it: the first failure, as it was reported.
+        cause: String,
     },
     /// A value could not be converted to or from forklog's [`Value`](crate::Value) model.
     Value {
@@ -204,9 +207,9 @@ impl fmt::Display for Error {
                 "{} has format version {found}, this build reads versions 1 to {supported}",
                 file.display()
             ),
-            Error::Poisoned { run } => write!(
+            Error::Poisoned { run, cause } => write!(
                 f,
-                "writer for run {run} is poisoned by an earlier I/O failure; drop it and resume the run"
+                "writer for run {run} is poisoned by an earlier failure ({cause}); drop it and resume the run"
             ),
             Error::Value { reason } => write!(f, "value conversion failed: {reason}"),
             Error::TooLarge { what, size, limit } => {

@@ -59,6 +59,11 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+// Platforms: forklog builds on Unix (Linux, macOS, the BSDs): it uses `std::os::unix` positioned I/O, advisory
+// file locks and memory maps of sealed segments.
+#[cfg(not(unix))]
+compile_error!("forklog builds on Unix only (Linux, macOS, the BSDs): it uses std::os::unix");
+
 mod catalog;
 mod codec;
 mod columns;
@@ -74,6 +79,7 @@ mod keys;
 mod meta;
 mod options;
 mod recovery;
+mod registry;
 mod replay;
 mod report;
 mod scan;
@@ -119,7 +125,7 @@ pub use info::{LineageEntry, RunInfo, RunState};
 pub use meta::{MetaPatch, RunMeta};
 pub use options::{Options, SyncPolicy, DEFAULT_BUFFER_SIZE, DEFAULT_SEGMENT_SIZE};
 pub use replay::{Events, History, HistoryOptions, RowRef};
-pub use report::{GcReport, Problem, ProblemKind, RecoveryReport, RepairReport, VerifyReport};
+pub use report::{Cut, GcReport, Problem, ProblemKind, RecoveryReport, RepairReport, VerifyReport};
 pub use store::Store;
 pub use value::{Key, Metrics, Value};
 pub use value_serde::{from_value, to_metrics, to_value};

@@ -27,6 +27,9 @@ impl Default for SyncPolicy {
 /// Default segment size at which a run's active segment rolls over: 64 MiB.
 pub const DEFAULT_SEGMENT_SIZE: u64 = 64 << 20;
 
+/// The smallest segment roll size.
+const MIN_SEGMENT_SIZE: u64 = 4096;
+
 /// Default size of a writer's in-memory frame buffer before it is written out: 64 KiB.
 pub const DEFAULT_BUFFER_SIZE: usize = 64 << 10;
 
@@ -72,7 +75,7 @@ impl Options {
 
     /// Sets the segment roll size (clamped to at least 4 KiB).
     pub fn segment_size(mut self, bytes: u64) -> Options {
-        self.segment_size = bytes.max(4096);
+        self.segment_size = bytes.max(MIN_SEGMENT_SIZE);
         self
     }
 
@@ -80,6 +83,12 @@ impl Options {
     pub fn buffer_size(mut self, bytes: usize) -> Options {
         self.buffer_size = bytes.max(1);
         self
+    }
+
+    /// The options with every clamp applied.
+    pub(crate) fn clamped(self) -> Options {
+        let (segment, buffer) = (self.segment_size, self.buffer_size);
+        self.segment_size(segment).buffer_size(buffer)
     }
 
     /// Opens read-only (see [`Options::read_only`](Options#structfield.read_only)); implies no creation.

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::format::{self, INDEX_INTERVAL, SEG_HEADER_LEN, SMALL_HEADER_LEN};
 use crate::index::{encode_index_header, IndexEntry, IndexReader};
 use crate::keys::read_keys;
-use crate::report::RecoveryReport;
+use crate::report::{Cut, RecoveryReport};
 use crate::scan::frame_events;
 use crate::segment::{any_valid_header, End, SegmentHeader, SegmentReader};
 use crate::stats::Stats;
@@ -30,7 +30,6 @@ pub(crate) struct Recovered {
     pub own_meta: Option<u64>,
     pub own: Stats,
     pub next_seq: u32,
-    pub report: Option<RecoveryReport>,
 }
 
 /// Fails if some version's base pointer points into `view`'s segment `seq` beyond `valid`.
@@ -41,7 +40,9 @@ fn check_pins(inner: &StoreInner, view: &VersionView, seq: u32, valid: u64) -> R
         for v in &listing.versions {
             let h = cat.header(&id, *v)?;
             if let Some(b) = &h.base {
-                if b.run_id == view.id && b.version == view.version && b.segment == seq && b.offset > valid {
+                // A pointer at the start of the segment's own data (past its header) pins none of its bytes.
+                let pinned = b.offset > valid && b.offset > SEG_HEADER_LEN as u64;
+                if b.run_id == view.id && b.version == view.version && b.segment == seq && pinned {
                     return Err(Error::corrupt(
                         view.seg_path(seq),
                         valid,
@@ -55,52 +56,76 @@ fn check_pins(inner: &StoreInner, view: &VersionView, seq: u32, valid: u64) -> R
 }
 
 /// Recovers the active (last) segment of `view`.
-pub(crate) fn recover_active(inner: &StoreInner, view: &VersionView) -> Result<Recovered> {
+/// Every cut is added to `cuts`.
+pub(crate) fn recover_active(inner: &StoreInner, view: &VersionView, cuts: &mut Vec<Cut>) -> Result<Recovered> {
     let vfs = &*inner.catalog.vfs;
-    let mut segs = view.segs;
-    let mut report: Option<RecoveryReport> = None;
-    loop {
-        if segs == 0 {
-            return Ok(Recovered { seg: None, own_meta: Some(0), own: Stats::default(), next_seq: 0, report });
-        }
-        let seq = segs - 1;
-        let path = view.seg_path(seq);
-        let file = vfs.open(&path, OpenMode::ReadWrite).map_err(|e| Error::io("opening segment", &path, e))?;
-        let len = file.len().map_err(|e| Error::io("reading length of", &path, e))?;
-        let mut head = vec![0u8; (len as usize).min(SEG_HEADER_LEN)];
-        file.read_exact_at(&mut head, 0).map_err(|e| Error::io("reading", &path, e))?;
-        let header = match SegmentHeader::decode(&path, &head, view.version, seq, view.header.nonce) {
-            Ok(h) => h,
-            Err(err) => {
-                // A segment whose creation was cut short holds no genuine frame: drop it whole.
-                let mut all = vec![0u8; len as usize];
-                file.read_exact_at(&mut all, 0).map_err(|e| Error::io("reading", &path, e))?;
-                let salt = format::segment_salt(view.header.nonce, seq);
-                let rest = all.get(SEG_HEADER_LEN..).unwrap_or(&[]);
-                if any_valid_header(salt, SEG_HEADER_LEN as u64, rest) {
-                    return Err(err);
-                }
-                check_pins(inner, view, seq, 0)?;
-                drop(file);
-                vfs.remove_file(&path).map_err(|e| Error::io("removing torn segment", &path, e))?;
-                let _ = vfs.remove_file(&view.idx_path(seq));
-                vfs.sync_dir(&view.dir).map_err(|e| Error::io("syncing directory", &view.dir, e))?;
-                report = Some(RecoveryReport { run: view.id.clone(), file: path, bytes_cut: len, valid_len: 0 });
-                segs -= 1;
-                continue;
-            }
-        };
-        return recover_segment(inner, view, seq, file, header, report);
+    if view.segs == 0 {
+        return Ok(Recovered { seg: None, own_meta: Some(0), own: Stats::default(), next_seq: 0 });
     }
+    let seq = view.segs - 1;
+    let path = view.seg_path(seq);
+    let file: Arc<dyn VfsFile> =
+        Arc::from(vfs.open(&path, OpenMode::ReadWrite).map_err(|e| Error::io("opening segment", &path, e))?);
+    let len = file.len().map_err(|e| Error::io("reading length of", &path, e))?;
+    let mut head = vec![0u8; (len as usize).min(SEG_HEADER_LEN)];
+    file.read_exact_at(&mut head, 0).map_err(|e| Error::io("reading", &path, e))?;
+    let header = match SegmentHeader::decode(&path, &head, view.version, seq, view.header.nonce) {
+        Ok(h) => h,
+        Err(err) => {
+            // A segment whose creation was cut short holds no genuine frame: drop it whole.
+            let mut all = vec![0u8; len as usize];
+            file.read_exact_at(&mut all, 0).map_err(|e| Error::io("reading", &path, e))?;
+            let salt = format::segment_salt(view.header.nonce, seq);
+            let rest = all.get(SEG_HEADER_LEN..).unwrap_or(&[]);
+            if any_valid_header(salt, SEG_HEADER_LEN as u64, rest) {
+                return Err(err);
+            }
+            check_pins(inner, view, seq, 0)?;
+            drop(file);
+            vfs.remove_file(&path).map_err(|e| Error::io("removing torn segment", &path, e))?;
+            let idx = view.idx_path(seq);
+            let idx_len = vfs.open(&idx, OpenMode::Read).and_then(|f| f.len()).ok();
+            let _ = vfs.remove_file(&idx);
+            vfs.sync_dir(&view.dir).map_err(|e| Error::io("syncing directory", &view.dir, e))?;
+            cuts.push(Cut { file: path, bytes_cut: len, valid_len: 0 });
+            if let Some(n) = idx_len {
+                cuts.push(Cut { file: idx, bytes_cut: n, valid_len: 0 });
+            }
+            if seq == 0 {
+                return Ok(Recovered { seg: None, own_meta: Some(0), own: Stats::default(), next_seq: 0 });
+            }
+            // The segment before it was sealed when this one was created (synced, maybe mapped by readers
+            // as sealed): it is never cut or appended to again. Damage in it is corruption; the writer
+            // starts segment `seq` afresh.
+            let own = sealed_stats(inner, view, seq - 1)?;
+            return Ok(Recovered { seg: None, own_meta: None, own, next_seq: seq });
+        }
+    };
+    recover_segment(inner, view, seq, file, header, cuts)
+}
+
+/// Statistics of the events up to the end of sealed segment `seq` (every frame checked: a bad one is corruption).
+fn sealed_stats(inner: &StoreInner, view: &VersionView, seq: u32) -> Result<Stats> {
+    let path = view.seg_path(seq);
+    let (mut reader, header) =
+        SegmentReader::open(&*inner.catalog.vfs, &path, view.version, seq, view.header.nonce, true)?;
+    let mut inseg = Stats::default();
+    let format = reader.format();
+    while let Some((off, payload)) = reader.next_frame()? {
+        for (ev, _) in frame_events(&path, off, payload, format)? {
+            inseg.push(&ev);
+        }
+    }
+    Ok(header.base.then(&inseg))
 }
 
 fn recover_segment(
     inner: &StoreInner,
     view: &VersionView,
     seq: u32,
-    file: Box<dyn VfsFile>,
+    file: Arc<dyn VfsFile>,
     header: SegmentHeader,
-    mut report: Option<RecoveryReport>,
+    cuts: &mut Vec<Cut>,
 ) -> Result<Recovered> {
     let vfs = &*inner.catalog.vfs;
     let path = view.seg_path(seq);
@@ -115,7 +140,7 @@ fn recover_segment(
     if let Some(End::Torn(at)) = reader.end() {
         check_pins(inner, view, seq, at)?;
         file.set_len(at).map_err(|e| Error::io("truncating torn tail of", &path, e))?;
-        report = Some(RecoveryReport { run: view.id.clone(), file: path.clone(), bytes_cut: len - at, valid_len: at });
+        cuts.push(Cut { file: path.clone(), bytes_cut: len - at, valid_len: at });
     }
     // What survived is made durable, so the frames appended next can say so (their `synced_len`).
     file.sync_data().map_err(|e| Error::io("syncing", &path, e))?;
@@ -123,11 +148,13 @@ fn recover_segment(
     // 2. Keep the index entries that match frames; decode only the frames after the last one. A close record
     // whose segment length is still the segment's says how many Meta events the version holds.
     let ipath = view.idx_path(seq);
+    let closed = crate::index::read_close_record(vfs, &ipath, header.salt).is_some();
     let own_meta = crate::index::read_close_record(vfs, &ipath, header.salt)
         .filter(|c| c.seg_len == valid && c.seg_len == len)
         .and_then(|c| c.meta_events);
     let mut kept: Vec<IndexEntry> = Vec::new();
     let mut rewrite = false;
+    let old_idx_len = vfs.open(&ipath, OpenMode::Read).and_then(|f| f.len()).ok();
     match IndexReader::open(vfs, &ipath, view.version, seq, header.salt, false) {
         Ok(Some(mut idx)) => {
             for i in 0..idx.len() {
@@ -197,6 +224,13 @@ fn recover_segment(
         f
     };
     let idx_len = entries_len(kept.len() + fresh.len());
+    // Entries past the kept ones (of frames that were cut, or torn) are removed: report them. A close record
+    // (a clean close's note, replaced by the next close) is not data.
+    let valid_idx = entries_len(kept.len());
+    let close_len = if closed { format::INDEX_ENTRY_LEN as u64 } else { 0 };
+    if let Some(old) = old_idx_len.map(|n| n.saturating_sub(close_len)).filter(|n| *n > valid_idx) {
+        cuts.push(Cut { file: ipath.clone(), bytes_cut: old - valid_idx, valid_len: valid_idx });
+    }
     let own = header.base.then(&inseg);
     Ok(Recovered {
         seg: Some(ActiveSeg {
@@ -210,12 +244,12 @@ fn recover_segment(
             synced: valid,
             inseg,
             pending_idx: Vec::new(),
+            pending_offs: Vec::new(),
             format: seg_format,
         }),
         own_meta,
         own,
         next_seq: seq + 1,
-        report,
     })
 }
 
@@ -223,7 +257,7 @@ fn recover_segment(
 type RecoveredKeys = (HashMap<Key, u32>, Option<Box<dyn VfsFile>>, u64);
 
 /// Loads the key table for writing, cutting a torn tail.
-fn recover_keys(inner: &StoreInner, view: &VersionView) -> Result<RecoveredKeys> {
+fn recover_keys(inner: &StoreInner, view: &VersionView, cuts: &mut Vec<Cut>) -> Result<RecoveredKeys> {
     let vfs = &*inner.catalog.vfs;
     let path = view.keys_path();
     let table = read_keys(vfs, &path, view.version, view.header.nonce, true)?;
@@ -232,6 +266,8 @@ fn recover_keys(inner: &StoreInner, view: &VersionView) -> Result<RecoveredKeys>
     }
     if table.torn && table.valid_len < crate::format::SMALL_HEADER_LEN as u64 {
         // Its creation was cut short: remove it; the writer creates it again with its first key.
+        let len = vfs.open(&path, OpenMode::Read).and_then(|f| f.len()).unwrap_or(0);
+        cuts.push(Cut { file: path.clone(), bytes_cut: len, valid_len: 0 });
         vfs.remove_file(&path).map_err(|e| Error::io("removing torn key table", &path, e))?;
         vfs.sync_dir(&view.dir).map_err(|e| Error::io("syncing directory", &view.dir, e))?;
         inner.catalog.forget_keys(&view.id);
@@ -239,6 +275,12 @@ fn recover_keys(inner: &StoreInner, view: &VersionView) -> Result<RecoveredKeys>
     }
     let f = vfs.open(&path, OpenMode::ReadWrite).map_err(|e| Error::io("opening key table", &path, e))?;
     if table.torn {
+        let len = f.len().map_err(|e| Error::io("reading length of", &path, e))?;
+        cuts.push(Cut {
+            file: path.clone(),
+            bytes_cut: len.saturating_sub(table.valid_len),
+            valid_len: table.valid_len,
+        });
         f.set_len(table.valid_len).map_err(|e| Error::io("truncating key table", &path, e))?;
         f.sync_data().map_err(|e| Error::io("syncing key table", &path, e))?;
         inner.catalog.forget_keys(&view.id);
@@ -249,9 +291,10 @@ fn recover_keys(inner: &StoreInner, view: &VersionView) -> Result<RecoveredKeys>
 
 /// Recovers the current version of a run before a rewind archives it, and makes its last segment and
 /// index durable: from now on it is sealed.
-pub(crate) fn seal_for_rewind(inner: &StoreInner, view: &VersionView) -> Result<()> {
-    recover_keys(inner, view)?;
-    let rec = recover_active(inner, view)?;
+/// Every cut is added to `cuts`.
+pub(crate) fn seal_for_rewind(inner: &StoreInner, view: &VersionView, cuts: &mut Vec<Cut>) -> Result<()> {
+    recover_keys(inner, view, cuts)?;
+    let rec = recover_active(inner, view, cuts)?;
     if let Some(seg) = rec.seg {
         let path = view.seg_path(seg.seq);
         seg.file.sync_data().map_err(|e| Error::io("syncing", &path, e))?;
@@ -267,10 +310,16 @@ pub(crate) fn seal_for_rewind(inner: &StoreInner, view: &VersionView) -> Result<
     Ok(())
 }
 
-/// Opens a writer on the current version `view` of a run whose lock is held.
-pub(crate) fn open_writer(inner: &Arc<StoreInner>, view: &VersionView, lock: Box<dyn VfsFile>) -> Result<RunWriter> {
-    let (keys, keys_file, keys_len) = recover_keys(inner, view)?;
-    let rec = recover_active(inner, view)?;
+/// Opens a writer on the current version `view` of a run whose lock is held. `cuts` are what recovery already
+/// cut before (a rewind's archived version); the writer's report lists them first.
+pub(crate) fn open_writer(
+    inner: &Arc<StoreInner>,
+    view: &VersionView,
+    lock: Box<dyn VfsFile>,
+    mut cuts: Vec<Cut>,
+) -> Result<RunWriter> {
+    let (keys, keys_file, keys_len) = recover_keys(inner, view, &mut cuts)?;
+    let rec = recover_active(inner, view, &mut cuts)?;
     let opts = &inner.opts;
     let mut core = WriterCore::new(
         view.id.clone(),
@@ -283,6 +332,7 @@ pub(crate) fn open_writer(inner: &Arc<StoreInner>, view: &VersionView, lock: Box
         opts.segment_size,
         opts.buffer_size,
     );
+    core.key_list = Arc::new(table_order(&keys));
     core.keys = keys;
     core.keys_file = keys_file;
     core.keys_len = keys_len;
@@ -295,10 +345,24 @@ pub(crate) fn open_writer(inner: &Arc<StoreInner>, view: &VersionView, lock: Box
     core.floor = view.header.base.as_ref().map(|b| b.step);
     core.written_last_log = core.total.last_log;
     core.durable_last_log = core.total.last_log;
-    let core = Arc::new(Mutex::new(core));
-    inner.register_writer(&view.id, &core);
-    if matches!(opts.sync, crate::options::SyncPolicy::EveryMillis(_)) {
-        inner.ensure_syncer();
+    core.running = Some(inner.running_lock(view)?);
+    if matches!(opts.sync, crate::options::SyncPolicy::EveryMillis(_)) && inner.registry.ensure_syncer() {
+        core.wake = Some(inner.registry.wake());
     }
-    Ok(RunWriter { core, store: inner.clone(), id: view.id.clone(), version: view.version, recovery: rec.report })
+    let core = Arc::new(Mutex::new(core));
+    inner.registry.register(&view.id, &core);
+    Ok(RunWriter {
+        core,
+        store: inner.clone(),
+        id: view.id.clone(),
+        version: view.version,
+        recovery: RecoveryReport { run: view.id.clone(), cuts },
+    })
+}
+
+/// Key names by id from the id map.
+fn table_order(keys: &HashMap<Key, u32>) -> Vec<Key> {
+    let mut list: Vec<(u32, Key)> = keys.iter().map(|(k, id)| (*id, k.clone())).collect();
+    list.sort_unstable_by_key(|(id, _)| *id);
+    list.into_iter().map(|(_, k)| k).collect()
 }

@@ -9,11 +9,12 @@ use crate::catalog::{Catalog, VersionView};
 use crate::codec::RawEvent;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventRecord, LogRow};
-use crate::format::micros_to_secs;
+use crate::format::{micros_to_secs, SEG_HEADER_LEN};
 use crate::ids::RunRef;
 use crate::scan::{first_step, frame_events, open_index, open_segment, trusted_entry, Ptr};
 use crate::segment::SegmentReader;
 use crate::value::{Key, Metrics, Value};
+use crate::writer::Tail;
 
 /// Filters for [`Store::history_with`](crate::Store::history_with) and [`Store::events_with`](crate::Store::events_with).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -100,13 +101,41 @@ pub struct EventStream {
     cur: Option<Cursor>,
     pending: VecDeque<(RawEvent, u64)>,
     done: bool,
+    /// This process's writer's buffered events, read after the last piece's data on disk.
+    tail: Option<Tail>,
 }
 
 impl EventStream {
     /// A stream over `pieces`, limited to steps `from..=to`.
-    pub fn new(cat: Arc<Catalog>, pieces: Vec<Piece>, from: Option<u64>, to: Option<u64>) -> EventStream {
+    /// `tail` is this process's writer's buffered events of the last piece (whose `cut` is where the writer's
+    /// data on disk ended when they were copied).
+    pub fn new(
+        cat: Arc<Catalog>,
+        pieces: Vec<Piece>,
+        from: Option<u64>,
+        to: Option<u64>,
+        tail: Option<Tail>,
+    ) -> EventStream {
         let pieces = pieces.into_iter().filter(|p| !(from.is_some() && p.cap.is_some() && p.cap < from)).collect();
-        EventStream { cat, pieces, from, to, cur: None, pending: VecDeque::new(), done: false }
+        EventStream { cat, pieces, from, to, cur: None, pending: VecDeque::new(), done: false, tail }
+    }
+
+    /// Moves `cur` (at the end of its data on disk) onto the writer's buffered events when it is the last
+    /// piece and there are some: true if it did.
+    fn enter_tail(pieces: &VecDeque<Piece>, tail: &mut Option<Tail>, cur: &mut Cursor) -> bool {
+        if !pieces.is_empty() {
+            return false;
+        }
+        let Some(t) = tail.take() else { return false };
+        let path = cur.piece.view.seg_path(t.seq);
+        cur.reader = Some(SegmentReader::memory(&path, t.salt, t.offset, t.frame, t.format));
+        cur.keys = t.keys;
+        // A segment of its own (past any cut), read whole.
+        cur.seg = cur.last_seg.max(t.seq).saturating_add(1);
+        cur.last_seg = cur.seg;
+        cur.piece.cut = None;
+        cur.started = true;
+        true
     }
 
     fn start_piece(&mut self, piece: Piece) -> Result<Cursor> {
@@ -124,6 +153,7 @@ impl EventStream {
         let mut cursor = Cursor { piece, origin, keys, seg: 0, last_seg, reader: None, started: segs > 0 };
         if segs == 0 {
             cursor.started = false;
+            EventStream::enter_tail(&self.pieces, &mut self.tail, &mut cursor);
             return Ok(cursor);
         }
         // Seek: the last segment whose first step is below `from`, then its last index entry below `from`.
@@ -167,13 +197,23 @@ impl EventStream {
             if self.done {
                 return Ok(false);
             }
-            if let Some((ev, end)) = self.pending.front() {
-                let cur = self.cur.as_ref().ok_or_else(|| Error::Value { reason: "replay cursor lost".into() })?;
+            if self.cur.is_none() {
+                // Pending events belong to the current piece (the code below never leaves them without one).
+                self.pending.clear();
+            }
+            if let (Some((ev, end)), Some(cur)) = (self.pending.front(), self.cur.as_ref()) {
                 let past_cut = cur.piece.cut.is_some_and(|c| c.seg == cur.seg && *end > c.offset);
                 let past_cap = cur.piece.cap.is_some_and(|c| ev.step() > c);
                 if past_cut || past_cap {
                     self.pending.clear();
-                    self.cur = None;
+                    // The last piece's data on disk ends at the cut; the writer's buffered events follow.
+                    let tail = match self.cur.as_mut() {
+                        Some(cur) => EventStream::enter_tail(&self.pieces, &mut self.tail, cur),
+                        None => false,
+                    };
+                    if !tail {
+                        self.cur = None;
+                    }
                     continue;
                 }
                 if self.to.is_some_and(|t| ev.step() > t) {
@@ -216,7 +256,7 @@ impl EventStream {
                         }
                         None => {
                             if let Some(c) = cur.piece.cut {
-                                if reader.position() < c.offset {
+                                if reader.position() < c.offset && c.offset > SEG_HEADER_LEN as u64 {
                                     return Err(Error::corrupt(
                                         &path,
                                         c.offset,
@@ -224,7 +264,9 @@ impl EventStream {
                                     ));
                                 }
                             }
-                            self.cur = None;
+                            if !EventStream::enter_tail(&self.pieces, &mut self.tail, cur) {
+                                self.cur = None;
+                            }
                         }
                     }
                 }
@@ -310,7 +352,11 @@ impl EventStream {
                     let mut ctx = FrameCtx { cat: &self.cat, piece, seg: *seg, keys, path: &path, format };
                     match f(&mut ctx, off, payload)? {
                         Flow::Next => {}
-                        Flow::EndPiece => self.cur = None,
+                        Flow::EndPiece => {
+                            if !EventStream::enter_tail(&self.pieces, &mut self.tail, cur) {
+                                self.cur = None;
+                            }
+                        }
                         Flow::Stop => self.done = true,
                     }
                 }
@@ -321,11 +367,13 @@ impl EventStream {
                 }
                 None => {
                     if let Some(c) = piece.cut {
-                        if r.position() < c.offset {
+                        if r.position() < c.offset && c.offset > SEG_HEADER_LEN as u64 {
                             return Err(Error::corrupt(&path, c.offset, "a fork points at bytes that are not there"));
                         }
                     }
-                    self.cur = None;
+                    if !EventStream::enter_tail(&self.pieces, &mut self.tail, cur) {
+                        self.cur = None;
+                    }
                 }
             }
         }
@@ -376,6 +424,12 @@ fn to_event(cat: &Catalog, cur: &mut Cursor, ev: RawEvent, filter: Option<&[Stri
 pub struct History {
     stream: EventStream,
     keys: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for History {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("History").field("keys", &self.keys).finish_non_exhaustive()
+    }
 }
 
 impl History {
@@ -506,6 +560,12 @@ pub struct Events {
     stream: EventStream,
     keys: Option<Vec<String>>,
     system_only: bool,
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events").field("keys", &self.keys).finish_non_exhaustive()
+    }
 }
 
 impl Events {

@@ -3,29 +3,62 @@
 use std::fmt;
 use std::path::PathBuf;
 
-/// A torn tail that recovery cut off an active segment before appending.
+/// Bytes recovery removed from one file: a torn tail cut off, or a whole file whose creation a crash
+/// interrupted (then `valid_len` is 0 and the file is gone).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Cut {
+    /// The file (a segment, its step index, or the key table).
+    pub file: PathBuf,
+    /// How many bytes were removed.
+    pub bytes_cut: u64,
+    /// The file's length after the cut (0 for a removed file).
+    pub valid_len: u64,
+}
+
+impl fmt::Display for Cut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cut {} bytes from {} (now {} bytes)", self.bytes_cut, self.file.display(), self.valid_len)
+    }
+}
+
+/// Everything recovery removed when a writer opened a run ([`RunWriter::recovery`](crate::RunWriter::recovery)):
+/// from `resume`, and from `rewind` (which first recovers the version it archives). Recovery never removes a
+/// byte without listing it here; an empty list means nothing was cut.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RecoveryReport {
     /// The run.
     pub run: String,
-    /// The segment that was truncated.
-    pub file: PathBuf,
-    /// How many bytes were cut.
-    pub bytes_cut: u64,
-    /// The segment's length after the cut.
-    pub valid_len: u64,
+    /// Every cut, in the order recovery made them.
+    pub cuts: Vec<Cut>,
+}
+
+impl RecoveryReport {
+    /// True when recovery cut nothing.
+    pub fn is_empty(&self) -> bool {
+        self.cuts.is_empty()
+    }
+
+    /// The bytes cut from all files together.
+    pub fn bytes_cut(&self) -> u64 {
+        self.cuts.iter().map(|c| c.bytes_cut).sum()
+    }
 }
 
 impl fmt::Display for RecoveryReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "run {}: cut a torn tail of {} bytes from {} (now {} bytes)",
-            self.run,
-            self.bytes_cut,
-            self.file.display(),
-            self.valid_len
-        )
+        if self.cuts.is_empty() {
+            return write!(f, "run {}: nothing to recover", self.run);
+        }
+        write!(f, "run {}: ", self.run)?;
+        for (i, c) in self.cuts.iter().enumerate() {
+            if i > 0 {
+                write!(f, "; ")?;
+            }
+            write!(f, "{c}")?;
+        }
+        Ok(())
     }
 }
 

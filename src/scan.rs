@@ -142,6 +142,23 @@ pub fn first_step(cat: &Catalog, view: &VersionView, seq: u32) -> Result<Option<
 /// The position just past the last own event of `view` that lies before `cut` and has step `<= cap`, with
 /// the statistics of the own events before it. `None` for `cut`/`cap` means no limit.
 pub fn own_position(cat: &Catalog, view: &VersionView, cut: Option<Ptr>, cap: Option<u64>) -> Result<(Stats, Ptr)> {
+    // A last segment whose creation a crash interrupted holds nothing: the data ends with the segment before
+    // it (sealed, so durable), and no pointer may name bytes of the empty file.
+    let last = view.segs.wrapping_sub(1);
+    if view.segs > 0 && !view.sealed(last) && cut.is_none_or(|c| c.seg == last && c.offset <= SEG_HEADER_LEN as u64) {
+        let (reader, _) = open_segment(cat, view, last)?;
+        if reader.position() == 0 {
+            let mut trimmed = view.clone();
+            trimmed.segs = last;
+            // Still the current version: the segment before is sealed, which `sealed` tells by its position.
+            let cut = cut.filter(|c| c.seg < last);
+            return own_position_in(cat, &trimmed, cut, cap);
+        }
+    }
+    own_position_in(cat, view, cut, cap)
+}
+
+fn own_position_in(cat: &Catalog, view: &VersionView, cut: Option<Ptr>, cap: Option<u64>) -> Result<(Stats, Ptr)> {
     if view.segs == 0 {
         if let Some(c) = cut {
             if c != Ptr::START {

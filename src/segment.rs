@@ -146,6 +146,13 @@ pub fn torn_creation(vfs: &dyn Vfs, path: &Path, nonce: u64, seq: u32) -> Result
 pub enum Source {
     /// The whole file, mapped.
     Mapped(MappedBytes),
+    /// Bytes held in memory, standing at offset `base` of the segment (nothing below it is readable).
+    Memory {
+        /// Offset of `bytes[0]`.
+        base: u64,
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
     /// An open file read in chunks; `len` is the length seen when it was opened.
     File {
         /// The file.
@@ -175,6 +182,7 @@ impl Source {
     pub fn len(&self) -> u64 {
         match self {
             Source::Mapped(m) => (**m).as_ref().len() as u64,
+            Source::Memory { base, bytes } => base + bytes.len() as u64,
             Source::File { len, .. } => *len,
         }
     }
@@ -187,6 +195,9 @@ impl Source {
         };
         match self {
             Source::Mapped(m) => Ok((**m).as_ref().get(off as usize..end as usize)),
+            Source::Memory { base, bytes } => {
+                Ok(off.checked_sub(*base).and_then(|s| bytes.get(s as usize..(end - *base) as usize)))
+            }
             Source::File { file, len, chunk, chunk_start, chunk_size } => {
                 let have = off >= *chunk_start && end <= *chunk_start + chunk.len() as u64;
                 if !have {
@@ -194,7 +205,16 @@ impl Source {
                     let grow = if chunk.is_empty() { 4096 } else { (chunk.len() * 2).min(*chunk_size) };
                     let want = (n.max(grow) as u64).min(*len - off) as usize;
                     chunk.resize(want, 0);
-                    file.read_exact_at(chunk, off).map_err(|e| Error::io("reading segment", path, e))?;
+                    match file.read_exact_at(chunk, off) {
+                        Ok(()) => {}
+                        // The file shrank since it was opened: a writer's recovery cut what it no longer holds
+                        // (a torn tail, an index's close record). Those bytes are not there to read.
+                        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                            chunk.clear();
+                            return Ok(None);
+                        }
+                        Err(e) => return Err(Error::io("reading segment", path, e)),
+                    }
                     *chunk_start = off;
                 }
                 let s = (off - *chunk_start) as usize;
@@ -286,6 +306,22 @@ impl SegmentReader {
             },
             header,
         ))
+    }
+
+    /// A reader over one frame held in memory (a writer's buffered events, see `writer::Tail`), as if it
+    /// stood at `offset` of segment `path` with salt `salt`: the frame passes the usual checks.
+    pub fn memory(path: &Path, salt: u64, offset: u64, frame: Vec<u8>, format: u16) -> SegmentReader {
+        SegmentReader {
+            format,
+            path: path.to_path_buf(),
+            source: Source::Memory { base: offset, bytes: frame },
+            salt,
+            sealed: true,
+            pos: offset,
+            end: None,
+            durable_floor: None,
+            released: 0,
+        }
     }
 
     /// A reader over a segment whose creation a crash interrupted (see [`torn_creation`]): it has no frames.

@@ -4,11 +4,11 @@
 //! Opening a store reads one 32-byte file: runs are looked up on demand, so the cost of `open` does not
 //! depend on how many runs there are or how long their histories are.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use crate::catalog::{read_all, write_atomic, Catalog, Known, VersionView};
@@ -19,7 +19,8 @@ use crate::header::{BasePointer, ForkParent, VersionHeader};
 use crate::ids::{validate_run_id, ForkPoint, RunRef};
 use crate::info::{LineageEntry, RunInfo, RunState};
 use crate::meta::RunMeta;
-use crate::options::{Options, SyncPolicy};
+use crate::options::Options;
+use crate::registry::Registry;
 use crate::replay::{plan, EventStream, Events, History, HistoryOptions};
 use crate::report::{GcReport, RepairReport, VerifyReport};
 use crate::scan::{own_position, prefix_stats, Ptr};
@@ -45,8 +46,8 @@ pub struct StoreInner {
     pub(crate) root: PathBuf,
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) opts: Options,
-    writers: Mutex<HashMap<String, Weak<Mutex<WriterCore>>>>,
-    syncer: AtomicBool,
+    /// This handle's open writers and their syncer.
+    pub(crate) registry: Arc<Registry>,
     /// Threads that run a creation's fsyncs alongside the caller's.
     aside: Aside,
 }
@@ -118,6 +119,12 @@ impl Aside {
     }
 }
 
+impl Drop for StoreInner {
+    fn drop(&mut self) {
+        self.registry.stop();
+    }
+}
+
 impl std::fmt::Debug for WriterCore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WriterCore").field("id", &self.id).field("version", &self.version).finish()
@@ -152,9 +159,25 @@ impl StoreInner {
         Err(Error::RunBusy { run: id.to_string() })
     }
 
-    /// True when some writer holds run `id`.
-    fn is_running(&self, id: &str) -> bool {
-        match self.catalog.vfs.open_dir(&self.catalog.run_dir(id)) {
+    /// Takes the lock that tells readers run `id` is running: an exclusive lock on its version's header.
+    /// Readers probe it for an instant (a shared lock), so this waits for them rather than failing: only
+    /// another writer makes a run busy, and it holds the directory lock first.
+    pub(crate) fn running_lock(&self, view: &VersionView) -> Result<Box<dyn VfsFile>> {
+        let path = view.dir.join(format::head_name(view.version));
+        let f = self.catalog.vfs.open(&path, OpenMode::Read).map_err(|e| Error::io("opening", &path, e))?;
+        f.lock().map_err(|e| Error::io("locking", &path, e))?;
+        Ok(f)
+    }
+
+    /// True when some writer (of this process or another) has `view`, the current version of its run, open.
+    /// This process's writers are known without a lock; for others the header's lock is probed for an
+    /// instant, which a writer's open waits out instead of failing.
+    fn is_running(&self, view: &VersionView) -> bool {
+        if self.registry.live_stats(&view.id).is_some_and(|(v, n, _)| v == view.version && n == view.header.nonce) {
+            return true;
+        }
+        let path = view.dir.join(format::head_name(view.version));
+        match self.catalog.vfs.open(&path, OpenMode::Read) {
             Ok(f) => match f.try_lock_shared() {
                 Ok(true) => {
                     let _ = f.unlock();
@@ -167,70 +190,42 @@ impl StoreInner {
         }
     }
 
-    pub(crate) fn register_writer(self: &Arc<Self>, id: &str, core: &Arc<Mutex<WriterCore>>) {
-        lock(&self.writers).insert(id.to_string(), Arc::downgrade(core));
-    }
-
-    pub(crate) fn unregister_writer(&self, id: &str) {
-        let mut w = lock(&self.writers);
-        if w.get(id).is_some_and(|c| c.strong_count() == 0) {
-            w.remove(id);
-        }
-    }
-
-    /// Writes out the buffer of this process's writer of `id`, if any, so reads see it. True if it wrote.
     /// Syncs this process's writer of `key`'s run if it is writing that very segment (so its pending index
-    /// entries are written too, keeping later lookups in the segment fast). False when there is no such writer.
+    /// entries are written too, keeping later lookups in the segment fast), with the fsync outside the
+    /// writer's lock. False when there is no such writer.
     fn sync_writer_of(&self, key: &crate::catalog::SegKey) -> Result<bool> {
-        let core = lock(&self.writers).get(&key.0).and_then(Weak::upgrade);
-        if let Some(core) = core {
-            let mut c = lock(&core);
+        let Some(core) = self.registry.get(&key.0) else { return Ok(false) };
+        {
+            // A poisoned lock (a panic inside the writer) poisons the writer: it is not used.
+            let Ok(c) = core.lock() else { return Ok(false) };
             let same = c.version == key.1 && c.nonce == key.2 && c.seg.as_ref().is_some_and(|s| s.seq == key.3);
-            if same && !c.poisoned && !c.closed {
-                c.sync()?;
-                return Ok(true);
+            if !same || !c.is_live() {
+                return Ok(false);
             }
         }
-        Ok(false)
+        crate::registry::sync_unlocked(&core)?;
+        Ok(true)
     }
 
+    /// Writes out the buffer of this process's writer of `id`, if any (a fork needs the bytes it points at
+    /// written). True if it wrote.
     fn flush_writer(&self, id: &str) -> Result<bool> {
-        let core = lock(&self.writers).get(id).and_then(Weak::upgrade);
-        if let Some(core) = core {
-            let mut c = lock(&core);
-            if !c.poisoned && !c.closed && c.has_pending() {
-                c.flush_frame()?;
-                return Ok(true);
-            }
+        let Some(core) = self.registry.get(id) else { return Ok(false) };
+        let Ok(mut c) = core.lock() else { return Ok(false) };
+        if c.is_live() && c.has_pending() {
+            c.flush_frame()?;
+            return Ok(true);
         }
         Ok(false)
     }
+}
 
-    /// Starts the background thread that syncs idle `EveryMillis` writers (once per store).
-    pub(crate) fn ensure_syncer(self: &Arc<Self>) {
-        if self.syncer.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        let weak = Arc::downgrade(self);
-        let spawned = std::thread::Builder::new().name("forklog-sync".into()).spawn(move || loop {
-            std::thread::sleep(Duration::from_millis(5));
-            let Some(inner) = weak.upgrade() else { return };
-            let cores: Vec<_> = lock(&inner.writers).values().filter_map(Weak::upgrade).collect();
-            drop(inner);
-            for core in cores {
-                if let Ok(mut c) = core.try_lock() {
-                    if let SyncPolicy::EveryMillis(n) = c.policy {
-                        let due = c.last_sync.elapsed().as_millis() >= u128::from(n);
-                        if due && !c.poisoned && !c.closed && (c.unsynced || c.has_pending()) {
-                            let _ = c.sync();
-                        }
-                    }
-                }
-            }
-        });
-        if spawned.is_err() {
-            self.syncer.store(false, Ordering::SeqCst);
-        }
+/// Makes the last piece (the version `view` itself) stop where this process's writer's data ended when `tail`
+/// was copied, unless that segment did not exist yet when `view` was listed (then nothing of the view comes
+/// after it); the copy is read after it.
+fn attach_tail(pieces: &mut [crate::replay::Piece], view: &VersionView, tail: Option<&crate::writer::Tail>) {
+    if let (Some(t), Some(own)) = (tail, pieces.last_mut()) {
+        own.cut = (view.segs > t.seq).then_some(Ptr { seg: t.seq, offset: t.offset });
     }
 }
 
@@ -267,6 +262,8 @@ impl Store {
     /// Opens the store in directory `path` (creating it when the directory is missing or empty, unless
     /// `opts` says read-only or no creation; see [`Store::open`]).
     pub fn open_with(path: impl AsRef<Path>, opts: Options) -> Result<Store> {
+        // The builder's clamps hold however the options were built.
+        let opts = opts.clamped();
         let root = path.as_ref().to_path_buf();
         let vfs = opts.vfs.clone();
         let runs_dir = root.join(format::RUNS_DIR);
@@ -319,8 +316,7 @@ impl Store {
             root,
             catalog: Arc::new(Catalog::new(vfs, runs_dir)),
             opts,
-            writers: Mutex::new(HashMap::new()),
-            syncer: AtomicBool::new(false),
+            registry: Arc::new(Registry::default()),
             aside: Aside::default(),
         });
         Ok(Store { inner })
@@ -494,9 +490,9 @@ impl Store {
         Ok(())
     }
 
-    fn writer_for(&self, id: &str, lock: Box<dyn VfsFile>) -> Result<RunWriter> {
+    fn writer_for(&self, id: &str, lock: Box<dyn VfsFile>, cuts: Vec<crate::report::Cut>) -> Result<RunWriter> {
         let view = self.cat().view(&RunRef::live(id), false)?;
-        crate::recovery::open_writer(&self.inner, &view, lock)
+        crate::recovery::open_writer(&self.inner, &view, lock, cuts)
     }
 
     /// Creates a new root run and returns its writer. `RunExists` if the id is taken.
@@ -524,7 +520,7 @@ impl Store {
         self.cat().view(&run, false)?;
         self.writable()?;
         let lock = self.inner.acquire_lock(id)?;
-        self.writer_for(id, lock)
+        self.writer_for(id, lock, Vec::new())
     }
 
     /// Where a new version inheriting `parent`'s events with step `<= step` points, and the statistics of
@@ -585,7 +581,7 @@ impl Store {
             current: true,
             deleted: false,
         };
-        crate::recovery::open_writer(&self.inner, &view, lock)
+        crate::recovery::open_writer(&self.inner, &view, lock, Vec::new())
     }
 
     /// Creates run `new_id` inheriting every event of `point.run` with step `<= point.step`, without
@@ -633,7 +629,8 @@ impl Store {
         }
         let lock = self.inner.acquire_lock(id)?;
         let view = self.cat().view(&RunRef::live(id), false)?;
-        crate::recovery::seal_for_rewind(&self.inner, &view)?;
+        let mut cuts = Vec::new();
+        crate::recovery::seal_for_rewind(&self.inner, &view, &mut cuts)?;
         let view = self.cat().view(&view.run_ref(), false)?;
         let (base, pin) = self.base_pointer(&view, point.step)?;
         if let Some(pin) = &pin {
@@ -650,21 +647,33 @@ impl Store {
         };
         self.write_header(&h)?;
         self.cat().forget_keys(id);
-        self.writer_for(id, lock)
+        self.writer_for(id, lock, cuts)
     }
 
     fn resolve(&self, run: &str) -> Result<VersionView> {
         let r: RunRef = run.parse()?;
-        if r.version.is_none() {
-            self.inner.flush_writer(&r.id)?;
-        }
         self.cat().view(&r, false)
     }
 
+    /// The replay of `run`. A live run's writer in this process lends a copy of its buffered events, so reads
+    /// see them without the writer writing anything: the disk part stops where the writer's data ended when
+    /// the copy was taken, and the copy follows.
     fn stream(&self, run: &str, opts: &HistoryOptions) -> Result<EventStream> {
-        let view = self.resolve(run)?;
-        let pieces = plan(self.cat(), &view, opts.own_only)?;
-        Ok(EventStream::new(self.inner.catalog.clone(), pieces, opts.from_step, opts.to_step))
+        let r: RunRef = run.parse()?;
+        let tail = self.inner.registry.tail(&r.id);
+        let view = self.cat().view(&r, false)?;
+        let tail = tail.filter(|t| view.current && t.version == view.version && t.nonce == view.header.nonce);
+        let mut pieces = plan(self.cat(), &view, opts.own_only)?;
+        attach_tail(&mut pieces, &view, tail.as_ref());
+        Ok(EventStream::new(self.inner.catalog.clone(), pieces, opts.from_step, opts.to_step, tail))
+    }
+
+    /// A copy of this process's writer's buffered events of `view` (taken before `view` was listed, so the two
+    /// agree: see [`attach_tail`]). For a view listed before, `tail_of` is only used where the copy's cut
+    /// bounds the disk read.
+    fn tail_of(&self, view: &VersionView) -> Option<crate::writer::Tail> {
+        let t = self.inner.registry.tail(&view.id)?;
+        (view.current && t.version == view.version && t.nonce == view.header.nonce).then_some(t)
     }
 
     /// The run's history rows in step order, inherited prefix included. `run` is `ID` or `ID@vK`.
@@ -733,8 +742,17 @@ impl Store {
     }
 
     fn info_of(&self, view: &VersionView) -> Result<RunInfo> {
-        let stats = prefix_stats(self.cat(), view, None, None)?;
-        let state = if view.current && !view.deleted && self.inner.is_running(&view.id) {
+        // This process's writer of the version knows its statistics, buffered events included.
+        let live = self
+            .inner
+            .registry
+            .live_stats(&view.id)
+            .filter(|(v, n, _)| view.current && *v == view.version && *n == view.header.nonce);
+        let stats = match live {
+            Some((_, _, stats)) => stats,
+            None => prefix_stats(self.cat(), view, None, None)?,
+        };
+        let state = if view.current && !view.deleted && (live.is_some() || self.inner.is_running(view)) {
             RunState::Running
         } else if stats.last_is_finish {
             RunState::Finished
@@ -762,10 +780,14 @@ impl Store {
 
     /// The metadata of a version's visible history.
     fn meta_of(&self, view: &VersionView) -> Result<RunMeta> {
+        let tail = self.tail_of(view);
         let mut pieces = plan(self.cat(), view, false)?;
         // Versions whose close record says their own data holds no Meta event need no walk.
-        pieces.retain(|p| !self.no_meta_events(&p.view));
-        crate::meta::collect(EventStream::new(self.inner.catalog.clone(), pieces, None, None))
+        // (The version itself is walked when its writer has buffered events: they come after its data.)
+        let own = |p: &crate::replay::Piece| p.view.id == view.id && p.view.version == view.version;
+        pieces.retain(|p| (tail.is_some() && own(p)) || !self.no_meta_events(&p.view));
+        attach_tail(&mut pieces, view, tail.as_ref());
+        crate::meta::collect(EventStream::new(self.inner.catalog.clone(), pieces, None, None, tail))
     }
 
     /// True when `view`'s own data surely holds no `Meta` event: it has none, or the close record of its last
@@ -796,8 +818,6 @@ impl Store {
     fn list(&self, all: bool) -> Result<Vec<RunInfo>> {
         let mut out = Vec::new();
         for id in self.cat().run_ids()? {
-            // Read-your-writes: this process's writer of the run shows what it buffered.
-            self.inner.flush_writer(&id)?;
             let Some(listing) = self.cat().listing(&id)? else { continue };
             if listing.deleted && !all {
                 continue;

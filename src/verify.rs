@@ -95,6 +95,10 @@ impl Checker<'_> {
                 if !sealed && e.is_corruption() && torn_creation(vfs, &path, view.header.nonce, seq).unwrap_or(false) {
                     let msg = "segment creation interrupted by a crash (removed by the next writer)";
                     self.problem(&path, 0, ProblemKind::TornTail, msg);
+                    // A pointer to the start of its own data pins nothing in it.
+                    if pins.contains(&(SEG_HEADER_LEN as u64)) {
+                        found.push(SEG_HEADER_LEN as u64);
+                    }
                 } else {
                     self.error(e, &path);
                 }
@@ -275,6 +279,9 @@ pub(crate) fn check(inner: &StoreInner) -> Result<(VerifyReport, Vec<Rebuild>)> 
     // Pass 1: headers, and the fork pointers they hold.
     let mut runs = Vec::new();
     let mut pins: HashMap<(String, u32, u32), Vec<(u64, String)>> = HashMap::new();
+    // (child version, pinned segment, offset)
+    type Pointer = ((String, u32), (String, u32, u32), u64);
+    let mut pointers: Vec<Pointer> = Vec::new();
     for id in cat.run_ids()? {
         let listing = match cat.listing(&id) {
             Ok(Some(l)) => l,
@@ -299,9 +306,11 @@ pub(crate) fn check(inner: &StoreInner) -> Result<(VerifyReport, Vec<Rebuild>)> 
             match VersionHeader::decode(&p, &b) {
                 Ok(h) if h.run_id == id && h.version == *v => {
                     if let Some(base) = &h.base {
-                        pins.entry((base.run_id.clone(), base.version, base.segment))
-                            .or_default()
-                            .push((base.offset, format!("{id}@v{v}")));
+                        pointers.push((
+                            (id.clone(), *v),
+                            (base.run_id.clone(), base.version, base.segment),
+                            base.offset,
+                        ));
                     }
                     ok_versions.insert(*v, ());
                 }
@@ -310,6 +319,31 @@ pub(crate) fn check(inner: &StoreInner) -> Result<(VerifyReport, Vec<Rebuild>)> 
             }
         }
         runs.push((id, listing, ok_versions));
+    }
+    // Only pointers of versions something can still read are checked: a live run's, and those a live run
+    // reaches through base pointers. A deleted run nothing reaches is garbage: `gc` may have removed what it
+    // points at before it (a crash in the middle of a `gc`) and removes the rest next time.
+    let mut reachable: std::collections::HashSet<(String, u32)> = std::collections::HashSet::new();
+    for (id, listing, ok_versions) in &runs {
+        if !listing.deleted {
+            reachable.extend(ok_versions.keys().map(|v| (id.clone(), *v)));
+        }
+    }
+    loop {
+        let before = reachable.len();
+        for (child, (run, version, _), _) in &pointers {
+            if reachable.contains(child) {
+                reachable.insert((run.clone(), *version));
+            }
+        }
+        if reachable.len() == before {
+            break;
+        }
+    }
+    for (child, seg, offset) in pointers {
+        if reachable.contains(&child) {
+            pins.entry(seg).or_default().push((offset, format!("{}@v{}", child.0, child.1)));
+        }
     }
     // Pass 2: key tables, segments and indexes.
     let mut found_pins: HashMap<(String, u32, u32), Vec<u64>> = HashMap::new();

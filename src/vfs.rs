@@ -97,6 +97,16 @@ pub trait VfsFile: Send + Sync + Debug {
     fn try_lock(&self) -> io::Result<bool>;
     /// Takes a shared advisory lock without waiting; `Ok(false)` when someone holds the exclusive lock.
     fn try_lock_shared(&self) -> io::Result<bool>;
+    /// Takes an exclusive advisory lock, waiting for other holders to release theirs. The default retries
+    /// [`try_lock`](VfsFile::try_lock) with short sleeps.
+    fn lock(&self) -> io::Result<()> {
+        let mut pause = std::time::Duration::from_micros(20);
+        while !self.try_lock()? {
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(std::time::Duration::from_millis(2));
+        }
+        Ok(())
+    }
     /// Releases this handle's lock.
     fn unlock(&self) -> io::Result<()>;
 }
@@ -147,6 +157,9 @@ impl VfsFile for StdFile {
     }
     fn try_lock_shared(&self) -> io::Result<bool> {
         lock_result(self.file.try_lock_shared())
+    }
+    fn lock(&self) -> io::Result<()> {
+        self.file.lock()
     }
     fn unlock(&self) -> io::Result<()> {
         self.file.unlock()

@@ -30,7 +30,8 @@ use crate::vfs::{OpenMode, Vfs, VfsFile};
 /// The segment being appended to.
 pub(crate) struct ActiveSeg {
     pub seq: u32,
-    pub file: Box<dyn VfsFile>,
+    /// Shared so a sync can fsync it without holding the writer's lock.
+    pub file: Arc<dyn VfsFile>,
     pub len: u64,
     pub salt: u64,
     pub idx: Box<dyn VfsFile>,
@@ -43,6 +44,8 @@ pub(crate) struct ActiveSeg {
     /// Step-index entries of frames not yet fsynced: an entry is written only once its frame is durable, so
     /// every entry in an index vouches for the bytes before it (docs/FORMAT.md, Step index).
     pub pending_idx: Vec<u8>,
+    /// The frame offset of each entry in `pending_idx`.
+    pub pending_offs: Vec<u64>,
     /// The segment's format version: a segment an older build created (resumed here) takes no event kind a
     /// later version added; the writer starts a new segment before writing one.
     pub format: u16,
@@ -51,14 +54,57 @@ pub(crate) struct ActiveSeg {
 impl ActiveSeg {
     /// Writes the pending index entries: call only after the segment's data was fsynced.
     pub(crate) fn write_pending_index(&mut self) -> std::io::Result<()> {
-        if self.pending_idx.is_empty() {
+        self.write_pending_index_below(u64::MAX)
+    }
+
+    /// Writes the pending index entries of frames below `synced`, which was fsynced.
+    fn write_pending_index_below(&mut self, synced: u64) -> std::io::Result<()> {
+        let n = self.pending_offs.iter().take_while(|o| **o < synced).count();
+        if n == 0 {
             return Ok(());
         }
-        self.idx.write_all_at(&self.pending_idx, self.idx_len)?;
-        self.idx_len += self.pending_idx.len() as u64;
-        self.pending_idx.clear();
+        let bytes = n * format::INDEX_ENTRY_LEN;
+        self.idx.write_all_at(&self.pending_idx[..bytes], self.idx_len)?;
+        self.idx_len += bytes as u64;
+        self.pending_idx.drain(..bytes);
+        self.pending_offs.drain(..n);
         Ok(())
     }
+}
+
+/// What a sync started under the writer's lock fsyncs without it (see [`WriterCore::begin_sync`]).
+pub(crate) struct SyncTicket {
+    file: Arc<dyn VfsFile>,
+    seq: u32,
+    len: u64,
+    last_log: Option<u64>,
+}
+
+impl SyncTicket {
+    /// The fsync itself.
+    pub(crate) fn fsync(&self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+}
+
+/// A snapshot of a writer's buffered events, for readers of this process: what a reader sees of them
+/// without writing them (see [`WriterCore::tail`]).
+pub(crate) struct Tail {
+    /// The version and header nonce the writer appends to.
+    pub version: u32,
+    pub nonce: u64,
+    /// The segment, salt and offset the frame is built for (the frame passes the usual checks): where the
+    /// writer's data ended when the snapshot was taken, so a reader of the disk stops there (the segment may
+    /// not exist yet).
+    pub seq: u32,
+    pub salt: u64,
+    pub offset: u64,
+    /// The buffered events as one complete frame.
+    pub frame: Vec<u8>,
+    /// Every key name by id, the buffered events' new keys included.
+    pub keys: Arc<Vec<Key>>,
+    /// The format version the frame is decoded with.
+    pub format: u16,
 }
 
 /// Mutable state of a writer, shared with the store's background syncer.
@@ -71,7 +117,11 @@ pub(crate) struct WriterCore {
     /// The store's catalog: the writer tells it how much of the active segment is valid and durable.
     pub cat: Arc<Catalog>,
     pub lock: Option<Box<dyn VfsFile>>,
+    /// The exclusive lock on the version's header that tells readers the run is running.
+    pub running: Option<Box<dyn VfsFile>>,
     pub keys: HashMap<Key, u32>,
+    /// Key names by id (the inverse of `keys`), shared with readers' snapshots.
+    pub key_list: Arc<Vec<Key>>,
     /// The previous row's keys and ids, by position (a cache in front of `keys`).
     last_row_keys: Vec<(Key, u32)>,
     pub keys_file: Option<Box<dyn VfsFile>>,
@@ -99,6 +149,10 @@ pub(crate) struct WriterCore {
     frame: Vec<u8>,
     pub policy: SyncPolicy,
     pub last_sync: Instant,
+    /// When the oldest event not yet covered by a sync was appended (the `EveryMillis` deadline runs from it).
+    pub dirty_since: Option<Instant>,
+    /// Wakes the store's syncer when `dirty_since` is set (`None`: no syncer, `EveryMillis` syncs inline).
+    pub wake: Option<Arc<crate::registry::Wake>>,
     /// Own events written to segments (not the buffer).
     pub own: Stats,
     /// Everything visible: inherited, written and buffered.
@@ -108,12 +162,27 @@ pub(crate) struct WriterCore {
     pub written_last_log: Option<u64>,
     pub durable_last_log: Option<u64>,
     pub unsynced: bool,
-    pub poisoned: bool,
+    /// Why the writer refuses every call: the first failure (an I/O error, a panic, an internal check).
+    pub poisoned: Option<String>,
     pub closed: bool,
 }
 
-/// A batch is written as one frame up to this size (frames stay small enough to decode one at a time).
-const BATCH_FRAME_SIZE: usize = 4 << 20;
+/// The most encoded event bytes one frame holds (the frame limit less room for the header and payload prefix).
+const MAX_FRAME_EVENTS: usize = MAX_FRAME_LEN as usize - 64;
+
+/// The writer's in-memory state before an append, restored if the append fails: a failed call leaves no
+/// buffered event, no new key id and no pending key-table record behind.
+struct Mark {
+    buf_len: usize,
+    buf_count: u32,
+    buf_base: (u64, i64),
+    buf_prev: (u64, i64),
+    buf_stats: Stats,
+    buf_template: Vec<u32>,
+    total: Stats,
+    keys: usize,
+    pending_keys: usize,
+}
 
 /// Room kept in front of the buffered events for the frame header and the payload prefix (at most 5 + 9 + 9 + 9
 /// bytes of varints), so a frame is written from the buffer without copying it.
@@ -144,7 +213,9 @@ impl WriterCore {
             vfs: cat.vfs.clone(),
             cat,
             lock: Some(lock),
+            running: None,
             keys: HashMap::new(),
+            key_list: Arc::new(Vec::new()),
             last_row_keys: Vec::new(),
             keys_file: None,
             keys_len: 0,
@@ -165,15 +236,78 @@ impl WriterCore {
             frame: Vec::new(),
             policy,
             last_sync: Instant::now(),
+            dirty_since: None,
+            wake: None,
             own: Stats::default(),
             total: Stats::default(),
             floor: None,
             written_last_log: None,
             durable_last_log: None,
             unsynced: false,
-            poisoned: false,
+            poisoned: None,
             closed: false,
         }
+    }
+
+    fn mark(&self) -> Mark {
+        Mark {
+            buf_len: self.buf.len(),
+            buf_count: self.buf_count,
+            buf_base: self.buf_base,
+            buf_prev: self.buf_prev,
+            buf_stats: self.buf_stats,
+            buf_template: self.buf_template.clone(),
+            total: self.total,
+            keys: self.keys.len(),
+            pending_keys: self.pending_keys.len(),
+        }
+    }
+
+    fn rollback(&mut self, m: Mark) {
+        self.buf.truncate(m.buf_len);
+        self.buf_count = m.buf_count;
+        self.buf_base = m.buf_base;
+        self.buf_prev = m.buf_prev;
+        self.buf_stats = m.buf_stats;
+        self.buf_template = m.buf_template;
+        self.total = m.total;
+        if self.keys.len() > m.keys {
+            let n = m.keys as u32;
+            self.keys.retain(|_, id| *id < n);
+            Arc::make_mut(&mut self.key_list).truncate(m.keys);
+            // The row-key cache may name the ids just dropped.
+            self.last_row_keys.clear();
+        }
+        self.pending_keys.truncate(m.pending_keys);
+    }
+
+    /// Encodes one call's events into the buffer with `encode`, all or nothing: on any error the buffer, the
+    /// key ids and the statistics are as before the call. The call's events always end up in one frame (with
+    /// events buffered before them, or after writing those out when together they would be too large), so a
+    /// crash keeps all of them or none. `TooLarge` when they do not fit in a frame on their own.
+    fn encode_whole(&mut self, mut encode: impl FnMut(&mut WriterCore) -> Result<()>) -> Result<()> {
+        let mark = self.mark();
+        let had = mark.buf_count > 0;
+        let res = encode(self);
+        let size = self.buf.len().saturating_sub(FRAME_GAP);
+        if res.is_ok() && size <= MAX_FRAME_EVENTS {
+            return Ok(());
+        }
+        self.rollback(mark);
+        res?;
+        if had {
+            // Together with the events buffered before them they overflow a frame: write those out first.
+            self.flush_frame()?;
+            let mark = self.mark();
+            let res = encode(self);
+            let size = self.buf.len().saturating_sub(FRAME_GAP);
+            if res.is_ok() && size <= MAX_FRAME_EVENTS {
+                return Ok(());
+            }
+            self.rollback(mark);
+            res?;
+        }
+        Err(Error::TooLarge { what: "batch", size: size as u64, limit: MAX_FRAME_EVENTS as u64 })
     }
 
     /// Tells the catalog that the active segment is valid up to its length (the writer wrote every frame of
@@ -185,11 +319,33 @@ impl WriterCore {
         }
     }
 
-    fn check(&self) -> Result<()> {
-        if self.poisoned || self.closed {
-            return Err(Error::Poisoned { run: self.id.clone() });
+    pub(crate) fn check(&self) -> Result<()> {
+        if let Some(cause) = &self.poisoned {
+            return Err(Error::Poisoned { run: self.id.clone(), cause: cause.clone() });
+        }
+        if self.closed {
+            return Err(Error::Poisoned { run: self.id.clone(), cause: "the writer is closed".into() });
         }
         Ok(())
+    }
+
+    /// True while the writer accepts calls (not poisoned, not closed).
+    pub(crate) fn is_live(&self) -> bool {
+        self.poisoned.is_none() && !self.closed
+    }
+
+    /// Poisons the writer with `cause` (the first cause is kept).
+    pub(crate) fn set_poisoned(&mut self, cause: impl FnOnce() -> String) {
+        if self.poisoned.is_none() {
+            self.poisoned = Some(cause());
+        }
+    }
+
+    /// Poisons the writer because an internal check failed, and returns the error.
+    fn broken<T>(&mut self, what: &str) -> Result<T> {
+        self.set_poisoned(|| format!("internal error: {what}"));
+        self.check()?;
+        unreachable_err(&self.id)
     }
 
     /// The step `Log` steps must exceed: the last visible `Log` step or the fork/rewind step.
@@ -234,6 +390,7 @@ impl WriterCore {
                     let id = self.keys.len() as u32;
                     encode_key_record(&mut self.pending_keys, self.nonce, id, k);
                     self.keys.insert(k.clone(), id);
+                    Arc::make_mut(&mut self.key_list).push(k.clone());
                     id
                 }
             };
@@ -267,6 +424,7 @@ impl WriterCore {
                     let key = Key::from(k);
                     encode_key_record(&mut self.pending_keys, self.nonce, id, &key);
                     self.keys.insert(key.clone(), id);
+                    Arc::make_mut(&mut self.key_list).push(key.clone());
                     (key, id)
                 }
             };
@@ -427,12 +585,15 @@ impl WriterCore {
 
     /// Appends events (all validated by the caller), then writes per buffer size and policy.
     fn append_rows(&mut self, rows: &[(u64, i64, &Metrics)]) -> Result<()> {
-        for (step, time_us, m) in rows {
-            let ids = self.key_ids(m)?;
-            self.push_log(*step, *time_us, &ids)?;
-            if self.buf.len() >= self.buffer_size {
-                self.flush_frame()?;
+        self.encode_whole(|c| {
+            for (step, time_us, m) in rows {
+                let ids = c.key_ids(m)?;
+                c.push_log(*step, *time_us, &ids)?;
             }
+            Ok(())
+        })?;
+        if self.buf.len() >= self.buffer_size {
+            self.flush_frame()?;
         }
         self.after_write()
     }
@@ -440,8 +601,10 @@ impl WriterCore {
     /// Appends one row of floats whose keys are sorted, unique and valid, then writes per buffer size and policy.
     fn append_floats(&mut self, step: u64, time_us: i64, row: &[(&str, f64)]) -> Result<()> {
         let mut ids = std::mem::take(&mut self.scratch_ids);
-        self.str_key_ids(row.iter().map(|(k, _)| *k), &mut ids);
-        let res = self.push_floats(step, time_us, &ids, |i| row[i].1);
+        let res = self.encode_whole(|c| {
+            c.str_key_ids(row.iter().map(|(k, _)| *k), &mut ids);
+            c.push_floats(step, time_us, &ids, |i| row[i].1)
+        });
         self.scratch_ids = ids;
         res?;
         if self.buf.len() >= self.buffer_size {
@@ -468,14 +631,17 @@ impl WriterCore {
             self.check_values(m)?;
         }
         let empty = Metrics::new();
-        let ids = self.key_ids(m.unwrap_or(&empty))?;
-        let ev = match kind {
-            Other::Config => EncEvent::Config { step, patch: &ids },
-            Other::Summary => EncEvent::Summary { step, patch: &ids },
-            Other::System => EncEvent::System { step, time_us: time_us.unwrap_or_else(now_micros), metrics: &ids },
-            Other::Finish => EncEvent::Finish { step, exit_code },
-        };
-        self.push(&ev)?;
+        let time_us = time_us.unwrap_or_else(now_micros);
+        self.encode_whole(|c| {
+            let ids = c.key_ids(m.unwrap_or(&empty))?;
+            let ev = match kind {
+                Other::Config => EncEvent::Config { step, patch: &ids },
+                Other::Summary => EncEvent::Summary { step, patch: &ids },
+                Other::System => EncEvent::System { step, time_us, metrics: &ids },
+                Other::Finish => EncEvent::Finish { step, exit_code },
+            };
+            c.push(&ev)
+        })?;
         if self.buf.len() >= self.buffer_size {
             self.flush_frame()?;
         }
@@ -503,17 +669,44 @@ impl WriterCore {
         self.after_write()
     }
 
+    /// After an append: under `Always`, sync now; under `EveryMillis`, start the deadline of the first event
+    /// a sync does not cover yet (the store's syncer fsyncs by then, outside this writer's lock: a `log` never
+    /// waits for an fsync it did not ask for).
+    ///
+    /// Under `Always` the caller ([`RunWriter`]) syncs after releasing the lock.
     fn after_write(&mut self) -> Result<()> {
         match self.policy {
-            SyncPolicy::Always => self.sync(),
-            SyncPolicy::EveryMillis(n) if self.last_sync.elapsed().as_millis() >= u128::from(n) => self.sync(),
-            _ => Ok(()),
+            SyncPolicy::EveryMillis(n) => {
+                if self.dirty_since.is_none() {
+                    self.dirty_since = Some(Instant::now());
+                    if let Some(w) = &self.wake {
+                        w.kick();
+                    }
+                }
+                if self.wake.is_none() && self.last_sync.elapsed().as_millis() >= u128::from(n) {
+                    // No syncer thread could be started: sync inline.
+                    return self.sync();
+                }
+                Ok(())
+            }
+            SyncPolicy::Always | SyncPolicy::Never => Ok(()),
+        }
+    }
+
+    /// When the store's syncer must sync this writer (`None`: nothing is due).
+    pub(crate) fn sync_deadline(&self) -> Option<Instant> {
+        match self.policy {
+            SyncPolicy::EveryMillis(n) if self.is_live() => {
+                self.dirty_since.map(|t| t + std::time::Duration::from_millis(n))
+            }
+            _ => None,
         }
     }
 
     fn poison<T>(&mut self, op: &'static str, path: PathBuf, e: std::io::Error) -> Result<T> {
-        self.poisoned = true;
-        Err(Error::io(op, path, e))
+        let err = Error::io(op, path, e);
+        self.set_poisoned(|| err.to_string());
+        Err(err)
     }
 
     fn durable(&self) -> bool {
@@ -526,8 +719,8 @@ impl WriterCore {
         let ipath = self.dir.join(format::idx_name(self.version, seq));
         let salt = format::segment_salt(self.nonce, seq);
         let header = SegmentHeader { seq, version: self.version, salt, base: self.own }.encode();
-        let file = match self.vfs.open(&path, OpenMode::CreateNew) {
-            Ok(f) => f,
+        let file: Arc<dyn VfsFile> = match self.vfs.open(&path, OpenMode::CreateNew) {
+            Ok(f) => Arc::from(f),
             Err(e) => return self.poison("creating segment", path, e),
         };
         if let Err(e) = file.write_all_at(&header, 0) {
@@ -560,6 +753,7 @@ impl WriterCore {
             synced: format::SEG_HEADER_LEN as u64,
             inseg: Stats::default(),
             pending_idx: Vec::new(),
+            pending_offs: Vec::new(),
             format: format::FORMAT_VERSION,
         });
         self.next_seq = seq + 1;
@@ -632,15 +826,16 @@ impl WriterCore {
         self.check()?;
         self.ensure_segment()?;
         self.write_keys()?;
-        let Some(seg) = self.seg.as_mut() else {
-            return Err(Error::Poisoned { run: self.id.clone() });
-        };
+        if self.seg.is_none() {
+            return self.broken("no active segment after creating one");
+        }
+        let Some(seg) = self.seg.as_mut() else { return unreachable_err(&self.id) };
         // The frame is built in place: the payload prefix and the frame header go into the gap the buffer
         // keeps in front of the events (no copy of the events).
         self.frame.clear();
         encode_prefix(&mut self.frame, self.buf_count, self.buf_base.0, self.buf_base.1, seg.synced);
         let Some(start) = FRAME_GAP.checked_sub(self.frame.len() + FRAME_HEADER_LEN) else {
-            return Err(Error::Poisoned { run: self.id.clone() });
+            return self.broken("frame prefix larger than the room kept for it");
         };
         let frame = &mut self.buf[start..];
         frame[FRAME_HEADER_LEN..FRAME_HEADER_LEN + self.frame.len()].copy_from_slice(&self.frame);
@@ -657,6 +852,7 @@ impl WriterCore {
         if index_it {
             // Written after the next fsync of the segment (see `ActiveSeg::pending_idx`).
             seg.pending_idx.extend_from_slice(&entry);
+            seg.pending_offs.push(off);
             seg.last_indexed = Some(off);
         }
         seg.len += frame_len;
@@ -674,46 +870,118 @@ impl WriterCore {
         Ok(())
     }
 
-    /// Flushes and fsyncs.
+    /// Flushes and fsyncs, holding the lock throughout (for `Always`, `finish` and `close`; other syncs use
+    /// [`sync_unlocked`]).
     pub(crate) fn sync(&mut self) -> Result<()> {
+        if let Some(t) = self.begin_sync()? {
+            let res = t.file.sync_data();
+            self.end_sync(t, res)?;
+        }
+        Ok(())
+    }
+
+    /// First half of a sync, under the lock: writes the buffer out and returns what to fsync (`None`: nothing,
+    /// everything written is already durable).
+    pub(crate) fn begin_sync(&mut self) -> Result<Option<SyncTicket>> {
         self.check()?;
         self.flush_frame()?;
-        if self.unsynced {
-            if let Some(seg) = &mut self.seg {
-                if let Err(e) = seg.file.sync_data() {
-                    let path = self.dir.join(format::seg_name(self.version, seg.seq));
-                    return self.poison("syncing", path, e);
-                }
-                seg.synced = seg.len;
-                if let Err(e) = seg.write_pending_index() {
-                    let path = self.dir.join(format::idx_name(self.version, seg.seq));
-                    return self.poison("writing index", path, e);
-                }
-            }
-            self.unsynced = false;
-            self.note_known();
+        self.dirty_since = None;
+        let Some(seg) = self.seg.as_ref().filter(|_| self.unsynced) else {
+            self.durable_last_log = self.written_last_log;
+            self.last_sync = Instant::now();
+            return Ok(None);
+        };
+        Ok(Some(SyncTicket { file: seg.file.clone(), seq: seg.seq, len: seg.len, last_log: self.written_last_log }))
+    }
+
+    /// Second half of a sync, under the lock again: publishes what the fsync made durable (the synced length,
+    /// the index entries of synced frames, the durable step), or poisons the writer if it failed.
+    pub(crate) fn end_sync(&mut self, t: SyncTicket, res: std::io::Result<()>) -> Result<()> {
+        if let Err(e) = res {
+            let path = self.dir.join(format::seg_name(self.version, t.seq));
+            return self.poison("syncing", path, e);
         }
-        self.durable_last_log = self.written_last_log;
+        self.check()?;
+        let Some(seg) = self.seg.as_mut().filter(|s| s.seq == t.seq) else {
+            // The segment was sealed meanwhile (and synced whole by the roll).
+            return Ok(());
+        };
+        seg.synced = seg.synced.max(t.len);
+        let clean = seg.len == t.len;
+        if let Err(e) = seg.write_pending_index_below(t.len) {
+            let path = self.dir.join(format::idx_name(self.version, t.seq));
+            return self.poison("writing index", path, e);
+        }
+        if clean {
+            self.unsynced = false;
+        }
+        if t.last_log > self.durable_last_log || self.durable_last_log.is_none() {
+            self.durable_last_log = t.last_log;
+        }
         self.last_sync = Instant::now();
+        self.note_known();
         Ok(())
+    }
+
+    /// A snapshot of the buffered events for a reader of this process (`None` when nothing is buffered).
+    pub(crate) fn tail(&self) -> Option<Tail> {
+        if self.buf_count == 0 || !self.is_live() {
+            return None;
+        }
+        let (seq, salt, offset, synced) = match &self.seg {
+            Some(s) => (s.seq, s.salt, s.len, s.synced),
+            None => {
+                let salt = format::segment_salt(self.nonce, self.next_seq);
+                let start = format::SEG_HEADER_LEN as u64;
+                (self.next_seq, salt, start, start)
+            }
+        };
+        let mut payload = Vec::with_capacity(self.buf.len());
+        encode_prefix(&mut payload, self.buf_count, self.buf_base.0, self.buf_base.1, synced);
+        payload.extend_from_slice(self.buf.get(FRAME_GAP..)?);
+        let mut frame = frame_header(salt, offset, &payload).to_vec();
+        frame.extend_from_slice(&payload);
+        // Events of a later format version go to a new segment when the active one is older.
+        let format = match &self.seg {
+            Some(s) if !self.buf_needs_v2 => s.format,
+            _ => format::FORMAT_VERSION,
+        };
+        Some(Tail {
+            version: self.version,
+            nonce: self.nonce,
+            seq,
+            salt,
+            offset,
+            frame,
+            keys: self.key_list.clone(),
+            format,
+        })
     }
 
     /// Final flush (and sync unless the policy is `Never`), then release the run lock. A clean close (every
     /// event durable) appends a close record to the active segment's index: the index is then complete.
     pub(crate) fn close(&mut self) -> Result<()> {
         let mut res = Ok(());
-        if !self.poisoned && !self.closed {
+        if self.is_live() {
             res = if self.durable() { self.sync() } else { self.flush_frame() };
             if res.is_ok() && !self.unsynced && self.buf_count == 0 {
                 res = self.write_close_record();
             }
         }
         self.closed = true;
+        if let Some(l) = self.running.take() {
+            let _ = l.unlock();
+        }
         if let Some(l) = self.lock.take() {
             let _ = l.unlock();
         }
         res
     }
+}
+
+/// The error for a state the code above rules out.
+pub(crate) fn unreachable_err<T>(run: &str) -> Result<T> {
+    Err(Error::Poisoned { run: run.to_string(), cause: "internal error: inconsistent writer state".into() })
 }
 
 impl WriterCore {
@@ -768,7 +1036,7 @@ pub struct RunWriter {
     pub(crate) store: Arc<StoreInner>,
     pub(crate) id: String,
     pub(crate) version: u32,
-    pub(crate) recovery: Option<RecoveryReport>,
+    pub(crate) recovery: RecoveryReport,
 }
 
 impl std::fmt::Debug for RunWriter {
@@ -778,7 +1046,23 @@ impl std::fmt::Debug for RunWriter {
 }
 
 impl RunWriter {
-    fn core(&self) -> MutexGuard<'_, WriterCore> {
+    /// The writer's state for a call that writes (`Poisoned` after a panic inside an earlier call).
+    fn core(&self) -> Result<MutexGuard<'_, WriterCore>> {
+        crate::registry::lock_core(&self.core)
+    }
+
+    /// After a write call returned `res` (its lock released): under [`SyncPolicy::Always`] the fsync the call
+    /// asked for, done outside the lock so this process's readers never wait for it.
+    fn then_sync<R>(&self, res: Result<R>) -> Result<R> {
+        let r = res?;
+        if self.peek().policy == SyncPolicy::Always {
+            crate::registry::sync_unlocked(&self.core)?;
+        }
+        Ok(r)
+    }
+
+    /// The writer's state for reading a counter (a poisoned lock still holds the last values).
+    fn peek(&self) -> MutexGuard<'_, WriterCore> {
         self.core.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -792,31 +1076,32 @@ impl RunWriter {
         self.version
     }
 
-    /// The torn tail recovery cut when this writer opened the run, if any.
-    pub fn recovery(&self) -> Option<&RecoveryReport> {
-        self.recovery.as_ref()
+    /// What recovery cut when this writer opened the run (every byte removed from any file; empty when
+    /// nothing was). For a rewind, this includes what was cut from the version it archived.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
     }
 
     /// The last `Log` step of the run's visible history (inherited rows included).
     pub fn last_step(&self) -> Option<u64> {
-        self.core().total.last_log
+        self.peek().total.last_log
     }
 
     /// The step `log` will use next: 0 for a fresh run, the last step + 1, or the fork step + 1 for a fresh fork.
     pub fn next_step(&self) -> u64 {
-        self.core().last().map_or(0, |l| l.saturating_add(1))
+        self.peek().last().map_or(0, |l| l.saturating_add(1))
     }
 
     /// The last `Log` step known to be durable (fsynced by this writer).
     pub fn durable_step(&self) -> Option<u64> {
-        self.core().durable_last_log
+        self.peek().durable_last_log
     }
 
     /// Overrides the store's sync policy for this writer.
     pub fn set_sync_policy(&mut self, policy: SyncPolicy) {
-        self.core().policy = policy;
-        if matches!(policy, SyncPolicy::EveryMillis(_)) {
-            self.store.ensure_syncer();
+        self.peek().policy = policy;
+        if matches!(policy, SyncPolicy::EveryMillis(_)) && self.store.registry.ensure_syncer() {
+            self.peek().wake = Some(self.store.registry.wake());
         }
     }
 
@@ -834,7 +1119,7 @@ impl RunWriter {
 
     /// Validates every row (steps, keys, values), then appends them all; on any error nothing is written.
     fn log_rows(&mut self, rows: &[(Option<u64>, Option<f64>, &Metrics)]) -> Result<Option<u64>> {
-        let mut core = self.core();
+        let mut core = self.core()?;
         core.check()?;
         let now = now_micros();
         let mut last = core.last();
@@ -851,7 +1136,7 @@ impl RunWriter {
 
     /// One row: the hot path of a tracker, with no allocation besides the encoding buffer.
     fn log_one(&mut self, step: Option<u64>, time: Option<f64>, m: &Metrics) -> Result<u64> {
-        let mut core = self.core();
+        let mut core = self.core()?;
         core.check()?;
         core.check_values(m)?;
         let s = self.resolve_step(step, core.last())?;
@@ -862,23 +1147,27 @@ impl RunWriter {
 
     /// Logs a history row at the next step and returns that step.
     pub fn log(&mut self, metrics: Metrics) -> Result<u64> {
-        self.log_one(None, None, &metrics)
+        let res = self.log_one(None, None, &metrics);
+        self.then_sync(res)
     }
 
     /// Like [`log`](RunWriter::log) but borrows the row, so a caller can reuse one map for every step.
     pub fn log_ref(&mut self, metrics: &Metrics) -> Result<u64> {
-        self.log_one(None, None, metrics)
+        let res = self.log_one(None, None, metrics);
+        self.then_sync(res)
     }
 
     /// Logs a history row at `step`, which must be greater than the last step
     /// ([`Error::StepNotIncreasing`] otherwise, and nothing is written).
     pub fn log_at(&mut self, step: u64, metrics: Metrics) -> Result<()> {
-        self.log_one(Some(step), None, &metrics).map(|_| ())
+        let res = self.log_one(Some(step), None, &metrics).map(|_| ());
+        self.then_sync(res)
     }
 
     /// Logs a row with an explicit timestamp (seconds since the epoch), at `step` or the next step.
     pub fn log_with_time(&mut self, step: Option<u64>, time: f64, metrics: Metrics) -> Result<u64> {
-        self.log_one(step, Some(time), &metrics)
+        let res = self.log_one(step, Some(time), &metrics);
+        self.then_sync(res)
     }
 
     /// Logs any serializable value whose serde form is a map or struct (each field a metric).
@@ -887,47 +1176,39 @@ impl RunWriter {
         self.log(m)
     }
 
-    /// Logs many rows with one write (one frame of up to 4 MiB; one fsync under [`SyncPolicy::Always`]).
-    /// Every step is checked first: if any is not increasing, nothing is written. Returns the last step.
+    /// Logs many rows as one frame, all or nothing: every row is checked (steps, keys, values) and encoded
+    /// before anything is written, and the batch becomes one frame (with one fsync under
+    /// [`SyncPolicy::Always`]), so after any error, or a crash at any moment, either every row of the batch
+    /// is there or none is. A rejected batch leaves no row and no new key behind. After an I/O error the
+    /// writer is poisoned and the batch may or may not have reached the disk, whole: `resume` shows which.
+    /// A batch must fit in one frame (64 MiB encoded): a larger one is [`Error::TooLarge`]. Returns the
+    /// last step (`None` for no rows).
     pub fn log_batch<I: IntoIterator<Item = (Option<u64>, Metrics)>>(&mut self, rows: I) -> Result<Option<u64>> {
         let owned: Vec<(Option<u64>, Metrics)> = rows.into_iter().collect();
         if owned.is_empty() {
             return Ok(None);
         }
         let rows: Vec<(Option<u64>, Option<f64>, &Metrics)> = owned.iter().map(|(s, m)| (*s, None, m)).collect();
-        // One frame for the batch: write the buffer only at the end (unless it outgrows a frame).
-        let saved = {
-            let mut core = self.core();
-            let saved = core.buffer_size;
-            core.buffer_size = saved.max(BATCH_FRAME_SIZE);
-            saved
-        };
         let res = self.log_rows(&rows);
-        let mut core = self.core();
-        core.buffer_size = saved;
-        res.and_then(|s| {
-            if core.buf.len() >= saved || core.policy == SyncPolicy::Always {
-                core.flush_frame()?;
-            }
-            core.after_write()?;
-            Ok(s)
-        })
+        self.then_sync(res)
     }
 
     /// Logs a row of float metrics at the next step and returns that step: the fastest per-row path (no map,
     /// no `Value`s; a tracker logging the same keys every step pays no per-key allocation or hashing).
     /// Keys may come in any order; a duplicate key is [`Error::Value`] and nothing is written.
     pub fn log_floats(&mut self, row: &[(&str, f64)]) -> Result<u64> {
-        self.log_floats_inner(None, row)
+        let res = self.log_floats_inner(None, row);
+        self.then_sync(res)
     }
 
     /// Like [`log_floats`](RunWriter::log_floats) at `step`, which must exceed the last step.
     pub fn log_floats_at(&mut self, step: u64, row: &[(&str, f64)]) -> Result<()> {
-        self.log_floats_inner(Some(step), row).map(|_| ())
+        let res = self.log_floats_inner(Some(step), row).map(|_| ());
+        self.then_sync(res)
     }
 
     fn log_floats_inner(&mut self, step: Option<u64>, row: &[(&str, f64)]) -> Result<u64> {
-        let mut core = self.core();
+        let mut core = self.core()?;
         core.check()?;
         let s = self.resolve_step(step, core.last())?;
         let t = now_micros();
@@ -944,11 +1225,19 @@ impl RunWriter {
 
     /// Logs many rows of float metrics given as columns: row `i` is at `steps[i]` with `column[i]` for each
     /// `(key, column)`, all stamped with the current time. The bulk path (imports, client-side batching):
-    /// rows are encoded straight from the slices into frames of up to 4 MiB, one write each, one fsync under
-    /// [`SyncPolicy::Always`]. Everything is checked first (equal lengths, unique keys, increasing steps): on
-    /// any error nothing is written. Returns the last step (`None` for no rows).
+    /// rows are encoded straight from the slices into one frame, one write, one fsync under
+    /// [`SyncPolicy::Always`]. All or nothing like [`log_batch`](RunWriter::log_batch): everything is checked
+    /// first (equal lengths, unique keys, increasing steps), and on any error no row and no new key is left
+    /// behind; a crash keeps the whole batch or none of it. A batch must fit in one frame (64 MiB encoded,
+    /// ~1.5 million rows of five floats): a larger one is [`Error::TooLarge`]. Returns the last step (`None`
+    /// for no rows).
     pub fn log_columns(&mut self, steps: &[u64], columns: &[(&str, &[f64])]) -> Result<Option<u64>> {
-        let mut core = self.core();
+        let res = self.log_columns_inner(steps, columns);
+        self.then_sync(res)
+    }
+
+    fn log_columns_inner(&mut self, steps: &[u64], columns: &[(&str, &[f64])]) -> Result<Option<u64>> {
+        let mut core = self.core()?;
         core.check()?;
         if let Some((k, c)) = columns.iter().find(|(_, c)| c.len() != steps.len()) {
             return Err(Error::Value {
@@ -965,36 +1254,35 @@ impl RunWriter {
         if steps.is_empty() {
             return Ok(None);
         }
+        // The whole batch is one frame: refuse at once what cannot fit (a dense row takes at least 4 + 8k bytes).
+        let least = steps.len().saturating_mul(4 + 8 * columns.len());
+        if least > MAX_FRAME_EVENTS {
+            return Err(Error::TooLarge { what: "batch", size: least as u64, limit: MAX_FRAME_EVENTS as u64 });
+        }
         let t = now_micros();
         let mut ids = Vec::with_capacity(columns.len());
-        core.str_key_ids(order.iter().map(|i| columns[*i].0), &mut ids);
         let cols: Vec<&[f64]> = order.iter().map(|i| columns[*i].1).collect();
-        // One frame per 4 MiB of rows: write the buffer only when it is that full (or at the end).
         let saved = core.buffer_size;
-        core.buffer_size = saved.max(BATCH_FRAME_SIZE);
-        let mut res = Ok(());
-        // After a frame's first row, the frame's template is the columns' keys: the rest are dense rows.
-        let mut dense = false;
-        let mut i = 0;
-        while i < steps.len() {
-            if dense {
-                i = core.push_dense_columns(steps, t, &cols, i);
-            } else {
-                res = core.push_floats(steps[i], t, &ids, |j| cols[j][i]);
-                dense = res.is_ok() && !ids.is_empty();
-                i += 1;
+        core.buffer_size = MAX_FRAME_EVENTS + FRAME_GAP;
+        let res = core.encode_whole(|c| {
+            c.str_key_ids(order.iter().map(|i| columns[*i].0), &mut ids);
+            // After a frame's first row, the frame's template is the columns' keys: the rest are dense rows.
+            let mut dense = false;
+            let mut i = 0;
+            while i < steps.len() {
+                if dense {
+                    i = c.push_dense_columns(steps, t, &cols, i);
+                } else {
+                    c.push_floats(steps[i], t, &ids, |j| cols[j][i])?;
+                    dense = !ids.is_empty();
+                    i += 1;
+                }
             }
-            if res.is_ok() && core.buf.len() >= core.buffer_size {
-                res = core.flush_frame();
-                dense = false;
-            }
-            if res.is_err() {
-                break;
-            }
-        }
+            Ok(())
+        });
         core.buffer_size = saved;
         res?;
-        if core.buf.len() >= saved || core.policy == SyncPolicy::Always {
+        if core.buf.len() >= saved {
             core.flush_frame()?;
         }
         core.after_write()?;
@@ -1003,55 +1291,66 @@ impl RunWriter {
 
     /// Merges a patch into the run's config (positioned at the current step).
     pub fn set_config(&mut self, patch: Metrics) -> Result<()> {
-        self.core().append_other(Other::Config, Some(&patch), 0)
+        let res = self.core()?.append_other(Other::Config, Some(&patch), 0);
+        self.then_sync(res)
     }
 
     /// Changes the run's metadata (name, tags, notes, group; see [`MetaPatch`]) with a `Meta` event at the
     /// current step, so forks and rewinds cut it like config. Read it back with
     /// [`Store::meta`](crate::Store::meta) or [`RunInfo::meta`](crate::RunInfo::meta).
     pub fn set_meta(&mut self, patch: MetaPatch) -> Result<()> {
-        self.core().append_meta(&patch)
+        let res = self.core()?.append_meta(&patch);
+        self.then_sync(res)
     }
 
     /// Sets explicit summary values; they override the automatic last-value summary.
     pub fn set_summary(&mut self, patch: Metrics) -> Result<()> {
-        self.core().append_other(Other::Summary, Some(&patch), 0)
+        let res = self.core()?.append_other(Other::Summary, Some(&patch), 0);
+        self.then_sync(res)
     }
 
     /// Logs a system-metrics sample at the current step (it does not advance the step).
     pub fn log_system(&mut self, metrics: Metrics) -> Result<()> {
-        self.core().append_other(Other::System, Some(&metrics), 0)
+        let res = self.core()?.append_other(Other::System, Some(&metrics), 0);
+        self.then_sync(res)
     }
 
     /// Logs a system-metrics sample taken at `time` (seconds since the epoch) at the current step: what an
     /// importer uses to keep a source's sample times.
     pub fn log_system_with_time(&mut self, time: f64, metrics: Metrics) -> Result<()> {
-        self.core().append_other_at(Other::System, Some(&metrics), 0, Some(secs_to_micros(time)))
+        let res = self.core()?.append_other_at(Other::System, Some(&metrics), 0, Some(secs_to_micros(time)));
+        self.then_sync(res)
     }
 
     /// Marks the run finished with `exit_code`, makes everything durable and releases the run.
     pub fn finish(self, exit_code: i32) -> Result<()> {
-        let mut core = self.core();
-        core.append_other(Other::Finish, None, exit_code)?;
-        core.sync()
+        self.core()?.append_other(Other::Finish, None, exit_code)?;
+        crate::registry::sync_unlocked(&self.core)
     }
 
     /// Writes buffered events to the OS: visible to readers, not yet durable.
     pub fn flush(&mut self) -> Result<()> {
-        let mut core = self.core();
+        let mut core = self.core()?;
         core.check()?;
         core.flush_frame()
     }
 
     /// Makes every event appended so far durable. A failed fsync poisons the writer: it is never retried.
     pub fn sync(&mut self) -> Result<()> {
-        self.core().sync()
+        crate::registry::sync_unlocked(&self.core)
     }
 }
 
 impl Drop for RunWriter {
     fn drop(&mut self) {
-        let _ = self.core().close();
-        self.store.unregister_writer(&self.id);
+        let poisoned = self.core.is_poisoned();
+        let mut core = self.peek();
+        if poisoned {
+            core.set_poisoned(|| "a panic inside the writer left its state unknown".into());
+        }
+        // A poisoned writer writes nothing more; it only releases the run.
+        let _ = core.close();
+        drop(core);
+        self.store.registry.unregister(&self.id);
     }
 }

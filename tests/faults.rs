@@ -53,7 +53,10 @@ fn io_raw(e: &Error) -> Option<i32> {
 fn assert_poisoned(w: &mut RunWriter, fs: &FaultFs, ctx: &str) {
     let writes = fs.counters().writes;
     let poisoned = |r: forklog::Result<()>, what: &str| match r {
-        Err(Error::Poisoned { run }) => assert_eq!(run, "r", "{ctx}: {what}"),
+        Err(Error::Poisoned { run, cause }) => {
+            assert_eq!(run, "r", "{ctx}: {what}");
+            assert!(!cause.is_empty(), "{ctx}: {what}: no cause");
+        }
         other => panic!("{ctx}: {what} after a failure: {other:?}"),
     };
     poisoned(w.log(row(1000)).map(|_| ()), "log");
@@ -518,5 +521,47 @@ fn freeze_workload(fs: &Arc<FaultFs>, written: &mut Vec<Row>, acked: &mut usize)
             return;
         }
         *acked = written.len();
+    }
+}
+
+/// A panic inside a writer call (here: right after its frame's `pwrite`, before the writer records the new
+/// length) poisons the writer, with the cause: the next call must not write a frame at the stale offset.
+#[test]
+fn a_panic_inside_the_writer_poisons_it() {
+    for policy in [SyncPolicy::Never, SyncPolicy::Always] {
+        let fs = FaultFs::new();
+        let store = Store::open_with(FaultFs::store_path(), opts(&fs, policy).buffer_size(1)).unwrap();
+        let mut w = store.create_run("r").unwrap();
+        w.log(metrics! { "x" => 0.0 }).unwrap();
+        fs.panic_after_writes(0);
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.log(metrics! { "x" => 1.0 })));
+        std::panic::set_hook(hook);
+        assert!(res.is_err(), "{policy:?}: the injected panic did not happen");
+        let writes = fs.counters().writes;
+        match w.log(metrics! { "x" => 2.0 }) {
+            Err(Error::Poisoned { run, cause }) => {
+                assert_eq!(run, "r");
+                assert!(cause.contains("panic"), "{policy:?}: cause {cause:?}");
+            }
+            other => panic!("{policy:?}: a writer used after a panic inside it: {other:?}"),
+        }
+        assert!(matches!(w.sync(), Err(Error::Poisoned { .. })));
+        assert_eq!(fs.counters().writes, writes, "{policy:?}: a poisoned writer wrote");
+        drop(w);
+        // The run is released; what reached the disk is a prefix: row 0, maybe row 1, never row 2.
+        let w = store.resume("r").unwrap();
+        drop(w);
+        let got: Vec<f64> = rows(&store, "r")
+            .unwrap()
+            .into_iter()
+            .map(|(_, m)| match m.get("x") {
+                Some(Value::Float(x)) => *x,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert!(got == [0.0] || got == [0.0, 1.0], "{policy:?}: {got:?}");
+        assert!(store.verify().unwrap().problems.is_empty());
     }
 }

@@ -57,12 +57,11 @@ fn torn_tail_at_every_byte_of_the_last_record_is_cut_and_reported() {
         assert_eq!(report.problems.iter().any(|p| p.kind == ProblemKind::TornTail), torn, "cut at {cut}");
         // The next writer cuts the tail, reports it, and appends after the valid prefix.
         let mut w = store.resume("r").unwrap();
-        match w.recovery() {
-            Some(r) => {
-                assert!(torn);
-                assert_eq!((r.valid_len, r.bytes_cut), (before_last, cut - before_last));
-            }
-            None => assert!(!torn, "cut at {cut}: torn tail not reported"),
+        let cuts: Vec<_> = w.recovery().cuts.iter().map(|c| (c.file.clone(), c.valid_len, c.bytes_cut)).collect();
+        if torn {
+            assert_eq!(cuts, vec![(path.clone(), before_last, cut - before_last)], "cut at {cut}");
+        } else {
+            assert!(cuts.is_empty(), "cut at {cut}: {cuts:?}");
         }
         assert_eq!(w.log(metrics! { "x" => 99.0 }).unwrap(), 4);
         drop(w);
@@ -83,7 +82,8 @@ fn zero_filled_or_garbage_tail_never_parses_as_records() {
         let store = Store::open_with(dir.path(), opts()).unwrap();
         assert_eq!(steps(&store, "r").unwrap(), vec![0, 1, 2, 3]);
         let w = store.resume("r").unwrap();
-        assert_eq!(w.recovery().map(|r| r.bytes_cut), Some(4096));
+        assert_eq!(w.recovery().bytes_cut(), 4096);
+        assert_eq!(w.recovery().cuts.len(), 1);
     }
 }
 
@@ -214,7 +214,11 @@ fn files_whose_creation_was_cut_short_read_as_empty_and_are_recreated() {
     // The segment and the key table (the index of an unreadable segment is not looked at).
     assert_eq!(report.problems.iter().filter(|p| p.kind == ProblemKind::TornTail).count(), 2);
     let mut w = store.resume("f").unwrap();
-    assert!(w.recovery().is_some());
+    // The empty segment and the empty key table were removed (the empty index went with its segment).
+    let mut cut: Vec<String> =
+        w.recovery().cuts.iter().map(|c| c.file.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    cut.sort();
+    assert_eq!(cut, vec!["v0-0.idx", "v0-0.seg", "v0.keys"]);
     w.log(metrics! { "new_key" => 1.0 }).unwrap();
     drop(w);
     assert_eq!(steps(&store, "f").unwrap(), vec![0, 1, 2]);
@@ -288,4 +292,105 @@ fn a_fork_never_pins_past_an_unsynced_hole() {
         assert_eq!(steps(&store, "f").unwrap(), want, "hole: {hole}");
         assert!(store.verify().unwrap().is_clean());
     }
+}
+
+fn append(path: &Path, bytes: &[u8]) {
+    let mut f = OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(bytes).unwrap();
+}
+
+/// Every byte recovery removes is in the report: garbage after the key table's last record, and a torn
+/// segment tail, both listed (neither overwrites the other) with their file, size and valid length.
+#[test]
+fn every_cut_is_reported_key_table_and_segment_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path(), 4);
+    let segp = seg(dir.path(), "r", "v0-0.seg");
+    let keysp = seg(dir.path(), "r", "v0.keys");
+    let (seg_len, keys_len) = (fs::metadata(&segp).unwrap().len(), fs::metadata(&keysp).unwrap().len());
+    append(&keysp, &[0x5a; 17]);
+    append(&segp, &[0x5a; 300]);
+    let store = Store::open_with(dir.path(), opts()).unwrap();
+    let w = store.resume("r").unwrap();
+    let cuts: Vec<_> = w.recovery().cuts.iter().map(|c| (c.file.clone(), c.bytes_cut, c.valid_len)).collect();
+    assert_eq!(cuts, vec![(keysp.clone(), 17, keys_len), (segp.clone(), 300, seg_len)]);
+    assert_eq!(w.recovery().bytes_cut(), 317);
+    assert_eq!(fs::metadata(&keysp).unwrap().len(), keys_len);
+    drop(w);
+    // A clean reopen cuts nothing.
+    assert!(store.resume("r").unwrap().recovery().is_empty());
+}
+
+/// A rewind recovers the version it archives first; what it cuts there is in the new writer's report.
+#[test]
+fn rewind_reports_the_tail_it_cuts_from_the_archived_version() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path(), 4);
+    let segp = seg(dir.path(), "r", "v0-0.seg");
+    let seg_len = fs::metadata(&segp).unwrap().len();
+    append(&segp, &[0; 64]);
+    let store = Store::open_with(dir.path(), opts()).unwrap();
+    let w = store.rewind("r", 1).unwrap();
+    let cuts: Vec<_> = w.recovery().cuts.iter().map(|c| (c.file.clone(), c.bytes_cut, c.valid_len)).collect();
+    assert_eq!(cuts, vec![(segp, 64, seg_len)]);
+    drop(w);
+    assert_eq!(steps(&store, "r").unwrap(), vec![0, 1]);
+    assert_eq!(steps(&store, "r@v0").unwrap(), vec![0, 1, 2, 3]);
+    assert!(store.verify().unwrap().problems.is_empty());
+}
+
+/// A run with sealed segments v0-0, v0-1 and an active v0-2 (segments of 4 KiB).
+fn build_sealed(dir: &Path) -> Store {
+    let store = Store::open_with(dir, opts().segment_size(4096)).unwrap();
+    let mut w = store.create_run("r").unwrap();
+    let mut i = 0u64;
+    while !seg(dir, "r", "v0-2.seg").exists() {
+        w.log(metrics! { "x" => i as f64, "pad" => "p".repeat(300) }).unwrap();
+        i += 1;
+    }
+    drop(w);
+    store
+}
+
+/// Bytes that were ever sealed are never cut or appended to: when recovery removes a torn newest segment, the
+/// sealed one before it stays byte for byte as it was (the writer starts the removed segment afresh), and a bad
+/// tail in it is corruption, not a torn tail to cut.
+#[test]
+fn sealed_bytes_are_never_cut_even_after_removing_a_torn_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = build_sealed(dir.path());
+    let rows = steps(&store, "r").unwrap();
+    // A crash right after a roll created v0-3 (its header never written): v0-2 was sealed by the roll.
+    let sealed = fs::read(seg(dir.path(), "r", "v0-2.seg")).unwrap();
+    drop(store);
+    fs::write(seg(dir.path(), "r", "v0-3.seg"), b"").unwrap();
+    let store = Store::open_with(dir.path(), opts().segment_size(1 << 20)).unwrap();
+    let mut w = store.resume("r").unwrap();
+    let cut: Vec<_> = w.recovery().cuts.iter().map(|c| c.file.clone()).collect();
+    assert_eq!(cut, vec![seg(dir.path(), "r", "v0-3.seg")]);
+    let next = w.log(metrics! { "x" => -1.0 }).unwrap();
+    assert_eq!(next, *rows.last().unwrap() + 1);
+    drop(w);
+    assert!(fs::read(seg(dir.path(), "r", "v0-2.seg")).unwrap() == sealed, "a sealed segment was modified");
+    assert!(seg(dir.path(), "r", "v0-3.seg").exists());
+    let mut want = rows.clone();
+    want.push(next);
+    assert_eq!(steps(&store, "r").unwrap(), want);
+    assert!(store.verify().unwrap().problems.is_empty());
+
+    // Garbage after the last frame of a sealed segment, with a torn segment after it: corruption, nothing cut.
+    let dir = tempfile::tempdir().unwrap();
+    build_sealed(dir.path());
+    let p1 = seg(dir.path(), "r", "v0-1.seg");
+    let mut damaged = fs::read(&p1).unwrap();
+    damaged.extend_from_slice(&[0x5a; 100]);
+    fs::write(&p1, &damaged).unwrap();
+    fs::remove_file(seg(dir.path(), "r", "v0-2.seg")).unwrap();
+    fs::write(seg(dir.path(), "r", "v0-2.seg"), b"").unwrap();
+    let store = Store::open_with(dir.path(), opts().segment_size(4096)).unwrap();
+    match store.resume("r") {
+        Err(e) => assert!(e.is_corruption(), "{e:?}"),
+        Ok(w) => panic!("resumed over damaged sealed bytes: {:?}", w.recovery()),
+    }
+    assert!(fs::read(&p1).unwrap() == damaged, "sealed bytes were cut");
 }

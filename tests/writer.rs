@@ -219,3 +219,24 @@ fn policies_always_and_explicit_sync_report_durable_steps() {
     }
     assert_eq!(w.durable_step(), Some(2), "the background syncer makes idle writers durable");
 }
+
+/// Options built as a struct literal get the builder's clamps too: a zero segment size does not make a
+/// segment per frame (3 small rows once made 8 files).
+#[test]
+fn options_literal_is_clamped_like_the_builder() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = forklog::Options { segment_size: 0, buffer_size: 0, ..forklog::Options::default() };
+    let store = forklog::Store::open_with(dir.path(), opts).unwrap();
+    let mut w = store.create_run("r").unwrap();
+    for i in 0..3 {
+        w.log(forklog::metrics! { "x" => i as f64 }).unwrap();
+    }
+    w.finish(0).unwrap();
+    let mut files: Vec<String> = std::fs::read_dir(dir.path().join("runs/r"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, vec!["v0-0.idx", "v0-0.seg", "v0.head", "v0.keys"]);
+    assert_eq!(store.history("r").unwrap().count(), 3);
+}

@@ -55,7 +55,7 @@ pub fn to_py(py: Python<'_>, e: forklog::Error) -> PyErr {
             "UnsupportedFormat",
             vec![("file", p(file)), ("found", n(u64::from(*found))), ("supported", n(u64::from(*supported)))],
         ),
-        E::Poisoned { run } => ("Poisoned", vec![("run", s(run))]),
+        E::Poisoned { run, cause } => ("Poisoned", vec![("run", s(run)), ("cause", s(cause))]),
         E::Value { reason } => ("InvalidValue", vec![("reason", s(reason))]),
         E::TooLarge { what, size, limit } => {
             ("TooLarge", vec![("what", s(what)), ("size", n(*size)), ("limit", n(*limit))])

@@ -558,6 +558,8 @@ struct Faults {
     capacity: Option<u64>,
     /// Writes before the device freezes; once 0, every mutation fails with `EIO` and changes nothing.
     freeze_left: Option<u64>,
+    /// Writes before one panics: once 0, the next write stores its bytes and then panics (once).
+    panic_left: Option<u64>,
 }
 
 /// Per-inode advisory locks.
@@ -763,6 +765,12 @@ impl FaultFs {
     /// that instant while the process kept running. Follow with [`crash`](Self::crash).
     pub fn freeze_after_writes(&self, n: u64) {
         self.state().faults.freeze_left = Some(n);
+    }
+
+    /// Lets the next `n` writes succeed; the one after stores its bytes and then panics (once): a bug or an
+    /// abort in the middle of a writer's call, between its `pwrite` and its bookkeeping.
+    pub fn panic_after_writes(&self, n: u64) {
+        self.state().faults.panic_left = Some(n);
     }
 
     /// Removes every injected fault.
@@ -1048,6 +1056,15 @@ impl VfsFile for FaultFile {
         s.counters.writes += 1;
         if let Some(k) = s.faults.freeze_left {
             s.faults.freeze_left = Some(k.saturating_sub(1));
+        }
+        match s.faults.panic_left {
+            Some(0) => {
+                s.faults.panic_left = None;
+                drop(s);
+                panic!("FaultFs: injected panic after writing {}", self.path.display());
+            }
+            Some(n) => s.faults.panic_left = Some(n - 1),
+            None => {}
         }
         Ok(())
     }

@@ -64,7 +64,7 @@ pub fn same_error(a: &Error, b: &Error) -> bool {
         | (RunBusy { run: x }, RunBusy { run: y })
         | (ForkOntoItself { run: x }, ForkOntoItself { run: y })
         | (ReadOnlyVersion { run: x }, ReadOnlyVersion { run: y })
-        | (Poisoned { run: x }, Poisoned { run: y }) => x == y,
+        | (Poisoned { run: x, .. }, Poisoned { run: y, .. }) => x == y,
         (StepNotIncreasing { run: r, last: l, got: g }, StepNotIncreasing { run: s, last: m, got: h }) => {
             r == s && l == m && g == h
         }

@@ -141,9 +141,11 @@ class UnsupportedFormat(Error):
 
 
 class Poisoned(Error):
-    """The run's writer saw an I/O failure and refuses further writes: init the run again with resume="must"."""
+    """The run's writer saw an I/O failure (or a panic inside it) and refuses further writes: init the run again
+    with resume="must". ``cause`` is the first failure."""
 
     run: str
+    cause: str
 
 
 class InvalidValue(Error, ValueError):

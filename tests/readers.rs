@@ -1,0 +1,201 @@
+//! Readers never block a writer and are never blocked by one, in this process too: reads see this process's
+//! buffered rows without the writer writing anything; `runs`/`info` learn whether a run is running without a
+//! lock a writer could collide with, so `RunBusy` means another writer, never a reader; and a `log` never
+//! waits for an fsync it did not ask for (the syncer fsyncs outside the writer's lock), nor does a read.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use forklog::testing::faultfs::FaultFs;
+use forklog::vfs::{MappedBytes, OpenMode, StdFs, Vfs, VfsFile};
+use forklog::{metrics, Error, Options, RunState, Store, SyncPolicy};
+
+/// Reads (history, columns, events, summary, info, runs) show buffered rows and write nothing.
+#[test]
+fn reads_see_buffered_rows_without_writing() {
+    let fs = FaultFs::new();
+    let opts = Options::default().vfs(fs.clone()).sync(SyncPolicy::Never);
+    let store = Store::open_with(FaultFs::store_path(), opts).unwrap();
+    let mut w = store.create_run("r").unwrap();
+    for i in 0..10 {
+        w.log(metrics! { "x" => i as f64 }).unwrap();
+    }
+    w.flush().unwrap();
+    for i in 10..15 {
+        w.log(metrics! { "x" => i as f64, "new" => 1i64 }).unwrap();
+    }
+    w.set_summary(metrics! { "best" => 3.0 }).unwrap();
+    let before = fs.counters();
+    assert_eq!(store.history("r").unwrap().count(), 15);
+    assert_eq!(store.history("r@v0").unwrap().count(), 15);
+    let cols = store.columns("r", &forklog::HistoryOptions::new().from_step(12)).unwrap();
+    assert_eq!(cols.steps, vec![12, 13, 14]);
+    assert_eq!(store.events("r").unwrap().count(), 16);
+    assert_eq!(store.summary("r").unwrap()["best"], forklog::Value::Float(3.0));
+    let info = store.info("r").unwrap();
+    assert_eq!((info.rows, info.last_step, info.state), (15, Some(14), RunState::Running));
+    assert_eq!(store.runs().unwrap()[0].rows, 15);
+    let after = fs.counters();
+    assert_eq!((after.writes, after.syncs, after.dir_syncs), (before.writes, before.syncs, before.dir_syncs));
+    drop(w);
+    assert_eq!(store.history("r").unwrap().count(), 15);
+}
+
+/// Threads looping on `runs`/`info` of a run never make its writer's open fail: `RunBusy` only comes from
+/// another writer.
+#[test]
+fn readers_never_make_a_run_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    drop(store.create_run("r").unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (store, stop) = (store.clone(), stop.clone());
+            std::thread::spawn(move || {
+                // Another handle: like another process, it knows nothing of this handle's writers.
+                let other = Store::open(store.path()).unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    other.runs().unwrap();
+                    other.info("r").unwrap();
+                }
+            })
+        })
+        .collect();
+    for i in 0..300 {
+        let mut w = store.resume("r").unwrap_or_else(|e| panic!("open #{i} failed while readers ran: {e}"));
+        w.log(metrics! { "i" => i as i64 }).unwrap();
+        // A second writer is refused: that is what RunBusy means.
+        assert!(matches!(store.resume("r"), Err(Error::RunBusy { .. })));
+        drop(w);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        r.join().unwrap();
+    }
+    assert_eq!(store.history("r").unwrap().count(), 300);
+}
+
+/// The state another handle (another process) sees: running while a writer is open, else not.
+#[test]
+fn other_handles_see_running_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let other = Store::open(dir.path()).unwrap();
+    let w = store.create_run("r").unwrap();
+    assert_eq!(other.info("r").unwrap().state, RunState::Running);
+    drop(w);
+    assert_eq!(other.info("r").unwrap().state, RunState::Crashed);
+    let w = store.rewind("r", 0).unwrap();
+    assert_eq!(other.info("r").unwrap().state, RunState::Running);
+    w.finish(0).unwrap();
+    assert_eq!(other.info("r").unwrap().state, RunState::Finished);
+}
+
+/// A file system whose file fsyncs take 300 ms.
+#[derive(Debug)]
+struct SlowSync;
+
+#[derive(Debug)]
+struct SlowFile(Box<dyn VfsFile>);
+
+const SLOW: Duration = Duration::from_millis(300);
+
+impl VfsFile for SlowFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.0.read_exact_at(buf, offset)
+    }
+    fn write_all_at(&self, data: &[u8], offset: u64) -> std::io::Result<()> {
+        self.0.write_all_at(data, offset)
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        self.0.len()
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        std::thread::sleep(SLOW);
+        self.0.sync_data()
+    }
+    fn try_lock(&self) -> std::io::Result<bool> {
+        self.0.try_lock()
+    }
+    fn try_lock_shared(&self) -> std::io::Result<bool> {
+        self.0.try_lock_shared()
+    }
+    fn unlock(&self) -> std::io::Result<()> {
+        self.0.unlock()
+    }
+}
+
+impl Vfs for SlowSync {
+    fn open(&self, path: &Path, mode: OpenMode) -> std::io::Result<Box<dyn VfsFile>> {
+        Ok(Box::new(SlowFile(StdFs.open(path, mode)?)))
+    }
+    fn open_dir(&self, path: &Path) -> std::io::Result<Box<dyn VfsFile>> {
+        StdFs.open_dir(path)
+    }
+    fn create_dir(&self, path: &Path) -> std::io::Result<()> {
+        StdFs.create_dir(path)
+    }
+    fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
+        StdFs.create_dir_all(path)
+    }
+    fn read_dir(&self, path: &Path) -> std::io::Result<Vec<String>> {
+        StdFs.read_dir(path)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        StdFs.exists(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        StdFs.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        StdFs.remove_file(path)
+    }
+    fn remove_dir_all(&self, path: &Path) -> std::io::Result<()> {
+        StdFs.remove_dir_all(path)
+    }
+    fn sync_dir(&self, path: &Path) -> std::io::Result<()> {
+        StdFs.sync_dir(path)
+    }
+    fn map(&self, path: &Path) -> std::io::Result<MappedBytes> {
+        StdFs.map(path)
+    }
+}
+
+/// Under `EveryMillis`, the syncer's 300 ms fsyncs never hold up `log` or a read of this process: no call
+/// waits anywhere near an fsync (once `log` did the fsync itself, and reads waited for the syncer's).
+/// (Creating a segment or a new key's record still syncs under the writer's lock: once per segment or key.)
+#[test]
+fn log_and_reads_never_wait_for_the_syncers_fsync() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options::default().vfs(Arc::new(SlowSync)).sync(SyncPolicy::EveryMillis(5)).buffer_size(256);
+    let store = Store::open_with(dir.path(), opts).unwrap();
+    let mut w = store.create_run("r").unwrap();
+    // The segment and the key table exist (creating them, once per segment and once per new key, is I/O
+    // the writer does under its lock).
+    w.log(metrics! { "x" => 0.0 }).unwrap();
+    w.sync().unwrap();
+    let (mut worst_log, mut worst_read) = (Duration::ZERO, Duration::ZERO);
+    let start = Instant::now();
+    let mut i = 1u64;
+    while start.elapsed() < Duration::from_millis(1500) {
+        let t = Instant::now();
+        w.log(metrics! { "x" => i as f64 }).unwrap();
+        worst_log = worst_log.max(t.elapsed());
+        if i.is_multiple_of(10) {
+            let t = Instant::now();
+            assert_eq!(store.history("r").unwrap().count() as u64, i + 1);
+            worst_read = worst_read.max(t.elapsed());
+        }
+        i += 1;
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    assert!(w.durable_step().is_some(), "the syncer made nothing durable");
+    assert!(worst_log < SLOW / 2, "a log waited {worst_log:?} (an fsync takes {SLOW:?})");
+    assert!(worst_read < SLOW / 2, "a read waited {worst_read:?} (an fsync takes {SLOW:?})");
+}
