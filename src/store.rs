@@ -639,6 +639,72 @@ impl Store {
         crate::columns::scan(self.stream(run, opts)?, opts.keys.as_deref(), f)
     }
 
+    // --- issue 12 (uireads): reads a UI needs; the work is in sample.rs / zonemap.rs / snapshot.rs ---
+
+    /// The run's exact downsampled history (M4): `from_step..=to_step` (default: the first to the last `Log`
+    /// step of the visible history) split into `buckets` equal buckets, and for each bucket and key the first,
+    /// last, minimum and maximum value with their steps and the count; see [`Sample`](crate::Sample). `keys`
+    /// empty means every numeric key. Inherited rows are included. Whole blocks of rows are answered from the
+    /// zone maps (docs/FORMAT.md), so the cost grows with `buckets`, not with the history length.
+    pub fn sample<S: AsRef<str>>(
+        &self,
+        run: &str,
+        keys: &[S],
+        buckets: u32,
+        from_step: Option<u64>,
+        to_step: Option<u64>,
+    ) -> Result<crate::Sample> {
+        let view = self.resolve(run)?;
+        let keys: Vec<String> = keys.iter().map(|k| k.as_ref().to_string()).collect();
+        crate::sample::sample(self, &view, &keys, buckets, from_step, to_step)
+    }
+
+    /// [`Store::sample`] computed by replaying every row in the range (no zone maps): the reference the fast
+    /// path is tested against, and the baseline of the benchmarks.
+    pub fn sample_by_replay<S: AsRef<str>>(
+        &self,
+        run: &str,
+        keys: &[S],
+        buckets: u32,
+        from_step: Option<u64>,
+        to_step: Option<u64>,
+    ) -> Result<crate::Sample> {
+        let keys: Vec<String> = keys.iter().map(|k| k.as_ref().to_string()).collect();
+        let Some(b) = crate::sample::bucketing(self.info(run)?, buckets, from_step, to_step)? else {
+            return Ok(crate::sample::empty(&keys, buckets, from_step, to_step));
+        };
+        let mut opts = HistoryOptions::new().from_step(b.from).to_step(b.to);
+        if !keys.is_empty() {
+            opts = opts.keys(keys.clone());
+        }
+        let mut c = crate::sample::Collector::new(b);
+        let mut slots: Vec<usize> = Vec::new();
+        self.scan_columns(run, &opts, |chunk| {
+            for (j, col) in chunk.columns.iter().enumerate() {
+                if slots.len() <= j {
+                    slots.push(c.slot(&col.key));
+                }
+                let slot = slots[j];
+                for (step, v) in chunk.steps.iter().zip(&col.values) {
+                    if let Some(v) = v {
+                        c.add_value(slot, *step, *v);
+                    }
+                }
+            }
+        })?;
+        Ok(c.finish((!keys.is_empty()).then_some(&keys[..])))
+    }
+
+    pub(crate) fn resolve_view(&self, run: &str) -> Result<VersionView> {
+        self.resolve(run)
+    }
+
+    pub(crate) fn catalog(&self) -> &Arc<Catalog> {
+        &self.inner.catalog
+    }
+
+    // --- end issue 12 hooks ---
+
     /// Every event of the run in order, inherited prefix included.
     pub fn events(&self, run: &str) -> Result<Events> {
         self.events_with(run, &HistoryOptions::default())
