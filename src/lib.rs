@@ -75,9 +75,11 @@ mod options;
 mod recovery;
 mod replay;
 mod report;
+mod runs_table;
 mod sample;
 mod scan;
 mod segment;
+mod snapshot;
 mod stats;
 mod store;
 mod value;
@@ -85,6 +87,7 @@ mod value_serde;
 mod verify;
 pub mod vfs;
 mod writer;
+mod zonemap;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -119,6 +122,7 @@ pub use info::{LineageEntry, RunInfo, RunState};
 pub use options::{Options, SyncPolicy, DEFAULT_BUFFER_SIZE, DEFAULT_SEGMENT_SIZE};
 pub use replay::{Events, History, HistoryOptions, RowRef};
 pub use report::{GcReport, Problem, ProblemKind, RecoveryReport, VerifyReport};
+pub use runs_table::RunRow;
 pub use sample::{Bucket, Point, Sample, Series};
 pub use store::Store;
 pub use value::{Key, Metrics, Value};

@@ -82,6 +82,7 @@ pub(crate) fn recover_active(inner: &StoreInner, view: &VersionView) -> Result<R
                 drop(file);
                 vfs.remove_file(&path).map_err(|e| Error::io("removing torn segment", &path, e))?;
                 let _ = vfs.remove_file(&view.idx_path(seq));
+                let _ = vfs.remove_file(&crate::zonemap::zone_path(view, seq));
                 vfs.sync_dir(&view.dir).map_err(|e| Error::io("syncing directory", &view.dir, e))?;
                 report = Some(RecoveryReport { run: view.id.clone(), file: path, bytes_cut: len, valid_len: 0 });
                 segs -= 1;
@@ -202,6 +203,8 @@ fn recover_segment(
             synced: valid,
             inseg,
             pending_idx: Vec::new(),
+            // Issue 12: the zone map, completed for the frames it lacks (derived data: on failure, none).
+            zone: crate::zonemap::ZoneLog::resume(&inner.catalog, view, seq, valid).ok(),
         }),
         own,
         next_seq: seq + 1,
@@ -246,6 +249,8 @@ pub(crate) fn seal_for_rewind(inner: &StoreInner, view: &VersionView) -> Result<
         let path = view.seg_path(seg.seq);
         seg.file.sync_data().map_err(|e| Error::io("syncing", &path, e))?;
         seg.idx.sync_data().map_err(|e| Error::io("syncing index of", &path, e))?;
+        let mut seg = seg;
+        seg.write_pending_zone(true).map_err(|e| Error::io("writing zone map of", &path, e))?;
     }
     Ok(())
 }

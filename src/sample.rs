@@ -316,5 +316,117 @@ pub(crate) fn sample(
     from: Option<u64>,
     to: Option<u64>,
 ) -> crate::Result<Sample> {
-    store.sample_by_replay(&view.run_ref().to_string(), keys, n, from, to)
+    let info = store.info(&view.run_ref().to_string())?;
+    let Some(b) = bucketing(info, n, from, to)? else { return Ok(empty(keys, n, from, to)) };
+    let cat = store.catalog();
+    let mut c = Collector::new(b);
+    for k in keys {
+        c.slot(&Key::from(k.as_str()));
+    }
+    for piece in crate::replay::plan(cat, view, false)? {
+        let mut v = Visit { cat, view: &piece.view, c: &mut c, wanted: keys, slots: Vec::new(), b };
+        let flow = crate::zonemap::walk(cat, &piece.view, piece.cut, piece.cap, crate::scan::Ptr::START, None, &mut v)?;
+        if flow == crate::zonemap::Flow::Stop {
+            break;
+        }
+    }
+    Ok(c.finish((!keys.is_empty()).then_some(keys)))
+}
+
+/// The sample's visitor of a zone-map walk: merges whole blocks inside one bucket, decodes the rest.
+struct Visit<'a> {
+    cat: &'a crate::catalog::Catalog,
+    view: &'a crate::catalog::VersionView,
+    c: &'a mut Collector,
+    wanted: &'a [String],
+    /// Series slot per key id of this version (`UNSEEN` until looked up, `SKIP` for unwanted keys).
+    slots: Vec<usize>,
+    b: Buckets,
+}
+
+const UNSEEN: usize = usize::MAX;
+const SKIP: usize = usize::MAX - 1;
+
+impl Visit<'_> {
+    fn slot(&mut self, id: u32) -> usize {
+        let i = id as usize;
+        if let Some(&s) = self.slots.get(i).filter(|s| **s != UNSEEN) {
+            return s;
+        }
+        if self.slots.len() <= i {
+            self.slots.resize(i + 1, UNSEEN);
+        }
+        // A key id the key table lacks cannot be named: treat it as unwanted (verify reports the damage).
+        let s = match self.cat.keys(self.view, Some(id)).ok().and_then(|t| t.get(i).cloned()) {
+            Some(k) if self.wanted.is_empty() || self.wanted.iter().any(|w| w.as_str() == &*k) => self.c.slot(&k),
+            _ => SKIP,
+        };
+        self.slots[i] = s;
+        s
+    }
+}
+
+impl crate::zonemap::Visit for Visit<'_> {
+    fn block(&mut self, blk: &crate::zonemap::Block, inside: bool) -> crate::zonemap::Use {
+        use crate::zonemap::Use;
+        if blk.first_step > self.b.to {
+            return Use::Stop;
+        }
+        if blk.last_step < self.b.from {
+            return Use::Done;
+        }
+        let bucket = self.b.index(blk.first_step);
+        if inside && bucket.is_some() && bucket == self.b.index(blk.last_step) {
+            let bucket = bucket.unwrap_or_default();
+            for k in &blk.keys {
+                if let Some(a) = &k.agg {
+                    let s = self.slot(k.key);
+                    if s != SKIP {
+                        self.c.add(s, bucket, a);
+                    }
+                }
+            }
+            return Use::Done;
+        }
+        Use::Read
+    }
+
+    fn dense(&mut self, step: u64, template: &[u32], bytes: &[u8]) -> bool {
+        if step > self.b.to {
+            return false;
+        }
+        if step >= self.b.from {
+            for (k, x) in template.iter().zip(bytes.chunks_exact(8)) {
+                let s = self.slot(*k);
+                if s != SKIP {
+                    self.c.add_value(s, step, crate::codec::f64_at(x));
+                }
+            }
+        }
+        true
+    }
+
+    fn event(&mut self, ev: &crate::codec::RawEvent) -> bool {
+        let step = ev.step();
+        if step > self.b.to {
+            return false;
+        }
+        if let crate::codec::RawEvent::Log { metrics, .. } = ev {
+            if step >= self.b.from {
+                for (k, v) in metrics {
+                    let x = match v {
+                        crate::Value::Float(x) => *x,
+                        crate::Value::Int(i) => *i as f64,
+                        crate::Value::Bool(b) => f64::from(u8::from(*b)),
+                        _ => continue,
+                    };
+                    let s = self.slot(*k);
+                    if s != SKIP {
+                        self.c.add_value(s, step, x);
+                    }
+                }
+            }
+        }
+        true
+    }
 }

@@ -695,6 +695,29 @@ impl Store {
         Ok(c.finish((!keys.is_empty()).then_some(&keys[..])))
     }
 
+    /// The runs table: every live run (current versions, sorted by id) with its summary values, only `keys`
+    /// unless `keys` is empty. Each summary is read from the snapshots of the zone maps, so a table of 10,000
+    /// runs costs the same whatever their history lengths (see `benches/compare.rs`).
+    pub fn runs_table<S: AsRef<str>>(&self, keys: &[S]) -> Result<Vec<crate::RunRow>> {
+        let mut out = Vec::new();
+        for id in self.cat().run_ids()? {
+            self.inner.flush_writer(&id)?;
+            let Some(listing) = self.cat().listing(&id)? else { continue };
+            if listing.deleted {
+                continue;
+            }
+            let Some(v) = listing.versions.last().copied() else { continue };
+            let view = self.cat().view_in(&id, &listing, v)?;
+            let info = self.info_of(&view)?;
+            let mut summary = crate::snapshot::state(self.cat(), &view)?.summary();
+            if !keys.is_empty() {
+                summary.retain(|k, _| keys.iter().any(|w| w.as_ref() == k));
+            }
+            out.push(crate::RunRow { info, summary });
+        }
+        Ok(out)
+    }
+
     pub(crate) fn resolve_view(&self, run: &str) -> Result<VersionView> {
         self.resolve(run)
     }
@@ -721,7 +744,22 @@ impl Store {
     }
 
     /// The run's summary: the last value of every `Log` key, overridden by explicit `Summary` values.
+    /// Assembled from the zone maps' snapshots (docs/FORMAT.md), so it costs the same for a long history as
+    /// for a short one; parts the zone maps do not cover (older stores, unsynced tails) are read from the frames.
     pub fn summary(&self, run: &str) -> Result<BTreeMap<String, Value>> {
+        let view = self.resolve(run)?;
+        Ok(crate::snapshot::state(self.cat(), &view)?.summary())
+    }
+
+    /// The run's config: every `Config` patch merged in order (from the snapshots, like [`summary`](Store::summary)).
+    pub fn config(&self, run: &str) -> Result<BTreeMap<String, Value>> {
+        let view = self.resolve(run)?;
+        Ok(crate::snapshot::state(self.cat(), &view)?.config)
+    }
+
+    /// [`Store::summary`] by replaying every event: the reference the snapshots are tested against, and the
+    /// benchmarks' baseline.
+    pub fn summary_by_replay(&self, run: &str) -> Result<BTreeMap<String, Value>> {
         let mut auto = BTreeMap::new();
         let mut explicit = BTreeMap::new();
         for rec in self.events(run)? {
@@ -735,8 +773,8 @@ impl Store {
         Ok(auto)
     }
 
-    /// The run's config: every `Config` patch merged in order.
-    pub fn config(&self, run: &str) -> Result<BTreeMap<String, Value>> {
+    /// [`Store::config`] by replaying every event (the reference of the tests).
+    pub fn config_by_replay(&self, run: &str) -> Result<BTreeMap<String, Value>> {
         let mut config = BTreeMap::new();
         for rec in self.events(run)? {
             if let Event::Config { patch, .. } = rec?.event {

@@ -42,6 +42,8 @@ pub(crate) struct ActiveSeg {
     /// Step-index entries of frames not yet fsynced: an entry is written only once its frame is durable, so
     /// every entry in an index vouches for the bytes before it (docs/FORMAT.md, Step index).
     pub pending_idx: Vec<u8>,
+    /// The segment's zone map (issue 12; `None` when it could not be kept: readers then use the frames).
+    pub zone: Option<crate::zonemap::ZoneLog>,
 }
 
 impl ActiveSeg {
@@ -54,6 +56,21 @@ impl ActiveSeg {
         self.idx_len += self.pending_idx.len() as u64;
         self.pending_idx.clear();
         Ok(())
+    }
+
+    /// Writes the pending zone-map records (same rule as the index: only after the segment's fsync); `seal`
+    /// adds the final snapshot and fsyncs the zone map.
+    pub(crate) fn write_pending_zone(&mut self, seal: bool) -> std::io::Result<()> {
+        match &mut self.zone {
+            Some(z) => {
+                z.write_pending(seal)?;
+                if seal {
+                    z.sync_file()?;
+                }
+                Ok(())
+            }
+            None => Ok(()),
+        }
     }
 }
 
@@ -478,7 +495,7 @@ impl WriterCore {
     }
 
     /// Creates segment `seq` (and its index), starting after `own` events.
-    fn create_segment(&mut self, seq: u32) -> Result<()> {
+    fn create_segment(&mut self, seq: u32, carry: Option<(crate::zonemap::OwnState, Option<u64>)>) -> Result<()> {
         let path = self.dir.join(format::seg_name(self.version, seq));
         let ipath = self.dir.join(format::idx_name(self.version, seq));
         let salt = format::segment_salt(self.nonce, seq);
@@ -498,6 +515,24 @@ impl WriterCore {
         if let Err(e) = idx.set_len(0).and_then(|_| idx.write_all_at(&ih, 0)) {
             return self.poison("writing index header", ipath, e);
         }
+        // The zone map starts with the state carried over from the sealed segment (issue 12).
+        let zone = match carry {
+            Some(c) => {
+                match crate::zonemap::ZoneLog::create(&*self.vfs, &self.dir, self.version, seq, salt, Some(c))
+                    .and_then(|z| z.sync_file().map(|_| z))
+                {
+                    Ok(z) => Some(z),
+                    Err(e) => {
+                        return self.poison(
+                            "creating zone map",
+                            self.dir.join(crate::zonemap::zone_name(self.version, seq)),
+                            e,
+                        )
+                    }
+                }
+            }
+            None => None,
+        };
         // Whatever the policy (a segment rolls once per segment_size bytes): an explicit `sync()` under `Never`
         // syncs only the active segment's data, so its directory entry must already be durable.
         if let Err(e) = file.sync_data().and_then(|_| idx.sync_data()) {
@@ -517,6 +552,7 @@ impl WriterCore {
             synced: format::SEG_HEADER_LEN as u64,
             inseg: Stats::default(),
             pending_idx: Vec::new(),
+            zone,
         });
         self.next_seq = seq + 1;
         Ok(())
@@ -526,21 +562,28 @@ impl WriterCore {
     fn ensure_segment(&mut self) -> Result<()> {
         let full = match &self.seg {
             None => {
+                // No segment yet: the version has no own data, so the zone state starts empty.
                 let seq = self.next_seq;
-                return self.create_segment(seq);
+                return self.create_segment(seq, Some(Default::default()));
             }
             Some(s) => s.len >= self.segment_size && s.len > format::SEG_HEADER_LEN as u64,
         };
         if full {
             if let Some(s) = &mut self.seg {
                 let path = self.dir.join(format::seg_name(self.version, s.seq));
-                if let Err(e) = s.file.sync_data().and_then(|_| s.write_pending_index()).and_then(|_| s.idx.sync_data())
+                if let Err(e) = s
+                    .file
+                    .sync_data()
+                    .and_then(|_| s.write_pending_index())
+                    .and_then(|_| s.idx.sync_data())
+                    .and_then(|_| s.write_pending_zone(true))
                 {
                     return self.poison("sealing segment", path, e);
                 }
             }
+            let carry = self.seg.as_ref().and_then(|s| s.zone.as_ref()).map(|z| z.carry());
             let seq = self.next_seq;
-            self.create_segment(seq)?;
+            self.create_segment(seq, carry)?;
         }
         Ok(())
     }
@@ -606,6 +649,9 @@ impl WriterCore {
             let path = self.dir.join(format::seg_name(self.version, seg.seq));
             return self.poison("writing frame to", path, e);
         }
+        if let Some(z) = &mut seg.zone {
+            z.frame(off, &frame[FRAME_HEADER_LEN..]);
+        }
         if index_it {
             // Written after the next fsync of the segment (see `ActiveSeg::pending_idx`).
             seg.pending_idx.extend_from_slice(&entry);
@@ -639,6 +685,10 @@ impl WriterCore {
                 if let Err(e) = seg.write_pending_index() {
                     let path = self.dir.join(format::idx_name(self.version, seg.seq));
                     return self.poison("writing index", path, e);
+                }
+                if let Err(e) = seg.write_pending_zone(false) {
+                    let path = self.dir.join(crate::zonemap::zone_name(self.version, seg.seq));
+                    return self.poison("writing zone map", path, e);
                 }
             }
             self.unsynced = false;

@@ -1,6 +1,6 @@
 //! Bit flips: every single-bit flip in a store's files — every bit of every header, version header, key
-//! and tombstone, and a deterministic sample of a few hundred more bits of every segment, step index and
-//! key table
+//! and tombstone, and a deterministic sample of a few hundred more bits of every segment, step index, zone
+//! map and key table
 //! — is detected. `verify()` reports a `Corrupt` problem (the only exceptions are the two regions a crash
 //! may legitimately leave invalid: the last frame of an active segment, which then reads as a torn tail,
 //! and the step index of an active segment, which is unsynced derived data that readers and recovery
@@ -174,7 +174,7 @@ fn bits_for(path: &Path, len: usize, sample: usize) -> Vec<usize> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     let header = if name.ends_with(".seg") {
         80
-    } else if name.ends_with(".idx") || name.ends_with(".keys") {
+    } else if name.ends_with(".idx") || name.ends_with(".keys") || name.ends_with(".zmap") {
         32
     } else {
         return (0..len * 8).collect();
@@ -227,6 +227,11 @@ fn lenient_ranges(fs: &Arc<FaultFs>) -> BTreeMap<PathBuf, (usize, usize)> {
         let idx = run.join(format!("v{v}-{s}.idx"));
         if let Ok(b) = fs.contents(&idx) {
             out.insert(idx, (0, b.len()));
+        }
+        // The active segment's zone map is unsynced derived data too.
+        let zmap = run.join(format!("v{v}-{s}.zmap"));
+        if let Ok(b) = fs.contents(&zmap) {
+            out.insert(zmap, (0, b.len()));
         }
     }
     out

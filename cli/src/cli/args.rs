@@ -66,7 +66,7 @@ pub enum Command {
     /// List runs (live runs; --all adds archived versions and deleted runs kept for their forks).
     ///
     /// --json prints one object per line with keys id, version, parent, fork_step, first_step,
-    /// last_step, rows, state, created (and archived, deleted with --all).
+    /// last_step, rows, state, created (and archived, deleted with --all; summary with --summary).
     Runs {
         /// One JSON object per line instead of a table.
         #[arg(long, conflicts_with = "tree")]
@@ -77,6 +77,12 @@ pub enum Command {
         /// Include archived versions and deleted runs still kept for their descendants.
         #[arg(long)]
         all: bool,
+        /// With --json: add "summary", the run's summary object (as `forklog summary` prints it).
+        #[arg(long, requires = "json", conflicts_with = "all")]
+        summary: bool,
+        /// With --summary: only these summary keys (comma-separated; a key a run lacks is left out).
+        #[arg(long, value_name = "K1,K2", value_delimiter = ',', requires = "summary")]
+        keys: Option<Vec<String>>,
     },
 
     /// Print RUN's summary (last value of each metric, overridden by summary patches) as JSON.
@@ -132,6 +138,11 @@ pub enum Command {
         file: PathBuf,
     },
 
+    /// Draw runs as line charts (SVG or PNG): one panel per metric, each run's exact downsampled
+    /// curve with its min/max band, fork points marked on the parent's curve and labelled with the
+    /// child's id, a legend naming each run ID@vK.
+    Plot(super::plot::PlotArgs),
+
     /// Run the demonstration: log, fork, fork a fork, rewind, replay and verify, with timings.
     Demo {
         /// The demo store directory (wiped at start; must be empty or a forklog store).
@@ -186,6 +197,11 @@ pub struct HistoryArgs {
     /// Add "_run": the version (ID@vK) each row is stored in.
     #[arg(long)]
     pub origin: bool,
+    /// Downsample exactly (M4): split the step range (--from-step..--to-step, default the run's first to
+    /// last step) into N equal buckets and print one line per key and non-empty bucket: its step range,
+    /// count, and first, last, min and max values with their steps. See the README for the format.
+    #[arg(long, value_name = "N", conflicts_with_all = ["own", "origin"], value_parser = clap::value_parser!(u32).range(1..))]
+    pub buckets: Option<u32>,
 }
 
 /// `--sync` values of `forklog log`.

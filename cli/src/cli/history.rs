@@ -32,6 +32,9 @@ fn options(args: &HistoryArgs) -> HistoryOptions {
 /// `forklog history`: prints a run's rows on stdout.
 pub fn history(dir: &Path, args: HistoryArgs) -> Result<u8, CliError> {
     let store = open_existing(dir)?;
+    if let Some(n) = args.buckets {
+        return buckets(&store, &args, n);
+    }
     let opts = options(&args);
     let rows = store.history_with(&args.run, &opts)?;
     let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
@@ -167,4 +170,88 @@ mod tests {
         assert_eq!(cell_text(&Value::Float(f64::INFINITY)), "Infinity");
         assert_eq!(cell_text(&Value::List(vec![Value::Int(1), Value::Int(2)])), "[1,2]");
     }
+}
+
+/// One line of `history --buckets`: a key's M4 aggregate in one bucket.
+#[derive(serde::Serialize)]
+struct BucketJson<'a> {
+    key: &'a str,
+    bucket: u32,
+    start: u64,
+    end: u64,
+    count: u64,
+    first_step: u64,
+    first: Json<'a>,
+    last_step: u64,
+    last: Json<'a>,
+    min_step: u64,
+    min: Json<'a>,
+    max_step: u64,
+    max: Json<'a>,
+}
+
+/// `forklog history RUN --buckets N`: the exact downsampled history ([`forklog::Store::sample`]), one line
+/// (JSONL) or row (CSV) per key and non-empty bucket, keys in order (`--keys` order, else sorted), buckets
+/// by index.
+fn buckets(store: &forklog::Store, args: &HistoryArgs, n: u32) -> Result<u8, CliError> {
+    let keys: Vec<String> = args.keys.iter().flatten().filter(|k| !k.is_empty()).cloned().collect();
+    let sample = store.sample(&args.run, &keys, n, args.from_step, args.to_step)?;
+    let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
+    if matches!(args.format, HistoryFormat::Csv) {
+        writeln!(out, "key,bucket,start,end,count,first_step,first,last_step,last,min_step,min,max_step,max")
+            .map_err(stdout_error)?;
+    }
+    for series in &sample.series {
+        for b in &series.buckets {
+            match args.format {
+                HistoryFormat::Jsonl => {
+                    let (first, last, min, max) = (
+                        Value::Float(b.first.value),
+                        Value::Float(b.last.value),
+                        Value::Float(b.min.value),
+                        Value::Float(b.max.value),
+                    );
+                    let line = BucketJson {
+                        key: &series.key,
+                        bucket: b.index,
+                        start: b.start,
+                        end: b.end,
+                        count: b.count,
+                        first_step: b.first.step,
+                        first: Json(&first),
+                        last_step: b.last.step,
+                        last: Json(&last),
+                        min_step: b.min.step,
+                        min: Json(&min),
+                        max_step: b.max.step,
+                        max: Json(&max),
+                    };
+                    serde_json::to_writer(&mut out, &line).map_err(|e| stdout_error(io::Error::from(e)))?;
+                    out.write_all(b"\n").map_err(stdout_error)?;
+                }
+                HistoryFormat::Csv => {
+                    writeln!(
+                        out,
+                        "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                        csv_field(&series.key),
+                        b.index,
+                        b.start,
+                        b.end,
+                        b.count,
+                        b.first.step,
+                        float_text(b.first.value),
+                        b.last.step,
+                        float_text(b.last.value),
+                        b.min.step,
+                        float_text(b.min.value),
+                        b.max.step,
+                        float_text(b.max.value)
+                    )
+                    .map_err(stdout_error)?;
+                }
+            }
+        }
+    }
+    out.flush().map_err(stdout_error)?;
+    Ok(EXIT_OK)
 }

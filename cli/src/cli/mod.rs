@@ -12,6 +12,7 @@ mod inspect;
 
 mod log;
 mod manage;
+pub mod plot;
 mod runs;
 
 use std::fmt;
@@ -164,7 +165,9 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Fork { new_run, spec } => manage::fork(store, &new_run, &spec),
         Command::Rewind { spec } => manage::rewind(store, &spec),
         Command::History(a) => history::history(store, a),
-        Command::Runs { json, tree, all } => runs::runs(store, json, tree, all),
+        Command::Runs { json, tree, all, summary, keys } => {
+            runs::runs(store, json, tree, all, summary.then(|| keys.unwrap_or_default()))
+        }
         Command::Summary { run } => inspect::summary(store, &run),
         Command::Config { run } => inspect::config(store, &run),
         Command::Lineage { run } => inspect::lineage(store, &run),
@@ -174,5 +177,6 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Import { format: _, run, file } => log::import(store, &run, &file),
         Command::Export { run, file } => history::export(store, &run, &file),
         Command::Demo { dir, rows } => demo::demo(&dir, rows),
+        Command::Plot(a) => plot::plot(store, a),
     }
 }

@@ -7,7 +7,7 @@ use forklog::RunInfo;
 use serde::Serialize;
 
 use super::{open_existing, stdout_error, CliError, EXIT_OK};
-use forklog_interop::json::Time;
+use forklog_interop::json::{JsonMap, Time};
 
 /// One run as a `runs --json` line; the field order is the contract's key order.
 #[derive(Serialize)]
@@ -36,15 +36,26 @@ struct RunJson<'a> {
     /// Whether the run was deleted and is kept for its forks (only with `--all`).
     #[serde(skip_serializing_if = "Option::is_none")]
     deleted: Option<bool>,
+    /// The run's summary (only with `--summary`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary: Option<JsonMap<'a>>,
 }
 
 /// `forklog runs`: lists live runs (with `all`, archived versions and deleted runs too).
-pub fn runs(dir: &Path, json: bool, tree: bool, all: bool) -> Result<u8, CliError> {
+/// With `summary` (`--summary`, its `--keys`), each JSON line carries the run's summary (the runs table).
+pub fn runs(dir: &Path, json: bool, tree: bool, all: bool, summary: Option<Vec<String>>) -> Result<u8, CliError> {
     let store = open_existing(dir)?;
-    let runs = if all { store.runs_all()? } else { store.runs()? };
+    let (runs, sums) = match &summary {
+        Some(keys) => {
+            let table = store.runs_table(keys)?;
+            let runs: Vec<RunInfo> = table.iter().map(|r| r.info.clone()).collect();
+            (runs, Some(table.into_iter().map(|r| r.summary).collect::<Vec<_>>()))
+        }
+        None => (if all { store.runs_all()? } else { store.runs()? }, None),
+    };
     let mut out = BufWriter::new(io::stdout().lock());
     if json {
-        for r in &runs {
+        for (i, r) in runs.iter().enumerate() {
             let line = RunJson {
                 id: &r.id,
                 version: r.version,
@@ -57,6 +68,7 @@ pub fn runs(dir: &Path, json: bool, tree: bool, all: bool) -> Result<u8, CliErro
                 created: Time(r.created),
                 archived: all.then_some(r.archived),
                 deleted: all.then_some(r.deleted),
+                summary: sums.as_ref().and_then(|s| s.get(i)).map(JsonMap),
             };
             serde_json::to_writer(&mut out, &line).map_err(|e| stdout_error(e.into()))?;
             writeln!(out).map_err(stdout_error)?;
