@@ -880,9 +880,6 @@ impl<'a> Reader<'a> {
     pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
         self.0.u32()
     }
-    pub(crate) fn i64(&mut self) -> Result<i64, DecodeError> {
-        self.0.i64()
-    }
     pub(crate) fn len(&mut self) -> Result<usize, DecodeError> {
         self.0.len()
     }

@@ -718,10 +718,6 @@ impl Store {
         Ok(out)
     }
 
-    pub(crate) fn resolve_view(&self, run: &str) -> Result<VersionView> {
-        self.resolve(run)
-    }
-
     pub(crate) fn catalog(&self) -> &Arc<Catalog> {
         &self.inner.catalog
     }

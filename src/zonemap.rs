@@ -664,7 +664,6 @@ pub fn blocks_of(off: u64, payload: &[u8]) -> D<Vec<Block>> {
 /// The writer's zone map of its active segment: records wait in memory until the segment is fsynced.
 pub(crate) struct ZoneLog {
     file: Box<dyn VfsFile>,
-    path: PathBuf,
     salt: u64,
     len: u64,
     pending: Vec<u8>,
@@ -696,7 +695,6 @@ impl ZoneLog {
         let (state, last_step) = carry.unwrap_or_default();
         Ok(ZoneLog {
             file,
-            path,
             salt,
             len: h.len() as u64,
             pending: Vec::new(),
@@ -710,10 +708,6 @@ impl ZoneLog {
 
     pub(crate) fn sync_file(&self) -> std::io::Result<()> {
         self.file.sync_data()
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
     }
 
     /// The state to carry into the next segment.
@@ -792,7 +786,6 @@ impl ZoneLog {
                 let records: Vec<&Record> = p.records.iter().filter(|(at, _)| *at < good).map(|(_, r)| r).collect();
                 let mut z = ZoneLog {
                     file,
-                    path: path.clone(),
                     salt,
                     len: good,
                     pending: Vec::new(),

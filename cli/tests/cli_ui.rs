@@ -147,10 +147,8 @@ fn plot_svg_holds_one_line_per_run_and_key_and_the_fork_markers() {
     lines.sort_unstable();
     let mut want = Vec::new();
     for run in ["base", "f1", "f2"] {
+        // (f2 logs no acc, but inherits it from f1 and base: it has an acc line too.)
         for key in ["loss", "acc"] {
-            if run == "f2" && key == "acc" {
-                // f2 logs no acc, but inherits it from f1 and base.
-            }
             want.push(m4_points(&store, run, key, 40));
         }
     }
@@ -159,8 +157,12 @@ fn plot_svg_holds_one_line_per_run_and_key_and_the_fork_markers() {
     // Fork markers: a circle on the parent's curve per fork and panel, labelled with the child's id.
     let circles = doc.descendants().filter(|n| n.has_tag_name("circle")).count();
     assert_eq!(circles, 4, "f1 on base, f2 on f1, in both panels");
-    let texts: Vec<String> =
-        doc.descendants().filter(|n| n.has_tag_name("text")).filter_map(|n| n.text()).map(str::to_string).collect();
+    let texts: Vec<String> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .map(|t| t.trim().to_string())
+        .collect();
     assert_eq!(texts.iter().filter(|t| t.as_str() == "f1").count(), 2, "{texts:?}");
     assert_eq!(texts.iter().filter(|t| t.as_str() == "f2").count(), 2, "{texts:?}");
     for legend in ["base@v0", "f1@v0", "f2@v0"] {
