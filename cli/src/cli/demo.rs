@@ -193,6 +193,17 @@ pub fn demo(dir: &Path, rows: u64) -> Result<u8, CliError> {
         rate(columnar, took)
     ))?;
 
+    // Issue 12: the fork tree as a picture (exact downsampled curves, fork points marked).
+    let t = Instant::now();
+    let picture = dir.join("plot.svg");
+    let keys = ["loss".to_string(), "acc".to_string()];
+    super::plot::picture(&store, &["base@v0".to_string()], &keys, true, 50, &picture, 900, Some(560))?;
+    report.line(format!(
+        "plot     {} in {:.3} s (forklog plot base@v0 --tree --keys loss,acc --buckets 50 --out FILE.svg)",
+        picture.display(),
+        t.elapsed().as_secs_f64()
+    ))?;
+
     let t = Instant::now();
     let v = store.verify()?;
     let verdict = if v.is_clean() { "clean" } else { "CORRUPT" };

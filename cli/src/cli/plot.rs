@@ -111,8 +111,8 @@ fn collect_runs(store: &Store, runs: &[String], tree: bool) -> Result<Vec<RunInf
         if out.iter().any(|o| o.id == info.id && o.version == info.version) {
             continue;
         }
-        if tree && !info.archived {
-            for c in store.children(&info.id)? {
+        if tree {
+            for c in store.children(&format!("{}@v{}", info.id, info.version))? {
                 queue.push_back(c);
             }
         }
@@ -125,19 +125,37 @@ type DrawResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 /// `forklog plot`.
 pub fn plot(dir: &Path, args: PlotArgs) -> Result<u8, CliError> {
-    let ext = args.out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    let store = open_existing(dir)?;
+    let keys: Vec<String> = args.keys.clone().unwrap_or_default();
+    picture(&store, &args.runs, &keys, args.tree, args.buckets, &args.out, args.width, args.height)?;
+    Ok(EXIT_OK)
+}
+
+/// Draws `runs` (and with `tree` their descendants) into `out` (.svg or .png): what `forklog plot` and the
+/// demo do. `keys` empty means every numeric metric; `height` defaults to 300 pixels per panel.
+#[allow(clippy::too_many_arguments)]
+pub fn picture(
+    store: &Store,
+    runs: &[String],
+    keys: &[String],
+    tree: bool,
+    buckets: u32,
+    out: &Path,
+    width: u32,
+    height: Option<u32>,
+) -> Result<(), CliError> {
+    let ext = out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     let png = match ext.as_deref() {
         Some("svg") => false,
         Some("png") => true,
-        _ => return Err(CliError::new(format!("--out {}: the file must end in .svg or .png", args.out.display()))),
+        _ => return Err(CliError::new(format!("--out {}: the file must end in .svg or .png", out.display()))),
     };
-    let store = open_existing(dir)?;
-    let infos = collect_runs(&store, &args.runs, args.tree)?;
-    let keys: Vec<String> = args.keys.clone().unwrap_or_default().into_iter().filter(|k| !k.is_empty()).collect();
+    let infos = collect_runs(store, runs, tree)?;
+    let keys: Vec<String> = keys.iter().filter(|k| !k.is_empty()).cloned().collect();
     let mut curves = Vec::new();
     for info in infos {
         let label = format!("{}@v{}", info.id, info.version);
-        let sample = store.sample(&label, &keys, args.buckets, None, None)?;
+        let sample = store.sample(&label, &keys, buckets, None, None)?;
         curves.push(Curve { info, label, sample });
     }
     let keys: Vec<String> = if keys.is_empty() {
@@ -156,21 +174,19 @@ pub fn plot(dir: &Path, args: PlotArgs) -> Result<u8, CliError> {
     if keys.is_empty() {
         return Err(CliError::new("nothing to plot: the runs have no numeric metrics"));
     }
-    let width = args.width;
-    let height = args.height.unwrap_or_else(|| (300 * keys.len() as u32).clamp(100, 16384));
+    let height = height.unwrap_or_else(|| (300 * keys.len() as u32).clamp(100, 16384));
     let font = font();
     if font.is_none() {
         eprintln!("note: no TrueType font found (set FORKLOG_FONT to a .ttf file): drawing without text");
     }
     let drawn = if png {
-        let root = BitMapBackend::new(&args.out, (width, height)).into_drawing_area();
-        draw(&store, &root, &curves, &keys, font).and_then(|()| root.present().map_err(Into::into))
+        let root = BitMapBackend::new(out, (width, height)).into_drawing_area();
+        draw(store, &root, &curves, &keys, font).and_then(|()| root.present().map_err(Into::into))
     } else {
-        let root = SVGBackend::new(&args.out, (width, height)).into_drawing_area();
-        draw(&store, &root, &curves, &keys, font).and_then(|()| root.present().map_err(Into::into))
+        let root = SVGBackend::new(out, (width, height)).into_drawing_area();
+        draw(store, &root, &curves, &keys, font).and_then(|()| root.present().map_err(Into::into))
     };
-    drawn.map_err(|e| CliError::new(format!("drawing {}: {e}", args.out.display())))?;
-    Ok(EXIT_OK)
+    drawn.map_err(|e| CliError::new(format!("drawing {}: {e}", out.display())))
 }
 
 /// Draws every panel on `root`.
@@ -243,9 +259,9 @@ where
     }
     let mut chart = builder.build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))?;
     let mut mesh = chart.configure_mesh();
-    mesh.light_line_style(WHITE);
+    mesh.disable_mesh();
     if let Some(f) = font {
-        mesh.x_desc("step").label_style((f, 12));
+        mesh.x_desc("step").label_style((f, 12)).x_label_formatter(&|x| format!("{x:.0}"));
     } else {
         mesh.x_labels(0).y_labels(0);
     }
