@@ -495,7 +495,13 @@ impl WriterCore {
     }
 
     /// Creates segment `seq` (and its index), starting after `own` events.
-    fn create_segment(&mut self, seq: u32, carry: Option<(crate::zonemap::OwnState, Option<u64>)>) -> Result<()> {
+    /// `zone`: `None` for no zone map, else the zone map's starting state (`Some(None)`: unknown).
+    #[allow(clippy::type_complexity)]
+    fn create_segment(
+        &mut self,
+        seq: u32,
+        zone: Option<Option<(crate::zonemap::OwnState, Option<u64>)>>,
+    ) -> Result<()> {
         let path = self.dir.join(format::seg_name(self.version, seq));
         let ipath = self.dir.join(format::idx_name(self.version, seq));
         let salt = format::segment_salt(self.nonce, seq);
@@ -516,9 +522,9 @@ impl WriterCore {
             return self.poison("writing index header", ipath, e);
         }
         // The zone map starts with the state carried over from the sealed segment (issue 12).
-        let zone = match carry {
+        let zone = match zone {
             Some(c) => {
-                match crate::zonemap::ZoneLog::create(&*self.vfs, &self.dir, self.version, seq, salt, Some(c))
+                match crate::zonemap::ZoneLog::create(&*self.vfs, &self.dir, self.version, seq, salt, c)
                     .and_then(|z| z.sync_file().map(|_| z))
                 {
                     Ok(z) => Some(z),
@@ -564,7 +570,7 @@ impl WriterCore {
             None => {
                 // No segment yet: the version has no own data, so the zone state starts empty.
                 let seq = self.next_seq;
-                return self.create_segment(seq, Some(Default::default()));
+                return self.create_segment(seq, Some(Some(Default::default())));
             }
             Some(s) => s.len >= self.segment_size && s.len > format::SEG_HEADER_LEN as u64,
         };

@@ -536,7 +536,9 @@ pub fn tail(cat: &Catalog, view: &VersionView, seq: u32, stop: impl Fn(&Record) 
 struct Builder {
     block: Block,
     logs: u64,
-    keys: BTreeMap<u32, KeyZone>,
+    /// The block's keys, and the index in `keys` of each key id (`u32::MAX`: not yet in the block).
+    keys: Vec<KeyZone>,
+    slot: Vec<u32>,
     config: BTreeMap<u32, Value>,
     summary: BTreeMap<u32, Value>,
 }
@@ -566,15 +568,52 @@ impl Builder {
                 summary: Vec::new(),
             },
             logs: 0,
-            keys: BTreeMap::new(),
+            keys: Vec::new(),
+            slot: Vec::new(),
             config: BTreeMap::new(),
             summary: BTreeMap::new(),
         }
     }
 
+    #[inline]
+    fn zone(&mut self, step: u64, k: u32) -> &mut KeyZone {
+        let i = k as usize;
+        if i >= 1 << 20 {
+            // Key ids are dense from 0; a huge one is looked up without sizing anything by it.
+            let j = match self.keys.iter().position(|z| z.key == k) {
+                Some(j) => j,
+                None => {
+                    self.keys.push(KeyZone { key: k, last_step: step, last: Value::Null, agg: None });
+                    self.keys.len() - 1
+                }
+            };
+            return &mut self.keys[j];
+        }
+        if i >= self.slot.len() {
+            self.slot.resize(i + 1, u32::MAX);
+        }
+        if self.slot[i] == u32::MAX {
+            self.slot[i] = self.keys.len() as u32;
+            self.keys.push(KeyZone { key: k, last_step: step, last: Value::Null, agg: None });
+        }
+        let j = self.slot[i] as usize;
+        &mut self.keys[j]
+    }
+
+    #[inline]
+    fn float(&mut self, step: u64, k: u32, x: f64) {
+        let z = self.zone(step, k);
+        z.last_step = step;
+        z.last = Value::Float(x);
+        match &mut z.agg {
+            Some(a) => a.push(step, x),
+            None => z.agg = Some(Agg::one(step, x)),
+        }
+    }
+
     fn value(&mut self, step: u64, k: u32, v: Value) {
         let n = numeric(&v);
-        let z = self.keys.entry(k).or_insert_with(|| KeyZone { key: k, last_step: step, last: Value::Null, agg: None });
+        let z = self.zone(step, k);
         z.last_step = step;
         z.last = v;
         if let Some(x) = n {
@@ -595,7 +634,8 @@ impl Builder {
     }
 
     fn finish(mut self) -> Block {
-        self.block.keys = self.keys.into_values().collect();
+        self.keys.sort_by_key(|z| z.key);
+        self.block.keys = self.keys;
         self.block.config = self.config.into_iter().collect();
         self.block.summary = self.summary.into_iter().collect();
         self.block
@@ -619,7 +659,7 @@ pub fn blocks_of(off: u64, payload: &[u8]) -> D<Vec<Block>> {
                 b.step(step, end);
                 let (template, _) = d.template();
                 for (k, x) in template.iter().zip(bytes.chunks_exact(8)) {
-                    b.value(step, *k, Value::Float(f64_at(x)));
+                    b.float(step, *k, f64_at(x));
                 }
                 true
             }
@@ -675,6 +715,9 @@ pub(crate) struct ZoneLog {
     /// The own state through `covered`, and the step of the last own event.
     state: OwnState,
     last_step: Option<u64>,
+    /// False when the state of the data before this writer is unknown (earlier segments without zone maps,
+    /// e.g. written by format version 1): then only blocks are recorded, no snapshots.
+    known: bool,
 }
 
 impl ZoneLog {
@@ -687,6 +730,7 @@ impl ZoneLog {
         salt: u64,
         carry: Option<(OwnState, Option<u64>)>,
     ) -> std::io::Result<ZoneLog> {
+        let known = carry.is_some();
         let path = dir.join(zone_name(version, seq));
         let file = vfs.open(&path, OpenMode::CreateOrOpen)?;
         let h = encode_zone_header(version, seq, salt);
@@ -703,6 +747,7 @@ impl ZoneLog {
             snap_size: 0,
             state,
             last_step,
+            known,
         })
     }
 
@@ -710,9 +755,9 @@ impl ZoneLog {
         self.file.sync_data()
     }
 
-    /// The state to carry into the next segment.
-    pub(crate) fn carry(&self) -> (OwnState, Option<u64>) {
-        (self.state.clone(), self.last_step)
+    /// The state to carry into the next segment (`None` when unknown).
+    pub(crate) fn carry(&self) -> Option<(OwnState, Option<u64>)> {
+        self.known.then(|| (self.state.clone(), self.last_step))
     }
 
     /// Records the blocks of a frame just written at `off`.
@@ -732,7 +777,7 @@ impl ZoneLog {
     /// (or `force`d, at a seal).
     pub(crate) fn write_pending(&mut self, force: bool) -> std::io::Result<()> {
         let since = self.covered - self.snap_end;
-        if since > 0 && (force || since >= SNAPSHOT_BYTES.max(64 * self.snap_size)) {
+        if self.known && since > 0 && (force || since >= SNAPSHOT_BYTES.max(64 * self.snap_size)) {
             let snap = Snapshot { end: self.covered, last_step: self.last_step, state: self.state.clone() };
             let payload = encode_snapshot(&snap);
             let rec = frame_record(self.salt, self.len + self.pending.len() as u64, &payload);
@@ -794,6 +839,7 @@ impl ZoneLog {
                     snap_size: 0,
                     state: OwnState::default(),
                     last_step: None,
+                    known: false,
                 };
                 for r in records {
                     match r {
@@ -828,9 +874,18 @@ impl ZoneLog {
             z.write_pending(false).map_err(io("writing zone map"))?;
             z.file.sync_data().map_err(io("syncing zone map"))?;
         }
-        let (state, last) = own_state(cat, view, None, None)?;
-        z.state = state;
-        z.last_step = last;
+        // The state for snapshots: only when a snapshot of this or the previous segment bounds the work (a run
+        // whose earlier segments have no zone maps records blocks only; its summaries read those segments).
+        let is_snap = |r: &Record| matches!(r, Record::Snapshot(_));
+        let cheap = seq == 0 || tail(cat, view, seq, is_snap).1 || tail(cat, view, seq - 1, is_snap).1;
+        if cheap {
+            let (state, last) = own_state(cat, view, None, None)?;
+            z.state = state;
+            z.last_step = last;
+            z.known = true;
+        } else {
+            z.known = false;
+        }
         Ok(z)
     }
 }

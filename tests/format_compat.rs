@@ -195,7 +195,9 @@ fn version_1_runs_sample_and_summarize_without_zone_maps() {
     let (_tmp, dir) = copy_of_fixture();
     let store = Store::open(&dir).expect("open");
     let zmaps = |d: &Path| -> usize {
-        fs::read_dir(d).map(|e| e.filter(|f| f.as_ref().unwrap().path().extension().is_some_and(|x| x == "zmap")).count()).unwrap_or(0)
+        fs::read_dir(d)
+            .map(|e| e.filter(|f| f.as_ref().unwrap().path().extension().is_some_and(|x| x == "zmap")).count())
+            .unwrap_or(0)
     };
     assert_eq!(zmaps(&dir.join("runs/base")), 0, "version-1 runs have no zone maps");
     let none: [&str; 0] = [];
@@ -206,7 +208,10 @@ fn version_1_runs_sample_and_summarize_without_zone_maps() {
             assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "{run} {n}");
             assert!(!fast.series.is_empty(), "{run}");
         }
-        assert_eq!(format!("{:?}", store.summary(run).unwrap()), format!("{:?}", store.summary_by_replay(run).unwrap()));
+        assert_eq!(
+            format!("{:?}", store.summary(run).unwrap()),
+            format!("{:?}", store.summary_by_replay(run).unwrap())
+        );
         assert_eq!(format!("{:?}", store.config(run).unwrap()), format!("{:?}", store.config_by_replay(run).unwrap()));
     }
     let table = store.runs_table(&["loss"]).expect("runs table");

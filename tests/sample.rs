@@ -221,7 +221,11 @@ fn run_ops(store: &Store, ops: &[Op]) -> Vec<String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+    // FORKLOG_SAMPLE_CASES raises the case count for a long run.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("FORKLOG_SAMPLE_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(20),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn sample_equals_brute_force(
@@ -317,4 +321,66 @@ fn regression_fork_at_zero_then_keyed_rows() {
             check(&store, &r, &["loss".to_string()], 3, None, Some(10));
         }
     }
+}
+
+/// Snapshots inside a segment (every 256 KiB of synced data) and across seals; forks and a rewind between
+/// them; summary, config and sample equal the replay; verify checks every zone map; zone maps are there.
+#[test]
+fn snapshots_inside_segments_and_forks_between_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Store::open_with(dir.path(), Options::default().sync(SyncPolicy::Never).segment_size(600 << 10)).unwrap();
+    let mut w = store.create_run("big").unwrap();
+    let mut cfg = Metrics::new();
+    cfg.insert("lr".into(), Value::Float(0.1));
+    w.set_config(cfg).unwrap();
+    for chunk in 0..24u64 {
+        let steps: Vec<u64> = (chunk * 4_000..(chunk + 1) * 4_000).collect();
+        let a: Vec<f64> = steps.iter().map(|s| value(7, *s)).collect();
+        let b: Vec<f64> = steps.iter().map(|s| (*s as f64).sin()).collect();
+        w.log_columns(&steps, &[("loss", &a), ("acc", &b)]).unwrap();
+        if chunk % 7 == 3 {
+            let mut m = Metrics::new();
+            m.insert(format!("phase{}", chunk % 3).into(), Value::Int(chunk as i64));
+            w.set_config(m.clone()).unwrap();
+            w.set_summary(m).unwrap();
+        }
+        w.sync().unwrap();
+    }
+    drop(w);
+    let zmaps: Vec<_> = std::fs::read_dir(dir.path().join("runs/big"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "zmap"))
+        .collect();
+    assert!(zmaps.len() >= 3, "several segments, each with a zone map");
+    for (i, at) in [3_000u64, 33_333, 60_000, 95_998].into_iter().enumerate() {
+        let id = format!("f{i}");
+        let mut f = store.fork(&id, &format!("big?_step={at}").parse().unwrap()).unwrap();
+        f.log_floats(&[("loss", -1.0)]).unwrap();
+    }
+    drop(store.rewind("big", 70_001).unwrap());
+    let none: [&str; 0] = [];
+    for run in ["big", "big@v0", "f0", "f1", "f2", "f3"] {
+        assert_eq!(
+            format!("{:?}", store.summary(run).unwrap()),
+            format!("{:?}", store.summary_by_replay(run).unwrap()),
+            "{run}"
+        );
+        assert_eq!(
+            format!("{:?}", store.config(run).unwrap()),
+            format!("{:?}", store.config_by_replay(run).unwrap()),
+            "{run}"
+        );
+        for n in [13, 1000] {
+            let fast = store.sample(run, &none, n, None, None).unwrap();
+            let slow = store.sample_by_replay(run, &none, n, None, None).unwrap();
+            assert_eq!(got(&fast), got(&slow), "{run} {n}");
+        }
+        let fast = store.sample(run, &["acc"], 77, Some(20_000), Some(80_000)).unwrap();
+        let slow = store.sample_by_replay(run, &["acc"], 77, Some(20_000), Some(80_000)).unwrap();
+        assert_eq!(got(&fast), got(&slow), "{run} range");
+    }
+    let report = store.verify().unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
