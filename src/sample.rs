@@ -231,6 +231,12 @@ impl Collector {
     #[inline]
     pub fn add_value(&mut self, slot: usize, step: u64, value: f64) {
         let Some(b) = self.buckets.index(step) else { return };
+        self.add_value_in(slot, b, step, value);
+    }
+
+    /// Adds one value of series `slot` at `step`, which lies in bucket `b`.
+    #[inline]
+    pub fn add_value_in(&mut self, slot: usize, b: u32, step: u64, value: f64) {
         let s = &mut self.series[slot];
         match &mut s.2 {
             Some((open, a)) if *open == b => a.push(step, value),
@@ -324,7 +330,7 @@ pub(crate) fn sample(
         c.slot(&Key::from(k.as_str()));
     }
     for piece in crate::replay::plan(cat, view, false)? {
-        let mut v = Visit { cat, view: &piece.view, c: &mut c, wanted: keys, slots: Vec::new(), b };
+        let mut v = Visit { cat, view: &piece.view, c: &mut c, wanted: keys, slots: Vec::new(), b, cur: (1, 0, 0) };
         let flow = crate::zonemap::walk(cat, &piece.view, piece.cut, piece.cap, crate::scan::Ptr::START, None, &mut v)?;
         if flow == crate::zonemap::Flow::Stop {
             break;
@@ -342,12 +348,27 @@ struct Visit<'a> {
     /// Series slot per key id of this version (`UNSEEN` until looked up, `SKIP` for unwanted keys).
     slots: Vec<usize>,
     b: Buckets,
+    /// The bucket of the last row: (first step, last step, index); steps only grow, so most rows hit it.
+    cur: (u64, u64, u32),
 }
 
 const UNSEEN: usize = usize::MAX;
 const SKIP: usize = usize::MAX - 1;
 
 impl Visit<'_> {
+    /// The bucket of `step` (in the range).
+    #[inline]
+    fn bucket(&mut self, step: u64) -> u32 {
+        let (lo, hi, i) = self.cur;
+        if lo <= step && step <= hi {
+            return i;
+        }
+        let i = self.b.index(step).unwrap_or_default();
+        let (lo, hi) = self.b.range(i);
+        self.cur = (lo, hi, i);
+        i
+    }
+
     fn slot(&mut self, id: u32) -> usize {
         let i = id as usize;
         if let Some(&s) = self.slots.get(i).filter(|s| **s != UNSEEN) {
@@ -396,10 +417,11 @@ impl crate::zonemap::Visit for Visit<'_> {
             return false;
         }
         if step >= self.b.from {
+            let bucket = self.bucket(step);
             for (k, x) in template.iter().zip(bytes.chunks_exact(8)) {
                 let s = self.slot(*k);
                 if s != SKIP {
-                    self.c.add_value(s, step, crate::codec::f64_at(x));
+                    self.c.add_value_in(s, bucket, step, crate::codec::f64_at(x));
                 }
             }
         }
@@ -413,6 +435,7 @@ impl crate::zonemap::Visit for Visit<'_> {
         }
         if let crate::codec::RawEvent::Log { metrics, .. } = ev {
             if step >= self.b.from {
+                let bucket = self.bucket(step);
                 for (k, v) in metrics {
                     let x = match v {
                         crate::Value::Float(x) => *x,
@@ -422,7 +445,7 @@ impl crate::zonemap::Visit for Visit<'_> {
                     };
                     let s = self.slot(*k);
                     if s != SKIP {
-                        self.c.add_value(s, step, x);
+                        self.c.add_value_in(s, bucket, step, x);
                     }
                 }
             }

@@ -710,6 +710,13 @@ impl WriterCore {
         let mut res = Ok(());
         if !self.poisoned && !self.closed {
             res = if self.durable() { self.sync() } else { self.flush_frame() };
+            // Issue 12: a closing snapshot (the segment was just fsynced), so the summary of a finished run
+            // reads one record. Derived data: a failure here loses nothing.
+            if res.is_ok() && self.durable() {
+                if let Some(z) = self.seg.as_mut().and_then(|s| s.zone.as_mut()) {
+                    let _ = z.write_pending(true);
+                }
+            }
         }
         self.closed = true;
         if let Some(l) = self.lock.take() {

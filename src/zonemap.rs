@@ -1069,9 +1069,16 @@ pub(crate) fn walk(
             }
             pos = b.frame_end();
         }
-        // Frames without records.
+        // Frames without records (none when the records reach the segment's end).
         if seg_cut.is_some_and(|c| pos >= c) {
             return Ok(Flow::Next);
+        }
+        let seg_len = match limit {
+            Some(l) => Some(l),
+            None => cat.vfs.open(&path, OpenMode::Read).and_then(|f| f.len()).ok(),
+        };
+        if seg_cut.is_none() && pos > SEG_HEADER_LEN as u64 && seg_len.is_some_and(|l| pos >= l) {
+            continue;
         }
         let r = match reader {
             Some(r) => r,
@@ -1117,7 +1124,11 @@ fn frame_bytes<'f>(
         r.seek(b.frame);
         match r.next_frame()? {
             Some((o, p)) if o == b.frame && (p.len() + FRAME_HEADER_LEN) as u64 == b.frame_len => {
-                *frame = Some((o, p.to_vec()));
+                // Reuse the buffer of the previous frame.
+                let mut buf = frame.take().map(|(_, v)| v).unwrap_or_default();
+                buf.clear();
+                buf.extend_from_slice(p);
+                *frame = Some((o, buf));
             }
             _ => return Err(Error::corrupt(view.seg_path(seq), b.frame, "a zone map names a frame that is not there")),
         }
@@ -1185,6 +1196,10 @@ pub(crate) fn own_state(
                 start = (Ptr { seg: seq, offset: s.end }, Some(rest), s.state.clone(), s.last_step);
             }
             break;
+        }
+        if seq == 0 {
+            // No snapshot at all: the walk starts at the beginning, with the records just read.
+            start.1 = Some(recs);
         }
     }
     let (from, first, state, last_step) = start;
