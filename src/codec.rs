@@ -892,6 +892,9 @@ impl<'a> Reader<'a> {
     pub(crate) fn value(&mut self) -> Result<Value, DecodeError> {
         self.0.value(0)
     }
+    pub(crate) fn skip_value(&mut self) -> Result<(), DecodeError> {
+        self.0.skip_value(0)
+    }
     pub(crate) fn done(&self) -> bool {
         self.0.pos == self.0.b.len()
     }

@@ -331,7 +331,8 @@ pub(crate) fn sample(
     }
     for piece in crate::replay::plan(cat, view, false)? {
         let mut v = Visit { cat, view: &piece.view, c: &mut c, wanted: keys, slots: Vec::new(), b, cur: (1, 0, 0) };
-        let flow = crate::zonemap::walk(cat, &piece.view, piece.cut, piece.cap, crate::scan::Ptr::START, None, &mut v)?;
+        let flow =
+            crate::zonemap::walk(cat, &piece.view, piece.cut, piece.cap, crate::scan::Ptr::START, None, true, &mut v)?;
         if flow == crate::zonemap::Flow::Stop {
             break;
         }

@@ -84,6 +84,8 @@ pub struct Block {
     /// Events in the block, and the payload offset just past the last.
     pub events: u32,
     pub end: u64,
+    /// CRC of the block's bytes (payload offsets `state.pos..end`): a reader decodes the block alone.
+    pub crc: u32,
     /// Steps of the block's first and last event.
     pub first_step: u64,
     pub last_step: u64,
@@ -205,6 +207,7 @@ pub fn encode_block(b: &Block) -> Vec<u8> {
     }
     put_u64(&mut out, u64::from(b.events));
     put_u64(&mut out, b.end);
+    out.extend_from_slice(&b.crc.to_le_bytes());
     put_u64(&mut out, b.first_step);
     put_u64(&mut out, b.last_step);
     put_u64(&mut out, b.keys.len() as u64);
@@ -295,8 +298,9 @@ fn get_kv(r: &mut Reader<'_>) -> D<Vec<(u32, Value)>> {
     Ok(out)
 }
 
-/// Decodes a record payload.
-pub fn decode_record(payload: &[u8]) -> D<Record> {
+/// Decodes a record payload; `lite` skips what `sample` does not use (blocks' last values and patches, which
+/// are still checked), so nothing is allocated for them.
+pub fn decode_record_with(payload: &[u8], lite: bool) -> D<Record> {
     let mut r = Reader::new(payload);
     let rec = match r.u64()? {
         TAG_BLOCK => {
@@ -321,6 +325,7 @@ pub fn decode_record(payload: &[u8]) -> D<Record> {
             };
             let events = r.u32()?;
             let end = r.u64()?;
+            let crc = u32::from_le_bytes([r.byte()?, r.byte()?, r.byte()?, r.byte()?]);
             let first_step = r.u64()?;
             let last_step = r.u64()?;
             let n = r.len()?;
@@ -328,7 +333,12 @@ pub fn decode_record(payload: &[u8]) -> D<Record> {
             for _ in 0..n {
                 let key = r.u32()?;
                 let ls = r.u64()?;
-                let last = r.value()?;
+                let last = if lite {
+                    r.skip_value()?;
+                    Value::Null
+                } else {
+                    r.value()?
+                };
                 let count = r.u64()?;
                 let agg = if count == 0 {
                     None
@@ -343,8 +353,17 @@ pub fn decode_record(payload: &[u8]) -> D<Record> {
                 };
                 keys.push(KeyZone { key, last_step: ls, last, agg });
             }
-            let config = get_kv(&mut r)?;
-            let summary = get_kv(&mut r)?;
+            let (config, summary) = if lite {
+                for _ in 0..2 {
+                    for _ in 0..r.len()? {
+                        r.u32()?;
+                        r.skip_value()?;
+                    }
+                }
+                (Vec::new(), Vec::new())
+            } else {
+                (get_kv(&mut r)?, get_kv(&mut r)?)
+            };
             if events == 0 || frame_len < FRAME_HEADER_LEN as u64 || end < pos || first_step > last_step {
                 return bad("inconsistent block record");
             }
@@ -354,6 +373,7 @@ pub fn decode_record(payload: &[u8]) -> D<Record> {
                 state: DecState { pos, remaining, prev_step, prev_time, template },
                 events,
                 end,
+                crc,
                 first_step,
                 last_step,
                 keys,
@@ -406,6 +426,16 @@ pub fn check_header(path: &Path, bytes: &[u8], version: u32, seq: u32, salt: u64
 
 /// The record at `at` in `bytes` (which start at file offset `base`), with its framed length.
 fn record_at(bytes: &[u8], base: u64, at: u64, salt: u64) -> std::result::Result<(Record, u64), String> {
+    record_at_with(bytes, base, at, salt, false)
+}
+
+fn record_at_with(
+    bytes: &[u8],
+    base: u64,
+    at: u64,
+    salt: u64,
+    lite: bool,
+) -> std::result::Result<(Record, u64), String> {
     let i = (at - base) as usize;
     let head = bytes.get(i..i + 8).ok_or("truncated record header")?;
     let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
@@ -420,17 +450,21 @@ fn record_at(bytes: &[u8], base: u64, at: u64, salt: u64) -> std::result::Result
     {
         return Err("record checksum mismatch".into());
     }
-    let rec = decode_record(payload).map_err(|e| e.0)?;
+    let rec = decode_record_with(payload, lite).map_err(|e| e.0)?;
     Ok((rec, u64::from(len) + 12))
 }
 
 /// Parses a whole zone file's bytes (header included).
 pub fn parse(bytes: &[u8], salt: u64) -> Parsed {
+    parse_with(bytes, salt, false)
+}
+
+fn parse_with(bytes: &[u8], salt: u64, lite: bool) -> Parsed {
     let mut records = Vec::new();
     let mut at = SMALL_HEADER_LEN as u64;
     let len = bytes.len() as u64;
     while at < len {
-        match record_at(bytes, 0, at, salt) {
+        match record_at_with(bytes, 0, at, salt, lite) {
             Ok((rec, n)) => {
                 records.push((at, rec));
                 at += n;
@@ -452,14 +486,19 @@ fn read_file(cat: &Catalog, view: &VersionView, seq: u32) -> Option<Vec<u8>> {
 
 /// All valid records of segment `seq`'s zone map, in order (empty when it has none).
 pub fn load(cat: &Catalog, view: &VersionView, seq: u32) -> Vec<Record> {
+    load_with(cat, view, seq, false)
+}
+
+/// [`load`], `lite` as in [`decode_record_with`].
+pub fn load_with(cat: &Catalog, view: &VersionView, seq: u32, lite: bool) -> Vec<Record> {
     let Some(bytes) = read_file(cat, view, seq) else { return Vec::new() };
     let salt = format::segment_salt(view.header.nonce, seq);
-    parse(&bytes, salt).records.into_iter().map(|(_, r)| r).collect()
+    parse_with(&bytes, salt, lite).records.into_iter().map(|(_, r)| r).collect()
 }
 
 /// The records at the end of segment `seq`'s zone map, read backwards from the file's end until `stop` holds
 /// for one (included): `(records in file order, true)` if found, else every valid record and false. Reads
-/// 64 KiB at a time, so a summary costs the same whatever the history length.
+/// 16 KiB first (growing 4x), so a summary costs the same whatever the history length.
 pub fn tail(cat: &Catalog, view: &VersionView, seq: u32, stop: impl Fn(&Record) -> bool) -> (Vec<Record>, bool) {
     let path = zone_path(view, seq);
     let salt = format::segment_salt(view.header.nonce, seq);
@@ -470,7 +509,7 @@ pub fn tail(cat: &Catalog, view: &VersionView, seq: u32, stop: impl Fn(&Record) 
         return (Vec::new(), false);
     }
     let floor = SMALL_HEADER_LEN as u64;
-    let mut chunk = 64u64 << 10;
+    let mut chunk = 16u64 << 10;
     loop {
         let start = len.saturating_sub(chunk).max(floor);
         let mut buf = vec![0u8; (len - start) as usize];
@@ -561,6 +600,7 @@ impl Builder {
                 state,
                 events: 0,
                 end: 0,
+                crc: 0,
                 first_step: 0,
                 last_step: 0,
                 keys: Vec::new(),
@@ -633,7 +673,9 @@ impl Builder {
         self.block.end = end as u64;
     }
 
-    fn finish(mut self) -> Block {
+    fn finish(mut self, payload: &[u8]) -> Block {
+        let bytes = payload.get(self.block.state.pos as usize..self.block.end as usize).unwrap_or_default();
+        self.block.crc = crc(&[bytes]);
         self.keys.sort_by_key(|z| z.key);
         self.block.keys = self.keys;
         self.block.config = self.config.into_iter().collect();
@@ -688,13 +730,13 @@ pub fn blocks_of(off: u64, payload: &[u8]) -> D<Vec<Block>> {
             b.logs += 1;
             if b.logs >= BLOCK_ROWS {
                 if let Some(b) = cur.take() {
-                    out.push(b.finish());
+                    out.push(b.finish(payload));
                 }
             }
         }
     }
     if let Some(b) = cur.take() {
-        out.push(b.finish());
+        out.push(b.finish(payload));
     }
     Ok(out)
 }
@@ -936,6 +978,7 @@ pub(crate) enum Flow {
 fn decode(
     path: &Path,
     off: u64,
+    base: u64,
     payload: &[u8],
     st: Option<&DecState>,
     limit: u32,
@@ -949,7 +992,6 @@ fn decode(
         Some(s) => PayloadDecoder::resume(payload, s).map_err(badf)?,
         None => PayloadDecoder::new(payload).map_err(badf)?,
     };
-    let base = off + FRAME_HEADER_LEN as u64;
     let mut row = Vec::new();
     let mut n = 0;
     while n < limit {
@@ -988,6 +1030,7 @@ pub(crate) fn walk(
     cap: Option<u64>,
     start: Ptr,
     first: Option<Vec<Record>>,
+    lite: bool,
     v: &mut dyn Visit,
 ) -> Result<Flow> {
     let segs = view.segs;
@@ -1006,12 +1049,13 @@ pub(crate) fn walk(
         let seg_cut = cut.filter(|c| c.seg == seq).map(|c| c.offset);
         let records = match (seq == start.seg, first.take()) {
             (true, Some(r)) => r,
-            _ => load(cat, view, seq),
+            _ => load_with(cat, view, seq, lite),
         };
         let mut pos = if seq == start.seg { start.offset } else { SEG_HEADER_LEN as u64 };
         let limit = active_len(cat, view, seq);
-        let mut reader: Option<crate::segment::SegmentReader> = None;
+        let mut seg_file: Option<Box<dyn VfsFile>> = None;
         let mut frame: Option<(u64, Vec<u8>)> = None;
+        let mut buf: Vec<u8> = Vec::new();
         let path = view.seg_path(seq);
         let mut stopped = false;
         // The last block handled when it is not its frame's last (the frame is partly done).
@@ -1032,8 +1076,11 @@ pub(crate) fn walk(
                 Use::Stop => return Ok(Flow::Stop),
                 Use::Done => {}
                 _ => {
-                    let p = frame_bytes(cat, view, seq, &mut reader, &mut frame, b)?;
-                    let more = decode(&path, b.frame, p, Some(&b.state), b.events, seg_cut, cap, v, &mut stopped)?;
+                    // Only the block's own bytes, checked against the block's CRC, decoded from its state.
+                    let p = block_bytes(cat, view, seq, &mut seg_file, &mut buf, b)?;
+                    let st = DecState { pos: 0, remaining: b.events, ..b.state.clone() };
+                    let base = b.frame + FRAME_HEADER_LEN as u64 + b.state.pos;
+                    let more = decode(&path, b.frame, base, p, Some(&st), b.events, seg_cut, cap, v, &mut stopped)?;
                     if stopped {
                         return Ok(Flow::Stop);
                     }
@@ -1051,7 +1098,7 @@ pub(crate) fn walk(
         }
         if let Some(b) = mid {
             // The records stop inside a frame (a torn write): read the rest of it.
-            let p = frame_bytes(cat, view, seq, &mut reader, &mut frame, b)?;
+            let p = frame_bytes(cat, view, seq, &mut seg_file, &mut frame, b)?;
             let mut d = PayloadDecoder::resume(p, &b.state).map_err(|e| Error::corrupt(&path, b.frame, e.0))?;
             let mut row = Vec::new();
             for _ in 0..b.events {
@@ -1060,7 +1107,8 @@ pub(crate) fn walk(
                 }
             }
             let st = d.state();
-            let more = decode(&path, b.frame, p, Some(&st), u32::MAX, seg_cut, cap, v, &mut stopped)?;
+            let base = b.frame + FRAME_HEADER_LEN as u64;
+            let more = decode(&path, b.frame, base, p, Some(&st), u32::MAX, seg_cut, cap, v, &mut stopped)?;
             if stopped {
                 return Ok(Flow::Stop);
             }
@@ -1080,17 +1128,14 @@ pub(crate) fn walk(
         if seg_cut.is_none() && pos > SEG_HEADER_LEN as u64 && seg_len.is_some_and(|l| pos >= l) {
             continue;
         }
-        let r = match reader {
-            Some(r) => r,
-            None => open_segment(cat, view, seq)?.0,
-        };
-        let mut r = r;
+        let mut r = open_segment(cat, view, seq)?.0;
         r.seek(pos);
         while let Some((off, payload)) = r.next_frame()? {
             if seg_cut.is_some_and(|c| off >= c) {
                 return Ok(Flow::Next);
             }
-            let more = decode(&path, off, payload, None, u32::MAX, seg_cut, cap, v, &mut stopped)?;
+            let base = off + FRAME_HEADER_LEN as u64;
+            let more = decode(&path, off, base, payload, None, u32::MAX, seg_cut, cap, v, &mut stopped)?;
             if stopped {
                 return Ok(Flow::Stop);
             }
@@ -1107,33 +1152,65 @@ pub(crate) fn walk(
     Ok(Flow::Next)
 }
 
-/// The payload of block `b`'s frame, read (CRC-checked) once and kept for the frame's next blocks.
+/// The bytes of block `b` (payload offsets `pos..end` of its frame), checked against the block's CRC.
+fn block_bytes<'f>(
+    cat: &Catalog,
+    view: &VersionView,
+    seq: u32,
+    file: &mut Option<Box<dyn VfsFile>>,
+    buf: &'f mut Vec<u8>,
+    b: &Block,
+) -> Result<&'f [u8]> {
+    let path = view.seg_path(seq);
+    let f = match file {
+        Some(f) => f,
+        None => file.insert(cat.vfs.open(&path, OpenMode::Read).map_err(|e| Error::io("opening segment", &path, e))?),
+    };
+    let missing = || Error::corrupt(&path, b.frame, "a zone map names bytes that are not in the segment");
+    let n = usize::try_from(b.end - b.state.pos).ok().filter(|n| *n <= format::MAX_FRAME_LEN as usize);
+    let n = n.ok_or_else(missing)?;
+    buf.resize(n, 0);
+    f.read_exact_at(buf, b.frame + FRAME_HEADER_LEN as u64 + b.state.pos).map_err(|_| missing())?;
+    if crc(&[buf]) != b.crc {
+        return Err(missing());
+    }
+    Ok(buf)
+}
+
+/// The payload of block `b`'s frame, read (CRC-checked, exactly its bytes) once and kept for the frame's
+/// next blocks.
 fn frame_bytes<'f>(
     cat: &Catalog,
     view: &VersionView,
     seq: u32,
-    reader: &mut Option<crate::segment::SegmentReader>,
+    file: &mut Option<Box<dyn VfsFile>>,
     frame: &'f mut Option<(u64, Vec<u8>)>,
     b: &Block,
 ) -> Result<&'f [u8]> {
+    let path = view.seg_path(seq);
     if frame.as_ref().is_none_or(|(o, _)| *o != b.frame) {
-        let r = match reader {
-            Some(r) => r,
-            None => reader.insert(open_segment(cat, view, seq)?.0),
-        };
-        r.seek(b.frame);
-        match r.next_frame()? {
-            Some((o, p)) if o == b.frame && (p.len() + FRAME_HEADER_LEN) as u64 == b.frame_len => {
-                // Reuse the buffer of the previous frame.
-                let mut buf = frame.take().map(|(_, v)| v).unwrap_or_default();
-                buf.clear();
-                buf.extend_from_slice(p);
-                *frame = Some((o, buf));
+        let f = match file {
+            Some(f) => f,
+            None => {
+                file.insert(cat.vfs.open(&path, OpenMode::Read).map_err(|e| Error::io("opening segment", &path, e))?)
             }
-            _ => return Err(Error::corrupt(view.seg_path(seq), b.frame, "a zone map names a frame that is not there")),
+        };
+        let missing = || Error::corrupt(&path, b.frame, "a zone map names a frame that is not there");
+        let n = usize::try_from(b.frame_len).ok().filter(|n| *n <= format::MAX_FRAME_LEN as usize + FRAME_HEADER_LEN);
+        let n = n.ok_or_else(missing)?;
+        // Reuse the buffer of the previous frame.
+        let mut buf = frame.take().map(|(_, v)| v).unwrap_or_default();
+        buf.resize(n, 0);
+        f.read_exact_at(&mut buf, b.frame).map_err(|_| missing())?;
+        let salt = format::segment_salt(view.header.nonce, seq);
+        if buf.len() < FRAME_HEADER_LEN
+            || buf[..FRAME_HEADER_LEN] != crate::segment::frame_header(salt, b.frame, &buf[FRAME_HEADER_LEN..])
+        {
+            return Err(missing());
         }
+        *frame = Some((b.frame, buf));
     }
-    Ok(frame.as_ref().map(|(_, p)| p.as_slice()).unwrap_or_default())
+    Ok(frame.as_ref().map(|(_, p)| p.get(FRAME_HEADER_LEN..).unwrap_or_default()).unwrap_or_default())
 }
 
 /// State visitor: the own state of a prefix.
@@ -1204,7 +1281,7 @@ pub(crate) fn own_state(
     }
     let (from, first, state, last_step) = start;
     let mut v = StateVisit { state, last_step };
-    walk(cat, view, cut, cap, from, first, &mut v)?;
+    walk(cat, view, cut, cap, from, first, false, &mut v)?;
     Ok((v.state, v.last_step))
 }
 
