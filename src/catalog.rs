@@ -156,13 +156,13 @@ impl Catalog {
 
     /// Ids of every run directory (valid ids only), sorted.
     pub fn run_ids(&self) -> Result<Vec<String>> {
-        let mut ids: Vec<String> = self
-            .vfs
-            .read_dir(&self.runs_dir)
-            .map_err(|e| Error::io("listing runs in", &self.runs_dir, e))?
-            .into_iter()
-            .filter(|n| validate_run_id(n).is_ok())
-            .collect();
+        let names = match self.vfs.read_dir(&self.runs_dir) {
+            Ok(names) => names,
+            // A store whose creation a crash cut short before `runs/` (a read-only open does not create it).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(Error::io("listing runs in", &self.runs_dir, e)),
+        };
+        let mut ids: Vec<String> = names.into_iter().filter(|n| validate_run_id(n).is_ok()).collect();
         ids.sort();
         Ok(ids)
     }

@@ -10,6 +10,7 @@ use serde::ser::{SerializeSeq, Serializer};
 use serde::Deserialize;
 use serde::Serialize;
 
+use crate::meta::MetaPatch;
 use crate::value::Value;
 
 /// Limit that bounds what the reference decoder may allocate.
@@ -70,6 +71,13 @@ pub enum EncEvent<'a> {
         /// Exit code.
         exit_code: i32,
     },
+    /// A metadata patch (format version 2).
+    Meta {
+        /// Step.
+        step: u64,
+        /// The patch.
+        patch: &'a MetaPatch,
+    },
 }
 
 impl EncEvent<'_> {
@@ -80,7 +88,7 @@ impl EncEvent<'_> {
             | EncEvent::System { metrics: m, .. }
             | EncEvent::Config { patch: m, .. }
             | EncEvent::Summary { patch: m, .. } => m.len(),
-            EncEvent::Finish { .. } => 0,
+            EncEvent::Finish { .. } | EncEvent::Meta { .. } => 0,
         }
     }
 
@@ -91,7 +99,8 @@ impl EncEvent<'_> {
             | EncEvent::Config { step, .. }
             | EncEvent::Summary { step, .. }
             | EncEvent::System { step, .. }
-            | EncEvent::Finish { step, .. } => *step,
+            | EncEvent::Finish { step, .. }
+            | EncEvent::Meta { step, .. } => *step,
         }
     }
     /// The event's time, for kinds that carry one.
@@ -212,12 +221,41 @@ enum DiskEventRef<'a> {
 #[cfg(test)]
 #[derive(Deserialize)]
 enum DiskEvent {
-    Log { dstep: u64, dtime: i64, metrics: Vec<(u32, DiskValue)> },
-    Config { dstep: u64, patch: Vec<(u32, DiskValue)> },
-    Summary { dstep: u64, patch: Vec<(u32, DiskValue)> },
-    System { dstep: u64, dtime: i64, metrics: Vec<(u32, DiskValue)> },
-    Finish { dstep: u64, exit_code: i32 },
-    Dense { dstep: u64, dtime: i64, values: Vec<f64> },
+    Log {
+        dstep: u64,
+        dtime: i64,
+        metrics: Vec<(u32, DiskValue)>,
+    },
+    Config {
+        dstep: u64,
+        patch: Vec<(u32, DiskValue)>,
+    },
+    Summary {
+        dstep: u64,
+        patch: Vec<(u32, DiskValue)>,
+    },
+    System {
+        dstep: u64,
+        dtime: i64,
+        metrics: Vec<(u32, DiskValue)>,
+    },
+    Finish {
+        dstep: u64,
+        exit_code: i32,
+    },
+    Dense {
+        dstep: u64,
+        dtime: i64,
+        values: Vec<f64>,
+    },
+    Meta {
+        dstep: u64,
+        name: Option<String>,
+        notes: Option<String>,
+        group: Option<String>,
+        tags: Vec<String>,
+        untags: Vec<String>,
+    },
 }
 
 /// An event decoded from a frame, its metric keys still ids into the key table.
@@ -262,6 +300,13 @@ pub enum RawEvent {
         /// Exit code.
         exit_code: i32,
     },
+    /// A metadata patch (format version 2).
+    Meta {
+        /// Step.
+        step: u64,
+        /// The patch.
+        patch: MetaPatch,
+    },
 }
 
 impl RawEvent {
@@ -272,7 +317,8 @@ impl RawEvent {
             | RawEvent::Config { step, .. }
             | RawEvent::Summary { step, .. }
             | RawEvent::System { step, .. }
-            | RawEvent::Finish { step, .. } => *step,
+            | RawEvent::Finish { step, .. }
+            | RawEvent::Meta { step, .. } => *step,
         }
     }
     /// True for `Log` events.
@@ -286,7 +332,7 @@ impl RawEvent {
             | RawEvent::System { metrics: m, .. }
             | RawEvent::Config { patch: m, .. }
             | RawEvent::Summary { patch: m, .. } => m.iter().map(|(k, _)| *k).max(),
-            RawEvent::Finish { .. } => None,
+            RawEvent::Finish { .. } | RawEvent::Meta { .. } => None,
         }
     }
 }
@@ -312,6 +358,10 @@ pub fn encode_event(out: &mut Vec<u8>, ev: &EncEvent<'_>, prev_step: &mut u64, p
         EncEvent::Summary { patch, .. } => DiskEventRef::Summary { dstep, patch: Keyed(patch) },
         EncEvent::System { metrics, .. } => DiskEventRef::System { dstep, dtime, metrics: Keyed(metrics) },
         EncEvent::Finish { exit_code, .. } => DiskEventRef::Finish { dstep, exit_code: *exit_code },
+        EncEvent::Meta { patch, .. } => {
+            encode_meta(out, dstep, patch);
+            return;
+        }
     };
     // Encode into a slice of the buffer (much faster than bincode's `io::Write` path); grow and retry in
     // the rare case a row does not fit the guess.
@@ -387,6 +437,35 @@ where
     }
     for v in values {
         out.extend_from_slice(&v.to_bits().to_le_bytes());
+    }
+}
+
+/// Tag of a `Meta` event (format version 2; in a version-1 segment it is corruption).
+pub const META_TAG: u8 = 6;
+
+/// Appends a `Meta` event: tag 6, `dstep`, the name, notes and group as options of strings, then the added
+/// and removed tags as sequences of strings (what bincode 2.0.1 writes for the same struct; checked in a test).
+fn encode_meta(out: &mut Vec<u8>, dstep: u64, patch: &MetaPatch) {
+    fn string(out: &mut Vec<u8>, s: &str) {
+        put_varint(out, s.len() as u64);
+        out.extend_from_slice(s.as_bytes());
+    }
+    out.push(META_TAG);
+    put_varint(out, dstep);
+    for field in [&patch.name, &patch.notes, &patch.group] {
+        match field {
+            None => out.push(0),
+            Some(s) => {
+                out.push(1);
+                string(out, s);
+            }
+        }
+    }
+    for list in [&patch.tags, &patch.untags] {
+        put_varint(out, list.len() as u64);
+        for t in list {
+            string(out, t);
+        }
     }
 }
 
@@ -574,6 +653,34 @@ impl<'a> Rd<'a> {
         Ok(())
     }
 
+    fn opt_string(&mut self) -> Dec<Option<String>> {
+        match self.array::<1>()? {
+            [0] => Ok(None),
+            [1] => Ok(Some(self.string()?)),
+            _ => err("invalid option marker"),
+        }
+    }
+
+    fn strings(&mut self) -> Dec<Vec<String>> {
+        let n = self.len()?;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(self.string()?);
+        }
+        Ok(out)
+    }
+
+    /// The body of a `Meta` event (after its tag and `dstep`).
+    fn meta(&mut self) -> Dec<MetaPatch> {
+        Ok(MetaPatch {
+            name: self.opt_string()?,
+            notes: self.opt_string()?,
+            group: self.opt_string()?,
+            tags: self.strings()?,
+            untags: self.strings()?,
+        })
+    }
+
     fn keyed(&mut self) -> Dec<Vec<(u32, Value)>> {
         let n = self.len()?;
         let mut out = Vec::with_capacity(n);
@@ -616,6 +723,10 @@ pub struct PayloadDecoder<'a> {
     template_gen: u64,
     /// Scratch for [`PayloadDecoder::next_skim`].
     skim_row: Vec<(u32, Option<f64>)>,
+    /// Format version of the segment the payload comes from: a version-2 kind in an older one is corruption.
+    format: u16,
+    /// The patch of the last `Meta` event the lean walk passed ([`PayloadDecoder::take_meta`]).
+    meta: Option<MetaPatch>,
 }
 
 /// One event as the lean walk ([`PayloadDecoder::next_lean`]) sees it: no values are built.
@@ -631,6 +742,8 @@ pub struct Lean<'a> {
     pub is_log: bool,
     /// True for `Finish` events.
     pub is_finish: bool,
+    /// True for `Meta` events (the patch: [`PayloadDecoder::take_meta`]).
+    pub is_meta: bool,
     /// Payload offset just past the event.
     pub end: usize,
 }
@@ -641,8 +754,14 @@ impl<'a> PayloadDecoder<'a> {
         self.synced_len
     }
 
-    /// Starts decoding `payload`: reads its prefix.
+    /// Starts decoding `payload` of a segment of this build's format version: reads its prefix.
     pub fn new(payload: &'a [u8]) -> Result<PayloadDecoder<'a>, DecodeError> {
+        Self::for_format(payload, crate::format::FORMAT_VERSION)
+    }
+
+    /// Starts decoding `payload` of a segment of format version `format` (event kinds a later version added
+    /// are refused in it as corruption).
+    pub fn for_format(payload: &'a [u8], format: u16) -> Result<PayloadDecoder<'a>, DecodeError> {
         let mut rd = Rd { b: payload, pos: 0 };
         let count = rd.u32()?;
         let base_step = rd.u64()?;
@@ -664,6 +783,8 @@ impl<'a> PayloadDecoder<'a> {
             template: None,
             template_gen: 0,
             skim_row: Vec::new(),
+            format,
+            meta: None,
         })
     }
 
@@ -704,8 +825,25 @@ impl<'a> PayloadDecoder<'a> {
             1 => RawEvent::Config { step, patch: self.rd.keyed()? },
             2 => RawEvent::Summary { step, patch: self.rd.keyed()? },
             4 => RawEvent::Finish { step, exit_code: self.rd.i32()? },
+            6 => {
+                self.check_meta_allowed()?;
+                RawEvent::Meta { step, patch: self.rd.meta()? }
+            }
             _ => return err("invalid event tag"),
         })
+    }
+
+    /// A `Meta` event needs a segment of format version 2 or later.
+    fn check_meta_allowed(&self) -> Dec<()> {
+        if self.format < 2 {
+            return err("event tag 6 (Meta) in a segment of format version 1, which has no such event");
+        }
+        Ok(())
+    }
+
+    /// The patch of the `Meta` event the lean walk last returned (`is_meta`), taken.
+    pub fn take_meta(&mut self) -> Option<MetaPatch> {
+        self.meta.take()
     }
 
     /// Reads a dense row's value count, checks it against the template and returns the values' bytes.
@@ -780,6 +918,7 @@ impl<'a> PayloadDecoder<'a> {
                         time_us: self.prev_time,
                         is_log: true,
                         is_finish: false,
+                        is_meta: false,
                         end: self.rd.pos,
                     });
                 }
@@ -825,9 +964,21 @@ impl<'a> PayloadDecoder<'a> {
             4 => {
                 self.rd.i32()?;
             }
+            6 => {
+                self.check_meta_allowed()?;
+                self.meta = Some(self.rd.meta()?);
+            }
             _ => return err("invalid event tag"),
         }
-        Ok(Lean { dense, step, time_us: self.prev_time, is_log, is_finish: tag == 4, end: self.rd.pos })
+        Ok(Lean {
+            dense,
+            step,
+            time_us: self.prev_time,
+            is_log,
+            is_finish: tag == 4,
+            is_meta: tag == 6,
+            end: self.rd.pos,
+        })
     }
 
     /// The next event and the payload offset just past it; `None` after the last. After the last event the
@@ -950,6 +1101,8 @@ impl<'a> PayloadDecoder<'a> {
             template: st.template.clone(),
             template_gen: 1,
             skim_row: Vec::new(),
+            format: crate::format::FORMAT_VERSION,
+            meta: None,
         })
     }
 
@@ -1013,6 +1166,9 @@ fn decode_with_bincode(payload: &[u8]) -> Option<Vec<RawEvent>> {
                 RawEvent::System { step, time_us: pt, metrics: kv(metrics) }
             }
             DiskEvent::Finish { dstep, exit_code } => RawEvent::Finish { step: step(dstep), exit_code },
+            DiskEvent::Meta { dstep, name, notes, group, tags, untags } => {
+                RawEvent::Meta { step: step(dstep), patch: MetaPatch { name, notes, group, tags, untags } }
+            }
         });
     }
     (pos == payload.len()).then_some(out)
@@ -1065,6 +1221,45 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(out[5], RawEvent::Finish { step: 12, exit_code: -3 });
+    }
+
+    #[test]
+    fn meta_events_are_what_bincode_writes_and_only_in_version_2() {
+        let patch = MetaPatch::new().name("né").tag("b").tag("a").untag("c").group("");
+        let v = Value::Int(1);
+        let m: Vec<(u32, &Value)> = vec![(0, &v)];
+        let empty = MetaPatch::new();
+        let evs = [
+            EncEvent::Log { step: 3, time_us: 5, metrics: &m },
+            EncEvent::Meta { step: 3, patch: &patch },
+            EncEvent::Meta { step: 300, patch: &empty },
+            EncEvent::Finish { step: 300, exit_code: 0 },
+        ];
+        let payload = payload_of(&evs, (3, 5), 80);
+        let reference = decode_with_bincode(&payload).unwrap();
+        let mut d = PayloadDecoder::new(&payload).unwrap();
+        let mine: Vec<RawEvent> = std::iter::from_fn(|| d.next_event()).map(|r| r.unwrap().0).collect();
+        assert_eq!(mine, reference);
+        assert_eq!(mine[1], RawEvent::Meta { step: 3, patch: patch.clone() });
+        assert_eq!(mine[2], RawEvent::Meta { step: 300, patch: MetaPatch::new() });
+        // The lean walk hands out the patches too.
+        let mut d = PayloadDecoder::new(&payload).unwrap();
+        let mut row = Vec::new();
+        let mut seen = Vec::new();
+        while let Some(r) = d.next_lean(&mut row) {
+            if r.unwrap().is_meta {
+                seen.push(d.take_meta().unwrap());
+            }
+        }
+        assert_eq!(seen, [patch, MetaPatch::new()]);
+        // In a version-1 segment, tag 6 is corruption for every decoding path.
+        let mut d = PayloadDecoder::for_format(&payload, 1).unwrap();
+        assert!(d.next_event().unwrap().is_ok());
+        let e = d.next_event().unwrap().unwrap_err();
+        assert!(e.0.contains("format version 1"), "{}", e.0);
+        let mut d = PayloadDecoder::for_format(&payload, 1).unwrap();
+        assert!(d.next_lean(&mut row).unwrap().is_ok());
+        assert!(d.next_lean(&mut row).unwrap().is_err());
     }
 
     #[test]
@@ -1212,7 +1407,7 @@ mod tests {
         // reserve ~240 GB (`Vec::with_capacity(count)`) and abort. The count is now bounded by the bytes.
         let p = [252, 0xff, 0xff, 0xff, 0xff, 0, 0, 80, 3, 0, 0, 0];
         assert!(PayloadDecoder::new(&p).is_err());
-        assert!(crate::scan::frame_events(std::path::Path::new("x.seg"), 80, &p).is_err());
+        assert!(crate::scan::frame_events(std::path::Path::new("x.seg"), 80, &p, 2).is_err());
     }
 
     #[test]

@@ -114,7 +114,7 @@ impl Builder<'_> {
             self.piece = Some((view.id.clone(), view.version));
         }
         let bad = |e: crate::codec::DecodeError| Error::corrupt(ctx.path, off, e.0);
-        let mut d = PayloadDecoder::new(payload).map_err(bad)?;
+        let mut d = PayloadDecoder::for_format(payload, ctx.format).map_err(bad)?;
         let base = off + FRAME_HEADER_LEN as u64;
         let (cut, cap) = (ctx.piece.cut, ctx.piece.cap);
         let mut row = std::mem::take(&mut self.row);

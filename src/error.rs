@@ -64,6 +64,24 @@ pub enum Error {
         /// The archived version asked for.
         run: String,
     },
+    /// The directory exists and holds files, but no store file: it is not a forklog store, and forklog will
+    /// not create one among files that are not its own.
+    NotAStore {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// No store at this path (the directory is missing, or empty), and the open was not allowed to create one
+    /// ([`Store::open_existing`](crate::Store::open_existing), or [`Options::create`](crate::Options) off).
+    NoStore {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// A write (creating, forking, rewinding, resuming, deleting a run, gc, repair) through a store opened
+    /// read-only.
+    ReadOnlyStore {
+        /// The store directory.
+        path: PathBuf,
+    },
     /// A file failed a check: a bad magic, CRC, length or structure.
     Corrupt {
         /// The file.
@@ -166,6 +184,13 @@ impl fmt::Display for Error {
                 f,
                 "{run} is an archived version: it can be read and forked, not written or deleted"
             ),
+            Error::NotAStore { path } => {
+                write!(f, "{} is not a forklog store (it holds other files)", path.display())
+            }
+            Error::NoStore { path } => write!(f, "no store at {}", path.display()),
+            Error::ReadOnlyStore { path } => {
+                write!(f, "the store at {} is open read-only: it cannot be changed", path.display())
+            }
             Error::Corrupt {
                 file,
                 offset,

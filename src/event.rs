@@ -1,6 +1,7 @@
 //! The events a run is made of, and the records replay hands back.
 
 use crate::ids::RunRef;
+use crate::meta::MetaPatch;
 use crate::value::Metrics;
 
 /// One event of a run. Every event sits at a step, so forks and rewinds cut all kinds consistently.
@@ -45,6 +46,13 @@ pub enum Event {
         /// The process exit code.
         exit_code: i32,
     },
+    /// A change to the run's metadata (name, tags, notes, group); format version 2.
+    Meta {
+        /// The step current when the patch was written.
+        step: u64,
+        /// The change.
+        patch: MetaPatch,
+    },
 }
 
 impl Event {
@@ -55,11 +63,12 @@ impl Event {
             | Event::Config { step, .. }
             | Event::Summary { step, .. }
             | Event::System { step, .. }
-            | Event::Finish { step, .. } => *step,
+            | Event::Finish { step, .. }
+            | Event::Meta { step, .. } => *step,
         }
     }
 
-    /// The event kind's name: `log`, `config`, `summary`, `system` or `finish`.
+    /// The event kind's name: `log`, `config`, `summary`, `system`, `finish` or `meta`.
     pub fn kind(&self) -> &'static str {
         match self {
             Event::Log { .. } => "log",
@@ -67,6 +76,7 @@ impl Event {
             Event::Summary { .. } => "summary",
             Event::System { .. } => "system",
             Event::Finish { .. } => "finish",
+            Event::Meta { .. } => "meta",
         }
     }
 }

@@ -131,6 +131,16 @@ pub fn parse_run_file(name: &str) -> Option<RunFile> {
     }
 }
 
+/// True for a name a run directory may hold: version headers, key tables, segments, indexes (and, derived,
+/// anything `parse_run_file` knows), the tombstone, the old `lock` file and temp files of atomic writes.
+/// `gc` removes a directory only when every entry is one of these: never a file that is not forklog's.
+pub fn is_run_layout_name(name: &str) -> bool {
+    parse_run_file(name).is_some()
+        || name == DELETED_FILE
+        || name == "lock"
+        || name.strip_suffix(".tmp").is_some_and(|n| parse_run_file(n).is_some() || n == DELETED_FILE)
+}
+
 /// CRC-32 (IEEE, as computed by `crc32fast`) over the concatenation of `parts`.
 pub fn crc(parts: &[&[u8]]) -> u32 {
     let mut h = crc32fast::Hasher::new();

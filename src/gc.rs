@@ -67,8 +67,15 @@ pub(crate) fn collect(inner: &StoreInner) -> Result<GcReport> {
     let runs = &cat.runs_dir;
     // And run directories whose creation a crash interrupted before they were renamed into place; a creation in
     // progress holds its directory's lock, so a locked one is left alone.
+    // Only directories holding nothing but files of a run's layout: gc never removes a file that is not forklog's.
+    let only_ours = |path: &std::path::Path| {
+        vfs.read_dir(path).is_ok_and(|n| n.iter().all(|n| crate::format::is_run_layout_name(n)))
+    };
     for name in vfs.read_dir(runs).map_err(|e| Error::io("listing", runs, e))? {
         let path = runs.join(&name);
+        if (name.ends_with(TRASH_SUFFIX) || name.contains(NEW_SUFFIX)) && !only_ours(&path) {
+            continue;
+        }
         if name.ends_with(TRASH_SUFFIX) {
             vfs.remove_dir_all(&path).map_err(|e| Error::io("removing", &path, e))?;
         } else if name.contains(NEW_SUFFIX) {
@@ -94,6 +101,10 @@ pub(crate) fn collect(inner: &StoreInner) -> Result<GcReport> {
         }
         let dir = cat.run_dir(id);
         let names = vfs.read_dir(&dir).map_err(|e| Error::io("listing", &dir, e))?;
+        if !names.iter().all(|n| crate::format::is_run_layout_name(n)) {
+            // Someone else's files in the run's directory: leave the whole run as it is.
+            continue;
+        }
         let any_kept = l.versions.iter().any(|v| keep.contains_key(&(id.clone(), *v)));
         let size =
             |path: &std::path::Path| vfs.open(path, crate::vfs::OpenMode::Read).and_then(|f| f.len()).unwrap_or(0);

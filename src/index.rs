@@ -75,6 +75,65 @@ impl IndexEntry {
     }
 }
 
+/// Seed that sets a close record's CRC apart from an entry's: neither ever validates as the other.
+const CLOSE_SEED: &[u8; 8] = b"FLKCLOSE";
+
+/// What a close record says: the segment's length at close, and how many `Meta` events the version's own data
+/// holds (all its segments), when the writer knew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Close {
+    /// The segment's length when its writer closed.
+    pub seg_len: u64,
+    /// `Meta` events in the version's own data (`None`: unknown).
+    pub meta_events: Option<u64>,
+}
+
+/// Encodes a **close record** (64 bytes, format version 2): written after the last entry of an active segment's
+/// index when its writer closed cleanly (everything synced), it says the index is complete and durable for a
+/// segment of `seg_len` bytes. Bytes 0..8 `seg_len`, 8..16 `u64::MAX` (no entry has that offset), 16..24 the
+/// number of `Meta` events in the version's own data (`u64::MAX`: unknown), 24..56 zero, 56..60 `0x80000000`,
+/// 60..64 CRC(salt ‖ `FLKCLOSE` ‖ bytes 0..60).
+pub fn encode_close_record(salt: u64, close: Close) -> [u8; INDEX_ENTRY_LEN] {
+    let mut e = [0u8; INDEX_ENTRY_LEN];
+    e[0..8].copy_from_slice(&close.seg_len.to_le_bytes());
+    e[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+    e[16..24].copy_from_slice(&close.meta_events.unwrap_or(u64::MAX).to_le_bytes());
+    e[56..60].copy_from_slice(&(1u32 << 31).to_le_bytes());
+    let c = crc(&[&salt.to_le_bytes(), CLOSE_SEED, &e[..60]]);
+    e[60..64].copy_from_slice(&c.to_le_bytes());
+    e
+}
+
+/// The valid close record at the end of index file `bytes`, if there is one.
+pub fn close_record(salt: u64, bytes: &[u8]) -> Option<Close> {
+    let body = bytes.len().checked_sub(SMALL_HEADER_LEN)?;
+    if body == 0 || !body.is_multiple_of(INDEX_ENTRY_LEN) {
+        return None;
+    }
+    decode_close(salt, &bytes[bytes.len() - INDEX_ENTRY_LEN..])
+}
+
+/// Decodes a close record (`None` unless it is one, CRC included).
+fn decode_close(salt: u64, e: &[u8]) -> Option<Close> {
+    let seg_len = u64::from_le_bytes(e.get(0..8)?.try_into().ok()?);
+    let meta = u64::from_le_bytes(e.get(16..24)?.try_into().ok()?);
+    let close = Close { seg_len, meta_events: (meta != u64::MAX).then_some(meta) };
+    (e == encode_close_record(salt, close)).then_some(close)
+}
+
+/// The close record at the end of the index file at `path` (reading only its last 64 bytes), if valid.
+pub fn read_close_record(vfs: &dyn Vfs, path: &Path, salt: u64) -> Option<Close> {
+    let f = vfs.open(path, OpenMode::Read).ok()?;
+    let len = f.len().ok()?;
+    let body = len.checked_sub(SMALL_HEADER_LEN as u64)?;
+    if body == 0 || !body.is_multiple_of(INDEX_ENTRY_LEN as u64) {
+        return None;
+    }
+    let mut e = [0u8; INDEX_ENTRY_LEN];
+    f.read_exact_at(&mut e, len - INDEX_ENTRY_LEN as u64).ok()?;
+    decode_close(salt, &e)
+}
+
 /// Encodes an index file header (32 bytes).
 pub fn encode_index_header(version: u32, seq: u32, salt: u64) -> Vec<u8> {
     let mut body = Vec::with_capacity(18);
@@ -138,13 +197,15 @@ impl IndexReader {
         if sealed && !body.is_multiple_of(INDEX_ENTRY_LEN as u64) {
             return Err(Error::corrupt(path, source.len(), "partial entry at the end of a sealed index"));
         }
-        let mut r = IndexReader {
-            path: path.to_path_buf(),
-            source,
-            salt,
-            count: (body / INDEX_ENTRY_LEN as u64) as usize,
-            sealed,
-        };
+        let mut count = (body / INDEX_ENTRY_LEN as u64) as usize;
+        // A close record after the last entry is not an entry.
+        if count > 0 {
+            let at = (SMALL_HEADER_LEN + (count - 1) * INDEX_ENTRY_LEN) as u64;
+            if source.get(path, at, INDEX_ENTRY_LEN)?.is_some_and(|e| decode_close(salt, e).is_some()) {
+                count -= 1;
+            }
+        }
+        let mut r = IndexReader { path: path.to_path_buf(), source, salt, count, sealed };
         if !sealed && r.count > 0 && r.get(r.count - 1).is_err() {
             r.count -= 1;
         }
@@ -229,7 +290,11 @@ pub fn parse_index(
         return Err(Error::corrupt(path, 0, "index header names another segment"));
     }
     let mut entries: Vec<IndexEntry> = Vec::new();
-    let body = &bytes[SMALL_HEADER_LEN..];
+    let mut body = &bytes[SMALL_HEADER_LEN..];
+    if close_record(salt, bytes).is_some() {
+        // A close record after the last entry is not an entry.
+        body = &body[..body.len() - INDEX_ENTRY_LEN];
+    }
     let full = body.len() / INDEX_ENTRY_LEN;
     for i in 0..full {
         let at = (SMALL_HEADER_LEN + i * INDEX_ENTRY_LEN) as u64;

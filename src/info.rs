@@ -3,6 +3,7 @@
 use std::fmt;
 
 use crate::ids::RunRef;
+use crate::meta::RunMeta;
 
 /// The lifecycle state of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,6 +62,8 @@ pub struct RunInfo {
     pub events: u64,
     /// Running, finished or crashed.
     pub state: RunState,
+    /// Name, tags, notes and group as of the visible history (a fork's includes what it inherited).
+    pub meta: RunMeta,
 }
 
 impl RunInfo {

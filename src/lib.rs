@@ -71,6 +71,7 @@ mod ids;
 mod index;
 mod info;
 mod keys;
+mod meta;
 mod options;
 mod recovery;
 mod replay;
@@ -103,7 +104,7 @@ pub mod internals {
     // For the fuzz targets (fuzz/): the engine's own frame decoding path, the payload encoder for
     // round-trip checks, and what a harness needs to build CRC-valid frames and index entries.
     pub use crate::codec::{encode_event, encode_prefix, DecodeError, EncEvent, RawEvent};
-    pub use crate::index::IndexEntry;
+    pub use crate::index::{close_record, encode_close_record, Close, IndexEntry};
     pub use crate::scan::frame_events;
     pub use crate::segment::frame_header;
     pub use crate::stats::Stats;
@@ -119,9 +120,10 @@ pub use error::{Error, Result};
 pub use event::{Event, EventRecord, LogRow};
 pub use ids::{validate_run_id, ForkPoint, RunRef};
 pub use info::{LineageEntry, RunInfo, RunState};
+pub use meta::{MetaPatch, RunMeta};
 pub use options::{Options, SyncPolicy, DEFAULT_BUFFER_SIZE, DEFAULT_SEGMENT_SIZE};
 pub use replay::{Events, History, HistoryOptions, RowRef};
-pub use report::{GcReport, Problem, ProblemKind, RecoveryReport, VerifyReport};
+pub use report::{GcReport, Problem, ProblemKind, RecoveryReport, RepairReport, VerifyReport};
 pub use runs_table::RunRow;
 pub use sample::{Bucket, Point, Sample, Series};
 pub use store::Store;

@@ -41,6 +41,13 @@ pub struct Options {
     pub buffer_size: usize,
     /// The storage backend. [`StdFs`] in production; tests inject faults through their own.
     pub vfs: Arc<dyn Vfs>,
+    /// Open read-only: never create, upgrade or change anything (writes fail with
+    /// [`Error::ReadOnlyStore`](crate::Error::ReadOnlyStore)). [`Store::open_existing`](crate::Store::open_existing)
+    /// sets it.
+    pub read_only: bool,
+    /// Create the store when the directory is missing or empty (default `true`). When `false`, opening such a
+    /// directory fails with [`Error::NoStore`](crate::Error::NoStore).
+    pub create: bool,
 }
 
 impl Default for Options {
@@ -50,6 +57,8 @@ impl Default for Options {
             segment_size: DEFAULT_SEGMENT_SIZE,
             buffer_size: DEFAULT_BUFFER_SIZE,
             vfs: Arc::new(StdFs),
+            read_only: false,
+            create: true,
         }
     }
 }
@@ -70,6 +79,18 @@ impl Options {
     /// Sets the writer buffer size (clamped to at least 1 byte: every event is then its own frame).
     pub fn buffer_size(mut self, bytes: usize) -> Options {
         self.buffer_size = bytes.max(1);
+        self
+    }
+
+    /// Opens read-only (see [`Options::read_only`](Options#structfield.read_only)); implies no creation.
+    pub fn read_only(mut self, read_only: bool) -> Options {
+        self.read_only = read_only;
+        self
+    }
+
+    /// Whether a missing or empty directory becomes a new store (see [`Options::create`](Options#structfield.create)).
+    pub fn create(mut self, create: bool) -> Options {
+        self.create = create;
         self
     }
 

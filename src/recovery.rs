@@ -26,6 +26,8 @@ use crate::writer::{ActiveSeg, RunWriter, WriterCore};
 /// The active segment after recovery.
 pub(crate) struct Recovered {
     pub seg: Option<ActiveSeg>,
+    /// `Meta` events in the version's own data, when known (no data, or the last close record still holds).
+    pub own_meta: Option<u64>,
     pub own: Stats,
     pub next_seq: u32,
     pub report: Option<RecoveryReport>,
@@ -59,7 +61,7 @@ pub(crate) fn recover_active(inner: &StoreInner, view: &VersionView) -> Result<R
     let mut report: Option<RecoveryReport> = None;
     loop {
         if segs == 0 {
-            return Ok(Recovered { seg: None, own: Stats::default(), next_seq: 0, report });
+            return Ok(Recovered { seg: None, own_meta: Some(0), own: Stats::default(), next_seq: 0, report });
         }
         let seq = segs - 1;
         let path = view.seg_path(seq);
@@ -119,8 +121,12 @@ fn recover_segment(
     // What survived is made durable, so the frames appended next can say so (their `synced_len`).
     file.sync_data().map_err(|e| Error::io("syncing", &path, e))?;
     inner.catalog.known.note(&Known::key(view, seq), valid, valid);
-    // 2. Keep the index entries that match frames; decode only the frames after the last one.
+    // 2. Keep the index entries that match frames; decode only the frames after the last one. A close record
+    // whose segment length is still the segment's says how many Meta events the version holds.
     let ipath = view.idx_path(seq);
+    let own_meta = crate::index::read_close_record(vfs, &ipath, header.salt)
+        .filter(|c| c.seg_len == valid && c.seg_len == len)
+        .and_then(|c| c.meta_events);
     let mut kept: Vec<IndexEntry> = Vec::new();
     let mut rewrite = false;
     match IndexReader::open(vfs, &ipath, view.version, seq, header.salt, false) {
@@ -150,12 +156,14 @@ fn recover_segment(
     let mut last_indexed = kept.last().map(|e| e.offset);
     let mut fresh = Vec::new();
     let (mut reader, _) = SegmentReader::open(vfs, &path, view.version, seq, view.header.nonce, false)?;
+    let seg_format = reader.format();
     reader.seek(start);
+    let format = reader.format();
     while let Some((off, payload)) = reader.next_frame()? {
         if off >= valid {
             break;
         }
-        let events = frame_events(&path, off, payload)?;
+        let events = frame_events(&path, off, payload, format)?;
         if kept.last().is_none_or(|e| off > e.offset) && last_indexed.is_none_or(|l| off - l >= INDEX_INTERVAL) {
             let first_step = events.first().map_or(0, |(e, _)| e.step());
             fresh.push(IndexEntry { first_step, offset: off, before: inseg });
@@ -203,9 +211,11 @@ fn recover_segment(
             synced: valid,
             inseg,
             pending_idx: Vec::new(),
+            format: seg_format,
             // Issue 12: the zone map, completed for the frames it lacks (derived data: on failure, none).
             zone: crate::zonemap::ZoneLog::resume(&inner.catalog, view, seq, valid).ok(),
         }),
+        own_meta,
         own,
         next_seq: seq + 1,
         report,
@@ -248,6 +258,13 @@ pub(crate) fn seal_for_rewind(inner: &StoreInner, view: &VersionView) -> Result<
     if let Some(seg) = rec.seg {
         let path = view.seg_path(seg.seq);
         seg.file.sync_data().map_err(|e| Error::io("syncing", &path, e))?;
+        if seg.format >= 2 {
+            // Everything is durable and complete: the archived version keeps a close record (recovery dropped
+            // the old one), with its count of Meta events when known.
+            let close = crate::index::Close { seg_len: seg.len, meta_events: rec.own_meta };
+            let bytes = crate::index::encode_close_record(seg.salt, close);
+            seg.idx.write_all_at(&bytes, seg.idx_len).map_err(|e| Error::io("writing index of", &path, e))?;
+        }
         seg.idx.sync_data().map_err(|e| Error::io("syncing index of", &path, e))?;
         let mut seg = seg;
         seg.write_pending_zone(true).map_err(|e| Error::io("writing zone map of", &path, e))?;
@@ -275,6 +292,7 @@ pub(crate) fn open_writer(inner: &Arc<StoreInner>, view: &VersionView, lock: Box
     core.keys_file = keys_file;
     core.keys_len = keys_len;
     core.seg = rec.seg;
+    core.own_meta = rec.own_meta;
     core.next_seq = rec.next_seq;
     core.own = rec.own;
     let inherited = view.header.base.as_ref().map(|b| b.inherited).unwrap_or_default();

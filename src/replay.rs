@@ -204,9 +204,10 @@ impl EventStream {
                         }
                     };
                     let path = reader.path().to_path_buf();
+                    let format = reader.format();
                     match reader.next_frame()? {
                         Some((off, payload)) => {
-                            self.pending.extend(frame_events(&path, off, payload)?);
+                            self.pending.extend(frame_events(&path, off, payload, format)?);
                         }
                         None if cur.seg < cur.last_seg => {
                             cur.seg += 1;
@@ -254,6 +255,8 @@ pub(crate) struct FrameCtx<'c> {
     pub keys: &'c mut Arc<Vec<Key>>,
     /// Path of the segment (for errors).
     pub path: &'c std::path::Path,
+    /// The segment's format version (for [`PayloadDecoder::for_format`](crate::codec::PayloadDecoder::for_format)).
+    pub format: u16,
 }
 
 impl FrameCtx<'_> {
@@ -301,9 +304,10 @@ impl EventStream {
                 continue;
             };
             let path = r.path().to_path_buf();
+            let format = r.format();
             match r.next_frame()? {
                 Some((off, payload)) => {
-                    let mut ctx = FrameCtx { cat: &self.cat, piece, seg: *seg, keys, path: &path };
+                    let mut ctx = FrameCtx { cat: &self.cat, piece, seg: *seg, keys, path: &path, format };
                     match f(&mut ctx, off, payload)? {
                         Flow::Next => {}
                         Flow::EndPiece => self.cur = None,
@@ -364,6 +368,7 @@ fn to_event(cat: &Catalog, cur: &mut Cursor, ev: RawEvent, filter: Option<&[Stri
         RawEvent::Config { step, patch } => Event::Config { step, patch: cur.metrics(cat, patch, None)? },
         RawEvent::Summary { step, patch } => Event::Summary { step, patch: cur.metrics(cat, patch, None)? },
         RawEvent::Finish { step, exit_code } => Event::Finish { step, exit_code },
+        RawEvent::Meta { step, patch } => Event::Meta { step, patch },
     })
 }
 

@@ -80,6 +80,13 @@ impl VerifyReport {
     }
 }
 
+/// What [`Store::repair`](crate::Store::repair) rebuilt.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepairReport {
+    /// Derived files (step indexes) rewritten from their segments.
+    pub rebuilt: Vec<std::path::PathBuf>,
+}
+
 /// What [`Store::gc`](crate::Store::gc) removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GcReport {

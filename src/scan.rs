@@ -94,9 +94,15 @@ pub fn trusted_entry(
 }
 
 /// Decodes a frame's events with the absolute end offset of each.
-pub fn frame_events(reader_path: &std::path::Path, frame_off: u64, payload: &[u8]) -> Result<Vec<(RawEvent, u64)>> {
+/// `format` is the segment's format version ([`SegmentReader::format`](crate::segment::SegmentReader::format)).
+pub fn frame_events(
+    reader_path: &std::path::Path,
+    frame_off: u64,
+    payload: &[u8],
+    format: u16,
+) -> Result<Vec<(RawEvent, u64)>> {
     let bad = |e: crate::codec::DecodeError| Error::corrupt(reader_path, frame_off, e.0);
-    let mut d = PayloadDecoder::new(payload).map_err(bad)?;
+    let mut d = PayloadDecoder::for_format(payload, format).map_err(bad)?;
     let mut out = Vec::with_capacity(d.remaining() as usize);
     let base = frame_off + FRAME_HEADER_LEN as u64;
     while let Some(r) = d.next_event() {
@@ -126,8 +132,9 @@ pub fn first_step(cat: &Catalog, view: &VersionView, seq: u32) -> Result<Option<
         }
     }
     let path = r.path().to_path_buf();
+    let format = r.format();
     match r.next_frame()? {
-        Some((off, p)) => Ok(frame_events(&path, off, p)?.first().map(|(e, _)| e.step())),
+        Some((off, p)) => Ok(frame_events(&path, off, p, format)?.first().map(|(e, _)| e.step())),
         None => Ok(None),
     }
 }
@@ -190,13 +197,14 @@ pub fn own_position(cat: &Catalog, view: &VersionView, cut: Option<Ptr>, cap: Op
         None => reader.restart(),
     }
     let path = reader.path().to_path_buf();
+    let format = reader.format();
     'frames: while let Some((off, payload)) = reader.next_frame()? {
         if limit.is_some_and(|l| off >= l) {
             break;
         }
         // Only steps, kinds and end offsets matter here: skim the events (same checks, no values built).
         let bad = |e: crate::codec::DecodeError| Error::corrupt(&path, off, e.0);
-        let mut d = PayloadDecoder::new(payload).map_err(bad)?;
+        let mut d = PayloadDecoder::for_format(payload, format).map_err(bad)?;
         let base = off + FRAME_HEADER_LEN as u64;
         while let Some(r) = d.next_skim() {
             let ((step, is_log, is_finish), end) = r.map_err(bad)?;

@@ -232,6 +232,8 @@ pub struct SegmentReader {
     durable_floor: Option<u64>,
     /// Mapped sources: everything below this offset (a multiple of [`RELEASE_STEP`]) has been released.
     released: u64,
+    /// The segment's format version (bytes 8..10 of its header): which event kinds its frames may hold.
+    format: u16,
 }
 
 /// Offset of the last readable entry of the active segment's index at `seg_path` (`None` without one).
@@ -261,8 +263,11 @@ impl SegmentReader {
             let file = vfs.open(path, OpenMode::Read).map_err(|e| Error::io("opening segment", path, e))?;
             Source::file(file, path, SEGMENT_CHUNK)?
         };
-        let header = match source.get(path, 0, SEG_HEADER_LEN)? {
-            Some(h) => SegmentHeader::decode(path, h, version, seq, nonce)?,
+        let (header, format) = match source.get(path, 0, SEG_HEADER_LEN)? {
+            Some(h) => {
+                let format = crate::format::stored_version(h).unwrap_or(crate::format::FORMAT_VERSION);
+                (SegmentHeader::decode(path, h, version, seq, nonce)?, format)
+            }
             None => return Err(Error::corrupt(path, 0, "segment is shorter than its header")),
         };
         let salt = header.salt;
@@ -277,6 +282,7 @@ impl SegmentReader {
                 end: None,
                 durable_floor,
                 released: 0,
+                format,
             },
             header,
         ))
@@ -294,8 +300,14 @@ impl SegmentReader {
             end: None,
             durable_floor: None,
             released: 0,
+            format: crate::format::FORMAT_VERSION,
         };
         (reader, SegmentHeader { seq, version, salt, base: Stats::default() })
+    }
+
+    /// The segment's format version: frames of a version-1 segment may not hold version-2 event kinds.
+    pub fn format(&self) -> u16 {
+        self.format
     }
 
     /// The segment's path.
@@ -484,6 +496,7 @@ mod tests {
             end: None,
             durable_floor: None,
             released: 0,
+            format: crate::format::FORMAT_VERSION,
         }
     }
 

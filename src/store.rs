@@ -18,9 +18,10 @@ use crate::format::{self, micros_to_secs, now_micros, SEG_HEADER_LEN};
 use crate::header::{BasePointer, ForkParent, VersionHeader};
 use crate::ids::{validate_run_id, ForkPoint, RunRef};
 use crate::info::{LineageEntry, RunInfo, RunState};
+use crate::meta::RunMeta;
 use crate::options::{Options, SyncPolicy};
 use crate::replay::{plan, EventStream, Events, History, HistoryOptions};
-use crate::report::{GcReport, VerifyReport};
+use crate::report::{GcReport, RepairReport, VerifyReport};
 use crate::scan::{own_position, prefix_stats, Ptr};
 use crate::stats::Stats;
 use crate::value::Value;
@@ -240,12 +241,31 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if missing) the store in directory `path` with default [`Options`].
+    /// Opens the store in directory `path` with default [`Options`], creating it when the directory is missing
+    /// or empty. A directory that holds other files and no store file is refused with [`Error::NotAStore`]:
+    /// forklog never creates a store among files that are not its own.
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {
         Store::open_with(path, Options::default())
     }
 
-    /// Opens (creating if missing) the store in directory `path`.
+    /// Opens an existing store read-only: nothing is created or changed, not even the store file's format
+    /// declaration (docs/FORMAT.md, "Format versions"). [`Error::NoStore`] when the directory is missing or
+    /// empty, [`Error::NotAStore`] when it holds other files; every write fails with [`Error::ReadOnlyStore`].
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with(path, Options::default().read_only(true))
+    }
+
+    /// True when `names` (the entries of a store directory without a store file) are only what an interrupted
+    /// creation of a store leaves: the store file's temp file and an empty `runs/`.
+    fn only_creation_leftovers(vfs: &dyn crate::vfs::Vfs, root: &Path, names: &[String]) -> bool {
+        let tmp = format!("{}.tmp", format::STORE_FILE);
+        names
+            .iter()
+            .all(|n| *n == tmp || (n == format::RUNS_DIR && vfs.read_dir(&root.join(n)).is_ok_and(|e| e.is_empty())))
+    }
+
+    /// Opens the store in directory `path` (creating it when the directory is missing or empty, unless
+    /// `opts` says read-only or no creation; see [`Store::open`]).
     pub fn open_with(path: impl AsRef<Path>, opts: Options) -> Result<Store> {
         let root = path.as_ref().to_path_buf();
         let vfs = opts.vfs.clone();
@@ -254,7 +274,9 @@ impl Store {
         if vfs.exists(&store_file) {
             let bytes = read_all(&*vfs, &store_file)?;
             let header = format::check_fixed_header(&store_file, &bytes, format::STORE_FILE_LEN, &format::STORE_MAGIC)?;
-            if format::stored_version(header).is_some_and(|v| v < format::FORMAT_VERSION) {
+            if opts.read_only {
+                // Nothing to upgrade or create: a store without `runs/` just has no runs.
+            } else if format::stored_version(header).is_some_and(|v| v < format::FORMAT_VERSION) {
                 // A writable open of an older store: declare this build's format first (FORMAT.md, "Format
                 // versions"), so a build that reads only older versions refuses the store as a whole rather
                 // than a file it cannot read somewhere inside it. The body (creation time) is kept.
@@ -265,16 +287,30 @@ impl Store {
                 );
                 write_atomic(&*vfs, &root, format::STORE_FILE, &upgraded, true)?;
             }
-            if !vfs.exists(&runs_dir) {
+            if !opts.read_only && !vfs.exists(&runs_dir) {
                 vfs.create_dir_all(&runs_dir).map_err(|e| Error::io("creating", &runs_dir, e))?;
             }
         } else {
-            vfs.create_dir_all(&runs_dir).map_err(|e| Error::io("creating", &runs_dir, e))?;
+            let names = match vfs.read_dir(&root) {
+                Ok(names) => names,
+                Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(Error::io("listing", &root, e)),
+            };
+            if !Store::only_creation_leftovers(&*vfs, &root, &names) {
+                return Err(Error::NotAStore { path: root });
+            }
+            if opts.read_only || !opts.create {
+                return Err(Error::NoStore { path: root });
+            }
+            // The store file first: a crash before it leaves nothing, or leftovers the next open accepts.
+            vfs.create_dir_all(&root).map_err(|e| Error::io("creating", &root, e))?;
             let body = now_micros().to_le_bytes();
             let mut fields = vec![0u8; 6];
             fields.extend_from_slice(&body);
             let bytes = format::build_fixed_header(format::STORE_FILE_LEN, &format::STORE_MAGIC, &fields);
             write_atomic(&*vfs, &root, format::STORE_FILE, &bytes, true)?;
+            vfs.create_dir_all(&runs_dir).map_err(|e| Error::io("creating", &runs_dir, e))?;
+            vfs.sync_dir(&root).map_err(|e| Error::io("syncing directory", &root, e))?;
             if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
                 let _ = vfs.sync_dir(parent);
             }
@@ -299,6 +335,19 @@ impl Store {
         &self.inner.catalog
     }
 
+    /// True when the store was opened read-only ([`Store::open_existing`]).
+    pub fn is_read_only(&self) -> bool {
+        self.inner.opts.read_only
+    }
+
+    /// `ReadOnlyStore` unless the store may be changed.
+    fn writable(&self) -> Result<()> {
+        if self.inner.opts.read_only {
+            return Err(Error::ReadOnlyStore { path: self.inner.root.clone() });
+        }
+        Ok(())
+    }
+
     /// Creates a new run holding its `v0.head`, and returns the run's lock; `RunExists` if the id is taken.
     ///
     /// The run is built in a directory of its own under a name that is not a run id (`<id>~new<hex>`, locked
@@ -314,6 +363,7 @@ impl Store {
     fn create_version0(&self, h: &VersionHeader, pin: Option<&PinSync>) -> Result<Box<dyn VfsFile>> {
         let id = h.run_id.as_str();
         validate_run_id(id)?;
+        self.writable()?;
         if self.cat().listing(id)?.is_some() {
             return Err(Error::RunExists { run: id.to_string() });
         }
@@ -472,6 +522,7 @@ impl Store {
             return Err(Error::ReadOnlyVersion { run: id.to_string() });
         }
         self.cat().view(&run, false)?;
+        self.writable()?;
         let lock = self.inner.acquire_lock(id)?;
         self.writer_for(id, lock)
     }
@@ -575,6 +626,7 @@ impl Store {
     pub fn rewind_to(&self, point: &ForkPoint) -> Result<RunWriter> {
         let id = point.run.id.as_str();
         validate_run_id(id)?;
+        self.writable()?;
         let view = self.cat().view(&RunRef::live(id), false)?;
         if point.run.version.is_some_and(|v| v != view.version) {
             return Err(Error::ReadOnlyVersion { run: point.run.to_string() });
@@ -804,7 +856,35 @@ impl Store {
             rows: stats.rows,
             events: stats.events,
             state,
+            meta: self.meta_of(view)?,
         })
+    }
+
+    /// The metadata of a version's visible history.
+    fn meta_of(&self, view: &VersionView) -> Result<RunMeta> {
+        let mut pieces = plan(self.cat(), view, false)?;
+        // Versions whose close record says their own data holds no Meta event need no walk.
+        pieces.retain(|p| !self.no_meta_events(&p.view));
+        crate::meta::collect(EventStream::new(self.inner.catalog.clone(), pieces, None, None))
+    }
+
+    /// True when `view`'s own data surely holds no `Meta` event: it has none, or the close record of its last
+    /// segment (whose length is still the one recorded) counts none.
+    fn no_meta_events(&self, view: &VersionView) -> bool {
+        let Some(last) = view.segs.checked_sub(1) else { return true };
+        let vfs = &*self.cat().vfs;
+        let salt = format::segment_salt(view.header.nonce, last);
+        let Some(close) = crate::index::read_close_record(vfs, &view.idx_path(last), salt) else { return false };
+        let seg_len = vfs.open(&view.seg_path(last), OpenMode::Read).and_then(|f| f.len()).ok();
+        close.meta_events == Some(0) && seg_len == Some(close.seg_len)
+    }
+
+    /// The run's metadata (name, tags, notes, group): every [`MetaPatch`](crate::MetaPatch) of its visible
+    /// history applied in order, so a fork has its parent's as of the fork step. `run` is `ID` or `ID@vK`.
+    /// Empty for runs that never set any (every run of a version-1 store).
+    pub fn meta(&self, run: &str) -> Result<RunMeta> {
+        let view = self.resolve(run)?;
+        self.meta_of(&view)
     }
 
     /// Facts about a run (or `ID@vK`): lineage, steps, counts, state.
@@ -884,6 +964,7 @@ impl Store {
             return Err(Error::ReadOnlyVersion { run: id.to_string() });
         }
         self.cat().view(&r, false)?;
+        self.writable()?;
         let _lock = self.inner.acquire_lock(id)?;
         let view = self.cat().view(&r, false)?;
         let dir = self.cat().run_dir(id);
@@ -898,7 +979,38 @@ impl Store {
 
     /// Removes every file no live run reaches (deleted runs, and the parts of them no fork inherits).
     pub fn gc(&self) -> Result<GcReport> {
+        self.writable()?;
         crate::gc::collect(&self.inner)
+    }
+
+    /// Rebuilds derived files from the segments: every step index that [`verify`](Store::verify) finds damaged
+    /// or missing is rewritten (temp file, fsync, rename) with the entries its segment's frames call for, and
+    /// with its close record when its writer had closed cleanly. An active segment is fsynced first (index
+    /// entries vouch for durable bytes) under its run's lock (`RunBusy` while a writer has it). Segments are
+    /// never changed; torn tails are left for the next writer.
+    pub fn repair(&self) -> Result<RepairReport> {
+        self.writable()?;
+        let (_, rebuild) = crate::verify::check(&self.inner)?;
+        let vfs = &*self.cat().vfs;
+        let mut report = RepairReport::default();
+        for r in rebuild {
+            let _lock = if r.sealed { None } else { Some(self.inner.acquire_lock(&r.run)?) };
+            if !r.sealed {
+                let f = vfs.open(&r.seg, OpenMode::Read).map_err(|e| Error::io("opening", &r.seg, e))?;
+                f.sync_data().map_err(|e| Error::io("syncing", &r.seg, e))?;
+            }
+            let mut bytes = crate::index::encode_index_header(r.version, r.seq, r.salt);
+            for e in &r.entries {
+                bytes.extend_from_slice(&e.encode(r.salt));
+            }
+            if let Some(c) = r.closed {
+                bytes.extend_from_slice(&crate::index::encode_close_record(r.salt, c));
+            }
+            let dir = r.ipath.parent().unwrap_or(Path::new("."));
+            write_atomic(vfs, dir, &format::idx_name(r.version, r.seq), &bytes, true)?;
+            report.rebuilt.push(r.ipath);
+        }
+        Ok(report)
     }
 
     /// Checks every byte of every file; see [`VerifyReport`].

@@ -20,7 +20,36 @@ use crate::store::StoreInner;
 struct Checker<'a> {
     inner: &'a StoreInner,
     report: VerifyReport,
+    /// Indexes found damaged or missing, with what they should hold: what [`repair`](crate::Store::repair) rewrites.
+    rebuild: Vec<Rebuild>,
+    /// `Meta` events met so far in the current version's own data (checked against its close record).
+    meta_seen: u64,
 }
+
+/// A step index to rewrite from its segment.
+pub(crate) struct Rebuild {
+    /// The run and version.
+    pub run: String,
+    /// The version number.
+    pub version: u32,
+    /// The segment number.
+    pub seq: u32,
+    /// The index file.
+    pub ipath: std::path::PathBuf,
+    /// The segment file.
+    pub seg: std::path::PathBuf,
+    /// The entries the segment's frames call for.
+    pub entries: Vec<IndexEntry>,
+    /// The segment's salt.
+    pub salt: u64,
+    /// Whether the segment is sealed.
+    pub sealed: bool,
+    /// For a cleanly closed active segment: the close record to write back.
+    pub closed: Option<crate::index::Close>,
+}
+
+/// Why an index problem is worth a repair rather than alarm about the data.
+const DERIVED: &str = "the step index is derived data: `forklog verify --repair` (or `Store::repair`) rebuilds it";
 
 impl Checker<'_> {
     fn problem(&mut self, file: &Path, offset: u64, kind: ProblemKind, message: impl Into<String>) {
@@ -87,6 +116,7 @@ impl Checker<'_> {
         let mut failed = false;
         // Issue 12: the zone-map blocks the frames make.
         let mut zblocks: Vec<crate::zonemap::Block> = Vec::new();
+        let format = reader.format();
         loop {
             let (off, payload) = match reader.next_frame() {
                 Ok(Some(f)) => f,
@@ -97,7 +127,7 @@ impl Checker<'_> {
                     break;
                 }
             };
-            let events = match frame_events(&path, off, payload) {
+            let events = match frame_events(&path, off, payload, format) {
                 Ok(ev) => ev,
                 Err(e) => {
                     self.error(e, &path);
@@ -118,6 +148,9 @@ impl Checker<'_> {
                     self.problem(&path, off, ProblemKind::Corrupt, "an event uses a key id missing from the key table");
                 }
                 inseg.push(ev);
+                if matches!(ev, crate::codec::RawEvent::Meta { .. }) {
+                    self.meta_seen += 1;
+                }
                 if pins.contains(end) {
                     found.push(*end);
                 }
@@ -145,15 +178,72 @@ impl Checker<'_> {
             self.report.bytes += n;
         }
         self.report.problems.extend(zproblems);
-        // The index must list exactly the frames the writer's rule indexes (an active one may lag).
+        // The index must list exactly the frames the writer's rule indexes (an active one may lag, unless its
+        // writer closed cleanly: then a close record ends it, and it must be complete).
         let ipath = view.idx_path(seq);
+        let clean_end = reader.end() == Some(End::Clean);
+        let mut rebuild = Rebuild {
+            run: view.id.clone(),
+            version: view.version,
+            seq,
+            ipath: ipath.clone(),
+            seg: path.clone(),
+            entries: expected.clone(),
+            salt: header.salt,
+            sealed,
+            closed: None,
+        };
         if !vfs.exists(&ipath) {
             if sealed {
-                self.problem(&ipath, 0, ProblemKind::Corrupt, "the step index of a sealed segment is missing");
+                let msg = format!("the step index of a sealed segment is missing; {DERIVED}");
+                self.problem(&ipath, 0, ProblemKind::Corrupt, msg);
+                self.rebuild.push(rebuild);
             }
             return found;
         }
         let Some(bytes) = self.read(&ipath) else { return found };
+        let closed = (clean_end && format >= 2)
+            .then(|| crate::index::close_record(header.salt, &bytes))
+            .flatten()
+            .filter(|c| c.seg_len == len);
+        if let Some(c) = closed {
+            rebuild.closed = Some(crate::index::Close { seg_len: c.seg_len, meta_events: Some(self.meta_seen) });
+            if c.meta_events.is_some_and(|n| n != self.meta_seen) {
+                let at = (bytes.len() - format::INDEX_ENTRY_LEN) as u64;
+                let msg = format!(
+                    "the close record counts {} Meta events, the version's data holds {}; {DERIVED}",
+                    c.meta_events.unwrap_or_default(),
+                    self.meta_seen
+                );
+                self.problem(&ipath, at, ProblemKind::Corrupt, msg);
+                self.rebuild.push(rebuild);
+                return found;
+            }
+            let body = &bytes[..bytes.len() - format::INDEX_ENTRY_LEN];
+            match parse_index(&ipath, body, view.version, seq, header.salt, true) {
+                Ok(entries) if entries == expected => {}
+                Ok(entries) => {
+                    let at = entries
+                        .iter()
+                        .zip(&expected)
+                        .position(|(a, b)| a != b)
+                        .unwrap_or(entries.len().min(expected.len()));
+                    let off = (format::SMALL_HEADER_LEN + at * format::INDEX_ENTRY_LEN) as u64;
+                    let msg = format!(
+                        "index entries do not match the segment's frames, though its writer closed cleanly; {DERIVED}"
+                    );
+                    self.problem(&ipath, off, ProblemKind::Corrupt, msg);
+                    self.rebuild.push(rebuild);
+                }
+                Err(Error::Corrupt { file, offset, reason }) => {
+                    let msg = format!("{reason}, though the segment's writer closed cleanly; {DERIVED}");
+                    self.problem(&file, offset, ProblemKind::Corrupt, msg);
+                    self.rebuild.push(rebuild);
+                }
+                Err(e) => self.error(e, &ipath),
+            }
+            return found;
+        }
         match parse_index(&ipath, &bytes, view.version, seq, header.salt, sealed) {
             // An active segment's index is derived data whose creation a crash may have cut short.
             Err(_) if !sealed && bytes.len() < format::SMALL_HEADER_LEN => {
@@ -173,8 +263,14 @@ impl Checker<'_> {
                         .position(|(a, b)| a != b)
                         .unwrap_or(entries.len().min(expected.len()));
                     let off = (format::SMALL_HEADER_LEN + at * format::INDEX_ENTRY_LEN) as u64;
-                    self.problem(&ipath, off, ProblemKind::Corrupt, "index entries do not match the segment's frames");
+                    let msg = format!("index entries do not match the segment's frames; {DERIVED}");
+                    self.problem(&ipath, off, ProblemKind::Corrupt, msg);
+                    self.rebuild.push(rebuild);
                 }
+            }
+            Err(Error::Corrupt { file, offset, reason }) if sealed => {
+                self.problem(&file, offset, ProblemKind::Corrupt, format!("{reason}; {DERIVED}"));
+                self.rebuild.push(rebuild);
             }
             Err(e) => self.error(e, &ipath),
         }
@@ -184,8 +280,13 @@ impl Checker<'_> {
 
 /// Verifies every file of the store.
 pub(crate) fn verify(inner: &StoreInner) -> Result<VerifyReport> {
+    Ok(check(inner)?.0)
+}
+
+/// Verifies every file of the store; also returns the indexes a repair would rewrite.
+pub(crate) fn check(inner: &StoreInner) -> Result<(VerifyReport, Vec<Rebuild>)> {
     let cat = &inner.catalog;
-    let mut c = Checker { inner, report: VerifyReport::default() };
+    let mut c = Checker { inner, report: VerifyReport::default(), rebuild: Vec::new(), meta_seen: 0 };
     let store_file = inner.root.join(format::STORE_FILE);
     if let Some(b) = c.read(&store_file) {
         if let Err(e) = format::check_fixed_header(&store_file, &b, format::STORE_FILE_LEN, &format::STORE_MAGIC) {
@@ -263,6 +364,7 @@ pub(crate) fn verify(inner: &StoreInner) -> Result<VerifyReport> {
                 }
             }
             let mut zstate = Some(Default::default());
+            c.meta_seen = 0;
             for seq in 0..view.segs {
                 let key = (id.clone(), *v, seq);
                 let want: Vec<u64> = pins.get(&key).map(|p| p.iter().map(|(o, _)| *o).collect()).unwrap_or_default();
@@ -293,5 +395,5 @@ pub(crate) fn verify(inner: &StoreInner) -> Result<VerifyReport> {
             }
         }
     }
-    Ok(c.report)
+    Ok((c.report, c.rebuild))
 }

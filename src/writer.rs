@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::format::{self, now_micros, secs_to_micros, FRAME_HEADER_LEN, INDEX_INTERVAL, MAX_FRAME_LEN};
 use crate::index::{encode_index_header, IndexEntry};
 use crate::keys::{encode_key_record, encode_keys_header};
+use crate::meta::MetaPatch;
 use crate::options::SyncPolicy;
 use crate::report::RecoveryReport;
 use crate::segment::{frame_header, SegmentHeader};
@@ -44,6 +45,9 @@ pub(crate) struct ActiveSeg {
     pub pending_idx: Vec<u8>,
     /// The segment's zone map (issue 12; `None` when it could not be kept: readers then use the frames).
     pub zone: Option<crate::zonemap::ZoneLog>,
+    /// The segment's format version: a segment an older build created (resumed here) takes no event kind a
+    /// later version added; the writer starts a new segment before writing one.
+    pub format: u16,
 }
 
 impl ActiveSeg {
@@ -104,6 +108,11 @@ pub(crate) struct WriterCore {
     buf_template: Vec<u32>,
     /// Scratch for a float row's key ids.
     scratch_ids: Vec<u32>,
+    /// The buffer holds an event kind of format version 2 (a `Meta` event).
+    buf_needs_v2: bool,
+    /// `Meta` events in this version's own data, written or buffered (`None`: unknown, e.g. a resumed version
+    /// whose last writer did not close cleanly). Recorded in the close record.
+    pub own_meta: Option<u64>,
     frame: Vec<u8>,
     pub policy: SyncPolicy,
     pub last_sync: Instant,
@@ -168,6 +177,8 @@ impl WriterCore {
             buf_stats: Stats::default(),
             buf_template: Vec::new(),
             scratch_ids: Vec::new(),
+            buf_needs_v2: false,
+            own_meta: None,
             frame: Vec::new(),
             policy,
             last_sync: Instant::now(),
@@ -477,6 +488,27 @@ impl WriterCore {
         self.after_write()
     }
 
+    /// Appends a metadata patch at the current step. A `Meta` event needs a segment of format version 2: when
+    /// the active segment is older (a resumed version-1 run), what is buffered goes to it first and the event
+    /// starts a new segment.
+    fn append_meta(&mut self, patch: &MetaPatch) -> Result<()> {
+        self.check()?;
+        patch.check()?;
+        if self.seg.as_ref().is_some_and(|s| s.format < 2) {
+            self.flush_frame()?;
+        }
+        let step = self.current_step();
+        self.push(&EncEvent::Meta { step, patch })?;
+        self.buf_needs_v2 = true;
+        if let Some(n) = &mut self.own_meta {
+            *n += 1;
+        }
+        if self.buf.len() >= self.buffer_size {
+            self.flush_frame()?;
+        }
+        self.after_write()
+    }
+
     fn after_write(&mut self) -> Result<()> {
         match self.policy {
             SyncPolicy::Always => self.sync(),
@@ -559,12 +591,14 @@ impl WriterCore {
             inseg: Stats::default(),
             pending_idx: Vec::new(),
             zone,
+            format: format::FORMAT_VERSION,
         });
         self.next_seq = seq + 1;
         Ok(())
     }
 
-    /// Makes sure there is an active segment with room, sealing a full one.
+    /// Makes sure there is an active segment with room, sealing a full one (or one of an older format version
+    /// when the buffer holds an event kind that version lacks).
     fn ensure_segment(&mut self) -> Result<()> {
         let full = match &self.seg {
             None => {
@@ -572,7 +606,10 @@ impl WriterCore {
                 let seq = self.next_seq;
                 return self.create_segment(seq, Some(Some(Default::default())));
             }
-            Some(s) => s.len >= self.segment_size && s.len > format::SEG_HEADER_LEN as u64,
+            Some(s) => {
+                (s.len >= self.segment_size && s.len > format::SEG_HEADER_LEN as u64)
+                    || (self.buf_needs_v2 && s.format < 2)
+            }
         };
         if full {
             if let Some(s) = &mut self.seg {
@@ -673,6 +710,7 @@ impl WriterCore {
         self.buf.clear();
         self.buf_count = 0;
         self.buf_stats = Stats::default();
+        self.buf_needs_v2 = false;
         self.note_known();
         Ok(())
     }
@@ -705,17 +743,19 @@ impl WriterCore {
         Ok(())
     }
 
-    /// Final flush (and sync unless the policy is `Never`), then release the run lock.
+    /// Final flush (and sync unless the policy is `Never`), then release the run lock. A clean close (every
+    /// event durable) appends a close record to the active segment's index: the index is then complete.
     pub(crate) fn close(&mut self) -> Result<()> {
         let mut res = Ok(());
         if !self.poisoned && !self.closed {
             res = if self.durable() { self.sync() } else { self.flush_frame() };
-            // Issue 12: a closing snapshot (the segment was just fsynced), so the summary of a finished run
-            // reads one record. Derived data: a failure here loses nothing.
-            if res.is_ok() && self.durable() {
+            if res.is_ok() && !self.unsynced && self.buf_count == 0 {
+                // Issue 12: a closing snapshot (the segment is synced and its records written), so the summary
+                // of a finished run reads one record. Derived data: a failure here loses nothing.
                 if let Some(z) = self.seg.as_mut().and_then(|s| s.zone.as_mut()) {
                     let _ = z.write_pending(true);
                 }
+                res = self.write_close_record();
             }
         }
         self.closed = true;
@@ -723,6 +763,24 @@ impl WriterCore {
             let _ = l.unlock();
         }
         res
+    }
+}
+
+impl WriterCore {
+    /// Appends and fsyncs the close record of the active segment's index (docs/FORMAT.md, Step index; only in
+    /// version-2 segments). Called when every event is durable and its index entries are written.
+    fn write_close_record(&mut self) -> Result<()> {
+        let Some(seg) = self.seg.as_mut() else { return Ok(()) };
+        if seg.format < 2 || !seg.pending_idx.is_empty() {
+            return Ok(());
+        }
+        let close = crate::index::Close { seg_len: seg.len, meta_events: self.own_meta };
+        let rec = crate::index::encode_close_record(seg.salt, close);
+        if let Err(e) = seg.idx.write_all_at(&rec, seg.idx_len).and_then(|_| seg.idx.sync_data()) {
+            let path = self.dir.join(format::idx_name(self.version, seg.seq));
+            return self.poison("writing the index close record", path, e);
+        }
+        Ok(())
     }
 }
 
@@ -996,6 +1054,13 @@ impl RunWriter {
     /// Merges a patch into the run's config (positioned at the current step).
     pub fn set_config(&mut self, patch: Metrics) -> Result<()> {
         self.core().append_other(Other::Config, Some(&patch), 0)
+    }
+
+    /// Changes the run's metadata (name, tags, notes, group; see [`MetaPatch`]) with a `Meta` event at the
+    /// current step, so forks and rewinds cut it like config. Read it back with
+    /// [`Store::meta`](crate::Store::meta) or [`RunInfo::meta`](crate::RunInfo::meta).
+    pub fn set_meta(&mut self, patch: MetaPatch) -> Result<()> {
+        self.core().append_meta(&patch)
     }
 
     /// Sets explicit summary values; they override the automatic last-value summary.

@@ -238,3 +238,104 @@ fn version_1_runs_sample_and_summarize_without_zone_maps() {
     assert_eq!(store.summary("fork-b").unwrap().get("loss"), Some(&Value::Float(0.125)));
     assert!(store.verify().expect("verify").is_clean());
 }
+
+#[test]
+fn a_read_only_open_of_a_version_1_store_changes_no_byte_and_shows_empty_metadata() {
+    let (_tmp, dir) = copy_of_fixture();
+    let before: Vec<(PathBuf, Vec<u8>)> = all_files(&dir);
+    let store = Store::open_existing(&dir).expect("read-only open");
+    // The new read paths on old runs: metadata is empty, listings carry it.
+    for info in store.runs_all().expect("runs") {
+        assert_eq!(info.meta, forklog::RunMeta::default(), "{}", info.id);
+    }
+    assert_eq!(store.meta("fork-b").expect("meta"), forklog::RunMeta::default());
+    assert_eq!(store.info("base@v0").expect("info").meta, forklog::RunMeta::default());
+    assert_eq!(losses(&store, "fork-b").len(), 108);
+    assert!(store.verify().expect("verify").is_clean());
+    drop(store);
+    // Not even the store file's format declaration was upgraded.
+    assert_eq!(all_files(&dir), before);
+    assert_eq!(file_version(&dir.join("forklog.store")), 1);
+}
+
+#[test]
+fn metadata_on_a_resumed_version_1_run_goes_to_a_new_version_2_segment() {
+    let (_tmp, dir) = copy_of_fixture();
+    let store = Store::open(&dir).expect("open");
+    let mut b = store.resume("fork-b").expect("resume a version-1 run");
+    b.log(metrics! { "loss" => 1.0 }).expect("log"); // into the version-1 active segment
+    b.set_meta(forklog::MetaPatch::new().name("old run").tag("v1")).expect("set_meta");
+    b.log(metrics! { "loss" => 2.0 }).expect("log");
+    b.finish(0).expect("finish");
+    assert_eq!(file_version(&dir.join("runs/fork-b/v0-0.seg")), 1);
+    assert_eq!(file_version(&dir.join("runs/fork-b/v0-1.seg")), 2);
+    let m = store.meta("fork-b").expect("meta");
+    assert_eq!((m.name.as_deref(), m.tags.as_slice()), (Some("old run"), &["v1".to_string()][..]));
+    assert_eq!(losses(&store, "fork-b")[108..], [(108, 1.0), (109, 2.0)]);
+    assert!(store.verify().expect("verify").is_clean());
+}
+
+/// SplitMix64's finalizer (docs/FORMAT.md).
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[test]
+fn a_meta_event_in_a_version_1_segment_is_corruption() {
+    use forklog::internals::{encode_event, encode_prefix, frame_header, EncEvent, VersionHeader};
+    let (_tmp, dir) = copy_of_fixture();
+    let run = dir.join("runs/fork-b");
+    let head = fs::read(run.join("v0.head")).expect("head");
+    let nonce = VersionHeader::decode(&run.join("v0.head"), &head).expect("header").nonce;
+    let salt = mix(nonce ^ mix(1));
+    // A CRC-valid frame holding one Meta event (tag 6), appended to the version-1 active segment.
+    let patch = forklog::MetaPatch::new().name("x");
+    let mut body = Vec::new();
+    let (mut ps, mut pt) = (107u64, 0i64);
+    encode_event(&mut body, &EncEvent::Meta { step: 107, patch: &patch }, &mut ps, &mut pt);
+    let seg = run.join("v0-0.seg");
+    let mut bytes = fs::read(&seg).expect("segment");
+    let mut payload = Vec::new();
+    encode_prefix(&mut payload, 1, 107, 0, bytes.len() as u64);
+    payload.extend_from_slice(&body);
+    let off = bytes.len() as u64;
+    bytes.extend_from_slice(&frame_header(salt, off, &payload));
+    bytes.extend_from_slice(&payload);
+    fs::write(&seg, &bytes).expect("write");
+
+    let store = Store::open_existing(&dir).expect("open");
+    let err = store.events("fork-b").expect("events").find_map(|e| e.err()).expect("an error");
+    match &err {
+        Error::Corrupt { file, offset, reason } => {
+            assert_eq!((file.as_path(), *offset), (seg.as_path(), off));
+            assert!(reason.contains("format version 1"), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {other}"),
+    }
+    assert!(store.meta("fork-b").expect_err("meta").is_corruption());
+    let report = store.verify().expect("verify");
+    assert!(!report.is_clean());
+    assert!(report.problems.iter().any(|p| p.kind == forklog::ProblemKind::Corrupt && p.offset == off), "{report:?}");
+    // The same frame in a version-2 segment is a valid Meta event (checked by the codec's tests).
+}
+
+/// Every file under `dir` with its bytes, sorted.
+fn all_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).expect("read_dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), fs::read(&p).expect("read")));
+            }
+        }
+    }
+    out.sort();
+    out
+}

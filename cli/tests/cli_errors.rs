@@ -196,9 +196,11 @@ fn read_commands_never_create_a_missing_store() {
         assert!(err.starts_with(&format!("error: no store at {}", s.display())), "{args:?}: {err}");
         assert!(!s.exists(), "{args:?} created the store");
     }
-    // An existing empty directory is an empty store.
+    // An existing empty directory is not a store either (issue 9): read commands refuse it and leave it empty.
     std::fs::create_dir(&s).expect("mkdir");
-    assert_eq!(ok(&s, &["runs", "--json"], ""), "");
+    let err = fails(&s, &["runs", "--json"], "");
+    assert!(err.starts_with(&format!("error: no store at {}", s.display())), "{err}");
+    assert_eq!(std::fs::read_dir(&s).expect("read_dir").count(), 0);
 }
 
 #[test]

@@ -22,12 +22,29 @@ fn runs_json_has_the_contract_keys_in_order() {
     let list = runs(&s, false);
     assert_eq!(list.keys().collect::<Vec<_>>(), ["base@v0", "empty@v0", "f@v0"]);
     let keys: Vec<&String> = list["f@v0"].as_object().expect("object").keys().collect();
-    assert_eq!(keys, ["id", "version", "parent", "fork_step", "first_step", "last_step", "rows", "state", "created"]);
+    assert_eq!(
+        keys,
+        [
+            "id",
+            "version",
+            "parent",
+            "fork_step",
+            "first_step",
+            "last_step",
+            "rows",
+            "state",
+            "created",
+            "name",
+            "tags",
+            "group"
+        ]
+    );
     let f = &list["f@v0"];
     assert_eq!(
         *f,
         json!({"id": "f", "version": 0, "parent": "base@v0", "fork_step": 2, "first_step": 0,
-               "last_step": 3, "rows": 4, "state": "finished", "created": f["created"]})
+               "last_step": 3, "rows": 4, "state": "finished", "created": f["created"],
+               "name": null, "tags": [], "group": null})
     );
     assert!(f["created"].is_f64());
     let base = &list["base@v0"];
@@ -42,11 +59,11 @@ fn runs_json_has_the_contract_keys_in_order() {
         (empty["first_step"].clone(), empty["last_step"].clone(), empty["rows"].clone()),
         (json!(null), json!(null), json!(0))
     );
-    // --all appends `archived` and `deleted`.
+    // --all adds `archived` and `deleted` after `created`; the metadata keys (issue 9) come last.
     let all = runs(&s, true);
     let keys: Vec<&String> = all["f@v0"].as_object().expect("object").keys().collect();
-    assert_eq!(keys.len(), 11);
-    assert_eq!(keys[9..], ["archived", "deleted"]);
+    assert_eq!(keys.len(), 14);
+    assert_eq!(keys[9..], ["archived", "deleted", "name", "tags", "group"]);
 }
 
 #[test]

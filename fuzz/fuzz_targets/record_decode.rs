@@ -30,7 +30,7 @@ fn encode(events: &[RawEvent]) -> Vec<u8> {
         let (kv, step) = match ev {
             RawEvent::Log { step, metrics, .. } | RawEvent::System { step, metrics, .. } => (refs(metrics), *step),
             RawEvent::Config { step, patch } | RawEvent::Summary { step, patch } => (refs(patch), *step),
-            RawEvent::Finish { step, .. } => (Vec::new(), *step),
+            RawEvent::Finish { step, .. } | RawEvent::Meta { step, .. } => (Vec::new(), *step),
         };
         let enc = match ev {
             RawEvent::Log { time_us, .. } => EncEvent::Log { step, time_us: *time_us, metrics: &kv },
@@ -38,6 +38,7 @@ fn encode(events: &[RawEvent]) -> Vec<u8> {
             RawEvent::Config { .. } => EncEvent::Config { step, patch: &kv },
             RawEvent::Summary { .. } => EncEvent::Summary { step, patch: &kv },
             RawEvent::Finish { exit_code, .. } => EncEvent::Finish { step, exit_code: *exit_code },
+            RawEvent::Meta { patch, .. } => EncEvent::Meta { step, patch },
         };
         encode_event(&mut body, &enc, &mut ps, &mut pt);
     }
@@ -96,14 +97,14 @@ fuzz_target!(|data: &[u8]| {
 
     // The engine's path.
     let path = Path::new("fuzz.seg");
-    let Ok(events) = frame_events(path, FRAME_OFF, data) else { return };
+    let Ok(events) = frame_events(path, FRAME_OFF, data, 2) else { return };
     let ends: Vec<u64> = events.iter().map(|e| e.1).collect();
     assert!(ends.windows(2).all(|w| w[0] < w[1]), "event ends not increasing: {ends:?}");
     assert_eq!(ends.last().copied(), Some(FRAME_OFF + 12 + data.len() as u64), "payload not fully consumed");
 
     let raw: Vec<RawEvent> = events.into_iter().map(|e| e.0).collect();
     let again = encode(&raw);
-    let back = frame_events(path, FRAME_OFF, &again).expect("a re-encoded payload must decode");
+    let back = frame_events(path, FRAME_OFF, &again, 2).expect("a re-encoded payload must decode");
     let back: Vec<RawEvent> = back.into_iter().map(|e| e.0).collect();
     assert_eq!(raw, back, "decode(encode(decode(x))) != decode(x)");
 });

@@ -236,6 +236,11 @@ impl Harness {
                 let s = h.writer(id).set_config(patch.clone());
                 compare(&what, &m, &s, |a, b| a == b).map(|_| "ok".into())
             }),
+            Op::Meta { writer, patch } => with_writer(self, writer, &mut |h, id| {
+                let m = h.model.set_meta(id, patch.clone());
+                let s = h.writer(id).set_meta(patch.clone());
+                compare(&what, &m, &s, |a, b| a == b).map(|_| "ok".into())
+            }),
             Op::Summary { writer, patch } => with_writer(self, writer, &mut |h, id| {
                 let m = h.model.set_summary(id, patch.clone());
                 let s = h.writer(id).set_summary(patch.clone());

@@ -299,6 +299,15 @@ impl Model {
             rows: version.events.iter().filter(|r| matches!(r.event, Event::Log { .. })).count() as u64,
             events: version.events.len() as u64,
             state,
+            meta: {
+                let mut meta = crate::RunMeta::default();
+                for r in &version.events {
+                    if let Event::Meta { patch, .. } = &r.event {
+                        meta.apply(patch);
+                    }
+                }
+                meta
+            },
         }
     }
 
@@ -584,6 +593,13 @@ impl Model {
     pub fn set_config(&mut self, id: &str, patch: Metrics) -> Result<()> {
         let step = self.current_step(id);
         self.push(id, Event::Config { step, patch });
+        Ok(())
+    }
+
+    /// Like `RunWriter::set_meta`.
+    pub fn set_meta(&mut self, id: &str, patch: crate::MetaPatch) -> Result<()> {
+        let step = self.current_step(id);
+        self.push(id, Event::Meta { step, patch });
         Ok(())
     }
 

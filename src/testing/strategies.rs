@@ -79,6 +79,31 @@ pub fn key() -> impl Strategy<Value = Key> {
     proptest::sample::select(&KEYS[..]).prop_map(Key::from)
 }
 
+/// A metadata patch: names, notes and groups set, cleared (empty) or left out; tags from a few letters.
+pub fn meta_patch() -> impl Strategy<Value = crate::MetaPatch> {
+    let text = || proptest::option::of(prop_oneof![Just(String::new()), "[a-c]{1,3}"]);
+    let tags = || vec("[a-d]", 0..3);
+    (text(), text(), text(), tags(), tags()).prop_map(|(name, notes, group, tags, untags)| {
+        let mut p = crate::MetaPatch::new();
+        if let Some(n) = name {
+            p = p.name(n);
+        }
+        if let Some(n) = notes {
+            p = p.notes(n);
+        }
+        if let Some(g) = group {
+            p = p.group(g);
+        }
+        for t in tags {
+            p = p.tag(t);
+        }
+        for t in untags {
+            p = p.untag(t);
+        }
+        p
+    })
+}
+
 /// A [`Metrics`] map with up to `max` keys from [`KEYS`] (possibly empty).
 pub fn metrics(max: usize) -> impl Strategy<Value = Metrics> {
     btree_map(key(), metric_value(), 0..=max)
@@ -386,6 +411,13 @@ pub enum Op {
         /// The patch.
         patch: Metrics,
     },
+    /// `set_meta`.
+    Meta {
+        /// Open-writer index.
+        writer: u8,
+        /// The patch.
+        patch: crate::MetaPatch,
+    },
     /// `log_system`.
     System {
         /// Open-writer index.
@@ -509,6 +541,7 @@ impl fmt::Debug for Op {
             Op::Config { writer, patch } => write!(f, "set_config(w{writer}, {:?})", ShowMetrics(patch)),
             Op::Summary { writer, patch } => write!(f, "set_summary(w{writer}, {:?})", ShowMetrics(patch)),
             Op::System { writer, metrics } => write!(f, "log_system(w{writer}, {:?})", ShowMetrics(metrics)),
+            Op::Meta { writer, patch } => write!(f, "set_meta(w{writer}, {patch:?})"),
             Op::Finish { writer, exit_code } => write!(f, "finish(w{writer}, {exit_code})"),
             Op::Close { writer } => write!(f, "close(w{writer})"),
             Op::Flush { writer } => write!(f, "flush(w{writer})"),
@@ -558,6 +591,7 @@ pub fn op() -> impl Strategy<Value = Op> {
         3 => (w(), metrics(2)).prop_map(|(writer, patch)| Op::Config { writer, patch }),
         3 => (w(), metrics(2)).prop_map(|(writer, patch)| Op::Summary { writer, patch }),
         2 => (w(), metrics(2)).prop_map(|(writer, metrics)| Op::System { writer, metrics }),
+        2 => (w(), meta_patch()).prop_map(|(writer, patch)| Op::Meta { writer, patch }),
         2 => (w(), -2i32..3).prop_map(|(writer, exit_code)| Op::Finish { writer, exit_code }),
         3 => w().prop_map(|writer| Op::Close { writer }),
         1 => w().prop_map(|writer| Op::Flush { writer }),

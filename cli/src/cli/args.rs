@@ -21,6 +21,12 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR", env = "FORKLOG_STORE", default_value = "./forklog-store")]
     pub store: PathBuf,
 
+    /// How JSON output spells NaN and the infinities: bare NaN/Infinity/-Infinity (the default; what
+    /// Python's json module writes and forklog reads back bit for bit), null, or the strings "NaN",
+    /// "Infinity", "-Infinity" (for strict JSON consumers).
+    #[arg(long, global = true, value_enum, default_value_t = NonFiniteArg::Bare, value_name = "bare|null|string")]
+    pub json_nonfinite: NonFiniteArg,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -33,11 +39,14 @@ pub enum Command {
     ///
     /// Each line is a JSON object. Its optional "_step" (a non-negative integer) gives the step;
     /// without it the row takes the next step. An optional "_timestamp" (unix seconds) sets the
-    /// row's time. Every other key is a metric (numbers, booleans, strings, null, arrays, objects).
-    /// Blank lines are skipped. RUN is created if missing and appended to if it exists. A malformed
-    /// line or a step that is not increasing stops the command with exit 2 and names the line:
-    /// every earlier line is kept and durable, nothing from that line on is written. On success the
-    /// run ends with a Finish event.
+    /// row's time. "_config" and "_summary" (JSON objects) are config and summary patches, written
+    /// after the line's row, at its step. Every other key is a metric (numbers, booleans, strings,
+    /// null, arrays, objects; bare NaN, Infinity and -Infinity are floats). A line with only
+    /// "_config"/"_summary" is no row; `{}` is an empty row. Blank lines are skipped. RUN is created
+    /// if missing and appended to if it exists. A malformed line or a step that is not increasing
+    /// stops the command with exit 2 and names the line: every earlier line is kept and durable,
+    /// nothing from that line on is written; a log that fails before its first row leaves no new run
+    /// (no fork, no rewind). On success the run ends with a Finish event.
     Log(LogArgs),
 
     /// Create NEW_RUN as a fork of SPEC (PARENT?_step=N) with no new rows.
@@ -58,7 +67,7 @@ pub enum Command {
     ///
     /// JSONL rows are {"_step": N, "_timestamp": SECONDS, ...metrics} (plus "_run": "ID@vK" with
     /// --origin). Integers stay integers; floats print in shortest round-trip form; NaN and the
-    /// infinities print as the strings "NaN", "Infinity", "-Infinity". CSV has a header row
+    /// infinities print bare (NaN, Infinity, -Infinity; see --json-nonfinite). CSV has a header row
     /// _step,_timestamp followed by the sorted union of metric keys (and _run with --origin);
     /// missing cells are empty.
     History(HistoryArgs),
@@ -66,7 +75,8 @@ pub enum Command {
     /// List runs (live runs; --all adds archived versions and deleted runs kept for their forks).
     ///
     /// --json prints one object per line with keys id, version, parent, fork_step, first_step,
-    /// last_step, rows, state, created (and archived, deleted with --all; summary with --summary).
+    /// last_step, rows, state, created (and archived, deleted with --all), then name, tags, group (and summary
+    /// with --summary).
     Runs {
         /// One JSON object per line instead of a table.
         #[arg(long, conflicts_with = "tree")]
@@ -77,6 +87,12 @@ pub enum Command {
         /// Include archived versions and deleted runs still kept for their descendants.
         #[arg(long)]
         all: bool,
+        /// Only runs with this tag (repeat: runs with every one of them).
+        #[arg(long = "tag", value_name = "T")]
+        tags: Vec<String>,
+        /// Only runs in this group.
+        #[arg(long, value_name = "G")]
+        group: Option<String>,
         /// With --json: add "summary", the run's summary object (as `forklog summary` prints it).
         #[arg(long, requires = "json", conflicts_with = "all")]
         summary: bool,
@@ -84,6 +100,13 @@ pub enum Command {
         #[arg(long, value_name = "K1,K2", value_delimiter = ',', requires = "summary")]
         keys: Option<Vec<String>>,
     },
+
+    /// Change a run's config, summary or metadata (name, tags, notes, group).
+    ///
+    /// Each option writes a patch at the run's current step (so forks and rewinds cut it like
+    /// every event). An empty --name, --notes or --group clears that field. A finished run stays
+    /// finished (with its exit code).
+    Set(SetArgs),
 
     /// Print RUN's summary (last value of each metric, overridden by summary patches) as JSON.
     Summary {
@@ -107,8 +130,13 @@ pub enum Command {
     ///
     /// Prints one line per problem, "<file>:<offset>: <corrupt|torn tail>: <message>", then a
     /// summary line. A torn tail left by a crash is expected, not corruption: it is reported and
-    /// the exit status stays 0.
-    Verify,
+    /// the exit status stays 0. Damage in derived data (a step index) is corruption too; --repair
+    /// rebuilds derived files from the segments, then verifies again.
+    Verify {
+        /// Rebuild derived files (step indexes) from the segments first.
+        #[arg(long)]
+        repair: bool,
+    },
 
     /// Delete a run (its files stay while forks still read them; `gc` frees the rest).
     Delete {
@@ -145,7 +173,8 @@ pub enum Command {
 
     /// Run the demonstration: log, fork, fork a fork, rewind, replay and verify, with timings.
     Demo {
-        /// The demo store directory (wiped at start; must be empty or a forklog store).
+        /// The demo store directory: missing, empty, or a previous demo's store (recognised by its
+        /// marker file, and replaced); anything else is refused.
         #[arg(long, value_name = "DIR", default_value = "./forklog-demo-store")]
         dir: PathBuf,
         /// Rows in the base run (forks are taken at 1%, 50% and 99% of it).
@@ -172,6 +201,62 @@ pub struct LogArgs {
     /// Print each row's step on stdout (flushed) once it is durable.
     #[arg(long)]
     pub ack: bool,
+    /// A config patch (a JSON object) written when the run starts, before the first row.
+    #[arg(long, value_name = "JSON_OBJECT", conflicts_with = "config_file")]
+    pub config: Option<String>,
+    /// Like --config, reading the JSON object from FILE.
+    #[arg(long, value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+}
+
+/// Arguments of `forklog set`.
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    /// The run to change.
+    pub run: String,
+    /// A config patch (a JSON object).
+    #[arg(long, value_name = "JSON")]
+    pub config: Option<String>,
+    /// A summary patch (a JSON object).
+    #[arg(long, value_name = "JSON")]
+    pub summary: Option<String>,
+    /// The display name ("" clears it).
+    #[arg(long, value_name = "N")]
+    pub name: Option<String>,
+    /// Add a tag (repeatable).
+    #[arg(long = "tag", value_name = "T")]
+    pub tags: Vec<String>,
+    /// Remove a tag (repeatable).
+    #[arg(long = "untag", value_name = "T")]
+    pub untags: Vec<String>,
+    /// Notes ("" clears them).
+    #[arg(long, value_name = "TEXT")]
+    pub notes: Option<String>,
+    /// The group ("" clears it).
+    #[arg(long, value_name = "G")]
+    pub group: Option<String>,
+}
+
+/// `--json-nonfinite` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NonFiniteArg {
+    /// Bare NaN, Infinity, -Infinity.
+    Bare,
+    /// null.
+    Null,
+    /// The strings "NaN", "Infinity", "-Infinity".
+    String,
+}
+
+impl NonFiniteArg {
+    /// The interop library's setting.
+    pub fn mode(self) -> forklog_interop::json::NonFinite {
+        match self {
+            NonFiniteArg::Bare => forklog_interop::json::NonFinite::Bare,
+            NonFiniteArg::Null => forklog_interop::json::NonFinite::Null,
+            NonFiniteArg::String => forklog_interop::json::NonFinite::String,
+        }
+    }
 }
 
 /// Arguments of `forklog history`.

@@ -14,19 +14,45 @@ use super::{stdout_error, CliError, EXIT_OK};
 /// The five float metrics of every demo row.
 const METRIC_NAMES: [&str; 5] = ["loss", "acc", "lr", "grad_norm", "throughput"];
 
-/// Empties `dir` for the demo, refusing to wipe anything that is neither empty nor a forklog store.
+/// The marker file the demo writes in its directory: a later demo replaces only a store that has it.
+const MARKER: &str = "forklog-demo.marker";
+
+/// What the marker file says.
+const MARKER_TEXT: &str = "This directory holds a store written by `forklog demo`; the next demo run replaces it.\n";
+
+/// Prepares `dir` for the demo: a missing or empty directory is used as it is; one holding nothing but a
+/// previous demo's store (its marker, `forklog.store`, `runs/`) has exactly those removed. Anything else
+/// is refused: the demo never deletes what it did not create.
 fn prepare_dir(dir: &Path) -> Result<(), CliError> {
     let io_error = |e: io::Error| CliError::new(format!("preparing {}: {e}", dir.display()));
     if dir.exists() {
-        let is_store = dir.join("forklog.store").is_file();
-        let is_empty = dir.is_dir() && fs::read_dir(dir).map_err(io_error)?.next().is_none();
-        if !is_store && !is_empty {
+        if !dir.is_dir() {
+            return Err(CliError::new(format!("{} is not a directory (choose another --dir)", dir.display())));
+        }
+        let names: Vec<String> = fs::read_dir(dir)
+            .map_err(io_error)?
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect::<Result<_, _>>()
+            .map_err(io_error)?;
+        let ours = [MARKER, "forklog.store", "forklog.store.tmp", "runs"];
+        let marked = fs::read_to_string(dir.join(MARKER)).is_ok_and(|t| t == MARKER_TEXT);
+        let previous_demo = marked && names.iter().all(|n| ours.contains(&n.as_str()));
+        if !names.is_empty() && !previous_demo {
             return Err(CliError::new(format!(
-                "refusing to wipe {}: it is neither empty nor a forklog store (choose another --dir)",
+                "refusing to use {}: it is neither empty nor a previous demo's store (choose another --dir)",
                 dir.display()
             )));
         }
-        fs::remove_dir_all(dir).map_err(io_error)?;
+        // The store first, the marker last: a crash in between leaves a marked directory to retry.
+        for name in ["runs", "forklog.store", "forklog.store.tmp", MARKER] {
+            let path = dir.join(name);
+            let res = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+            match res {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error(e)),
+            }
+        }
     }
     fs::create_dir_all(dir).map_err(io_error)
 }
@@ -99,6 +125,9 @@ pub fn demo(dir: &Path, rows: u64) -> Result<u8, CliError> {
     let mut report = Report(io::stdout());
     prepare_dir(dir)?;
     let store = Store::open_with(dir, Options::default().sync(SyncPolicy::Never))?;
+    // Marked once the store exists (a store refuses to be created among other files).
+    fs::write(dir.join(MARKER), MARKER_TEXT)
+        .map_err(|e| CliError::new(format!("writing {}: {e}", dir.join(MARKER).display())))?;
     let keys: [Key; 5] = METRIC_NAMES.map(Key::from);
     let extra = (rows / 100).max(1);
     report.line(format!("forklog demo: store {}", dir.display()))?;

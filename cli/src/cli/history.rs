@@ -12,10 +12,15 @@ use forklog::{HistoryOptions, Key, LogRow, Value};
 
 use super::args::{HistoryArgs, HistoryFormat};
 use super::{open_existing, progress_bar, stdout_error, CliError, EXIT_OK};
-use forklog_interop::json::{float_text, to_line, Json, JsonRow};
+use forklog_interop::json::{float_text, value_line, write_f64, write_row, write_str, NonFinite};
 
-/// Builds the library's history options from the command's flags.
-fn options(args: &HistoryArgs) -> HistoryOptions {
+/// Builds the library's history options from the command's flags; an empty step range is an error.
+fn options(args: &HistoryArgs) -> Result<HistoryOptions, CliError> {
+    if let (Some(a), Some(b)) = (args.from_step, args.to_step) {
+        if a > b {
+            return Err(CliError::new(format!("--from-step {a} is after --to-step {b}: the range holds no step")));
+        }
+    }
     let mut opts = HistoryOptions::new().own_only(args.own);
     if let Some(a) = args.from_step {
         opts = opts.from_step(a);
@@ -26,21 +31,21 @@ fn options(args: &HistoryArgs) -> HistoryOptions {
     if let Some(keys) = &args.keys {
         opts = opts.keys(keys.iter().filter(|k| !k.is_empty()).cloned().collect::<Vec<_>>());
     }
-    opts
+    Ok(opts)
 }
 
 /// `forklog history`: prints a run's rows on stdout.
-pub fn history(dir: &Path, args: HistoryArgs) -> Result<u8, CliError> {
+pub fn history(dir: &Path, args: HistoryArgs, nf: NonFinite) -> Result<u8, CliError> {
+    let opts = options(&args)?;
     let store = open_existing(dir)?;
     if let Some(n) = args.buckets {
-        return buckets(&store, &args, n);
+        return buckets(&open_existing(dir)?, &args, n, nf);
     }
-    let opts = options(&args);
     let rows = store.history_with(&args.run, &opts)?;
     let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
     match args.format {
         HistoryFormat::Jsonl => {
-            write_jsonl(rows, args.origin, &mut out, stdout_error, |_| ())?;
+            write_jsonl(rows, args.origin, nf, &mut out, stdout_error, |_| ())?;
         }
         HistoryFormat::Csv => {
             let mut keys = BTreeSet::<Key>::new();
@@ -61,15 +66,19 @@ pub fn history(dir: &Path, args: HistoryArgs) -> Result<u8, CliError> {
 fn write_jsonl<W: Write>(
     rows: impl Iterator<Item = forklog::Result<LogRow>>,
     origin: bool,
+    nf: NonFinite,
     out: &mut W,
     io_error: impl Fn(io::Error) -> CliError,
     mut on_row: impl FnMut(&LogRow),
 ) -> Result<u64, CliError> {
     let mut n = 0;
+    let mut line = Vec::with_capacity(256);
     for row in rows {
         let row = row?;
-        serde_json::to_writer(&mut *out, &JsonRow { row: &row, origin }).map_err(|e| io_error(io::Error::from(e)))?;
-        out.write_all(b"\n").map_err(&io_error)?;
+        line.clear();
+        write_row(&mut line, &row, origin, nf);
+        line.push(b'\n');
+        out.write_all(&line).map_err(&io_error)?;
         on_row(&row);
         n += 1;
     }
@@ -121,7 +130,7 @@ fn cell_text(value: &Value) -> String {
         Value::Int(i) => i.to_string(),
         Value::Float(x) => float_text(*x),
         Value::Str(s) => s.clone(),
-        other => to_line(&Json(other)),
+        other => value_line(other, NonFinite::Bare),
     }
 }
 
@@ -136,7 +145,7 @@ fn csv_field(text: &str) -> String {
 
 /// `forklog export RUN FILE`: writes the run's history (inherited prefix included) as JSON Lines.
 /// A failed export removes the partial file.
-pub fn export(dir: &Path, run: &str, file: &Path) -> Result<u8, CliError> {
+pub fn export(dir: &Path, run: &str, file: &Path, nf: NonFinite) -> Result<u8, CliError> {
     let store = open_existing(dir)?;
     let rows = store.history(run)?;
     let bar = progress_bar(0, false);
@@ -146,8 +155,8 @@ pub fn export(dir: &Path, run: &str, file: &Path) -> Result<u8, CliError> {
     let file_error = |e: io::Error| CliError::new(format!("writing {}: {e}", file.display()));
     let f = File::create(file).map_err(file_error)?;
     let mut out = BufWriter::with_capacity(1 << 16, f);
-    let result =
-        write_jsonl(rows, false, &mut out, file_error, |_| bar.inc(1)).and_then(|_| out.flush().map_err(file_error));
+    let result = write_jsonl(rows, false, nf, &mut out, file_error, |_| bar.inc(1))
+        .and_then(|_| out.flush().map_err(file_error));
     bar.finish_and_clear();
     if let Err(e) = result {
         drop(out);
@@ -172,28 +181,10 @@ mod tests {
     }
 }
 
-/// One line of `history --buckets`: a key's M4 aggregate in one bucket.
-#[derive(serde::Serialize)]
-struct BucketJson<'a> {
-    key: &'a str,
-    bucket: u32,
-    start: u64,
-    end: u64,
-    count: u64,
-    first_step: u64,
-    first: Json<'a>,
-    last_step: u64,
-    last: Json<'a>,
-    min_step: u64,
-    min: Json<'a>,
-    max_step: u64,
-    max: Json<'a>,
-}
-
 /// `forklog history RUN --buckets N`: the exact downsampled history ([`forklog::Store::sample`]), one line
 /// (JSONL) or row (CSV) per key and non-empty bucket, keys in order (`--keys` order, else sorted), buckets
-/// by index.
-fn buckets(store: &forklog::Store, args: &HistoryArgs, n: u32) -> Result<u8, CliError> {
+/// by index. JSON floats follow `--json-nonfinite`.
+fn buckets(store: &forklog::Store, args: &HistoryArgs, n: u32, nf: NonFinite) -> Result<u8, CliError> {
     let keys: Vec<String> = args.keys.iter().flatten().filter(|k| !k.is_empty()).cloned().collect();
     let sample = store.sample(&args.run, &keys, n, args.from_step, args.to_step)?;
     let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
@@ -205,29 +196,19 @@ fn buckets(store: &forklog::Store, args: &HistoryArgs, n: u32) -> Result<u8, Cli
         for b in &series.buckets {
             match args.format {
                 HistoryFormat::Jsonl => {
-                    let (first, last, min, max) = (
-                        Value::Float(b.first.value),
-                        Value::Float(b.last.value),
-                        Value::Float(b.min.value),
-                        Value::Float(b.max.value),
-                    );
-                    let line = BucketJson {
-                        key: &series.key,
-                        bucket: b.index,
-                        start: b.start,
-                        end: b.end,
-                        count: b.count,
-                        first_step: b.first.step,
-                        first: Json(&first),
-                        last_step: b.last.step,
-                        last: Json(&last),
-                        min_step: b.min.step,
-                        min: Json(&min),
-                        max_step: b.max.step,
-                        max: Json(&max),
-                    };
-                    serde_json::to_writer(&mut out, &line).map_err(|e| stdout_error(io::Error::from(e)))?;
-                    out.write_all(b"\n").map_err(stdout_error)?;
+                    let mut line = Vec::with_capacity(256);
+                    line.extend_from_slice(b"{\"key\":");
+                    write_str(&mut line, &series.key);
+                    let ints = [("bucket", u64::from(b.index)), ("start", b.start), ("end", b.end), ("count", b.count)];
+                    for (name, x) in ints {
+                        line.extend_from_slice(format!(",\"{name}\":{x}").as_bytes());
+                    }
+                    for (name, p) in [("first", b.first), ("last", b.last), ("min", b.min), ("max", b.max)] {
+                        line.extend_from_slice(format!(",\"{name}_step\":{},\"{name}\":", p.step).as_bytes());
+                        write_f64(&mut line, p.value, nf);
+                    }
+                    line.extend_from_slice(b"}\n");
+                    out.write_all(&line).map_err(stdout_error)?;
                 }
                 HistoryFormat::Csv => {
                     writeln!(

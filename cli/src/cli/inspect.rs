@@ -7,8 +7,8 @@ use std::path::Path;
 use forklog::{ProblemKind, Store, Value};
 use serde::Serialize;
 
-use super::{open_existing, require_store_dir, stdout_error, CliError, EXIT_CORRUPT, EXIT_OK};
-use forklog_interop::json::{to_line, JsonMap};
+use super::{open_error, stdout_error, CliError, EXIT_CORRUPT, EXIT_OK};
+use forklog_interop::json::{to_line, write_map, NonFinite};
 
 /// Prints one line on stdout.
 fn print_line(line: &str) -> Result<(), CliError> {
@@ -18,19 +18,21 @@ fn print_line(line: &str) -> Result<(), CliError> {
 }
 
 /// Prints a string-keyed map as one JSON object.
-fn print_map(map: &BTreeMap<String, Value>) -> Result<u8, CliError> {
-    print_line(&to_line(&JsonMap(map)))?;
+fn print_map(map: &BTreeMap<String, Value>, nf: NonFinite) -> Result<u8, CliError> {
+    let mut out = Vec::new();
+    write_map(&mut out, map.iter().map(|(k, v)| (k.as_str(), v)), nf);
+    print_line(&String::from_utf8_lossy(&out))?;
     Ok(EXIT_OK)
 }
 
 /// `forklog summary RUN`: the last value of each metric, overridden by summary patches.
-pub fn summary(dir: &Path, run: &str) -> Result<u8, CliError> {
-    print_map(&open_existing(dir)?.summary(run)?)
+pub fn summary(dir: &Path, run: &str, nf: NonFinite) -> Result<u8, CliError> {
+    print_map(&super::open_existing(dir)?.summary(run)?, nf)
 }
 
 /// `forklog config RUN`: the run's config.
-pub fn config(dir: &Path, run: &str) -> Result<u8, CliError> {
-    print_map(&open_existing(dir)?.config(run)?)
+pub fn config(dir: &Path, run: &str, nf: NonFinite) -> Result<u8, CliError> {
+    print_map(&super::open_existing(dir)?.config(run)?, nf)
 }
 
 /// One `lineage` entry as JSON.
@@ -44,7 +46,7 @@ struct LineageJson {
 
 /// `forklog lineage RUN`: a JSON array from the root to RUN.
 pub fn lineage(dir: &Path, run: &str) -> Result<u8, CliError> {
-    let entries: Vec<LineageJson> = open_existing(dir)?
+    let entries: Vec<LineageJson> = super::open_existing(dir)?
         .lineage(run)?
         .into_iter()
         .map(|e| LineageJson { run: e.run.to_string(), fork_step: e.fork_step })
@@ -62,20 +64,30 @@ fn count(n: usize, noun: &str) -> String {
     }
 }
 
-/// `forklog verify`: checks every file; exit 1 when corruption is found (torn tails are expected
-/// after a crash and leave the status at 0).
-pub fn verify(dir: &Path) -> Result<u8, CliError> {
+/// `forklog verify [--repair]`: checks every file; exit 1 when corruption is found (torn tails are
+/// expected after a crash and leave the status at 0). Read-only unless `repair`, which first rebuilds
+/// derived files (step indexes) from the segments.
+pub fn verify(dir: &Path, repair: bool) -> Result<u8, CliError> {
     let corrupt_exit = |e: forklog::Error| {
         if e.is_corruption() {
             CliError { code: EXIT_CORRUPT, message: Some(e.to_string()) }
         } else {
-            CliError::from(e)
+            open_error(dir, e)
         }
     };
-    require_store_dir(dir)?;
-    let store = Store::open(dir).map_err(corrupt_exit)?;
-    let report = store.verify().map_err(corrupt_exit)?;
+    let store = if repair {
+        Store::open_with(dir, forklog::Options::default().create(false)).map_err(corrupt_exit)?
+    } else {
+        Store::open_existing(dir).map_err(corrupt_exit)?
+    };
     let mut out = io::stdout().lock();
+    if repair {
+        let fixed = store.repair().map_err(corrupt_exit)?;
+        for f in &fixed.rebuilt {
+            writeln!(out, "{}: rebuilt from its segment", f.display()).map_err(stdout_error)?;
+        }
+    }
+    let report = store.verify().map_err(corrupt_exit)?;
     let mut corrupt = 0;
     let mut torn = 0;
     for p in &report.problems {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use forklog::ForkPoint;
 
-use super::{open_existing, stdout_error, CliError, EXIT_OK};
+use super::{open_existing_writable as open_existing, stdout_error, CliError, EXIT_OK};
 
 /// `forklog fork NEW_RUN SPEC`: creates a fork with no rows of its own, durable on return. Like every
 /// command that writes a run, it ends its session cleanly (a Finish event), so the run reads `finished`.

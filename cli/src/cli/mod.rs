@@ -14,6 +14,7 @@ mod log;
 mod manage;
 pub mod plot;
 mod runs;
+mod set;
 
 use std::fmt;
 use std::io::{self, IsTerminal, Write};
@@ -88,28 +89,37 @@ pub fn stdout_error(e: io::Error) -> CliError {
     }
 }
 
-/// Opens (creating if needed) the store for a command that writes.
-pub fn open_store(dir: &Path) -> Result<Store, CliError> {
-    Store::open(dir).map_err(CliError::from)
+/// The message for a directory that holds no store.
+fn no_store(dir: &Path) -> CliError {
+    CliError::new(format!(
+        "no store at {} (pass --store DIR or set FORKLOG_STORE; `forklog log` creates one)",
+        dir.display()
+    ))
 }
 
-/// Fails unless `dir` exists: commands that only read or clean up never create a store, so a
-/// mistyped `--store` is an error rather than a new, empty store.
-pub fn require_store_dir(dir: &Path) -> Result<(), CliError> {
-    if dir.is_dir() {
-        Ok(())
-    } else {
-        Err(CliError::new(format!(
-            "no store at {} (pass --store DIR or set FORKLOG_STORE; `forklog log` creates one)",
-            dir.display()
-        )))
+/// Maps the library's open errors to the tool's messages.
+fn open_error(dir: &Path, e: forklog::Error) -> CliError {
+    match e {
+        forklog::Error::NoStore { .. } => no_store(dir),
+        e => CliError::from(e),
     }
 }
 
-/// Opens an existing store (see [`require_store_dir`]).
+/// Opens the store for a command that writes runs (`log`, `import`): creates it in a missing or
+/// empty directory; a directory holding other files is refused (`DIR is not a forklog store`).
+pub fn open_store(dir: &Path) -> Result<Store, CliError> {
+    Store::open(dir).map_err(|e| open_error(dir, e))
+}
+
+/// Opens an existing store read-only, for commands that only read: nothing in `dir` is created or
+/// changed, and a directory that is not a store is an error.
 pub fn open_existing(dir: &Path) -> Result<Store, CliError> {
-    require_store_dir(dir)?;
-    open_store(dir)
+    Store::open_existing(dir).map_err(|e| open_error(dir, e))
+}
+
+/// Opens an existing store to change it (`fork`, `rewind`, `set`, `delete`, `gc`): never creates one.
+pub fn open_existing_writable(dir: &Path) -> Result<Store, CliError> {
+    Store::open_with(dir, forklog::Options::default().create(false)).map_err(|e| open_error(dir, e))
 }
 
 /// A progress bar on stderr counting `len` units (bytes when `bytes`, else rows), or a hidden one
@@ -160,22 +170,25 @@ pub fn parse_failure(e: clap::Error) -> ExitCode {
 /// Runs the parsed command and returns its exit status.
 pub fn run(cli: Cli) -> Result<u8, CliError> {
     let store = cli.store.as_path();
+    let nf = cli.json_nonfinite.mode();
     match cli.command {
         Command::Log(a) => log::log(store, a),
         Command::Fork { new_run, spec } => manage::fork(store, &new_run, &spec),
         Command::Rewind { spec } => manage::rewind(store, &spec),
-        Command::History(a) => history::history(store, a),
-        Command::Runs { json, tree, all, summary, keys } => {
-            runs::runs(store, json, tree, all, summary.then(|| keys.unwrap_or_default()))
+        Command::History(a) => history::history(store, a, nf),
+        Command::Runs { json, tree, all, tags, group, summary, keys } => {
+            let summary = summary.then(|| keys.unwrap_or_default());
+            runs::runs(store, runs::Listing { json, tree, all, tags, group, summary }, nf)
         }
-        Command::Summary { run } => inspect::summary(store, &run),
-        Command::Config { run } => inspect::config(store, &run),
+        Command::Set(a) => set::set(store, a),
+        Command::Summary { run } => inspect::summary(store, &run, nf),
+        Command::Config { run } => inspect::config(store, &run, nf),
         Command::Lineage { run } => inspect::lineage(store, &run),
-        Command::Verify => inspect::verify(store),
+        Command::Verify { repair } => inspect::verify(store, repair),
         Command::Delete { run } => manage::delete(store, &run),
         Command::Gc => manage::gc(store),
         Command::Import { format: _, run, file } => log::import(store, &run, &file),
-        Command::Export { run, file } => history::export(store, &run, &file),
+        Command::Export { run, file } => history::export(store, &run, &file, nf),
         Command::Demo { dir, rows } => demo::demo(&dir, rows),
         Command::Plot(a) => plot::plot(store, a),
     }

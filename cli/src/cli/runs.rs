@@ -7,7 +7,7 @@ use forklog::RunInfo;
 use serde::Serialize;
 
 use super::{open_existing, stdout_error, CliError, EXIT_OK};
-use forklog_interop::json::{JsonMap, Time};
+use forklog_interop::json::{write_map, NonFinite};
 
 /// One run as a `runs --json` line; the field order is the contract's key order.
 #[derive(Serialize)]
@@ -29,48 +29,90 @@ struct RunJson<'a> {
     /// `running`, `finished` or `crashed`.
     state: &'static str,
     /// Creation time in unix seconds.
-    created: Time,
+    created: f64,
     /// Whether this is an archived version (only with `--all`).
     #[serde(skip_serializing_if = "Option::is_none")]
     archived: Option<bool>,
     /// Whether the run was deleted and is kept for its forks (only with `--all`).
     #[serde(skip_serializing_if = "Option::is_none")]
     deleted: Option<bool>,
-    /// The run's summary (only with `--summary`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    summary: Option<JsonMap<'a>>,
+    /// The display name, or null.
+    name: Option<&'a str>,
+    /// The tags, sorted.
+    tags: &'a [String],
+    /// The group, or null.
+    group: Option<&'a str>,
 }
 
-/// `forklog runs`: lists live runs (with `all`, archived versions and deleted runs too).
-/// With `summary` (`--summary`, its `--keys`), each JSON line carries the run's summary (the runs table).
-pub fn runs(dir: &Path, json: bool, tree: bool, all: bool, summary: Option<Vec<String>>) -> Result<u8, CliError> {
+/// What `forklog runs` lists and how.
+pub struct Listing {
+    /// One JSON object per line.
+    pub json: bool,
+    /// The fork tree.
+    pub tree: bool,
+    /// Archived versions and deleted runs too.
+    pub all: bool,
+    /// Only runs with every one of these tags.
+    pub tags: Vec<String>,
+    /// Only runs in this group.
+    pub group: Option<String>,
+    /// With `--summary` (and its `--keys`): each JSON line ends with the run's summary (the runs table).
+    pub summary: Option<Vec<String>>,
+}
+
+/// One `runs --json` line, keys in the contract's order. `created` is a time from the clock: always finite.
+fn json_line(r: &RunInfo, all: bool) -> RunJson<'_> {
+    RunJson {
+        id: &r.id,
+        version: r.version,
+        parent: r.parent.as_ref().map(ToString::to_string),
+        fork_step: r.fork_step,
+        first_step: r.first_step,
+        last_step: r.last_step,
+        rows: r.rows,
+        state: r.state.as_str(),
+        created: r.created,
+        archived: all.then_some(r.archived),
+        deleted: all.then_some(r.deleted),
+        name: r.meta.name.as_deref(),
+        tags: &r.meta.tags,
+        group: r.meta.group.as_deref(),
+    }
+}
+
+/// `forklog runs`: lists live runs (with `all`, archived versions and deleted runs too), filtered by
+/// tags and group.
+pub fn runs(dir: &Path, l: Listing, nf: NonFinite) -> Result<u8, CliError> {
     let store = open_existing(dir)?;
-    let (runs, sums) = match &summary {
+    // Issue 12: the runs table (every live run with its summary) when --summary is given.
+    let mut sums: std::collections::HashMap<String, std::collections::BTreeMap<String, forklog::Value>> =
+        std::collections::HashMap::new();
+    let mut runs = match &l.summary {
         Some(keys) => {
             let table = store.runs_table(keys)?;
-            let runs: Vec<RunInfo> = table.iter().map(|r| r.info.clone()).collect();
-            (runs, Some(table.into_iter().map(|r| r.summary).collect::<Vec<_>>()))
+            let runs = table.iter().map(|r| r.info.clone()).collect();
+            sums = table.into_iter().map(|r| (r.info.id.clone(), r.summary)).collect();
+            runs
         }
-        None => (if all { store.runs_all()? } else { store.runs()? }, None),
+        None if l.all => store.runs_all()?,
+        None => store.runs()?,
     };
+    runs.retain(|r| {
+        l.tags.iter().all(|t| r.meta.has_tag(t)) && l.group.as_ref().is_none_or(|g| r.meta.group.as_ref() == Some(g))
+    });
+    let (json, tree, all) = (l.json, l.tree, l.all);
     let mut out = BufWriter::new(io::stdout().lock());
     if json {
-        for (i, r) in runs.iter().enumerate() {
-            let line = RunJson {
-                id: &r.id,
-                version: r.version,
-                parent: r.parent.as_ref().map(ToString::to_string),
-                fork_step: r.fork_step,
-                first_step: r.first_step,
-                last_step: r.last_step,
-                rows: r.rows,
-                state: r.state.as_str(),
-                created: Time(r.created),
-                archived: all.then_some(r.archived),
-                deleted: all.then_some(r.deleted),
-                summary: sums.as_ref().and_then(|s| s.get(i)).map(JsonMap),
-            };
-            serde_json::to_writer(&mut out, &line).map_err(|e| stdout_error(e.into()))?;
+        for r in &runs {
+            let mut line = serde_json::to_vec(&json_line(r, all)).map_err(|e| stdout_error(e.into()))?;
+            if let Some(sum) = sums.get(&r.id).filter(|_| l.summary.is_some()) {
+                // `"summary": {...}` as the last key, its floats by the --json-nonfinite rule.
+                line.pop();
+                line.extend_from_slice(b",\"summary\":");
+                write_map(&mut line, sum.iter().map(|(k, v)| (k.as_str(), v)), nf);
+                line.push(b'}');
+            }
+            out.write_all(&line).map_err(stdout_error)?;
             writeln!(out).map_err(stdout_error)?;
         }
     } else if tree {
