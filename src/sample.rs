@@ -189,11 +189,14 @@ impl Agg {
     }
 }
 
+/// A series being collected: its key, its finished buckets and the open one.
+pub(crate) type OpenSeries = (Key, Vec<Bucket>, Option<(u32, Agg)>);
+
 /// Collects aggregates per key and bucket, fed in step order per key.
 pub(crate) struct Collector {
     pub buckets: Buckets,
     /// Per series: the finished buckets and the open one.
-    pub series: Vec<(Key, Vec<Bucket>, Option<(u32, Agg)>)>,
+    pub series: Vec<OpenSeries>,
 }
 
 impl Collector {

@@ -975,6 +975,7 @@ pub(crate) enum Flow {
 /// Decodes the events of one frame payload from `st` (or its start), at most `limit` events, applying the
 /// cut (`cut`: segment offset no event may end past) and the cap. Returns `Ok(false)` when the piece ends
 /// inside (cut or cap reached) or the visitor stopped.
+#[allow(clippy::too_many_arguments)]
 fn decode(
     path: &Path,
     off: u64,
@@ -1023,6 +1024,7 @@ fn decode(
 /// Walks the own data of `view` up to `cut` and `cap`, from `start` (a frame start) on: blocks through their
 /// records where the zone maps have them, every other frame decoded. `first` gives, for the start segment,
 /// records already read (by [`tail`]) to use instead of loading its zone map.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn walk(
     cat: &Catalog,
     view: &VersionView,

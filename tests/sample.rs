@@ -46,11 +46,11 @@ fn brute(store: &Store, run: &str, keys: &[String], n: u32, from: u64, to: u64) 
             let real: Vec<_> = v.iter().filter(|p| !p.1.is_nan()).copied().collect();
             // the earliest of the smallest / largest
             let min = real.iter().fold(None::<(u64, f64)>, |m, p| match m {
-                Some(m) if !(p.1 < m.1) => Some(m),
+                Some(m) if p.1 >= m.1 => Some(m),
                 _ => Some(*p),
             });
             let max = real.iter().fold(None::<(u64, f64)>, |m, p| match m {
-                Some(m) if !(p.1 > m.1) => Some(m),
+                Some(m) if p.1 <= m.1 => Some(m),
                 _ => Some(*p),
             });
             let bits = |p: (u64, f64)| (p.0, p.1.to_bits());

@@ -166,21 +166,6 @@ pub fn export(dir: &Path, run: &str, file: &Path, nf: NonFinite) -> Result<u8, C
     Ok(EXIT_OK)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_quoting() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(cell_text(&Value::Float(2.0)), "2.0");
-        assert_eq!(cell_text(&Value::Float(f64::INFINITY)), "Infinity");
-        assert_eq!(cell_text(&Value::List(vec![Value::Int(1), Value::Int(2)])), "[1,2]");
-    }
-}
-
 /// `forklog history RUN --buckets N`: the exact downsampled history ([`forklog::Store::sample`]), one line
 /// (JSONL) or row (CSV) per key and non-empty bucket, keys in order (`--keys` order, else sorted), buckets
 /// by index. JSON floats follow `--json-nonfinite`.
@@ -235,4 +220,19 @@ fn buckets(store: &forklog::Store, args: &HistoryArgs, n: u32, nf: NonFinite) ->
     }
     out.flush().map_err(stdout_error)?;
     Ok(EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quoting() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(cell_text(&Value::Float(2.0)), "2.0");
+        assert_eq!(cell_text(&Value::Float(f64::INFINITY)), "Infinity");
+        assert_eq!(cell_text(&Value::List(vec![Value::Int(1), Value::Int(2)])), "[1,2]");
+    }
 }
