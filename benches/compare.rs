@@ -1904,7 +1904,7 @@ fn wl_rss(cfg: &Cfg, fx: &Fixtures, rep: &mut Report) -> R<()> {
 fn ui_table_size(cfg: &Cfg) -> (u64, u64) {
     match cfg.mode {
         Mode::Smoke => (20, 100),
-        Mode::Quick => (1_000, 1_000),
+        Mode::Quick => (300, 1_000),
         Mode::Full => (10_000, 10_000),
     }
 }
