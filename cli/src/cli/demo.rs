@@ -34,7 +34,8 @@ fn prepare_dir(dir: &Path) -> Result<(), CliError> {
             .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
             .collect::<Result<_, _>>()
             .map_err(io_error)?;
-        let ours = [MARKER, "forklog.store", "forklog.store.tmp", "runs"];
+        // `plot.svg` is the picture a demo draws (issue 12).
+        let ours = [MARKER, "forklog.store", "forklog.store.tmp", "runs", "plot.svg"];
         let marked = fs::read_to_string(dir.join(MARKER)).is_ok_and(|t| t == MARKER_TEXT);
         let previous_demo = marked && names.iter().all(|n| ours.contains(&n.as_str()));
         if !names.is_empty() && !previous_demo {
@@ -44,7 +45,7 @@ fn prepare_dir(dir: &Path) -> Result<(), CliError> {
             )));
         }
         // The store first, the marker last: a crash in between leaves a marked directory to retry.
-        for name in ["runs", "forklog.store", "forklog.store.tmp", MARKER] {
+        for name in ["plot.svg", "runs", "forklog.store", "forklog.store.tmp", MARKER] {
             let path = dir.join(name);
             let res = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
             match res {
