@@ -1,13 +1,29 @@
 #!/usr/bin/env bash
 # Every test of the workspace: the engine's, the CLI's and the interop library's Rust tests (unit,
-# integration, model-based, crash and fault injection, doctests).
+# integration, model-based, crash and fault injection, doctests), then the Python package's tests.
 #
 #   ./test.sh            # everything
 #
-# Needs only a Rust toolchain and Python 3 (later steps create a virtualenv under target/ and install
-# what they need from the package registry).
+# Needs only a Rust toolchain and Python 3 (3.9 or later). The Python step creates a virtualenv under
+# target/python-venv (reused when present), installs pytest, hypothesis, numpy, pyarrow and pandas from
+# PyPI, builds and installs the package from ./python (maturin, into this workspace's cargo target dir, so
+# the engine is compiled once) and runs python/tests.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 echo "=== Rust: cargo test --workspace"
 cargo test --workspace
+
+echo "=== Python: virtualenv, wheel, pytest"
+PYTHON="${PYTHON:-python3}"
+target_dir="$(cargo metadata --format-version 1 --no-deps | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+venv="$target_dir/python-venv"
+if [ ! -x "$venv/bin/python" ]; then
+    "$PYTHON" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --upgrade pip
+fi
+"$venv/bin/python" -m pip install --quiet pytest hypothesis numpy pyarrow pandas
+# CARGO_TARGET_DIR: the wheel's build shares the workspace's compiled crates.
+CARGO_TARGET_DIR="$target_dir" "$venv/bin/python" -m pip install --quiet --force-reinstall --no-deps ./python
+cd python
+"$venv/bin/python" -m pytest -q -p no:cacheprovider tests

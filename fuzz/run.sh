@@ -24,7 +24,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-ALL_TARGETS=(record_decode segment_recovery run_header step_index fork_point ops)
+ALL_TARGETS=(record_decode segment_recovery run_header step_index fork_point ops wandb_decode tfrecord_decode)
 SECONDS_EACH=${FUZZ_SECONDS:-30}
 SANITIZER=${FUZZ_SANITIZER:-none}
 TOOLCHAIN=${FUZZ_TOOLCHAIN:-nightly}

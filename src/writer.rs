@@ -468,6 +468,17 @@ impl WriterCore {
     }
 
     fn append_other(&mut self, kind: Other, m: Option<&Metrics>, exit_code: i32) -> Result<()> {
+        self.append_other_at(kind, m, exit_code, None)
+    }
+
+    /// [`append_other`](WriterCore::append_other) with an explicit time (microseconds) for a `System` event.
+    fn append_other_at(
+        &mut self,
+        kind: Other,
+        m: Option<&Metrics>,
+        exit_code: i32,
+        time_us: Option<i64>,
+    ) -> Result<()> {
         self.check()?;
         let step = self.current_step();
         if let Some(m) = m {
@@ -478,7 +489,7 @@ impl WriterCore {
         let ev = match kind {
             Other::Config => EncEvent::Config { step, patch: &ids },
             Other::Summary => EncEvent::Summary { step, patch: &ids },
-            Other::System => EncEvent::System { step, time_us: now_micros(), metrics: &ids },
+            Other::System => EncEvent::System { step, time_us: time_us.unwrap_or_else(now_micros), metrics: &ids },
             Other::Finish => EncEvent::Finish { step, exit_code },
         };
         self.push(&ev)?;
@@ -1071,6 +1082,12 @@ impl RunWriter {
     /// Logs a system-metrics sample at the current step (it does not advance the step).
     pub fn log_system(&mut self, metrics: Metrics) -> Result<()> {
         self.core().append_other(Other::System, Some(&metrics), 0)
+    }
+
+    /// Logs a system-metrics sample taken at `time` (seconds since the epoch) at the current step: what an
+    /// importer uses to keep a source's sample times.
+    pub fn log_system_with_time(&mut self, time: f64, metrics: Metrics) -> Result<()> {
+        self.core().append_other_at(Other::System, Some(&metrics), 0, Some(secs_to_micros(time)))
     }
 
     /// Marks the run finished with `exit_code`, makes everything durable and releases the run.

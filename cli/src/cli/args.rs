@@ -147,24 +147,14 @@ pub enum Command {
     /// Remove files no live run needs any more, and print what was freed.
     Gc,
 
-    /// Load a JSON Lines file into RUN (same rules as `log`), with a progress bar on a terminal.
-    Import {
-        /// The input format.
-        #[arg(long, value_enum, default_value_t = ImportFormat::Jsonl)]
-        format: ImportFormat,
-        /// The run to create or append to.
-        run: String,
-        /// The file to read.
-        file: PathBuf,
-    },
+    /// Load runs: `import --format jsonl RUN FILE` (JSON Lines into RUN, same rules as `log`), or
+    /// `import --format wandb|tensorboard|mlflow|trackio [--prefix P] [--as ID] SOURCE...` (another
+    /// tracker's files; one JSON line per imported run on stdout).
+    Import(ImportArgs),
 
-    /// Write RUN's history as JSON Lines to FILE, with a progress bar on a terminal.
-    Export {
-        /// RUN or ID@vK.
-        run: String,
-        /// The file to write (replaced if it exists).
-        file: PathBuf,
-    },
+    /// Write runs: `export RUN FILE` (RUN's history as JSON Lines), or
+    /// `export RUN... [--tree RUN] [--flat] --format jsonl|csv|parquet|arrow|tensorboard OUT`.
+    Export(ExportArgs),
 
     /// Draw runs as line charts (SVG or PNG): one panel per metric, each run's exact downsampled
     /// curve with its min/max band, fork points marked on the parent's curve and labelled with the
@@ -314,6 +304,63 @@ pub enum HistoryFormat {
 pub enum ImportFormat {
     /// JSON Lines, as read by `forklog log`.
     Jsonl,
+    /// W&B offline runs (`.wandb` files, `offline-run-*` or `wandb/` folders).
+    Wandb,
+    /// TensorBoard log directories (`events.out.tfevents.*`).
+    Tensorboard,
+    /// MLflow file store (`mlruns/`) or SQLite database (`mlflow.db`).
+    Mlflow,
+    /// trackio project databases (`<project>.db`).
+    Trackio,
+}
+
+/// Arguments of `forklog import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The input format.
+    #[arg(long, value_enum, default_value_t = ImportFormat::Jsonl)]
+    pub format: ImportFormat,
+    /// Prepended to every imported run id (tracker formats).
+    #[arg(long, value_name = "P")]
+    pub prefix: Option<String>,
+    /// The id of the single run imported (tracker formats).
+    #[arg(long = "as", value_name = "ID")]
+    pub as_id: Option<String>,
+    /// `RUN FILE` for jsonl; one or more sources for the tracker formats.
+    #[arg(required = true, value_name = "RUN FILE | SOURCE...")]
+    pub args: Vec<PathBuf>,
+}
+
+/// `--format` values of `forklog export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// JSON Lines.
+    Jsonl,
+    /// Comma-separated values with a header row.
+    Csv,
+    /// Apache Parquet.
+    Parquet,
+    /// Apache Arrow IPC file.
+    Arrow,
+    /// TensorBoard event files, one folder per run.
+    Tensorboard,
+}
+
+/// Arguments of `forklog export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The output format.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+    pub format: ExportFormat,
+    /// Export this run and every run forked from it, recursively.
+    #[arg(long, value_name = "RUN")]
+    pub tree: Option<String>,
+    /// Label rows with the exported run's id (not where each row is stored) and write each run's whole history.
+    #[arg(long)]
+    pub flat: bool,
+    /// The runs (RUN or ID@vK), then the output file (or folder for tensorboard).
+    #[arg(required = true, value_name = "RUN... OUT")]
+    pub args: Vec<String>,
 }
 
 #[cfg(test)]

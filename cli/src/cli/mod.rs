@@ -9,6 +9,7 @@ mod demo;
 mod history;
 mod ingest;
 mod inspect;
+mod interop;
 
 mod log;
 mod manage;
@@ -64,12 +65,17 @@ impl CliError {
 
     /// Prints the message (one line on stderr) and returns the exit status.
     pub fn report(self) -> ExitCode {
+        ExitCode::from(self.print())
+    }
+
+    /// Prints the message (one line on stderr) and returns the exit status as a number.
+    pub fn print(self) -> u8 {
         if let Some(message) = self.message {
             let one_line = message.replace(['\r', '\n'], " ");
             // If stderr itself is gone there is nobody left to tell.
             let _ = writeln!(io::stderr().lock(), "error: {one_line}");
         }
-        ExitCode::from(self.code)
+        self.code
     }
 }
 
@@ -139,16 +145,16 @@ pub fn progress_bar(len: u64, bytes: bool) -> ProgressBar {
 
 /// Turns a clap parse failure into the tool's conventions: `--help` and `--version` print and exit
 /// 0; every other failure is one `error: ` line on stderr (with the usage line) and exit status 2.
-pub fn parse_failure(e: clap::Error) -> ExitCode {
+pub fn parse_failure(e: clap::Error) -> u8 {
     use clap::error::ErrorKind;
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
             // Printing help to a closed stdout is not worth a panic or an error.
             let _ = e.print();
-            ExitCode::SUCCESS
+            EXIT_OK
         }
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            CliError::new("no command given; run `forklog --help` for the list").report()
+            CliError::new("no command given; run `forklog --help` for the list").print()
         }
         _ => {
             let text = e.to_string();
@@ -162,7 +168,7 @@ pub fn parse_failure(e: clap::Error) -> ExitCode {
             if let Some(usage) = text.lines().find_map(|l| l.strip_prefix("Usage: ")) {
                 message = format!("{message}; usage: {}", usage.trim());
             }
-            CliError::new(message).report()
+            CliError::new(message).print()
         }
     }
 }
@@ -187,8 +193,8 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Verify { repair } => inspect::verify(store, repair),
         Command::Delete { run } => manage::delete(store, &run),
         Command::Gc => manage::gc(store),
-        Command::Import { format: _, run, file } => log::import(store, &run, &file),
-        Command::Export { run, file } => history::export(store, &run, &file, nf),
+        Command::Import(a) => interop::import(store, a),
+        Command::Export(a) => interop::export(store, a, nf),
         Command::Demo { dir, rows } => demo::demo(&dir, rows),
         Command::Plot(a) => plot::plot(store, a),
     }
