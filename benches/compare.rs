@@ -1972,6 +1972,187 @@ fn wl_rss(cfg: &Cfg, fx: &Fixtures, rep: &mut Report) -> R<()> {
     Ok(())
 }
 
+// ---------------------------------------------------------------------------------------------
+// Issue 12: the reads a tracker UI does all day (summary, runs table, downsampled charts)
+// ---------------------------------------------------------------------------------------------
+
+/// Runs and rows per run of the runs-table workload (SQLite: at most 1,000 rows per run).
+fn ui_table_size(cfg: &Cfg) -> (u64, u64) {
+    match cfg.mode {
+        Mode::Smoke => (20, 100),
+        Mode::Quick => (300, 1_000),
+        Mode::Full => (10_000, 10_000),
+    }
+}
+
+/// Median seconds of `f` over the light repetitions (after one warm-up call).
+fn time_light(cfg: &Cfg, mut f: impl FnMut() -> R<()>) -> R<f64> {
+    f()?;
+    let (mut v, start) = (vec![], Instant::now());
+    while cfg.more(v.len(), start) {
+        let t = Instant::now();
+        f()?;
+        v.push(secs(t.elapsed()));
+    }
+    Ok(median(v))
+}
+
+/// SQLite's summary of run `h`: the last non-null value of each metric (`ORDER BY step DESC LIMIT 1` on the
+/// (run, step) primary key).
+fn sq_summary(conn: &Connection, run: &str) -> R<usize> {
+    let mut n = 0;
+    for k in METRIC_NAMES {
+        let q = format!("SELECT {k} FROM metrics WHERE run = ?1 AND {k} IS NOT NULL ORDER BY step DESC LIMIT 1");
+        let mut st = conn.prepare_cached(&q).ctx(|| "sqlite: prepare summary".into())?;
+        let v: Option<f64> = st.query_row(params![run], |r| r.get(0)).ok();
+        n += usize::from(v.is_some());
+    }
+    Ok(n)
+}
+
+/// SQLite's downsampling of `loss` into `buckets` buckets: `GROUP BY step * buckets / span` with count, min,
+/// max and the first and last step (not the steps of the min and max, which need more queries).
+fn sq_m4(conn: &Connection, run: &str, buckets: u64, span: u64) -> R<usize> {
+    let q = "SELECT (step * ?2) / ?3 AS b, COUNT(loss), MIN(loss), MAX(loss), MIN(step), MAX(step) \
+             FROM metrics WHERE run = ?1 GROUP BY b ORDER BY b";
+    let mut st = conn.prepare_cached(q).ctx(|| "sqlite: prepare m4".into())?;
+    let rows =
+        st.query_map(params![run, buckets as i64, span as i64], |r| r.get::<_, i64>(1)).ctx(|| "sqlite: m4".into())?;
+    let mut n = 0;
+    for r in rows {
+        black_box(r.ctx(|| "sqlite: m4 row".into())?);
+        n += 1;
+    }
+    Ok(n)
+}
+
+fn wl_ui(cfg: &Cfg, fx: &Fixtures, rep: &mut Report) -> R<()> {
+    let store = fl_open(&fx.fl_dir, SyncPolicy::Never)?;
+    // Summary at every history length: O(1) of the length through the snapshots.
+    for &n in &cfg.fork_sizes {
+        let run = fl_hist_id(n);
+        let t = time_light(cfg, || {
+            let s = store.summary(&run).ctx(|| format!("forklog: summary {run}"))?;
+            if s.len() != METRIC_NAMES.len() {
+                return Err(format!("forklog: summary of {run} has {} keys", s.len()).into());
+            }
+            Ok(())
+        })?;
+        let mut rec =
+            Rec::new(format!("summary.{n}"), format!("summary of a run, history {}", size_label(n)), Unit::Secs);
+        rec.forklog = Some(t);
+        if let Some(p) = fx.sq.get(&n) {
+            let conn = sq_open(p, "NORMAL")?;
+            rec.sqlite = Some(time_light(cfg, || sq_summary(&conn, "h").map(|_| ()))?);
+        }
+        if n == *fx.sq.keys().last().unwrap_or(&0) {
+            // The replay the snapshots replace (once: it is slow by design).
+            let t = Instant::now();
+            black_box(store.summary_by_replay(&run).ctx(|| "forklog: summary by replay".into())?);
+            rec.extra.push(("by_replay".into(), secs(t.elapsed())));
+        }
+        rep.recs.push(rec);
+    }
+    // Sample 1,000 buckets against a full replay (scan_columns), at the largest history and at the largest
+    // one SQLite has.
+    let mut sizes = vec![cfg.max_size()];
+    if let Some(&n) = fx.sq.keys().last() {
+        if n != cfg.max_size() {
+            sizes.push(n);
+        }
+    }
+    for n in sizes {
+        let run = fl_hist_id(n);
+        let none: [&str; 0] = [];
+        let t = time_light(cfg, || {
+            let s = store.sample(&run, &none, 1000, None, None).ctx(|| format!("forklog: sample {run}"))?;
+            if s.series.len() != METRIC_NAMES.len() {
+                return Err(format!("forklog: sample of {run} has {} series", s.series.len()).into());
+            }
+            Ok(())
+        })?;
+        let mut full = vec![];
+        for _ in 0..cfg.reps_heavy {
+            let (rows, t) = fl_replay_scan(&store, &run)?;
+            if rows != n {
+                return Err(format!("forklog: scan_columns of {run} had {rows} rows").into());
+            }
+            full.push(t);
+        }
+        let full = median(full);
+        let mut rec = Rec::new(
+            format!("sample.{n}"),
+            format!("sample 1,000 buckets x 5 metrics (exact M4), history {}", size_label(n)),
+            Unit::Secs,
+        );
+        rec.forklog = Some(t);
+        rec.extra.push(("full_replay".into(), full));
+        rec.extra.push(("over_full_replay".into(), t / full));
+        if let Some(p) = fx.sq.get(&n) {
+            let conn = sq_open(p, "NORMAL")?;
+            rec.sqlite = Some(time_light(cfg, || sq_m4(&conn, "h", 1000, n).map(|_| ()))?);
+        }
+        rep.recs.push(rec);
+    }
+    // The runs table: R runs of M rows (two metrics, written with log_columns, each run closed durably).
+    let (runs, rows) = ui_table_size(cfg);
+    let tmp = cfg.tempdir("runs-table")?;
+    let dir = tmp.path().join("store");
+    {
+        let store = fl_open(&dir, SyncPolicy::Never)?;
+        let steps: Vec<u64> = (0..rows).collect();
+        let loss: Vec<f64> = steps.iter().map(|s| 1.0 / (*s as f64 + 1.0)).collect();
+        let acc: Vec<f64> = steps.iter().map(|s| *s as f64 / rows as f64).collect();
+        for r in 0..runs {
+            let id = format!("r{r:06}");
+            let mut w = store.create_run(&id).ctx(|| format!("forklog: create {id}"))?;
+            w.log_columns(&steps, &[("loss", &loss), ("acc", &acc)]).ctx(|| "forklog: log_columns".into())?;
+            w.sync().ctx(|| "forklog: sync".into())?;
+        }
+    }
+    let store = Store::open(&dir).ctx(|| "forklog: open".into())?;
+    let none: [&str; 0] = [];
+    let t = time_light(cfg, || {
+        let table = store.runs_table(&none).ctx(|| "forklog: runs_table".into())?;
+        if table.len() as u64 != runs || table.iter().any(|r| r.summary.len() != 2) {
+            return Err("forklog: runs table incomplete".into());
+        }
+        Ok(())
+    })?;
+    let mut rec = Rec::new(
+        "runs_table",
+        format!("runs table (every run with its summary), {} runs x {} rows", size_label(runs), size_label(rows)),
+        Unit::Secs,
+    );
+    rec.forklog = Some(t);
+    // SQLite: the same runs with at most 1,000 rows each; per run and metric, ORDER BY step DESC LIMIT 1.
+    let sq_rows = rows.min(1_000);
+    let p = tmp.path().join("runs.db");
+    let conn = sq_open(&p, "OFF")?;
+    conn.execute_batch("BEGIN").ctx(|| "sqlite: BEGIN".into())?;
+    {
+        let mut st = conn.prepare_cached(SQL_INSERT).ctx(|| "sqlite: prepare insert".into())?;
+        for r in 0..runs {
+            let id = format!("r{r:06}");
+            for s in 0..sq_rows {
+                sq_insert(&mut st, &id, &row(s))?;
+            }
+        }
+    }
+    conn.execute_batch("COMMIT").ctx(|| "sqlite: COMMIT".into())?;
+    let ids: Vec<String> = (0..runs).map(|r| format!("r{r:06}")).collect();
+    let sq_t = time_light(cfg, || {
+        for id in &ids {
+            black_box(sq_summary(&conn, id)?);
+        }
+        Ok(())
+    })?;
+    rec.sqlite = Some(sq_t);
+    rec.extra.push(("sqlite_rows_per_run".into(), sq_rows as f64));
+    rep.recs.push(rec);
+    Ok(())
+}
+
 fn targets(cfg: &Cfg, rep: &mut Report) {
     let r = rep.val("log_latency.p99_reader", "p99_over_alone");
     rep.target("log p99 with a reader looping on history / without (EveryMillis)", r, true, 2.0, "");
@@ -1990,6 +2171,32 @@ fn targets(cfg: &Cfg, rep: &mut Report) {
             true,
             1.5,
             if big < 10_000_000 { "largest history in this mode is smaller than 10M" } else { "" },
+        );
+    }
+    // Issue 12: summary flat in history, sample vs full replay, runs table.
+    {
+        let r = rep.val(&format!("summary.{big}"), "forklog").zip(rep.val(&format!("summary.{small}"), "forklog"));
+        rep.target(
+            &format!("summary cost flat in history: summary@{bl} / summary@{sl}"),
+            r.map(|(a, b)| a / b),
+            true,
+            2.0,
+            if big < 10_000_000 { "largest history in this mode is smaller than 10M" } else { "" },
+        );
+        rep.target(
+            &format!("sample 1,000 buckets@{bl} / full replay (scan_columns)@{bl}"),
+            rep.val(&format!("sample.{big}"), "over_full_replay"),
+            true,
+            0.05,
+            if big < 10_000_000 { "largest history in this mode is smaller than 10M" } else { "" },
+        );
+        let (runs, rows) = ui_table_size(cfg);
+        rep.target(
+            &format!("runs table of {} runs x {} rows, seconds", size_label(runs), size_label(rows)),
+            rep.val("runs_table", "forklog"),
+            true,
+            1.0,
+            if runs < 10_000 { "smaller than 10k x 10k in this mode" } else { "" },
         );
     }
     // Fork at 1M against the copy-forks: only where the copy-forks ran at 1M (the full run);
@@ -2185,6 +2392,9 @@ fn main() {
     run_section(&mut rep, "fork chain", |rep| wl_chain(&cfg, rep));
     if let Some(fx) = &fixtures {
         run_section(&mut rep, "replay and seek", |rep| wl_replay_seek(&cfg, fx, rep));
+    }
+    if let Some(fx) = &fixtures {
+        run_section(&mut rep, "ui reads", |rep| wl_ui(&cfg, fx, rep));
     }
     run_section(&mut rep, "replay by fork depth", |rep| wl_depth(&cfg, rep));
     run_section(&mut rep, "open", |rep| wl_open(&cfg, rep));

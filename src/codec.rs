@@ -1005,6 +1005,127 @@ impl<'a> PayloadDecoder<'a> {
     }
 }
 
+// --- issue 12 (uireads): what zone maps and snapshots (src/zonemap.rs) need of the payload format ---
+
+/// Appends varint `v` (docs/FORMAT.md, Payload): the encoding of zone-map records too.
+pub(crate) fn put_u64(out: &mut Vec<u8>, v: u64) {
+    put_varint(out, v);
+}
+
+/// Appends a value in the payload's tagged encoding (docs/FORMAT.md, value table).
+pub(crate) fn put_value(out: &mut Vec<u8>, v: &Value) {
+    // Encoding into a Vec cannot fail.
+    let _ = bincode::serde::encode_into_std_write(Tagged(v), out, config());
+}
+
+/// A bounds-checked reader of the payload encoding (varints, values), for zone-map records.
+pub(crate) struct Reader<'a>(Rd<'a>);
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(b: &'a [u8]) -> Reader<'a> {
+        Reader(Rd { b, pos: 0 })
+    }
+    pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
+        self.0.u64()
+    }
+    pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
+        self.0.u32()
+    }
+    pub(crate) fn len(&mut self) -> Result<usize, DecodeError> {
+        self.0.len()
+    }
+    pub(crate) fn f64(&mut self) -> Result<f64, DecodeError> {
+        Ok(f64::from_le_bytes(self.0.array::<8>()?))
+    }
+    pub(crate) fn byte(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.0.array::<1>()?[0])
+    }
+    pub(crate) fn value(&mut self) -> Result<Value, DecodeError> {
+        self.0.value(0)
+    }
+    pub(crate) fn skip_value(&mut self) -> Result<(), DecodeError> {
+        self.0.skip_value(0)
+    }
+    pub(crate) fn done(&self) -> bool {
+        self.0.pos == self.0.b.len()
+    }
+}
+
+/// Where a [`PayloadDecoder`] stands between two events: enough to resume decoding there.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct DecState {
+    /// Payload offset of the next event.
+    pub pos: u64,
+    /// Events left.
+    pub remaining: u32,
+    pub prev_step: u64,
+    pub prev_time: i64,
+    /// The dense-row template (`None` before the first keyed `Log` row).
+    pub template: Option<Vec<u32>>,
+}
+
+/// One event as [`PayloadDecoder::next_mixed`] yields it.
+pub(crate) enum Mixed<'a> {
+    /// A dense row: its step and its floats' bytes (one per key of the template).
+    Dense { step: u64, bytes: &'a [u8] },
+    /// Any other event, fully decoded.
+    Event(RawEvent),
+}
+
+impl<'a> PayloadDecoder<'a> {
+    /// The decoder's position, to [`resume`](PayloadDecoder::resume) from later.
+    pub(crate) fn state(&self) -> DecState {
+        DecState {
+            pos: self.rd.pos as u64,
+            remaining: self.remaining,
+            prev_step: self.prev_step,
+            prev_time: self.prev_time,
+            template: self.template.clone(),
+        }
+    }
+
+    /// A decoder positioned at `st` in `payload` (the state must come from a decoder of the same payload,
+    /// e.g. a CRC-checked zone-map record; a wrong one yields decode errors, never a panic).
+    pub(crate) fn resume(payload: &'a [u8], st: &DecState) -> Result<PayloadDecoder<'a>, DecodeError> {
+        let pos = usize::try_from(st.pos).ok().filter(|p| *p <= payload.len());
+        let Some(pos) = pos else { return err("resume position past the payload") };
+        if st.remaining as usize > payload.len() - pos {
+            return err("event count exceeds the payload");
+        }
+        Ok(PayloadDecoder {
+            rd: Rd { b: payload, pos },
+            remaining: st.remaining,
+            prev_step: st.prev_step,
+            prev_time: st.prev_time,
+            synced_len: 0,
+            template: st.template.clone(),
+            template_gen: 1,
+            skim_row: Vec::new(),
+            format: crate::format::FORMAT_VERSION,
+            meta: None,
+        })
+    }
+
+    /// The next event: dense rows as their floats' bytes (no allocation), every other event decoded. The
+    /// payload must be consumed exactly, as for [`next_event`](PayloadDecoder::next_event).
+    pub(crate) fn next_mixed(
+        &mut self,
+        row: &mut Vec<(u32, Option<f64>)>,
+    ) -> Option<Result<(Mixed<'a>, usize), DecodeError>> {
+        if self.remaining > 0 && self.rd.b.get(self.rd.pos) == Some(&DENSE_TAG) {
+            return self.next_lean(row).map(|r| {
+                r.and_then(|l| match l.dense {
+                    Some(bytes) => Ok((Mixed::Dense { step: l.step, bytes }, l.end)),
+                    None => err("dense row expected"),
+                })
+            });
+        }
+        self.next_event().map(|r| r.map(|(ev, end)| (Mixed::Event(ev), end)))
+    }
+}
+
+// --- end issue 12 ---
+
 /// The reference decoder: bincode through serde (used by tests to check the hand-written one).
 #[cfg(test)]
 fn decode_with_bincode(payload: &[u8]) -> Option<Vec<RawEvent>> {

@@ -114,6 +114,11 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// An argument of a read was out of range (e.g. `sample` with zero buckets or `from_step > to_step`).
+    InvalidArgument {
+        /// What is wrong.
+        reason: String,
+    },
     /// A single event or frame is larger than the format allows.
     TooLarge {
         /// What was too large.
@@ -212,6 +217,7 @@ impl fmt::Display for Error {
                 "writer for run {run} is poisoned by an earlier failure ({cause}); drop it and resume the run"
             ),
             Error::Value { reason } => write!(f, "value conversion failed: {reason}"),
+            Error::InvalidArgument { reason } => write!(f, "invalid argument: {reason}"),
             Error::TooLarge { what, size, limit } => {
                 write!(f, "{what} is {size} bytes, over the limit of {limit} bytes")
             }

@@ -101,6 +101,8 @@ pub enum RunFile {
     Seg(u32, u32),
     /// `vK-SEQ.idx`
     Idx(u32, u32),
+    /// `vK-SEQ.zmap`: the zone map of a segment (format version 2, derived data)
+    Zone(u32, u32),
 }
 
 /// Parses a run-directory file name; `None` for anything else (lock, tombstone, temp files).
@@ -116,10 +118,14 @@ pub fn parse_run_file(name: &str) -> Option<RunFile> {
     match ext {
         "head" => Some(RunFile::Head(num(stem)?)),
         "keys" => Some(RunFile::Keys(num(stem)?)),
-        "seg" | "idx" => {
+        "seg" | "idx" | "zmap" => {
             let (v, s) = stem.split_once('-')?;
             let (v, s) = (num(v)?, num(s)?);
-            Some(if ext == "seg" { RunFile::Seg(v, s) } else { RunFile::Idx(v, s) })
+            Some(match ext {
+                "seg" => RunFile::Seg(v, s),
+                "idx" => RunFile::Idx(v, s),
+                _ => RunFile::Zone(v, s),
+            })
         }
         _ => None,
     }

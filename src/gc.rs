@@ -133,13 +133,18 @@ pub(crate) fn collect(inner: &StoreInner) -> Result<GcReport> {
                 Some(RunFile::Keys(v)) => {
                     ((u32::MAX, v, 2), keep.get(&(id.clone(), v)).is_none_or(|k| *k == Keep::Header))
                 }
-                Some(f @ (RunFile::Seg(v, s) | RunFile::Idx(v, s))) => {
+                Some(f @ (RunFile::Seg(v, s) | RunFile::Idx(v, s) | RunFile::Zone(v, s))) => {
                     let doomed = match keep.get(&(id.clone(), v)) {
                         None | Some(Keep::Header) => true,
                         Some(Keep::UpTo(n)) => s > *n,
                         Some(Keep::All) => false,
                     };
-                    ((u32::MAX - 1 - s, v, u8::from(matches!(f, RunFile::Idx(..)))), doomed)
+                    let kind = match f {
+                        RunFile::Seg(..) => 0,
+                        RunFile::Idx(..) => 1,
+                        _ => 2, // the zone map (issue 12) goes with its segment, after the index
+                    };
+                    ((u32::MAX - 1 - s, v, kind), doomed)
                 }
                 None => ((u32::MAX, u32::MAX, 4), name.ends_with(".tmp")),
             };

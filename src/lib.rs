@@ -82,8 +82,11 @@ mod recovery;
 mod registry;
 mod replay;
 mod report;
+mod runs_table;
+mod sample;
 mod scan;
 mod segment;
+mod snapshot;
 mod stats;
 mod store;
 mod value;
@@ -91,6 +94,7 @@ mod value_serde;
 mod verify;
 pub mod vfs;
 mod writer;
+mod zonemap;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -126,6 +130,8 @@ pub use meta::{MetaPatch, RunMeta};
 pub use options::{Options, SyncPolicy, DEFAULT_BUFFER_SIZE, DEFAULT_SEGMENT_SIZE};
 pub use replay::{Events, History, HistoryOptions, RowRef};
 pub use report::{Cut, GcReport, Problem, ProblemKind, RecoveryReport, RepairReport, VerifyReport};
+pub use runs_table::RunRow;
+pub use sample::{Bucket, Point, Sample, Series};
 pub use store::Store;
 pub use value::{Key, Metrics, Value};
 pub use value_serde::{from_value, to_metrics, to_value};

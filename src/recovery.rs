@@ -86,6 +86,7 @@ pub(crate) fn recover_active(inner: &StoreInner, view: &VersionView, cuts: &mut 
             let idx = view.idx_path(seq);
             let idx_len = vfs.open(&idx, OpenMode::Read).and_then(|f| f.len()).ok();
             let _ = vfs.remove_file(&idx);
+            let _ = vfs.remove_file(&crate::zonemap::zone_path(view, seq));
             vfs.sync_dir(&view.dir).map_err(|e| Error::io("syncing directory", &view.dir, e))?;
             cuts.push(Cut { file: path, bytes_cut: len, valid_len: 0 });
             if let Some(n) = idx_len {
@@ -246,6 +247,8 @@ fn recover_segment(
             pending_idx: Vec::new(),
             pending_offs: Vec::new(),
             format: seg_format,
+            // Issue 12: the zone map, completed for the frames it lacks (derived data: on failure, none).
+            zone: crate::zonemap::ZoneLog::resume(&inner.catalog, view, seq, valid).ok(),
         }),
         own_meta,
         own,
@@ -306,6 +309,8 @@ pub(crate) fn seal_for_rewind(inner: &StoreInner, view: &VersionView, cuts: &mut
             seg.idx.write_all_at(&bytes, seg.idx_len).map_err(|e| Error::io("writing index of", &path, e))?;
         }
         seg.idx.sync_data().map_err(|e| Error::io("syncing index of", &path, e))?;
+        let mut seg = seg;
+        seg.write_pending_zone(true).map_err(|e| Error::io("writing zone map of", &path, e))?;
     }
     Ok(())
 }

@@ -700,6 +700,91 @@ impl Store {
         crate::columns::scan(self.stream(run, opts)?, opts.keys.as_deref(), f)
     }
 
+    // --- issue 12 (uireads): reads a UI needs; the work is in sample.rs / zonemap.rs / snapshot.rs ---
+
+    /// The run's exact downsampled history (M4): `from_step..=to_step` (default: the first to the last `Log`
+    /// step of the visible history) split into `buckets` equal buckets, and for each bucket and key the first,
+    /// last, minimum and maximum value with their steps and the count; see [`Sample`](crate::Sample). `keys`
+    /// empty means every numeric key. Inherited rows are included. Whole blocks of rows are answered from the
+    /// zone maps (docs/FORMAT.md), so the cost grows with `buckets`, not with the history length.
+    pub fn sample<S: AsRef<str>>(
+        &self,
+        run: &str,
+        keys: &[S],
+        buckets: u32,
+        from_step: Option<u64>,
+        to_step: Option<u64>,
+    ) -> Result<crate::Sample> {
+        let view = self.resolve(run)?;
+        let keys: Vec<String> = keys.iter().map(|k| k.as_ref().to_string()).collect();
+        crate::sample::sample(self, &view, &keys, buckets, from_step, to_step)
+    }
+
+    /// [`Store::sample`] computed by replaying every row in the range (no zone maps): the reference the fast
+    /// path is tested against, and the baseline of the benchmarks.
+    pub fn sample_by_replay<S: AsRef<str>>(
+        &self,
+        run: &str,
+        keys: &[S],
+        buckets: u32,
+        from_step: Option<u64>,
+        to_step: Option<u64>,
+    ) -> Result<crate::Sample> {
+        let keys: Vec<String> = keys.iter().map(|k| k.as_ref().to_string()).collect();
+        let Some(b) = crate::sample::bucketing(self.info(run)?, buckets, from_step, to_step)? else {
+            return Ok(crate::sample::empty(&keys, buckets, from_step, to_step));
+        };
+        let mut opts = HistoryOptions::new().from_step(b.from).to_step(b.to);
+        if !keys.is_empty() {
+            opts = opts.keys(keys.clone());
+        }
+        let mut c = crate::sample::Collector::new(b);
+        let mut slots: Vec<usize> = Vec::new();
+        self.scan_columns(run, &opts, |chunk| {
+            for (j, col) in chunk.columns.iter().enumerate() {
+                if slots.len() <= j {
+                    slots.push(c.slot(&col.key));
+                }
+                let slot = slots[j];
+                for (step, v) in chunk.steps.iter().zip(&col.values) {
+                    if let Some(v) = v {
+                        c.add_value(slot, *step, *v);
+                    }
+                }
+            }
+        })?;
+        Ok(c.finish((!keys.is_empty()).then_some(&keys[..])))
+    }
+
+    /// The runs table: every live run (current versions, sorted by id) with its summary values, only `keys`
+    /// unless `keys` is empty. Each summary is read from the snapshots of the zone maps, so a table of 10,000
+    /// runs costs the same whatever their history lengths (see `benches/compare.rs`).
+    pub fn runs_table<S: AsRef<str>>(&self, keys: &[S]) -> Result<Vec<crate::RunRow>> {
+        let mut out = Vec::new();
+        for id in self.cat().run_ids()? {
+            self.inner.flush_writer(&id)?;
+            let Some(listing) = self.cat().listing(&id)? else { continue };
+            if listing.deleted {
+                continue;
+            }
+            let Some(v) = listing.versions.last().copied() else { continue };
+            let view = self.cat().view_in(&id, &listing, v)?;
+            let info = self.info_of(&view)?;
+            let mut summary = crate::snapshot::state(self.cat(), &view)?.summary();
+            if !keys.is_empty() {
+                summary.retain(|k, _| keys.iter().any(|w| w.as_ref() == k));
+            }
+            out.push(crate::RunRow { info, summary });
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn catalog(&self) -> &Arc<Catalog> {
+        &self.inner.catalog
+    }
+
+    // --- end issue 12 hooks ---
+
     /// Every event of the run in order, inherited prefix included.
     pub fn events(&self, run: &str) -> Result<Events> {
         self.events_with(run, &HistoryOptions::default())
@@ -716,7 +801,22 @@ impl Store {
     }
 
     /// The run's summary: the last value of every `Log` key, overridden by explicit `Summary` values.
+    /// Assembled from the zone maps' snapshots (docs/FORMAT.md), so it costs the same for a long history as
+    /// for a short one; parts the zone maps do not cover (older stores, unsynced tails) are read from the frames.
     pub fn summary(&self, run: &str) -> Result<BTreeMap<String, Value>> {
+        let view = self.resolve(run)?;
+        Ok(crate::snapshot::state(self.cat(), &view)?.summary())
+    }
+
+    /// The run's config: every `Config` patch merged in order (from the snapshots, like [`summary`](Store::summary)).
+    pub fn config(&self, run: &str) -> Result<BTreeMap<String, Value>> {
+        let view = self.resolve(run)?;
+        Ok(crate::snapshot::state(self.cat(), &view)?.config)
+    }
+
+    /// [`Store::summary`] by replaying every event: the reference the snapshots are tested against, and the
+    /// benchmarks' baseline.
+    pub fn summary_by_replay(&self, run: &str) -> Result<BTreeMap<String, Value>> {
         let mut auto = BTreeMap::new();
         let mut explicit = BTreeMap::new();
         for rec in self.events(run)? {
@@ -730,8 +830,8 @@ impl Store {
         Ok(auto)
     }
 
-    /// The run's config: every `Config` patch merged in order.
-    pub fn config(&self, run: &str) -> Result<BTreeMap<String, Value>> {
+    /// [`Store::config`] by replaying every event (the reference of the tests).
+    pub fn config_by_replay(&self, run: &str) -> Result<BTreeMap<String, Value>> {
         let mut config = BTreeMap::new();
         for rec in self.events(run)? {
             if let Event::Config { patch, .. } = rec?.event {

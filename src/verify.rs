@@ -84,7 +84,14 @@ impl Checker<'_> {
     }
 
     /// Checks one segment; returns the event end offsets that are pinned by forks and were found.
-    fn segment(&mut self, view: &VersionView, seq: u32, nkeys: usize, pins: &[u64]) -> Vec<u64> {
+    fn segment(
+        &mut self,
+        view: &VersionView,
+        seq: u32,
+        nkeys: usize,
+        pins: &[u64],
+        zstate: &mut Option<(crate::zonemap::OwnState, Option<u64>)>,
+    ) -> Vec<u64> {
         let vfs = &*self.inner.catalog.vfs;
         let path = view.seg_path(seq);
         let sealed = view.sealed(seq);
@@ -111,6 +118,8 @@ impl Checker<'_> {
         let mut expected: Vec<IndexEntry> = Vec::new();
         let mut inseg = Stats::default();
         let mut failed = false;
+        // Issue 12: the zone-map blocks the frames make.
+        let mut zblocks: Vec<crate::zonemap::Block> = Vec::new();
         let format = reader.format();
         loop {
             let (off, payload) = match reader.next_frame() {
@@ -130,6 +139,10 @@ impl Checker<'_> {
                     break;
                 }
             };
+            match crate::zonemap::blocks_of(off, payload) {
+                Ok(b) => zblocks.extend(b),
+                Err(_) => *zstate = None,
+            }
             if expected.last().is_none_or(|l| off - l.offset >= INDEX_INTERVAL) {
                 let first_step = events.first().map_or(0, |(e, _)| e.step());
                 expected.push(IndexEntry { first_step, offset: off, before: inseg });
@@ -159,8 +172,16 @@ impl Checker<'_> {
             );
         }
         if failed {
+            *zstate = None;
             return found;
         }
+        // Issue 12: the zone map (derived data) against the frames.
+        let (zbytes, zproblems) = crate::zonemap::verify_segment(vfs, view, seq, sealed, &zblocks, zstate);
+        if let Some(n) = zbytes {
+            self.report.files += 1;
+            self.report.bytes += n;
+        }
+        self.report.problems.extend(zproblems);
         // The index must list exactly the frames the writer's rule indexes (an active one may lag, unless its
         // writer closed cleanly: then a close record ends it, and it must be complete).
         let ipath = view.idx_path(seq);
@@ -376,11 +397,12 @@ pub(crate) fn check(inner: &StoreInner) -> Result<(VerifyReport, Vec<Rebuild>)> 
                     }
                 }
             }
+            let mut zstate = Some(Default::default());
             c.meta_seen = 0;
             for seq in 0..view.segs {
                 let key = (id.clone(), *v, seq);
                 let want: Vec<u64> = pins.get(&key).map(|p| p.iter().map(|(o, _)| *o).collect()).unwrap_or_default();
-                let found = c.segment(&view, seq, nkeys, &want);
+                let found = c.segment(&view, seq, nkeys, &want, &mut zstate);
                 found_pins.insert(key, found);
             }
         }

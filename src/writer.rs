@@ -46,6 +46,8 @@ pub(crate) struct ActiveSeg {
     pub pending_idx: Vec<u8>,
     /// The frame offset of each entry in `pending_idx`.
     pub pending_offs: Vec<u64>,
+    /// The segment's zone map (issue 12; `None` when it could not be kept: readers then use the frames).
+    pub zone: Option<crate::zonemap::ZoneLog>,
     /// The segment's format version: a segment an older build created (resumed here) takes no event kind a
     /// later version added; the writer starts a new segment before writing one.
     pub format: u16,
@@ -69,6 +71,21 @@ impl ActiveSeg {
         self.pending_idx.drain(..bytes);
         self.pending_offs.drain(..n);
         Ok(())
+    }
+
+    /// Writes the pending zone-map records (same rule as the index: only after the segment's fsync); `seal`
+    /// adds the final snapshot and fsyncs the zone map.
+    pub(crate) fn write_pending_zone(&mut self, seal: bool) -> std::io::Result<()> {
+        match &mut self.zone {
+            Some(z) => {
+                z.write_pending(seal)?;
+                if seal {
+                    z.sync_file()?;
+                }
+                Ok(())
+            }
+            None => Ok(()),
+        }
     }
 }
 
@@ -714,7 +731,13 @@ impl WriterCore {
     }
 
     /// Creates segment `seq` (and its index), starting after `own` events.
-    fn create_segment(&mut self, seq: u32) -> Result<()> {
+    /// `zone`: `None` for no zone map, else the zone map's starting state (`Some(None)`: unknown).
+    #[allow(clippy::type_complexity)]
+    fn create_segment(
+        &mut self,
+        seq: u32,
+        zone: Option<Option<(crate::zonemap::OwnState, Option<u64>)>>,
+    ) -> Result<()> {
         let path = self.dir.join(format::seg_name(self.version, seq));
         let ipath = self.dir.join(format::idx_name(self.version, seq));
         let salt = format::segment_salt(self.nonce, seq);
@@ -734,6 +757,24 @@ impl WriterCore {
         if let Err(e) = idx.set_len(0).and_then(|_| idx.write_all_at(&ih, 0)) {
             return self.poison("writing index header", ipath, e);
         }
+        // The zone map starts with the state carried over from the sealed segment (issue 12).
+        let zone = match zone {
+            Some(c) => {
+                match crate::zonemap::ZoneLog::create(&*self.vfs, &self.dir, self.version, seq, salt, c)
+                    .and_then(|z| z.sync_file().map(|_| z))
+                {
+                    Ok(z) => Some(z),
+                    Err(e) => {
+                        return self.poison(
+                            "creating zone map",
+                            self.dir.join(crate::zonemap::zone_name(self.version, seq)),
+                            e,
+                        )
+                    }
+                }
+            }
+            None => None,
+        };
         // Whatever the policy (a segment rolls once per segment_size bytes): an explicit `sync()` under `Never`
         // syncs only the active segment's data, so its directory entry must already be durable.
         if let Err(e) = file.sync_data().and_then(|_| idx.sync_data()) {
@@ -754,6 +795,7 @@ impl WriterCore {
             inseg: Stats::default(),
             pending_idx: Vec::new(),
             pending_offs: Vec::new(),
+            zone,
             format: format::FORMAT_VERSION,
         });
         self.next_seq = seq + 1;
@@ -765,8 +807,9 @@ impl WriterCore {
     fn ensure_segment(&mut self) -> Result<()> {
         let full = match &self.seg {
             None => {
+                // No segment yet: the version has no own data, so the zone state starts empty.
                 let seq = self.next_seq;
-                return self.create_segment(seq);
+                return self.create_segment(seq, Some(Some(Default::default())));
             }
             Some(s) => {
                 (s.len >= self.segment_size && s.len > format::SEG_HEADER_LEN as u64)
@@ -776,13 +819,19 @@ impl WriterCore {
         if full {
             if let Some(s) = &mut self.seg {
                 let path = self.dir.join(format::seg_name(self.version, s.seq));
-                if let Err(e) = s.file.sync_data().and_then(|_| s.write_pending_index()).and_then(|_| s.idx.sync_data())
+                if let Err(e) = s
+                    .file
+                    .sync_data()
+                    .and_then(|_| s.write_pending_index())
+                    .and_then(|_| s.idx.sync_data())
+                    .and_then(|_| s.write_pending_zone(true))
                 {
                     return self.poison("sealing segment", path, e);
                 }
             }
+            let carry = self.seg.as_ref().and_then(|s| s.zone.as_ref()).map(|z| z.carry());
             let seq = self.next_seq;
-            self.create_segment(seq)?;
+            self.create_segment(seq, carry)?;
         }
         Ok(())
     }
@@ -849,6 +898,9 @@ impl WriterCore {
             let path = self.dir.join(format::seg_name(self.version, seg.seq));
             return self.poison("writing frame to", path, e);
         }
+        if let Some(z) = &mut seg.zone {
+            z.frame(off, &frame[FRAME_HEADER_LEN..]);
+        }
         if index_it {
             // Written after the next fsync of the segment (see `ActiveSeg::pending_idx`).
             seg.pending_idx.extend_from_slice(&entry);
@@ -912,6 +964,14 @@ impl WriterCore {
             let path = self.dir.join(format::idx_name(self.version, t.seq));
             return self.poison("writing index", path, e);
         }
+        // Zone-map records cover whole pending frames: write them only when everything written was synced
+        // (frames appended during the fsync wait for a later sync or the seal; derived data may lag).
+        if clean {
+            if let Err(e) = seg.write_pending_zone(false) {
+                let path = self.dir.join(crate::zonemap::zone_name(self.version, t.seq));
+                return self.poison("writing zone map", path, e);
+            }
+        }
         if clean {
             self.unsynced = false;
         }
@@ -965,6 +1025,11 @@ impl WriterCore {
         if self.is_live() {
             res = if self.durable() { self.sync() } else { self.flush_frame() };
             if res.is_ok() && !self.unsynced && self.buf_count == 0 {
+                // Issue 12: a closing snapshot (the segment is synced and its records written), so the summary
+                // of a finished run reads one record. Derived data: a failure here loses nothing.
+                if let Some(z) = self.seg.as_mut().and_then(|s| s.zone.as_mut()) {
+                    let _ = z.write_pending(true);
+                }
                 res = self.write_close_record();
             }
         }

@@ -1,6 +1,6 @@
 //! Bit flips: every single-bit flip in a store's files — every bit of every header, version header, key
-//! and tombstone, and a deterministic sample of a few hundred more bits of every segment, step index and
-//! key table
+//! and tombstone, and a deterministic sample of a few hundred more bits of every segment, step index, zone
+//! map and key table
 //! — is detected. `verify()` reports a `Corrupt` problem (the only exceptions are the two regions a crash
 //! may legitimately leave invalid: the last frame of an active segment, which then reads as a torn tail,
 //! and the step index of an active segment, which is unsynced derived data that readers and recovery
@@ -174,13 +174,15 @@ fn bits_for(path: &Path, len: usize, sample: usize) -> Vec<usize> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     let header = if name.ends_with(".seg") {
         80
-    } else if name.ends_with(".idx") || name.ends_with(".keys") {
+    } else if name.ends_with(".idx") || name.ends_with(".keys") || name.ends_with(".zmap") {
         32
     } else {
         return (0..len * 8).collect();
     };
     let mut bits: Vec<usize> = (0..header.min(len) * 8).collect();
     let rest = (len.saturating_sub(header)) * 8;
+    // Zone maps are derived data checked the same way; a quarter of the sample keeps the test's time.
+    let sample = if name.ends_with(".zmap") { sample / 4 } else { sample };
     let mut x = len as u64 ^ 0x5EED;
     for _ in 0..sample.min(rest) {
         x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -227,6 +229,11 @@ fn lenient_ranges(fs: &Arc<FaultFs>) -> BTreeMap<PathBuf, (usize, usize)> {
         let idx = run.join(format!("v{v}-{s}.idx"));
         if let Ok(b) = fs.contents(&idx) {
             out.insert(idx, (0, b.len()));
+        }
+        // The active segment's zone map is unsynced derived data too.
+        let zmap = run.join(format!("v{v}-{s}.zmap"));
+        if let Ok(b) = fs.contents(&zmap) {
+            out.insert(zmap, (0, b.len()));
         }
     }
     out

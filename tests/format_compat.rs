@@ -187,6 +187,58 @@ fn a_newer_format_than_this_build_is_refused() {
     }
 }
 
+/// Issue 12: a version-1 store has no zone maps; `sample`, `summary`, `config` and the runs table compute what
+/// they lack from the segments, equal to a replay. A version-2 writer that resumes a version-1 run starts zone
+/// maps for the segment it writes (a version-2 file beside version-1 segments), which verify checks.
+#[test]
+fn version_1_runs_sample_and_summarize_without_zone_maps() {
+    let (_tmp, dir) = copy_of_fixture();
+    let store = Store::open(&dir).expect("open");
+    let zmaps = |d: &Path| -> usize {
+        fs::read_dir(d)
+            .map(|e| e.filter(|f| f.as_ref().unwrap().path().extension().is_some_and(|x| x == "zmap")).count())
+            .unwrap_or(0)
+    };
+    assert_eq!(zmaps(&dir.join("runs/base")), 0, "version-1 runs have no zone maps");
+    let none: [&str; 0] = [];
+    for run in ["base", "base@v0", "fork-a", "fork-b"] {
+        for n in [1, 7, 50] {
+            let fast = store.sample(run, &none, n, None, None).expect("sample");
+            let slow = store.sample_by_replay(run, &none, n, None, None).expect("sample by replay");
+            assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "{run} {n}");
+            assert!(!fast.series.is_empty(), "{run}");
+        }
+        assert_eq!(
+            format!("{:?}", store.summary(run).unwrap()),
+            format!("{:?}", store.summary_by_replay(run).unwrap())
+        );
+        assert_eq!(format!("{:?}", store.config(run).unwrap()), format!("{:?}", store.config_by_replay(run).unwrap()));
+    }
+    let table = store.runs_table(&["loss"]).expect("runs table");
+    assert!(table.iter().any(|r| r.info.id == "fork-a" && r.summary.contains_key("loss")));
+    // Resume a version-1 run: its active segment gets a version-2 zone map covering the old frames too.
+    let mut b = store.resume("fork-b").expect("resume");
+    let next = b.next_step();
+    b.log(metrics! { "loss" => 0.125 }).expect("log");
+    b.sync().expect("sync");
+    drop(b);
+    let zm: Vec<PathBuf> = fs::read_dir(dir.join("runs/fork-b"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "zmap"))
+        .collect();
+    assert_eq!(zm.len(), 1, "one zone map, for the active segment");
+    assert_eq!(file_version(&zm[0]), 2);
+    let s = store.sample("fork-b", &["loss"], 3, None, None).expect("sample");
+    assert_eq!(s.series[0].buckets.last().unwrap().last, forklog::Point { step: next, value: 0.125 });
+    assert_eq!(
+        format!("{:?}", s),
+        format!("{:?}", store.sample_by_replay("fork-b", &["loss"], 3, None, None).unwrap())
+    );
+    assert_eq!(store.summary("fork-b").unwrap().get("loss"), Some(&Value::Float(0.125)));
+    assert!(store.verify().expect("verify").is_clean());
+}
+
 #[test]
 fn a_read_only_open_of_a_version_1_store_changes_no_byte_and_shows_empty_metadata() {
     let (_tmp, dir) = copy_of_fixture();

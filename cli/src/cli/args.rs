@@ -75,7 +75,8 @@ pub enum Command {
     /// List runs (live runs; --all adds archived versions and deleted runs kept for their forks).
     ///
     /// --json prints one object per line with keys id, version, parent, fork_step, first_step,
-    /// last_step, rows, state, created (and archived, deleted with --all), then name, tags, group.
+    /// last_step, rows, state, created (and archived, deleted with --all), then name, tags, group (and summary
+    /// with --summary).
     Runs {
         /// One JSON object per line instead of a table.
         #[arg(long, conflicts_with = "tree")]
@@ -92,6 +93,12 @@ pub enum Command {
         /// Only runs in this group.
         #[arg(long, value_name = "G")]
         group: Option<String>,
+        /// With --json: add "summary", the run's summary object (as `forklog summary` prints it).
+        #[arg(long, requires = "json", conflicts_with = "all")]
+        summary: bool,
+        /// With --summary: only these summary keys (comma-separated; a key a run lacks is left out).
+        #[arg(long, value_name = "K1,K2", value_delimiter = ',', requires = "summary")]
+        keys: Option<Vec<String>>,
     },
 
     /// Change a run's config, summary or metadata (name, tags, notes, group).
@@ -148,6 +155,11 @@ pub enum Command {
     /// Write runs: `export RUN FILE` (RUN's history as JSON Lines), or
     /// `export RUN... [--tree RUN] [--flat] --format jsonl|csv|parquet|arrow|tensorboard OUT`.
     Export(ExportArgs),
+
+    /// Draw runs as line charts (SVG or PNG): one panel per metric, each run's exact downsampled
+    /// curve with its min/max band, fork points marked on the parent's curve and labelled with the
+    /// child's id, a legend naming each run ID@vK.
+    Plot(super::plot::PlotArgs),
 
     /// Run the demonstration: log, fork, fork a fork, rewind, replay and verify, with timings.
     Demo {
@@ -260,6 +272,11 @@ pub struct HistoryArgs {
     /// Add "_run": the version (ID@vK) each row is stored in.
     #[arg(long)]
     pub origin: bool,
+    /// Downsample exactly (M4): split the step range (--from-step..--to-step, default the run's first to
+    /// last step) into N equal buckets and print one line per key and non-empty bucket: its step range,
+    /// count, and first, last, min and max values with their steps. See the README for the format.
+    #[arg(long, value_name = "N", conflicts_with_all = ["own", "origin"], value_parser = clap::value_parser!(u32).range(1..))]
+    pub buckets: Option<u32>,
 }
 
 /// `--sync` values of `forklog log`.

@@ -34,7 +34,8 @@ fn prepare_dir(dir: &Path) -> Result<(), CliError> {
             .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
             .collect::<Result<_, _>>()
             .map_err(io_error)?;
-        let ours = [MARKER, "forklog.store", "forklog.store.tmp", "runs"];
+        // `plot.svg` is the picture a demo draws (issue 12).
+        let ours = [MARKER, "forklog.store", "forklog.store.tmp", "runs", "plot.svg"];
         let marked = fs::read_to_string(dir.join(MARKER)).is_ok_and(|t| t == MARKER_TEXT);
         let previous_demo = marked && names.iter().all(|n| ours.contains(&n.as_str()));
         if !names.is_empty() && !previous_demo {
@@ -44,7 +45,7 @@ fn prepare_dir(dir: &Path) -> Result<(), CliError> {
             )));
         }
         // The store first, the marker last: a crash in between leaves a marked directory to retry.
-        for name in ["runs", "forklog.store", "forklog.store.tmp", MARKER] {
+        for name in ["plot.svg", "runs", "forklog.store", "forklog.store.tmp", MARKER] {
             let path = dir.join(name);
             let res = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
             match res {
@@ -220,6 +221,17 @@ pub fn demo(dir: &Path, rows: u64) -> Result<u8, CliError> {
         thousands(columnar),
         took.as_secs_f64(),
         rate(columnar, took)
+    ))?;
+
+    // Issue 12: the fork tree as a picture (exact downsampled curves, fork points marked).
+    let t = Instant::now();
+    let picture = dir.join("plot.svg");
+    let keys = ["loss".to_string(), "acc".to_string()];
+    super::plot::picture(&store, &["base@v0".to_string()], &keys, true, 50, &picture, 900, Some(560))?;
+    report.line(format!(
+        "plot     {} in {:.3} s (forklog plot base@v0 --tree --keys loss,acc --buckets 50 --out FILE.svg)",
+        picture.display(),
+        t.elapsed().as_secs_f64()
     ))?;
 
     let t = Instant::now();

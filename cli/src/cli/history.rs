@@ -12,7 +12,7 @@ use forklog::{HistoryOptions, Key, LogRow, Value};
 
 use super::args::{HistoryArgs, HistoryFormat};
 use super::{open_existing, progress_bar, stdout_error, CliError, EXIT_OK};
-use forklog_interop::json::{float_text, value_line, write_row, NonFinite};
+use forklog_interop::json::{float_text, value_line, write_f64, write_row, write_str, NonFinite};
 
 /// Builds the library's history options from the command's flags; an empty step range is an error.
 fn options(args: &HistoryArgs) -> Result<HistoryOptions, CliError> {
@@ -38,6 +38,9 @@ fn options(args: &HistoryArgs) -> Result<HistoryOptions, CliError> {
 pub fn history(dir: &Path, args: HistoryArgs, nf: NonFinite) -> Result<u8, CliError> {
     let opts = options(&args)?;
     let store = open_existing(dir)?;
+    if let Some(n) = args.buckets {
+        return buckets(&open_existing(dir)?, &args, n, nf);
+    }
     let rows = store.history_with(&args.run, &opts)?;
     let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
     match args.format {
@@ -160,6 +163,62 @@ pub fn export(dir: &Path, run: &str, file: &Path, nf: NonFinite) -> Result<u8, C
         let _ = fs::remove_file(file);
         return Err(e);
     }
+    Ok(EXIT_OK)
+}
+
+/// `forklog history RUN --buckets N`: the exact downsampled history ([`forklog::Store::sample`]), one line
+/// (JSONL) or row (CSV) per key and non-empty bucket, keys in order (`--keys` order, else sorted), buckets
+/// by index. JSON floats follow `--json-nonfinite`.
+fn buckets(store: &forklog::Store, args: &HistoryArgs, n: u32, nf: NonFinite) -> Result<u8, CliError> {
+    let keys: Vec<String> = args.keys.iter().flatten().filter(|k| !k.is_empty()).cloned().collect();
+    let sample = store.sample(&args.run, &keys, n, args.from_step, args.to_step)?;
+    let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
+    if matches!(args.format, HistoryFormat::Csv) {
+        writeln!(out, "key,bucket,start,end,count,first_step,first,last_step,last,min_step,min,max_step,max")
+            .map_err(stdout_error)?;
+    }
+    for series in &sample.series {
+        for b in &series.buckets {
+            match args.format {
+                HistoryFormat::Jsonl => {
+                    let mut line = Vec::with_capacity(256);
+                    line.extend_from_slice(b"{\"key\":");
+                    write_str(&mut line, &series.key);
+                    let ints = [("bucket", u64::from(b.index)), ("start", b.start), ("end", b.end), ("count", b.count)];
+                    for (name, x) in ints {
+                        line.extend_from_slice(format!(",\"{name}\":{x}").as_bytes());
+                    }
+                    for (name, p) in [("first", b.first), ("last", b.last), ("min", b.min), ("max", b.max)] {
+                        line.extend_from_slice(format!(",\"{name}_step\":{},\"{name}\":", p.step).as_bytes());
+                        write_f64(&mut line, p.value, nf);
+                    }
+                    line.extend_from_slice(b"}\n");
+                    out.write_all(&line).map_err(stdout_error)?;
+                }
+                HistoryFormat::Csv => {
+                    writeln!(
+                        out,
+                        "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                        csv_field(&series.key),
+                        b.index,
+                        b.start,
+                        b.end,
+                        b.count,
+                        b.first.step,
+                        float_text(b.first.value),
+                        b.last.step,
+                        float_text(b.last.value),
+                        b.min.step,
+                        float_text(b.min.value),
+                        b.max.step,
+                        float_text(b.max.value)
+                    )
+                    .map_err(stdout_error)?;
+                }
+            }
+        }
+    }
+    out.flush().map_err(stdout_error)?;
     Ok(EXIT_OK)
 }
 

@@ -13,6 +13,7 @@ mod interop;
 
 mod log;
 mod manage;
+pub mod plot;
 mod runs;
 mod set;
 
@@ -181,8 +182,9 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Fork { new_run, spec } => manage::fork(store, &new_run, &spec),
         Command::Rewind { spec } => manage::rewind(store, &spec),
         Command::History(a) => history::history(store, a, nf),
-        Command::Runs { json, tree, all, tags, group } => {
-            runs::runs(store, runs::Listing { json, tree, all, tags, group })
+        Command::Runs { json, tree, all, tags, group, summary, keys } => {
+            let summary = summary.then(|| keys.unwrap_or_default());
+            runs::runs(store, runs::Listing { json, tree, all, tags, group, summary }, nf)
         }
         Command::Set(a) => set::set(store, a),
         Command::Summary { run } => inspect::summary(store, &run, nf),
@@ -194,5 +196,6 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Import(a) => interop::import(store, a),
         Command::Export(a) => interop::export(store, a, nf),
         Command::Demo { dir, rows } => demo::demo(&dir, rows),
+        Command::Plot(a) => plot::plot(store, a),
     }
 }

@@ -7,6 +7,7 @@ use forklog::RunInfo;
 use serde::Serialize;
 
 use super::{open_existing, stdout_error, CliError, EXIT_OK};
+use forklog_interop::json::{write_map, NonFinite};
 
 /// One run as a `runs --json` line; the field order is the contract's key order.
 #[derive(Serialize)]
@@ -55,6 +56,8 @@ pub struct Listing {
     pub tags: Vec<String>,
     /// Only runs in this group.
     pub group: Option<String>,
+    /// With `--summary` (and its `--keys`): each JSON line ends with the run's summary (the runs table).
+    pub summary: Option<Vec<String>>,
 }
 
 /// One `runs --json` line, keys in the contract's order. `created` is a time from the clock: always finite.
@@ -79,9 +82,21 @@ fn json_line(r: &RunInfo, all: bool) -> RunJson<'_> {
 
 /// `forklog runs`: lists live runs (with `all`, archived versions and deleted runs too), filtered by
 /// tags and group.
-pub fn runs(dir: &Path, l: Listing) -> Result<u8, CliError> {
+pub fn runs(dir: &Path, l: Listing, nf: NonFinite) -> Result<u8, CliError> {
     let store = open_existing(dir)?;
-    let mut runs = if l.all { store.runs_all()? } else { store.runs()? };
+    // Issue 12: the runs table (every live run with its summary) when --summary is given.
+    let mut sums: std::collections::HashMap<String, std::collections::BTreeMap<String, forklog::Value>> =
+        std::collections::HashMap::new();
+    let mut runs = match &l.summary {
+        Some(keys) => {
+            let table = store.runs_table(keys)?;
+            let runs = table.iter().map(|r| r.info.clone()).collect();
+            sums = table.into_iter().map(|r| (r.info.id.clone(), r.summary)).collect();
+            runs
+        }
+        None if l.all => store.runs_all()?,
+        None => store.runs()?,
+    };
     runs.retain(|r| {
         l.tags.iter().all(|t| r.meta.has_tag(t)) && l.group.as_ref().is_none_or(|g| r.meta.group.as_ref() == Some(g))
     });
@@ -89,7 +104,15 @@ pub fn runs(dir: &Path, l: Listing) -> Result<u8, CliError> {
     let mut out = BufWriter::new(io::stdout().lock());
     if json {
         for r in &runs {
-            serde_json::to_writer(&mut out, &json_line(r, all)).map_err(|e| stdout_error(e.into()))?;
+            let mut line = serde_json::to_vec(&json_line(r, all)).map_err(|e| stdout_error(e.into()))?;
+            if let Some(sum) = sums.get(&r.id).filter(|_| l.summary.is_some()) {
+                // `"summary": {...}` as the last key, its floats by the --json-nonfinite rule.
+                line.pop();
+                line.extend_from_slice(b",\"summary\":");
+                write_map(&mut line, sum.iter().map(|(k, v)| (k.as_str(), v)), nf);
+                line.push(b'}');
+            }
+            out.write_all(&line).map_err(stdout_error)?;
             writeln!(out).map_err(stdout_error)?;
         }
     } else if tree {

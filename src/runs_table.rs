@@ -1,0 +1,18 @@
+//! The runs table ([`Store::runs_table`](crate::Store::runs_table)): every live run with its facts and its
+//! summary values, what a tracker's run list shows. Each summary comes from the zone maps' snapshots
+//! (src/snapshot.rs), so listing costs the same whatever the runs' history lengths.
+
+use std::collections::BTreeMap;
+
+use crate::info::RunInfo;
+use crate::value::Value;
+
+/// One row of the runs table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    /// The run's facts, as [`Store::info`](crate::Store::info) gives them.
+    pub info: RunInfo,
+    /// Its summary (as [`Store::summary`](crate::Store::summary)), restricted to the requested keys if any
+    /// (a key the run lacks is absent).
+    pub summary: BTreeMap<String, Value>,
+}
