@@ -716,6 +716,10 @@ impl Store {
         to_step: Option<u64>,
     ) -> Result<crate::Sample> {
         let view = self.resolve(run)?;
+        if self.tail_of(&view).is_some() {
+            // Buffered events of this process's writer are in no zone map: sample them by replay.
+            return self.sample_by_replay(run, keys, buckets, from_step, to_step);
+        }
         let keys: Vec<String> = keys.iter().map(|k| k.as_ref().to_string()).collect();
         crate::sample::sample(self, &view, &keys, buckets, from_step, to_step)
     }
@@ -805,12 +809,20 @@ impl Store {
     /// for a short one; parts the zone maps do not cover (older stores, unsynced tails) are read from the frames.
     pub fn summary(&self, run: &str) -> Result<BTreeMap<String, Value>> {
         let view = self.resolve(run)?;
+        if self.tail_of(&view).is_some() {
+            // This process's writer holds buffered events the snapshots cannot know: replay (bounded by what
+            // one buffer holds past the disk's data, but a replay of the whole history nonetheless).
+            return self.summary_by_replay(run);
+        }
         Ok(crate::snapshot::state(self.cat(), &view)?.summary())
     }
 
     /// The run's config: every `Config` patch merged in order (from the snapshots, like [`summary`](Store::summary)).
     pub fn config(&self, run: &str) -> Result<BTreeMap<String, Value>> {
         let view = self.resolve(run)?;
+        if self.tail_of(&view).is_some() {
+            return self.config_by_replay(run); // buffered events of this process's writer (see `summary`)
+        }
         Ok(crate::snapshot::state(self.cat(), &view)?.config)
     }
 

@@ -34,6 +34,9 @@ fn reads_see_buffered_rows_without_writing() {
     assert_eq!(cols.steps, vec![12, 13, 14]);
     assert_eq!(store.events("r").unwrap().count(), 16);
     assert_eq!(store.summary("r").unwrap()["best"], forklog::Value::Float(3.0));
+    assert_eq!(store.summary("r").unwrap()["new"], forklog::Value::Int(1));
+    let sample = store.sample("r", &["x"], 1, None, None).unwrap();
+    assert_eq!(sample.series[0].buckets.iter().map(|b| b.count).sum::<u64>(), 15);
     let info = store.info("r").unwrap();
     assert_eq!((info.rows, info.last_step, info.state), (15, Some(14), RunState::Running));
     assert_eq!(store.runs().unwrap()[0].rows, 15);
