@@ -57,7 +57,7 @@ def test_import_wandb_gives_forks_rewinds_and_every_value(store):
 
 def test_import_tensorboard_mlflow_trackio(store):
     tb = forklog.import_tensorboard(store, os.path.join(FIXTURES, "tensorboard"), prefix="tb.")
-    assert {r["run"] for r in tb} == {"tb.native", "tb.tbx"}
+    assert {r["run"] for r in tb} == {"tb.native", "tb.tbx.run1"}  # ids: folder path, / -> .
     ml = forklog.import_mlflow(store, os.path.join(FIXTURES, "mlflow", "mlflow.db"), prefix="ml-")
     assert ml and all(r["run"].startswith("ml-") for r in ml)
     tr = forklog.import_trackio(store, [os.path.join(FIXTURES, "trackio", "fixture.db")], prefix="tr-")
