@@ -807,9 +807,12 @@ impl WriterCore {
     fn ensure_segment(&mut self) -> Result<()> {
         let full = match &self.seg {
             None => {
-                // No segment yet: the version has no own data, so the zone state starts empty.
+                // No segment open. With none before it the version has no own data, so the zone state starts
+                // empty; after sealed segments (recovery removed a torn newest one and starts it afresh) the
+                // state before it is not at hand: unknown (blocks only, no snapshots; readers use the frames).
                 let seq = self.next_seq;
-                return self.create_segment(seq, Some(Some(Default::default())));
+                let start = if seq == 0 { Some(Default::default()) } else { None };
+                return self.create_segment(seq, Some(start));
             }
             Some(s) => {
                 (s.len >= self.segment_size && s.len > format::SEG_HEADER_LEN as u64)
