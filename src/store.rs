@@ -668,6 +668,17 @@ impl Store {
         Ok(EventStream::new(self.inner.catalog.clone(), pieces, opts.from_step, opts.to_step, tail))
     }
 
+    /// Whether a writer of this process is live on `view` (the current version): its buffered and unsynced
+    /// events are in no snapshot or zone map yet.
+    fn live_here(&self, view: &VersionView) -> bool {
+        view.current
+            && self
+                .inner
+                .registry
+                .live_stats(&view.id)
+                .is_some_and(|(version, nonce, _)| version == view.version && nonce == view.header.nonce)
+    }
+
     /// A copy of this process's writer's buffered events of `view` (taken before `view` was listed, so the two
     /// agree: see [`attach_tail`]). For a view listed before, `tail_of` is only used where the copy's cut
     /// bounds the disk read.
@@ -716,8 +727,8 @@ impl Store {
         to_step: Option<u64>,
     ) -> Result<crate::Sample> {
         let view = self.resolve(run)?;
-        if self.tail_of(&view).is_some() {
-            // Buffered events of this process's writer are in no zone map: sample them by replay.
+        if self.live_here(&view) {
+            // Events of this process's live writer may be in no zone map yet: sample them by replay.
             return self.sample_by_replay(run, keys, buckets, from_step, to_step);
         }
         let keys: Vec<String> = keys.iter().map(|k| k.as_ref().to_string()).collect();
@@ -809,9 +820,9 @@ impl Store {
     /// for a short one; parts the zone maps do not cover (older stores, unsynced tails) are read from the frames.
     pub fn summary(&self, run: &str) -> Result<BTreeMap<String, Value>> {
         let view = self.resolve(run)?;
-        if self.tail_of(&view).is_some() {
-            // This process's writer holds buffered events the snapshots cannot know: replay (bounded by what
-            // one buffer holds past the disk's data, but a replay of the whole history nonetheless).
+        if self.live_here(&view) {
+            // This process's writer may hold buffered or unsynced events the snapshots do not cover yet:
+            // replay (a replay of the whole history, only while a writer of this process is live).
             return self.summary_by_replay(run);
         }
         Ok(crate::snapshot::state(self.cat(), &view)?.summary())
@@ -820,8 +831,8 @@ impl Store {
     /// The run's config: every `Config` patch merged in order (from the snapshots, like [`summary`](Store::summary)).
     pub fn config(&self, run: &str) -> Result<BTreeMap<String, Value>> {
         let view = self.resolve(run)?;
-        if self.tail_of(&view).is_some() {
-            return self.config_by_replay(run); // buffered events of this process's writer (see `summary`)
+        if self.live_here(&view) {
+            return self.config_by_replay(run); // events of this process's live writer (see `summary`)
         }
         Ok(crate::snapshot::state(self.cat(), &view)?.config)
     }

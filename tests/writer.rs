@@ -237,6 +237,6 @@ fn options_literal_is_clamped_like_the_builder() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     files.sort();
-    assert_eq!(files, vec!["v0-0.idx", "v0-0.seg", "v0.head", "v0.keys"]);
+    assert_eq!(files, vec!["v0-0.idx", "v0-0.seg", "v0-0.zmap", "v0.head", "v0.keys"]);
     assert_eq!(store.history("r").unwrap().count(), 3);
 }
