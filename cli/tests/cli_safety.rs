@@ -246,23 +246,7 @@ fn config_summary_and_metadata_from_the_cli() {
     let line = ok(&store, &["runs", "--json"], "");
     let first: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line.lines().next().unwrap()).unwrap();
     let keys: Vec<&str> = first.keys().map(String::as_str).collect();
-    assert_eq!(
-        keys,
-        [
-            "id",
-            "version",
-            "parent",
-            "fork_step",
-            "first_step",
-            "last_step",
-            "rows",
-            "state",
-            "created",
-            "name",
-            "tags",
-            "group"
-        ]
-    );
+    assert_eq!(keys, RUNS_JSON_KEYS);
     let ids = |args: &[&str]| -> Vec<String> {
         json_lines(&ok(&store, args, "")).iter().map(|r| r["id"].as_str().unwrap().to_string()).collect()
     };

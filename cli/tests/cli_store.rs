@@ -22,23 +22,7 @@ fn runs_json_has_the_contract_keys_in_order() {
     let list = runs(&s, false);
     assert_eq!(list.keys().collect::<Vec<_>>(), ["base@v0", "empty@v0", "f@v0"]);
     let keys: Vec<&String> = list["f@v0"].as_object().expect("object").keys().collect();
-    assert_eq!(
-        keys,
-        [
-            "id",
-            "version",
-            "parent",
-            "fork_step",
-            "first_step",
-            "last_step",
-            "rows",
-            "state",
-            "created",
-            "name",
-            "tags",
-            "group"
-        ]
-    );
+    assert_eq!(keys, RUNS_JSON_KEYS);
     let f = &list["f@v0"];
     assert_eq!(
         *f,

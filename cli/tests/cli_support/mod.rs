@@ -11,6 +11,22 @@ use std::process::Output;
 use assert_cmd::Command;
 use serde_json::Value as Json;
 
+/// The keys of a `runs --json` line, in the contract's order: the original ones, then `name, tags, group`.
+pub const RUNS_JSON_KEYS: [&str; 12] = [
+    "id",
+    "version",
+    "parent",
+    "fork_step",
+    "first_step",
+    "last_step",
+    "rows",
+    "state",
+    "created",
+    "name",
+    "tags",
+    "group",
+];
+
 /// A temporary directory and the (not yet created) store path inside it.
 pub fn temp_store() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().expect("tempdir");
