@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde::Serialize;
 
 use crate::meta::MetaPatch;
-use crate::value::Value;
+use crate::value::{Key, Value};
 
 /// Limit that bounds what the reference decoder may allocate.
 #[cfg(test)]
@@ -138,10 +138,10 @@ impl Serialize for TaggedList<'_> {
     }
 }
 
-struct TaggedMap<'a>(&'a std::collections::BTreeMap<String, Value>);
+struct TaggedMap<'a>(&'a crate::value::Metrics);
 impl Serialize for TaggedMap<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(|(k, v)| (k, Tagged(v))))
+        s.collect_seq(self.0.iter().map(|(k, v)| (&**k, Tagged(v))))
     }
 }
 
@@ -181,7 +181,7 @@ impl From<DiskValue> for Value {
             DiskValue::Str(s) => Value::Str(s),
             DiskValue::Bytes(b) => Value::Bytes(b),
             DiskValue::List(l) => Value::List(l.into_iter().map(Value::from).collect()),
-            DiskValue::Map(m) => Value::Map(m.into_iter().map(|(k, v)| (k, Value::from(v))).collect()),
+            DiskValue::Map(m) => Value::Map(m.into_iter().map(|(k, v)| (Key::from(k), Value::from(v))).collect()),
         }
     }
 }
@@ -576,7 +576,7 @@ impl<'a> Rd<'a> {
                 let mut m = std::collections::BTreeMap::new();
                 for _ in 0..n {
                     let k = self.string()?;
-                    m.insert(k, self.value(depth + 1)?);
+                    m.insert(Key::from(k), self.value(depth + 1)?);
                 }
                 Value::Map(m)
             }
@@ -1194,7 +1194,7 @@ mod tests {
     #[test]
     fn round_trip_every_kind() {
         let f = Value::Float(f64::from_bits(0x7ff8_0000_dead_beef));
-        let nested = Value::Map([("a".to_string(), Value::List(vec![Value::Bytes(vec![1, 2]), Value::Null]))].into());
+        let nested = Value::Map([(Key::from("a"), Value::List(vec![Value::Bytes(vec![1, 2]), Value::Null]))].into());
         let m: Vec<(u32, &Value)> = vec![(0, &f), (3, &nested)];
         let evs = [
             EncEvent::Log { step: 10, time_us: 1_000_000, metrics: &m },
@@ -1280,7 +1280,7 @@ mod tests {
             Value::Str("ü".repeat(300)),
             Value::Bytes(vec![9; 70_000]),
             Value::List(vec![Value::Bool(true); 300]),
-            Value::Map([("k".to_string(), Value::Int(1 << 40))].into()),
+            Value::Map([(Key::from("k"), Value::Int(1 << 40))].into()),
         ];
         let m: Vec<(u32, &Value)> = vals.iter().enumerate().map(|(i, v)| (i as u32 * 100_000, v)).collect();
         let evs = [
@@ -1430,8 +1430,8 @@ mod tests {
     fn skim_agrees_with_the_full_decoder() {
         let nested = Value::Map(
             [
-                ("a".to_string(), Value::List(vec![Value::Bytes(vec![1, 2]), Value::Null, Value::Bool(true)])),
-                ("é".to_string(), Value::Str("x y".into())),
+                (Key::from("a"), Value::List(vec![Value::Bytes(vec![1, 2]), Value::Null, Value::Bool(true)])),
+                (Key::from("é"), Value::Str("x y".into())),
             ]
             .into(),
         );

@@ -221,15 +221,15 @@ impl Builder<'_> {
 /// Rows a chunk handed out by [`scan`] reaches before it ends (at the next frame boundary).
 pub const CHUNK_ROWS: usize = 1024;
 
-fn builder(keys: Option<&[String]>) -> Builder<'_> {
+fn builder(keys: Option<&[Key]>) -> Builder<'_> {
     let mut wanted: Option<Vec<&str>> = None;
     let mut out = Columns::default();
     if let Some(keys) = keys {
         let mut w: Vec<&str> = Vec::new();
         for k in keys {
-            if !w.contains(&k.as_str()) {
+            if !w.contains(&&**k) {
                 w.push(k);
-                out.columns.push(Column { key: Key::from(k.as_str()), values: Vec::new() });
+                out.columns.push(Column { key: k.clone(), values: Vec::new() });
             }
         }
         wanted = Some(w);
@@ -248,7 +248,7 @@ fn builder(keys: Option<&[String]>) -> Builder<'_> {
 }
 
 /// Reads `stream` into columns, keeping only `keys` if given (rows with none of them are skipped).
-pub(crate) fn collect(mut stream: EventStream, keys: Option<&[String]>) -> Result<Columns> {
+pub(crate) fn collect(mut stream: EventStream, keys: Option<&[Key]>) -> Result<Columns> {
     let mut b = builder(keys);
     let range = stream.range();
     stream.for_each_frame(|ctx, off, payload| b.frame(ctx, off, payload, range))?;
@@ -262,7 +262,7 @@ pub(crate) fn collect(mut stream: EventStream, keys: Option<&[String]>) -> Resul
 /// Streams `stream` as chunks of at least [`CHUNK_ROWS`] rows (but the last), each ending at a frame boundary:
 /// the buffers are reused, so memory stays bounded and the data stays in cache. Without `keys`, columns appear in the order their keys are first met (a
 /// chunk has every column met so far, `None`-filled where its rows lack them).
-pub(crate) fn scan(mut stream: EventStream, keys: Option<&[String]>, mut f: impl FnMut(&Columns)) -> Result<()> {
+pub(crate) fn scan(mut stream: EventStream, keys: Option<&[Key]>, mut f: impl FnMut(&Columns)) -> Result<()> {
     let mut b = builder(keys);
     let range = stream.range();
     stream.for_each_frame(|ctx, off, payload| {

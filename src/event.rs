@@ -106,7 +106,6 @@ pub struct LogRow {
 impl LogRow {
     /// Deserializes the row's metrics into any `T: Deserialize` (a struct with one field per metric).
     pub fn decode<T: serde::de::DeserializeOwned>(&self) -> crate::Result<T> {
-        let map = self.metrics.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-        crate::value_serde::from_value(crate::Value::Map(map))
+        crate::value_serde::from_value(crate::Value::Map(self.metrics.clone()))
     }
 }

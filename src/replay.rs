@@ -24,7 +24,7 @@ pub struct HistoryOptions {
     /// Last step to return (inclusive).
     pub to_step: Option<u64>,
     /// Only these metric keys; rows with none of them are skipped.
-    pub keys: Option<Vec<String>>,
+    pub keys: Option<Vec<Key>>,
     /// Only the run's own events, not the inherited prefix.
     pub own_only: bool,
 }
@@ -45,7 +45,7 @@ impl HistoryOptions {
         self
     }
     /// Keeps only these metric keys.
-    pub fn keys<I: IntoIterator<Item = S>, S: Into<String>>(mut self, keys: I) -> HistoryOptions {
+    pub fn keys<I: IntoIterator<Item = S>, S: Into<Key>>(mut self, keys: I) -> HistoryOptions {
         self.keys = Some(keys.into_iter().map(Into::into).collect());
         self
     }
@@ -382,7 +382,7 @@ impl EventStream {
 
 impl Cursor {
     /// Resolves key ids to keys, reloading the key table once if it lags behind.
-    fn metrics(&mut self, cat: &Catalog, kv: Vec<(u32, Value)>, filter: Option<&[String]>) -> Result<Metrics> {
+    fn metrics(&mut self, cat: &Catalog, kv: Vec<(u32, Value)>, filter: Option<&[Key]>) -> Result<Metrics> {
         let mut m = Vec::with_capacity(kv.len());
         for (id, v) in kv {
             if id as usize >= self.keys.len() {
@@ -395,7 +395,7 @@ impl Cursor {
                     format!("an event uses key #{id}, which the key table lacks"),
                 )
             })?;
-            if filter.is_none_or(|f| f.iter().any(|x| x.as_str() == &**k)) {
+            if filter.is_none_or(|f| f.iter().any(|x| x == k)) {
                 m.push((k.clone(), v));
             }
         }
@@ -405,7 +405,7 @@ impl Cursor {
 }
 
 /// Turns a raw event into a public one.
-fn to_event(cat: &Catalog, cur: &mut Cursor, ev: RawEvent, filter: Option<&[String]>) -> Result<Event> {
+fn to_event(cat: &Catalog, cur: &mut Cursor, ev: RawEvent, filter: Option<&[Key]>) -> Result<Event> {
     Ok(match ev {
         RawEvent::Log { step, time_us, metrics } => {
             Event::Log { step, time: micros_to_secs(time_us), metrics: cur.metrics(cat, metrics, filter)? }
@@ -423,7 +423,7 @@ fn to_event(cat: &Catalog, cur: &mut Cursor, ev: RawEvent, filter: Option<&[Stri
 /// The history rows of a run, in step order ([`Store::history`](crate::Store::history)).
 pub struct History {
     stream: EventStream,
-    keys: Option<Vec<String>>,
+    keys: Option<Vec<Key>>,
 }
 
 impl std::fmt::Debug for History {
@@ -434,7 +434,7 @@ impl std::fmt::Debug for History {
 
 impl History {
     /// A history over a stream.
-    pub(crate) fn new(stream: EventStream, keys: Option<Vec<String>>) -> History {
+    pub(crate) fn new(stream: EventStream, keys: Option<Vec<Key>>) -> History {
         History { stream, keys }
     }
 
@@ -487,7 +487,7 @@ pub struct RowRef<'a> {
     pub origin: &'a RunRef,
     keys: &'a [Key],
     metrics: &'a [(u32, Value)],
-    filter: Option<&'a [String]>,
+    filter: Option<&'a [Key]>,
 }
 
 impl<'a> RowRef<'a> {
@@ -497,7 +497,7 @@ impl<'a> RowRef<'a> {
         let filter = self.filter;
         self.metrics.iter().filter_map(move |(id, v)| {
             let k: &'a str = keys.get(*id as usize)?;
-            filter.is_none_or(|f| f.iter().any(|x| x == k)).then_some((k, v))
+            filter.is_none_or(|f| f.iter().any(|x| &**x == k)).then_some((k, v))
         })
     }
 
@@ -558,7 +558,7 @@ impl Iterator for History {
 /// Events of a run, in order ([`Store::events`](crate::Store::events)).
 pub struct Events {
     stream: EventStream,
-    keys: Option<Vec<String>>,
+    keys: Option<Vec<Key>>,
     system_only: bool,
 }
 
@@ -570,7 +570,7 @@ impl std::fmt::Debug for Events {
 
 impl Events {
     /// Events over a stream.
-    pub(crate) fn new(stream: EventStream, keys: Option<Vec<String>>, system_only: bool) -> Events {
+    pub(crate) fn new(stream: EventStream, keys: Option<Vec<Key>>, system_only: bool) -> Events {
         Events { stream, keys, system_only }
     }
 }

@@ -2,10 +2,8 @@
 //! summary values, what a tracker's run list shows. Each summary comes from the zone maps' snapshots
 //! (src/snapshot.rs), so listing costs the same whatever the runs' history lengths.
 
-use std::collections::BTreeMap;
-
 use crate::info::RunInfo;
-use crate::value::Value;
+use crate::value::Metrics;
 
 /// One row of the runs table.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,5 +12,5 @@ pub struct RunRow {
     pub info: RunInfo,
     /// Its summary (as [`Store::summary`](crate::Store::summary)), restricted to the requested keys if any
     /// (a key the run lacks is absent).
-    pub summary: BTreeMap<String, Value>,
+    pub summary: Metrics,
 }

@@ -7,28 +7,26 @@
 //! most [`SNAPSHOT_BYTES`](crate::zonemap::SNAPSHOT_BYTES) worth of block records, and the frames the zone maps
 //! do not cover yet), so it does not grow with the history length.
 
-use std::collections::BTreeMap;
-
 use crate::catalog::{Catalog, VersionView};
 use crate::error::{Error, Result};
 use crate::replay::plan;
-use crate::value::Value;
+use crate::value::{Key, Metrics};
 use crate::zonemap::own_state;
 
 /// The merged state of a visible history, by key name.
 #[derive(Debug, Default)]
 pub(crate) struct State {
     /// Last `Log` value of every key.
-    pub auto: BTreeMap<String, Value>,
+    pub auto: Metrics,
     /// Merged `Summary` patches.
-    pub explicit: BTreeMap<String, Value>,
+    pub explicit: Metrics,
     /// Merged `Config` patches.
-    pub config: BTreeMap<String, Value>,
+    pub config: Metrics,
 }
 
 impl State {
     /// The summary: the last value of every `Log` key, overridden by explicit `Summary` values.
-    pub fn summary(mut self) -> BTreeMap<String, Value> {
+    pub fn summary(mut self) -> Metrics {
         self.auto.extend(self.explicit);
         self.auto
     }
@@ -44,8 +42,8 @@ pub(crate) fn state(cat: &Catalog, view: &VersionView) -> Result<State> {
         }
         let need = own.auto.keys().chain(own.summary.keys()).chain(own.config.keys()).max().copied();
         let keys = cat.keys(&piece.view, need)?;
-        let name = |id: u32| -> Result<String> {
-            keys.get(id as usize).map(|k| k.to_string()).ok_or_else(|| {
+        let name = |id: u32| -> Result<Key> {
+            keys.get(id as usize).cloned().ok_or_else(|| {
                 Error::corrupt(piece.view.keys_path(), 0, format!("an event uses key #{id}, which the key table lacks"))
             })
         };

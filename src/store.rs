@@ -25,7 +25,7 @@ use crate::replay::{plan, EventStream, Events, History, HistoryOptions};
 use crate::report::{GcReport, RepairReport, VerifyReport};
 use crate::scan::{own_position, prefix_stats, Ptr};
 use crate::stats::Stats;
-use crate::value::Value;
+use crate::value::Metrics;
 use crate::vfs::{OpenMode, VfsFile};
 use crate::writer::{RunWriter, WriterCore};
 
@@ -787,7 +787,7 @@ impl Store {
             let info = self.info_of(&view)?;
             let mut summary = crate::snapshot::state(self.cat(), &view)?.summary();
             if !keys.is_empty() {
-                summary.retain(|k, _| keys.iter().any(|w| w.as_ref() == k));
+                summary.retain(|k, _| keys.iter().any(|w| w.as_ref() == &**k));
             }
             out.push(crate::RunRow { info, summary });
         }
@@ -818,7 +818,7 @@ impl Store {
     /// The run's summary: the last value of every `Log` key, overridden by explicit `Summary` values.
     /// Assembled from the zone maps' snapshots (docs/FORMAT.md), so it costs the same for a long history as
     /// for a short one; parts the zone maps do not cover (older stores, unsynced tails) are read from the frames.
-    pub fn summary(&self, run: &str) -> Result<BTreeMap<String, Value>> {
+    pub fn summary(&self, run: &str) -> Result<Metrics> {
         let view = self.resolve(run)?;
         if self.live_here(&view) {
             // This process's writer may hold buffered or unsynced events the snapshots do not cover yet:
@@ -829,7 +829,7 @@ impl Store {
     }
 
     /// The run's config: every `Config` patch merged in order (from the snapshots, like [`summary`](Store::summary)).
-    pub fn config(&self, run: &str) -> Result<BTreeMap<String, Value>> {
+    pub fn config(&self, run: &str) -> Result<Metrics> {
         let view = self.resolve(run)?;
         if self.live_here(&view) {
             return self.config_by_replay(run); // events of this process's live writer (see `summary`)
@@ -839,13 +839,13 @@ impl Store {
 
     /// [`Store::summary`] by replaying every event: the reference the snapshots are tested against, and the
     /// benchmarks' baseline.
-    pub fn summary_by_replay(&self, run: &str) -> Result<BTreeMap<String, Value>> {
+    pub fn summary_by_replay(&self, run: &str) -> Result<Metrics> {
         let mut auto = BTreeMap::new();
         let mut explicit = BTreeMap::new();
         for rec in self.events(run)? {
             match rec?.event {
-                Event::Log { metrics, .. } => auto.extend(metrics.into_iter().map(|(k, v)| (k.to_string(), v))),
-                Event::Summary { patch, .. } => explicit.extend(patch.into_iter().map(|(k, v)| (k.to_string(), v))),
+                Event::Log { metrics, .. } => auto.extend(metrics),
+                Event::Summary { patch, .. } => explicit.extend(patch),
                 _ => {}
             }
         }
@@ -854,11 +854,11 @@ impl Store {
     }
 
     /// [`Store::config`] by replaying every event (the reference of the tests).
-    pub fn config_by_replay(&self, run: &str) -> Result<BTreeMap<String, Value>> {
+    pub fn config_by_replay(&self, run: &str) -> Result<Metrics> {
         let mut config = BTreeMap::new();
         for rec in self.events(run)? {
             if let Event::Config { patch, .. } = rec?.event {
-                config.extend(patch.into_iter().map(|(k, v)| (k.to_string(), v)));
+                config.extend(patch);
             }
         }
         Ok(config)

@@ -32,7 +32,7 @@ pub enum Value {
     /// A list of values (e.g. histogram bins).
     List(Vec<Value>),
     /// A nested map (e.g. a table or a histogram with its edges).
-    Map(BTreeMap<String, Value>),
+    Map(Metrics),
 }
 
 impl Value {
@@ -143,9 +143,16 @@ impl From<Vec<Value>> for Value {
     }
 }
 
+impl From<Metrics> for Value {
+    fn from(x: Metrics) -> Value {
+        Value::Map(x)
+    }
+}
+
+/// A map keyed by `String` becomes a [`Value::Map`] (its keys are converted to [`Key`]s).
 impl From<BTreeMap<String, Value>> for Value {
     fn from(x: BTreeMap<String, Value>) -> Value {
-        Value::Map(x)
+        Value::Map(x.into_iter().map(|(k, v)| (Key::from(k), v)).collect())
     }
 }
 

@@ -37,7 +37,7 @@ pub fn from_value<T: de::DeserializeOwned>(value: Value) -> Result<T> {
 /// Fails with [`Error::Value`] when `value` serializes to anything other than a map.
 pub fn to_metrics<T: Serialize + ?Sized>(value: &T) -> Result<Metrics> {
     match to_value(value)? {
-        Value::Map(map) => Ok(map.into_iter().map(|(k, v)| (Key::from(k), v)).collect()),
+        Value::Map(map) => Ok(map),
         other => Err(Error::Value {
             reason: format!("metrics must serialize to a map or struct, got {}", unexpected(&other)),
         }),
@@ -100,7 +100,7 @@ fn unexpected(value: &Value) -> Unexpected<'_> {
 
 /// A one-entry map `{ name: payload }`: the shape of a non-unit enum variant.
 fn variant_map(name: impl Into<String>, payload: Value) -> Value {
-    Value::Map(BTreeMap::from([(name.into(), payload)]))
+    Value::Map(BTreeMap::from([(Key::from(name.into()), payload)]))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -116,7 +116,7 @@ impl Serialize for Value {
             Value::Str(s) => serializer.serialize_str(s),
             Value::Bytes(b) => serializer.serialize_bytes(b),
             Value::List(list) => serializer.collect_seq(list),
-            Value::Map(map) => serializer.collect_map(map),
+            Value::Map(map) => serializer.collect_map(map.iter().map(|(k, v)| (&**k, v))),
         }
     }
 }
@@ -213,7 +213,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
         let mut map = BTreeMap::new();
         while let Some(key) = access.next_key::<Value>()? {
             let key = match key {
-                Value::Str(key) => key,
+                Value::Str(key) => Key::from(key),
                 other => return Err(de::Error::invalid_type(unexpected(&other), &"a string map key")),
             };
             map.insert(key, access.next_value()?);
@@ -448,8 +448,8 @@ impl ser::SerializeTupleVariant for TupleVariantSerializer {
 /// Collects a map or struct into a `Map`.
 #[derive(Default)]
 struct MapSerializer {
-    map: BTreeMap<String, Value>,
-    next_key: Option<String>,
+    map: Metrics,
+    next_key: Option<Key>,
 }
 
 impl ser::SerializeMap for MapSerializer {
@@ -457,7 +457,7 @@ impl ser::SerializeMap for MapSerializer {
     type Error = ConvError;
 
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), ConvError> {
-        self.next_key = Some(key_string(key.serialize(ValueSerializer)?)?);
+        self.next_key = Some(Key::from(key_string(key.serialize(ValueSerializer)?)?));
         Ok(())
     }
 
@@ -477,7 +477,7 @@ impl ser::SerializeStruct for MapSerializer {
     type Error = ConvError;
 
     fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), ConvError> {
-        self.map.insert(key.to_owned(), value.serialize(ValueSerializer)?);
+        self.map.insert(Key::from(key), value.serialize(ValueSerializer)?);
         Ok(())
     }
 
@@ -489,7 +489,7 @@ impl ser::SerializeStruct for MapSerializer {
 /// Collects a struct variant into `{ variant: { fields... } }`.
 struct StructVariantSerializer {
     variant: &'static str,
-    fields: BTreeMap<String, Value>,
+    fields: Metrics,
 }
 
 impl ser::SerializeStructVariant for StructVariantSerializer {
@@ -497,7 +497,7 @@ impl ser::SerializeStructVariant for StructVariantSerializer {
     type Error = ConvError;
 
     fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), ConvError> {
-        self.fields.insert(key.to_owned(), value.serialize(ValueSerializer)?);
+        self.fields.insert(Key::from(key), value.serialize(ValueSerializer)?);
         Ok(())
     }
 
@@ -581,7 +581,7 @@ impl<'de> Deserializer<'de> for ValueDeserializer {
                 let mut entries = map.into_iter();
                 match (entries.next(), entries.next()) {
                     (Some((variant, payload)), None) => {
-                        visitor.visit_enum(EnumDeserializer { variant, payload: Some(payload) })
+                        visitor.visit_enum(EnumDeserializer { variant: variant.to_string(), payload: Some(payload) })
                     }
                     _ => Err(de::Error::invalid_length(len, &"a map with exactly one entry naming the enum variant")),
                 }
@@ -614,7 +614,7 @@ fn visit_list<'de, V: Visitor<'de>>(list: Vec<Value>, visitor: V) -> Result<V::V
 }
 
 /// Feeds a `Map` to a visitor, failing if the visitor leaves entries unread.
-fn visit_map<'de, V: Visitor<'de>>(map: BTreeMap<String, Value>, visitor: V) -> Result<V::Value, ConvError> {
+fn visit_map<'de, V: Visitor<'de>>(map: Metrics, visitor: V) -> Result<V::Value, ConvError> {
     let len = map.len();
     let mut access = MapDeserializer { entries: map.into_iter(), value: None };
     let out = visitor.visit_map(&mut access)?;
@@ -641,7 +641,7 @@ impl<'de> SeqAccess<'de> for SeqDeserializer {
 
 /// Hands out a `Map`'s entries.
 struct MapDeserializer {
-    entries: btree_map::IntoIter<String, Value>,
+    entries: btree_map::IntoIter<Key, Value>,
     value: Option<Value>,
 }
 
@@ -652,7 +652,7 @@ impl<'de> MapAccess<'de> for MapDeserializer {
         match self.entries.next() {
             Some((key, value)) => {
                 self.value = Some(value);
-                seed.deserialize(KeyDeserializer(key)).map(Some)
+                seed.deserialize(KeyDeserializer(key.to_string())).map(Some)
             }
             None => Ok(None),
         }
@@ -848,7 +848,7 @@ mod tests {
     }
 
     fn map(entries: &[(&str, Value)]) -> Value {
-        Value::Map(entries.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect())
+        Value::Map(entries.iter().map(|(k, v)| (Key::from(*k), v.clone())).collect())
     }
 
     #[test]

@@ -64,9 +64,9 @@ fn values_round_trip_bit_exactly() {
     let nan = f64::from_bits(0x7ff8_dead_beef_0001);
     let nested = Value::Map(
         [
-            ("bins".to_string(), Value::List(vec![Value::Int(-3), Value::Float(f64::INFINITY), Value::Null])),
-            ("raw".to_string(), Value::Bytes(vec![0, 255, 7])),
-            ("ok".to_string(), Value::Bool(true)),
+            (forklog::Key::from("bins"), Value::List(vec![Value::Int(-3), Value::Float(f64::INFINITY), Value::Null])),
+            ("raw".into(), Value::Bytes(vec![0, 255, 7])),
+            ("ok".into(), Value::Bool(true)),
         ]
         .into(),
     );

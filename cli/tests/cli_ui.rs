@@ -112,7 +112,7 @@ fn runs_json_summary_lists_every_run_with_its_summary() {
             .summary(id)
             .unwrap()
             .into_iter()
-            .map(|(k, v)| (k, serde_json::to_value(forklog_interop::json::Json(&v)).unwrap()))
+            .map(|(k, v)| (k.to_string(), serde_json::to_value(forklog_interop::json::Json(&v)).unwrap()))
             .collect();
         assert_eq!(l["summary"], json!(want), "{id}");
         assert!(l["rows"].as_u64().is_some());

@@ -72,7 +72,7 @@ impl FValue {
             FValue::Blob(n) => Value::Bytes(vec![0xa5; usize::from(*n % 6000)]),
             FValue::List(l) => Value::List(l.iter().take(4).map(|x| Value::Int(i64::from(*x))).collect()),
             FValue::Map(m) => {
-                Value::Map(m.iter().take(4).map(|(k, v)| (format!("k{}", k % 3), Value::Int(i64::from(*v)))).collect())
+                Value::Map(m.iter().take(4).map(|(k, v)| (forklog::Key::from(format!("k{}", k % 3)), Value::Int(i64::from(*v)))).collect())
             }
         }
     }

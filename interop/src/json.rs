@@ -12,9 +12,7 @@
 //! `null`, arrays and objects map to `Str`, `Bool`, `Null`, `List` and `Map`. Only the canonical NaN survives
 //! JSON text (a NaN's payload bits cannot be spelled); the store keeps payloads.
 
-use std::collections::BTreeMap;
-
-use forklog::{LogRow, Value};
+use forklog::{Key, LogRow, Metrics, Value};
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::Serialize;
 
@@ -70,13 +68,13 @@ impl Serialize for Json<'_> {
 }
 
 /// A borrowed string-keyed map of [`Value`]s that serializes as a JSON object (keys in sorted order).
-pub struct JsonMap<'a>(pub &'a BTreeMap<String, Value>);
+pub struct JsonMap<'a>(pub &'a Metrics);
 
 impl Serialize for JsonMap<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(self.0.len()))?;
         for (k, v) in self.0 {
-            map.serialize_entry(k, &Json(v))?;
+            map.serialize_entry(&**k, &Json(v))?;
         }
         map.end()
     }
@@ -142,7 +140,9 @@ pub fn from_json(json: serde_json::Value) -> Value {
         },
         serde_json::Value::String(s) => Value::Str(s),
         serde_json::Value::Array(items) => Value::List(items.into_iter().map(from_json).collect()),
-        serde_json::Value::Object(map) => Value::Map(map.into_iter().map(|(k, v)| (k, from_json(v))).collect()),
+        serde_json::Value::Object(map) => {
+            Value::Map(map.into_iter().map(|(k, v)| (Key::from(k), from_json(v))).collect())
+        }
     }
 }
 
@@ -251,7 +251,7 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value, nf: NonFinite) {
             }
             out.push(b']');
         }
-        Value::Map(map) => write_map(out, map.iter().map(|(k, v)| (k.as_str(), v)), nf),
+        Value::Map(map) => write_map(out, map.iter().map(|(k, v)| (&**k, v)), nf),
     }
 }
 
@@ -396,7 +396,9 @@ impl Parser<'_> {
     fn value(&mut self) -> Result<Value, ParseError> {
         match self.peek() {
             None => Err(self.err("unexpected end of input")),
-            Some(b'{') => Ok(Value::Map(self.object_entries(None)?.into_iter().collect())),
+            Some(b'{') => {
+                Ok(Value::Map(self.object_entries(None)?.into_iter().map(|(k, v)| (Key::from(k), v)).collect()))
+            }
             Some(b'[') => self.array(),
             Some(b'"') => Ok(Value::Str(self.string()?)),
             Some(b't') => self.literal(b"true", Value::Bool(true)),

@@ -20,7 +20,7 @@ fn sample() -> (tempfile::TempDir, Store) {
             m.insert("note".into(), Value::Str(format!("s,{s}\"")));
         }
         if s == 3 {
-            m.insert("blob".into(), Value::Map(BTreeMap::from([("a".to_string(), Value::Int(1))])));
+            m.insert("blob".into(), Value::Map(BTreeMap::from([(forklog::Key::from("a"), Value::Int(1))])));
             m.insert("loss".into(), Value::Float(f64::NAN));
             m.insert("flag".into(), Value::Bool(true));
         }

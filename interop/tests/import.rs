@@ -148,7 +148,7 @@ fn wandb_offline_runs_with_fork_and_rewind() {
     // Config: the run record's and the later update; summary: rebuilt in order, the removed key null.
     let cfg = store.config("base-run-a@v0").unwrap();
     for (k, v) in runs[0]["config"].as_object().unwrap() {
-        assert_eq!(cfg.get(k), Some(&jv(v)), "config {k}");
+        assert_eq!(cfg.get(k.as_str()), Some(&jv(v)), "config {k}");
     }
     assert_eq!(store.config("fork-run-b").unwrap()["lr"], Value::Float(0.05));
     let summary = store.summary("base-run-a@v0").unwrap();
@@ -330,7 +330,7 @@ fn tensorboard_tensorboardx_and_native_writer_with_purges() {
         check_versions(&store, id, &versions, &|_, t| t >= window.0 && t <= window.1);
         let cfg = store.config(id).unwrap();
         for (k, v) in run["hparams"].as_object().unwrap() {
-            assert_eq!(cfg.get(k), Some(&jv(v)), "{id}: hparam {k}");
+            assert_eq!(cfg.get(k.as_str()), Some(&jv(v)), "{id}: hparam {k}");
         }
         assert_eq!(cfg.len(), run["hparams"].as_object().unwrap().len());
     }
@@ -425,11 +425,11 @@ fn mlflow_file_store_and_sqlite_with_a_resumed_run() {
             check_versions(&store, id, &versions, &|s, t| (0..n).any(|i| times.get(&(i, s)) == Some(&t)));
             // Params stay the strings MLflow stores.
             let cfg = store.config(id).unwrap();
-            let params: BTreeMap<String, Value> = run["params"]
+            let params: forklog::Metrics = run["params"]
                 .as_object()
                 .unwrap()
                 .iter()
-                .map(|(k, v)| (k.clone(), Value::Str(v.as_str().unwrap().into())))
+                .map(|(k, v)| (k.as_str().into(), Value::Str(v.as_str().unwrap().into())))
                 .collect();
             assert_eq!(cfg.into_iter().collect::<BTreeMap<_, _>>(), params, "{backend} {id}");
             let code = match run["status"].as_str().unwrap() {
@@ -496,7 +496,7 @@ fn trackio_project_with_a_resumed_run() {
     check_versions(&store, id, &sessions_view(&sessions, &rewinds), &|_, t| t >= window.0 && t <= window.1);
     let cfg = store.config(id).unwrap();
     for (k, v) in run["config"].as_object().unwrap() {
-        assert_eq!(cfg.get(k), Some(&jv(v)), "config {k}");
+        assert_eq!(cfg.get(k.as_str()), Some(&jv(v)), "config {k}");
     }
     assert_eq!(store.meta(id).unwrap().name.as_deref(), Some(id));
     assert!(store.meta(id).unwrap().has_tag("trackio.project=fixture"));

@@ -105,7 +105,7 @@ fn value_at(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Value, Refused> {
         for (k, v) in dict.iter() {
             let key = dict_key(&k)?;
             let val = value_at(&v, depth + 1).map_err(|r| r.at(format!("[{key:?}]")))?;
-            out.insert(key, val);
+            out.insert(forklog::Key::from(key), val);
         }
         return Ok(Value::Map(out));
     }
@@ -228,7 +228,7 @@ pub fn to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
             }
             list.into_any()
         }
-        Value::Map(map) => map_to_py(py, map.iter().map(|(k, v)| (k.as_str(), v)))?.into_any(),
+        Value::Map(map) => map_to_py(py, map.iter().map(|(k, v)| (&**k, v)))?.into_any(),
         // A value kind added to the engine later: its text form.
         #[allow(unreachable_patterns)]
         other => PyString::new(py, &other.to_string()).into_any(),

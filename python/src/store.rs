@@ -433,13 +433,13 @@ impl Store {
     /// The run's summary: the last value of every logged key, overridden by explicit summary values.
     fn summary<'py>(&self, py: Python<'py>, run: &str) -> PyResult<Bound<'py, PyDict>> {
         let m = py.detach(|| self.inner.summary(run)).py_err(py)?;
-        convert::map_to_py(py, m.iter().map(|(k, v)| (k.as_str(), v)))
+        convert::map_to_py(py, m.iter().map(|(k, v)| (&**k, v)))
     }
 
     /// The run's config: every config patch merged in order (inherited ones included).
     fn config<'py>(&self, py: Python<'py>, run: &str) -> PyResult<Bound<'py, PyDict>> {
         let m = py.detach(|| self.inner.config(run)).py_err(py)?;
-        convert::map_to_py(py, m.iter().map(|(k, v)| (k.as_str(), v)))
+        convert::map_to_py(py, m.iter().map(|(k, v)| (&**k, v)))
     }
 
     /// The run's ancestry, root first, the run itself last: `LineageEntry(run="ID@vK", fork_step=N|None)`.

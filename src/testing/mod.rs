@@ -33,7 +33,7 @@
 //! assert_store_matches(&store, &model).unwrap();
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt::Debug;
 
 use crate::error::{Error, Result};
@@ -41,7 +41,7 @@ use crate::event::{EventRecord, LogRow};
 use crate::info::RunInfo;
 use crate::replay::HistoryOptions;
 use crate::store::Store;
-use crate::value::Value;
+use crate::value::{Metrics, Value};
 
 pub mod faultfs;
 mod harness;
@@ -160,11 +160,11 @@ pub fn numeric(v: &Value) -> Option<f64> {
 }
 
 /// The reference for [`Store::columns`]: the model's history rows turned into columns the obvious way.
-pub fn columns_of(rows: &[LogRow], keys: Option<&[String]>) -> crate::Columns {
+pub fn columns_of(rows: &[LogRow], keys: Option<&[crate::Key]>) -> crate::Columns {
     let names: Vec<String> = match keys {
         Some(k) => k.iter().fold(Vec::new(), |mut v, x| {
-            if !v.contains(x) {
-                v.push(x.clone());
+            if !v.iter().any(|y: &String| y.as_str() == &**x) {
+                v.push(x.to_string());
             }
             v
         }),
@@ -249,12 +249,7 @@ fn check_run(store: &Store, model: &Model, run: &str, out: &mut Vec<String>) {
         &collect(store.system(run)),
         model::event_matches,
     ));
-    check(compare::<BTreeMap<String, Value>>(
-        &format!("summary({run})"),
-        &model.summary(run),
-        &store.summary(run),
-        |a, b| a == b,
-    ));
+    check(compare::<Metrics>(&format!("summary({run})"), &model.summary(run), &store.summary(run), |a, b| a == b));
     check(compare(&format!("config({run})"), &model.config(run), &store.config(run), |a, b| a == b));
     check(compare(&format!("info({run})"), &model.info(run), &store.info(run), model::info_matches));
     check(compare(&format!("lineage({run})"), &model.lineage(run), &store.lineage(run), |a, b| a == b));

@@ -205,7 +205,7 @@ impl Model {
                 None => m.clone(),
                 Some(keys) => m
                     .iter()
-                    .filter(|(k, _)| keys.iter().any(|x| x == &***k))
+                    .filter(|(k, _)| keys.iter().any(|x| **x == ***k))
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
             }
@@ -248,13 +248,13 @@ impl Model {
 
     /// Like [`Store::summary`](crate::Store::summary): the last value of every `Log` key, overridden by
     /// explicit `Summary` values.
-    pub fn summary(&self, run: &str) -> Result<BTreeMap<String, Value>> {
+    pub fn summary(&self, run: &str) -> Result<Metrics> {
         let mut auto = BTreeMap::new();
         let mut explicit = BTreeMap::new();
         for rec in self.events(run, &HistoryOptions::default())? {
             match rec.event {
-                Event::Log { metrics, .. } => auto.extend(metrics.into_iter().map(|(k, v)| (k.to_string(), v))),
-                Event::Summary { patch, .. } => explicit.extend(patch.into_iter().map(|(k, v)| (k.to_string(), v))),
+                Event::Log { metrics, .. } => auto.extend(metrics),
+                Event::Summary { patch, .. } => explicit.extend(patch),
                 _ => {}
             }
         }
@@ -263,11 +263,11 @@ impl Model {
     }
 
     /// Like [`Store::config`](crate::Store::config): every `Config` patch merged in order.
-    pub fn config(&self, run: &str) -> Result<BTreeMap<String, Value>> {
+    pub fn config(&self, run: &str) -> Result<Metrics> {
         let mut config = BTreeMap::new();
         for rec in self.events(run, &HistoryOptions::default())? {
             if let Event::Config { patch, .. } = rec.event {
-                config.extend(patch.into_iter().map(|(k, v)| (k.to_string(), v)));
+                config.extend(patch);
             }
         }
         Ok(config)

@@ -58,7 +58,7 @@ pub fn value() -> impl Strategy<Value = Value> {
     scalar().prop_recursive(3, 24, 4, |inner| {
         prop_oneof![
             vec(inner.clone(), 0..4).prop_map(Value::List),
-            btree_map("[a-c]{0,2}", inner, 0..4).prop_map(Value::Map),
+            btree_map("[a-c]{0,2}", inner, 0..4).prop_map(Value::from),
         ]
     })
 }

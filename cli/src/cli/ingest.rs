@@ -84,7 +84,7 @@ fn patch(name: &str, value: Value) -> Result<Metrics, String> {
 /// Parses a JSON object given on the command line or in a file (`--config`, `set --summary`).
 pub fn parse_patch(name: &str, text: &[u8]) -> Result<Metrics, CliError> {
     let entries = parse_object(text).map_err(|e| CliError::new(format!("{name}: {e}")))?;
-    patch(name, Value::Map(entries.into_iter().collect())).map_err(CliError::new)
+    patch(name, Value::Map(entries.into_iter().map(|(k, v)| (k.into(), v)).collect())).map_err(CliError::new)
 }
 
 /// Parses one input line; `Ok(None)` for a blank line. Errors are messages without the line number.

@@ -1,10 +1,9 @@
 //! Read-only inspection: `forklog summary`, `config`, `lineage` (JSON on stdout) and `verify`.
 
-use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::Path;
 
-use forklog::{ProblemKind, Store, Value};
+use forklog::{ProblemKind, Store};
 use serde::Serialize;
 
 use super::{open_error, stdout_error, CliError, EXIT_CORRUPT, EXIT_OK};
@@ -18,9 +17,9 @@ fn print_line(line: &str) -> Result<(), CliError> {
 }
 
 /// Prints a string-keyed map as one JSON object.
-fn print_map(map: &BTreeMap<String, Value>, nf: NonFinite) -> Result<u8, CliError> {
+fn print_map(map: &forklog::Metrics, nf: NonFinite) -> Result<u8, CliError> {
     let mut out = Vec::new();
-    write_map(&mut out, map.iter().map(|(k, v)| (k.as_str(), v)), nf);
+    write_map(&mut out, map.iter().map(|(k, v)| (&**k, v)), nf);
     print_line(&String::from_utf8_lossy(&out))?;
     Ok(EXIT_OK)
 }

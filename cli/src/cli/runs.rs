@@ -85,8 +85,7 @@ fn json_line(r: &RunInfo, all: bool) -> RunJson<'_> {
 pub fn runs(dir: &Path, l: Listing, nf: NonFinite) -> Result<u8, CliError> {
     let store = open_existing(dir)?;
     // Issue 12: the runs table (every live run with its summary) when --summary is given.
-    let mut sums: std::collections::HashMap<String, std::collections::BTreeMap<String, forklog::Value>> =
-        std::collections::HashMap::new();
+    let mut sums: std::collections::HashMap<String, forklog::Metrics> = std::collections::HashMap::new();
     let mut runs = match &l.summary {
         Some(keys) => {
             let table = store.runs_table(keys)?;
@@ -109,7 +108,7 @@ pub fn runs(dir: &Path, l: Listing, nf: NonFinite) -> Result<u8, CliError> {
                 // `"summary": {...}` as the last key, its floats by the --json-nonfinite rule.
                 line.pop();
                 line.extend_from_slice(b",\"summary\":");
-                write_map(&mut line, sum.iter().map(|(k, v)| (k.as_str(), v)), nf);
+                write_map(&mut line, sum.iter().map(|(k, v)| (&**k, v)), nf);
                 line.push(b'}');
             }
             out.write_all(&line).map_err(stdout_error)?;

@@ -245,7 +245,9 @@ fn pb_to_value(v: &PbValue) -> Value {
         Some(PbKind::Number(x)) => Value::Float(*x),
         Some(PbKind::Str(s)) => Value::Str(s.clone()),
         Some(PbKind::Bool(b)) => Value::Bool(*b),
-        Some(PbKind::Struct(s)) => Value::Map(s.fields.iter().map(|(k, v)| (k.clone(), pb_to_value(v))).collect()),
+        Some(PbKind::Struct(s)) => {
+            Value::Map(s.fields.iter().map(|(k, v)| (k.as_str().into(), pb_to_value(v))).collect())
+        }
         Some(PbKind::List(l)) => Value::List(l.values.iter().map(pb_to_value).collect()),
     }
 }
