@@ -13,6 +13,7 @@ use crate::value::Key;
 /// A run's history rows as columns: row `i` has step `steps[i]`, time `times[i]` and, for each column, the
 /// value `column.values[i]` (`None` where the row lacks the metric).
 #[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct Columns {
     /// Step of each row, increasing.
     pub steps: Vec<u64>,

@@ -6,6 +6,7 @@ use crate::value::Metrics;
 
 /// One event of a run. Every event sits at a step, so forks and rewinds cut all kinds consistently.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Event {
     /// One history row. `Log` steps are strictly increasing within a run's visible history.
     Log {
@@ -83,6 +84,7 @@ impl Event {
 
 /// An event as replay returns it, with the run version it physically came from.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct EventRecord {
     /// Where the event is stored: the run itself, or an ancestor for an inherited event.
     pub origin: RunRef,
@@ -92,6 +94,7 @@ pub struct EventRecord {
 
 /// One history row as [`Store::history`](crate::Store::history) returns it.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct LogRow {
     /// The row's step.
     pub step: u64,

@@ -7,6 +7,7 @@ use crate::meta::RunMeta;
 
 /// The lifecycle state of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum RunState {
     /// A writer has the run open (in this or another process).
     Running,
@@ -35,6 +36,7 @@ impl fmt::Display for RunState {
 
 /// Facts about one run version.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct RunInfo {
     /// Run id.
     pub id: String,
@@ -75,6 +77,7 @@ impl RunInfo {
 
 /// One run in a lineage, root first.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LineageEntry {
     /// The run version (`ID@vK`).
     pub run: RunRef,

@@ -33,24 +33,36 @@ const MIN_SEGMENT_SIZE: u64 = 4096;
 /// Default size of a writer's in-memory frame buffer before it is written out: 64 KiB.
 pub const DEFAULT_BUFFER_SIZE: usize = 64 << 10;
 
-/// Options for [`Store::open_with`](crate::Store::open_with).
+/// Options for [`Store::open_with`](crate::Store::open_with), built from [`Options::default`] with the builder
+/// methods (the fields are private, so options can grow without breaking callers):
+///
+/// ```
+/// use forklog::{Options, SyncPolicy};
+/// let opts = Options::default().sync(SyncPolicy::Always).segment_size(1 << 20);
+/// assert_eq!(opts.sync_policy(), SyncPolicy::Always);
+/// assert_eq!(opts.segment_bytes(), 1 << 20);
+/// ```
+///
+/// Options cannot be built field by field:
+///
+/// ```compile_fail
+/// let opts = forklog::Options { sync: forklog::SyncPolicy::Always, ..Default::default() };
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Options {
     /// The default durability policy of writers (each writer may override it).
-    pub sync: SyncPolicy,
+    pub(crate) sync: SyncPolicy,
     /// Size in bytes at which a segment is sealed and a new one started.
-    pub segment_size: u64,
+    pub(crate) segment_size: u64,
     /// Bytes of encoded events a writer buffers before writing a frame.
-    pub buffer_size: usize,
+    pub(crate) buffer_size: usize,
     /// The storage backend. [`StdFs`] in production; tests inject faults through their own.
-    pub vfs: Arc<dyn Vfs>,
-    /// Open read-only: never create, upgrade or change anything (writes fail with
-    /// [`Error::ReadOnlyStore`](crate::Error::ReadOnlyStore)). [`Store::open_existing`](crate::Store::open_existing)
-    /// sets it.
-    pub read_only: bool,
-    /// Create the store when the directory is missing or empty (default `true`). When `false`, opening such a
-    /// directory fails with [`Error::NoStore`](crate::Error::NoStore).
-    pub create: bool,
+    pub(crate) vfs: Arc<dyn Vfs>,
+    /// Open read-only: never create, upgrade or change anything.
+    pub(crate) read_only: bool,
+    /// Create the store when the directory is missing or empty.
+    pub(crate) create: bool,
 }
 
 impl Default for Options {
@@ -91,21 +103,54 @@ impl Options {
         self.segment_size(segment).buffer_size(buffer)
     }
 
-    /// Opens read-only (see [`Options::read_only`](Options#structfield.read_only)); implies no creation.
+    /// Opens read-only: never create, upgrade or change anything (writes fail with
+    /// [`Error::ReadOnlyStore`](crate::Error::ReadOnlyStore)); implies no creation.
+    /// [`Store::open_existing`](crate::Store::open_existing) sets it.
     pub fn read_only(mut self, read_only: bool) -> Options {
         self.read_only = read_only;
         self
     }
 
-    /// Whether a missing or empty directory becomes a new store (see [`Options::create`](Options#structfield.create)).
+    /// Whether a missing or empty directory becomes a new store (default `true`). When `false`, opening such a
+    /// directory fails with [`Error::NoStore`](crate::Error::NoStore).
     pub fn create(mut self, create: bool) -> Options {
         self.create = create;
         self
     }
 
-    /// Sets the storage backend.
+    /// Sets the storage backend ([`StdFs`] by default; tests inject faults through their own).
     pub fn vfs(mut self, vfs: Arc<dyn Vfs>) -> Options {
         self.vfs = vfs;
         self
+    }
+
+    /// The default durability policy of writers (each writer may override it).
+    pub fn sync_policy(&self) -> SyncPolicy {
+        self.sync
+    }
+
+    /// The size in bytes at which a segment is sealed and a new one started.
+    pub fn segment_bytes(&self) -> u64 {
+        self.segment_size
+    }
+
+    /// The bytes of encoded events a writer buffers before writing a frame.
+    pub fn buffer_bytes(&self) -> usize {
+        self.buffer_size
+    }
+
+    /// The storage backend.
+    pub fn backend(&self) -> &Arc<dyn Vfs> {
+        &self.vfs
+    }
+
+    /// Whether the store is opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Whether a missing or empty directory becomes a new store.
+    pub fn creates_missing(&self) -> bool {
+        self.create
     }
 }

@@ -18,6 +18,7 @@ use crate::writer::Tail;
 
 /// Filters for [`Store::history_with`](crate::Store::history_with) and [`Store::events_with`](crate::Store::events_with).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HistoryOptions {
     /// First step to return (inclusive).
     pub from_step: Option<u64>,

@@ -64,6 +64,7 @@ impl fmt::Display for RecoveryReport {
 
 /// The kind of a problem [`Store::verify`](crate::Store::verify) found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ProblemKind {
     /// Bytes that fail a check where valid data must be: data would be lost or misread.
     Corrupt,
@@ -72,8 +73,19 @@ pub enum ProblemKind {
     TornTail,
 }
 
+impl ProblemKind {
+    /// `corrupt` or `torn tail`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ProblemKind::Corrupt => "corrupt",
+            ProblemKind::TornTail => "torn tail",
+        }
+    }
+}
+
 /// One finding of [`Store::verify`](crate::Store::verify).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Problem {
     /// The file.
     pub file: PathBuf,
@@ -87,16 +99,13 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match self.kind {
-            ProblemKind::Corrupt => "corrupt",
-            ProblemKind::TornTail => "torn tail",
-        };
-        write!(f, "{}:{}: {}: {}", self.file.display(), self.offset, kind, self.message)
+        write!(f, "{}:{}: {}: {}", self.file.display(), self.offset, self.kind.as_str(), self.message)
     }
 }
 
 /// The result of checking every byte of every file of a store.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct VerifyReport {
     /// Files checked.
     pub files: u64,
@@ -115,6 +124,7 @@ impl VerifyReport {
 
 /// What [`Store::repair`](crate::Store::repair) rebuilt.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RepairReport {
     /// Derived files (step indexes) rewritten from their segments.
     pub rebuilt: Vec<std::path::PathBuf>,
@@ -122,6 +132,7 @@ pub struct RepairReport {
 
 /// What [`Store::gc`](crate::Store::gc) removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct GcReport {
     /// Files removed.
     pub files_removed: u64,

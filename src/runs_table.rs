@@ -7,6 +7,7 @@ use crate::value::Metrics;
 
 /// One row of the runs table.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct RunRow {
     /// The run's facts, as [`Store::info`](crate::Store::info) gives them.
     pub info: RunInfo,

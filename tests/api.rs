@@ -59,3 +59,36 @@ fn serde_maps_use_the_key_type() {
     let as_metrics: Metrics = forklog::to_metrics(&back).unwrap();
     assert_eq!(as_metrics.keys().map(|k| &**k).collect::<Vec<_>>(), ["layers", "lr"]);
 }
+
+/// `Options` is built with its builder and read with its getters (its fields are private; the `compile_fail`
+/// doctest on `Options` checks that a struct literal does not compile).
+#[test]
+fn options_are_built_and_read_through_methods() {
+    use forklog::{Options, SyncPolicy};
+    let d = Options::default();
+    assert_eq!(d.sync_policy(), SyncPolicy::EveryMillis(1000));
+    assert_eq!(d.segment_bytes(), forklog::DEFAULT_SEGMENT_SIZE);
+    assert_eq!(d.buffer_bytes(), forklog::DEFAULT_BUFFER_SIZE);
+    assert!(!d.is_read_only());
+    assert!(d.creates_missing());
+    let o = d.sync(SyncPolicy::Never).segment_size(1).buffer_size(0).read_only(true).create(false);
+    assert_eq!((o.sync_policy(), o.segment_bytes(), o.buffer_bytes()), (SyncPolicy::Never, 4096, 1));
+    assert!(o.is_read_only() && !o.creates_missing());
+    let fs: std::sync::Arc<dyn forklog::vfs::Vfs> = std::sync::Arc::new(forklog::vfs::StdFs);
+    let o = o.vfs(fs.clone());
+    assert!(std::sync::Arc::ptr_eq(o.backend(), &fs));
+}
+
+/// Replay iterators can be printed, and a problem kind names itself as `verify` prints it.
+#[test]
+fn iterators_are_debug_and_problem_kinds_have_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.create_run("r").unwrap().log(metrics! { "x" => 1 }).unwrap();
+    let h = store.history_with("r", &HistoryOptions::new().keys(["x"])).unwrap();
+    assert!(format!("{h:?}").starts_with("History"), "{h:?}");
+    let e = store.events("r").unwrap();
+    assert!(format!("{e:?}").starts_with("Events"), "{e:?}");
+    assert_eq!(forklog::ProblemKind::Corrupt.as_str(), "corrupt");
+    assert_eq!(forklog::ProblemKind::TornTail.as_str(), "torn tail");
+}

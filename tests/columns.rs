@@ -117,7 +117,7 @@ fn dense_rows_are_small() {
 #[test]
 fn columns_follow_forks_rewinds_filters_and_segment_rolls() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = Options { segment_size: 64 << 10, sync: SyncPolicy::Never, ..Options::default() };
+    let opts = Options::default().segment_size(64 << 10).sync(SyncPolicy::Never);
     let store = Store::open_with(dir.path(), opts).unwrap();
     let mut w = store.create_run("root").unwrap();
     for i in 0..3_000u64 {
@@ -192,7 +192,7 @@ fn bad_float_calls_write_nothing() {
 #[test]
 fn a_big_column_batch_spans_frames_and_syncs_once() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = Options { sync: SyncPolicy::Always, ..Options::default() };
+    let opts = Options::default().sync(SyncPolicy::Always);
     let store = Store::open_with(dir.path(), opts).unwrap();
     let mut w = store.create_run("r").unwrap();
     let n = 300_000u64; // > 4 MiB of dense rows: several frames

@@ -40,7 +40,7 @@ const CRASH_DATA: [Unsynced; 6] = Unsynced::ALL;
 /// otherwise as a process kill (the harness's reads flushed every buffer, so nothing may be lost either).
 fn run_ops_faultfs(opts: Options, ops: &[Op]) -> Result<(), String> {
     let fs = FaultFs::new();
-    let always = opts.sync == SyncPolicy::Always;
+    let always = opts.sync_policy() == SyncPolicy::Always;
     let mut h = Harness::new(FaultFs::store_path(), opts.vfs(fs.clone())).map_err(|e| e.to_string())?;
     h.on_crash(Box::new(move |seed| {
         let modes: Vec<CrashMode> = CrashMode::all(seed).into_iter().filter(|m| CRASH_DATA.contains(&m.data)).collect();

@@ -213,7 +213,11 @@ fuzz_target!(|input: &[u8]| {
                         .filter(|(k, _)| ["loss", "note"].contains(&&***k))
                         .map(|(k, v)| (k.clone(), v.clone()))
                         .collect();
-                    (!m.is_empty()).then(|| LogRow { metrics: m, ..r.clone() })
+                    (!m.is_empty()).then(|| {
+                        let mut row = r.clone();
+                        row.metrics = m;
+                        row
+                    })
                 })
                 .collect();
             assert!(same_rows(part, &want), "ranged history differs from the filtered full history");

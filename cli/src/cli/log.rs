@@ -201,7 +201,7 @@ const ACK_POLL: Duration = Duration::from_millis(5);
 pub fn log(dir: &Path, args: LogArgs) -> Result<u8, CliError> {
     let start = Start::new(&args.run, args.fork_from.as_deref(), args.resume_from.as_deref())?;
     let config = config_patch(&args)?;
-    let effective = args.sync.map_or(Options::default().sync, policy);
+    let effective = args.sync.map_or(Options::default().sync_policy(), policy);
     let interval = match effective {
         SyncPolicy::EveryMillis(ms) => Some(Duration::from_millis(ms)),
         _ => None,
