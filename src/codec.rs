@@ -788,11 +788,6 @@ impl<'a> PayloadDecoder<'a> {
         })
     }
 
-    /// The step of the frame's first event.
-    pub fn base_step(&self) -> u64 {
-        self.prev_step
-    }
-
     /// Number of events not yet decoded.
     pub fn remaining(&self) -> u32 {
         self.remaining

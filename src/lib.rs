@@ -92,6 +92,9 @@ mod store;
 mod value;
 mod value_serde;
 mod verify;
+/// The storage seam ([`Options::vfs`]): the file system every byte goes through. Hidden and not yet a stable
+/// extension point: its traits may gain methods (with defaults) in minor releases.
+#[doc(hidden)]
 pub mod vfs;
 mod writer;
 mod zonemap;
@@ -99,7 +102,9 @@ mod zonemap;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-/// Low-level decoders exposed for fuzzing and tooling. Not a stable API.
+/// Low-level decoders exposed for the fuzz targets (fuzz/) and the format tests, behind the `fuzz` feature.
+/// Not a stable API.
+#[cfg(feature = "fuzz")]
 #[doc(hidden)]
 pub mod internals {
     pub use crate::codec::PayloadDecoder;

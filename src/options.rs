@@ -57,7 +57,7 @@ pub struct Options {
     pub(crate) segment_size: u64,
     /// Bytes of encoded events a writer buffers before writing a frame.
     pub(crate) buffer_size: usize,
-    /// The storage backend. [`StdFs`] in production; tests inject faults through their own.
+    /// The storage backend. `StdFs` in production; tests inject faults through their own.
     pub(crate) vfs: Arc<dyn Vfs>,
     /// Open read-only: never create, upgrade or change anything.
     pub(crate) read_only: bool,
@@ -118,7 +118,8 @@ impl Options {
         self
     }
 
-    /// Sets the storage backend ([`StdFs`] by default; tests inject faults through their own).
+    /// Sets the storage backend (`vfs::StdFs`, real files, by default; tests inject faults through their own).
+    /// The `vfs` module is hidden from the docs: not a stable extension point yet.
     pub fn vfs(mut self, vfs: Arc<dyn Vfs>) -> Options {
         self.vfs = vfs;
         self
