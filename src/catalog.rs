@@ -17,11 +17,11 @@ use crate::value::Key;
 use crate::vfs::{OpenMode, Vfs};
 
 /// A version's keys by id.
-pub type KeyList = Arc<Vec<Key>>;
+pub(crate) type KeyList = Arc<Vec<Key>>;
 
 /// What one run directory holds.
 #[derive(Debug, Clone, Default)]
-pub struct RunListing {
+pub(crate) struct RunListing {
     /// Versions that have a header, ascending.
     pub versions: Vec<u32>,
     /// Segment sequence numbers per version, ascending.
@@ -35,7 +35,7 @@ pub struct RunListing {
 
 /// One version of a run, resolved: its header and its segments.
 #[derive(Debug, Clone)]
-pub struct VersionView {
+pub(crate) struct VersionView {
     /// Run id.
     pub id: String,
     /// Version number.
@@ -54,30 +54,30 @@ pub struct VersionView {
 
 impl VersionView {
     /// True when segment `seq` is sealed: never written again, safe to map.
-    pub fn sealed(&self, seq: u32) -> bool {
+    pub(crate) fn sealed(&self, seq: u32) -> bool {
         !self.current || seq + 1 < self.segs
     }
     /// Path of segment `seq`.
-    pub fn seg_path(&self, seq: u32) -> PathBuf {
+    pub(crate) fn seg_path(&self, seq: u32) -> PathBuf {
         self.dir.join(format::seg_name(self.version, seq))
     }
     /// Path of the index of segment `seq`.
-    pub fn idx_path(&self, seq: u32) -> PathBuf {
+    pub(crate) fn idx_path(&self, seq: u32) -> PathBuf {
         self.dir.join(format::idx_name(self.version, seq))
     }
     /// Path of the key table.
-    pub fn keys_path(&self) -> PathBuf {
+    pub(crate) fn keys_path(&self) -> PathBuf {
         self.dir.join(format::keys_name(self.version))
     }
     /// `ID@vK` of this version.
-    pub fn run_ref(&self) -> RunRef {
+    pub(crate) fn run_ref(&self) -> RunRef {
         RunRef::at(self.id.clone(), self.version)
     }
 }
 
 /// Caches and directory access shared by a store's handles.
 #[derive(Debug)]
-pub struct Catalog {
+pub(crate) struct Catalog {
     /// The storage backend.
     pub vfs: Arc<dyn Vfs>,
     /// `<store>/runs`.
@@ -89,11 +89,11 @@ pub struct Catalog {
 }
 
 /// Identifies one segment file across deletes and re-creations: `(run, version, header nonce, segment)`.
-pub type SegKey = (String, u32, u64, u32);
+pub(crate) type SegKey = (String, u32, u64, u32);
 
 /// What this process has established about a segment's prefix.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Prefix {
+pub(crate) struct Prefix {
     /// Bytes `0..clean` are the header and a chain of valid frames, ending at a frame boundary: a full read
     /// passes them all, so an index entry at or below `clean` never jumps past a hole.
     pub clean: u64,
@@ -109,7 +109,7 @@ pub struct Prefix {
 /// a hole can only appear through a crash, which ends this process and its cache. A run deleted and created
 /// again, or rewound, has another nonce or version, hence another key.
 #[derive(Debug, Default)]
-pub struct Known {
+pub(crate) struct Known {
     map: Mutex<HashMap<SegKey, Prefix>>,
 }
 
@@ -118,17 +118,17 @@ const KNOWN_MAX: usize = 4096;
 
 impl Known {
     /// The key of segment `seq` of `view`.
-    pub fn key(view: &VersionView, seq: u32) -> SegKey {
+    pub(crate) fn key(view: &VersionView, seq: u32) -> SegKey {
         (view.id.clone(), view.version, view.header.nonce, seq)
     }
 
     /// What is known of segment `key` (zeros when nothing).
-    pub fn get(&self, key: &SegKey) -> Prefix {
+    pub(crate) fn get(&self, key: &SegKey) -> Prefix {
         lock(&self.map).get(key).copied().unwrap_or_default()
     }
 
     /// Records that `0..clean` is a valid frame chain and `0..durable` (at most `clean`) is also fsynced.
-    pub fn note(&self, key: &SegKey, clean: u64, durable: u64) {
+    pub(crate) fn note(&self, key: &SegKey, clean: u64, durable: u64) {
         let mut m = lock(&self.map);
         if m.len() >= KNOWN_MAX && !m.contains_key(key) {
             m.clear();
@@ -145,17 +145,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Catalog {
     /// A catalog over `runs_dir`.
-    pub fn new(vfs: Arc<dyn Vfs>, runs_dir: PathBuf) -> Catalog {
+    pub(crate) fn new(vfs: Arc<dyn Vfs>, runs_dir: PathBuf) -> Catalog {
         Catalog { vfs, runs_dir, keys: Mutex::new(HashMap::new()), known: Known::default() }
     }
 
     /// Directory of run `id`.
-    pub fn run_dir(&self, id: &str) -> PathBuf {
+    pub(crate) fn run_dir(&self, id: &str) -> PathBuf {
         self.runs_dir.join(id)
     }
 
     /// Ids of every run directory (valid ids only), sorted.
-    pub fn run_ids(&self) -> Result<Vec<String>> {
+    pub(crate) fn run_ids(&self) -> Result<Vec<String>> {
         let names = match self.vfs.read_dir(&self.runs_dir) {
             Ok(names) => names,
             // A store whose creation a crash cut short before `runs/` (a read-only open does not create it).
@@ -168,7 +168,7 @@ impl Catalog {
     }
 
     /// The listing of run `id`, or `None` if it has no directory or no `v0.head` yet.
-    pub fn listing(&self, id: &str) -> Result<Option<RunListing>> {
+    pub(crate) fn listing(&self, id: &str) -> Result<Option<RunListing>> {
         let dir = self.run_dir(id);
         let names = match self.vfs.read_dir(&dir) {
             Ok(n) => n,
@@ -203,7 +203,7 @@ impl Catalog {
 
     /// The header of `id@v{version}`, read from disk. Headers never change, but a run id can be deleted,
     /// collected and created again by another handle or process, so no header is trusted from memory.
-    pub fn header(&self, id: &str, version: u32) -> Result<Arc<VersionHeader>> {
+    pub(crate) fn header(&self, id: &str, version: u32) -> Result<Arc<VersionHeader>> {
         let path = self.run_dir(id).join(format::head_name(version));
         let bytes = read_all(&*self.vfs, &path)?;
         let h = VersionHeader::decode(&path, &bytes)?;
@@ -214,7 +214,7 @@ impl Catalog {
     }
 
     /// Resolves one version of a run from its listing.
-    pub fn view_in(&self, id: &str, listing: &RunListing, version: u32) -> Result<VersionView> {
+    pub(crate) fn view_in(&self, id: &str, listing: &RunListing, version: u32) -> Result<VersionView> {
         let last = listing.latest;
         if !listing.versions.contains(&version) {
             return Err(Error::RunNotFound { run: format!("{id}@v{version}") });
@@ -239,7 +239,7 @@ impl Catalog {
 
     /// Resolves `run` (current version unless `run.version` is set). Deleted runs are found only with
     /// `allow_deleted` (ancestry walks).
-    pub fn view(&self, run: &RunRef, allow_deleted: bool) -> Result<VersionView> {
+    pub(crate) fn view(&self, run: &RunRef, allow_deleted: bool) -> Result<VersionView> {
         let not_found = || Error::RunNotFound { run: run.to_string() };
         let listing = self.listing(&run.id)?.ok_or_else(not_found)?;
         if listing.deleted && !allow_deleted {
@@ -253,7 +253,7 @@ impl Catalog {
     }
 
     /// The key table of a version, with at least `need + 1` keys when `need` is given (reloading once).
-    pub fn keys(&self, view: &VersionView, need: Option<u32>) -> Result<Arc<Vec<Key>>> {
+    pub(crate) fn keys(&self, view: &VersionView, need: Option<u32>) -> Result<Arc<Vec<Key>>> {
         let key = (view.id.clone(), view.version, view.header.nonce);
         if let Some(k) = lock(&self.keys).get(&key) {
             if need.is_none_or(|n| (n as usize) < k.len()) {
@@ -267,18 +267,18 @@ impl Catalog {
     }
 
     /// Forgets cached key tables of a run (after its writer truncated or rewrote them).
-    pub fn forget_keys(&self, id: &str) {
+    pub(crate) fn forget_keys(&self, id: &str) {
         lock(&self.keys).retain(|(i, _, _), _| i != id);
     }
 
     /// Forgets everything cached about a run (after it was removed).
-    pub fn forget_run(&self, id: &str) {
+    pub(crate) fn forget_run(&self, id: &str) {
         self.forget_keys(id);
     }
 }
 
 /// Reads a whole (small) file.
-pub fn read_all(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read_all(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>> {
     let f = vfs.open(path, OpenMode::Read).map_err(|e| Error::io("opening", path, e))?;
     let len = f.len().map_err(|e| Error::io("reading length of", path, e))?;
     let mut bytes = vec![0u8; len as usize];
@@ -288,7 +288,7 @@ pub fn read_all(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>> {
 
 /// Writes `bytes` to `path` atomically: a temp file, fsync, rename over `path`, directory fsync.
 /// With `durable == false` the fsyncs are skipped (the rename is still atomic).
-pub fn write_atomic(vfs: &dyn Vfs, dir: &Path, name: &str, bytes: &[u8], durable: bool) -> Result<()> {
+pub(crate) fn write_atomic(vfs: &dyn Vfs, dir: &Path, name: &str, bytes: &[u8], durable: bool) -> Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let path = dir.join(name);
     let f = vfs.open(&tmp, OpenMode::CreateOrOpen).map_err(|e| Error::io("creating", &tmp, e))?;

@@ -28,9 +28,11 @@ fn limited() -> impl bincode::config::Config {
 
 /// Why a payload could not be decoded.
 #[derive(Debug)]
+#[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
 pub struct DecodeError(pub String);
 
 /// An event ready to encode, with keys already resolved to ids.
+#[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
 pub enum EncEvent<'a> {
     /// A history row.
     Log {
@@ -93,7 +95,7 @@ impl EncEvent<'_> {
     }
 
     /// The event's step.
-    pub fn step(&self) -> u64 {
+    pub(crate) fn step(&self) -> u64 {
         match self {
             EncEvent::Log { step, .. }
             | EncEvent::Config { step, .. }
@@ -104,7 +106,7 @@ impl EncEvent<'_> {
         }
     }
     /// The event's time, for kinds that carry one.
-    pub fn time_us(&self) -> Option<i64> {
+    pub(crate) fn time_us(&self) -> Option<i64> {
         match self {
             EncEvent::Log { time_us, .. } | EncEvent::System { time_us, .. } => Some(*time_us),
             _ => None,
@@ -260,6 +262,7 @@ enum DiskEvent {
 
 /// An event decoded from a frame, its metric keys still ids into the key table.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
 pub enum RawEvent {
     /// A history row.
     Log {
@@ -311,6 +314,7 @@ pub enum RawEvent {
 
 impl RawEvent {
     /// The event's step.
+    #[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
     pub fn step(&self) -> u64 {
         match self {
             RawEvent::Log { step, .. }
@@ -322,11 +326,12 @@ impl RawEvent {
         }
     }
     /// True for `Log` events.
+    #[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
     pub fn is_log(&self) -> bool {
         matches!(self, RawEvent::Log { .. })
     }
     /// The largest key id the event uses, if any.
-    pub fn max_key(&self) -> Option<u32> {
+    pub(crate) fn max_key(&self) -> Option<u32> {
         match self {
             RawEvent::Log { metrics: m, .. }
             | RawEvent::System { metrics: m, .. }
@@ -344,6 +349,7 @@ fn kv(v: Vec<(u32, DiskValue)>) -> Vec<(u32, Value)> {
 
 /// Appends the encoding of `ev` to `out`. `prev_step`/`prev_time` are the previous event's step and time
 /// in the same frame (or the frame's base); they are updated.
+#[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
 pub fn encode_event(out: &mut Vec<u8>, ev: &EncEvent<'_>, prev_step: &mut u64, prev_time: &mut i64) {
     let dstep = ev.step().wrapping_sub(*prev_step);
     *prev_step = ev.step();
@@ -383,6 +389,7 @@ pub fn encode_event(out: &mut Vec<u8>, ev: &EncEvent<'_>, prev_step: &mut u64, p
 /// Encodes a frame payload prefix: event count, base step, base time, and `synced_len`: how much of the
 /// segment was durable (fsynced) when this frame was written. Recovery uses it to tell a hole a crash left
 /// in unsynced data (a torn tail, even with later frames surviving) from corruption of synced data.
+#[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
 pub fn encode_prefix(out: &mut Vec<u8>, count: u32, base_step: u64, base_time_us: i64, synced_len: u64) {
     let _ = bincode::serde::encode_into_std_write((count, base_step, base_time_us, synced_len), out, config());
 }
@@ -406,19 +413,19 @@ fn put_varint(out: &mut Vec<u8>, v: u64) {
 
 /// Zigzag encoding of a signed integer.
 #[inline]
-pub fn zigzag(v: i64) -> u64 {
+pub(crate) fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
 /// Tag of a dense row: a `Log` event whose keys are the frame's template (the keys of the most recent
 /// tag-0 `Log` event of the same payload) and whose values are all floats, stored without keys or value tags.
-pub const DENSE_TAG: u8 = 5;
+pub(crate) const DENSE_TAG: u8 = 5;
 
 /// Appends a dense row (tag 5): `dstep`, `dtime`, the value count and the floats' bits. The caller guarantees
 /// that the payload's template has exactly `values.len()` keys. The bytes are what bincode 2.0.1 produces for
 /// the same event (checked in a test); this path exists because it is the append hot path.
 #[inline]
-pub fn encode_dense_row<I>(out: &mut Vec<u8>, step: u64, time_us: i64, values: I, prev: &mut (u64, i64))
+pub(crate) fn encode_dense_row<I>(out: &mut Vec<u8>, step: u64, time_us: i64, values: I, prev: &mut (u64, i64))
 where
     I: ExactSizeIterator<Item = f64>,
 {
@@ -441,7 +448,7 @@ where
 }
 
 /// Tag of a `Meta` event (format version 2; in a version-1 segment it is corruption).
-pub const META_TAG: u8 = 6;
+pub(crate) const META_TAG: u8 = 6;
 
 /// Appends a `Meta` event: tag 6, `dstep`, the name, notes and group as options of strings, then the added
 /// and removed tags as sequences of strings (what bincode 2.0.1 writes for the same struct; checked in a test).
@@ -470,7 +477,7 @@ fn encode_meta(out: &mut Vec<u8>, dstep: u64, patch: &MetaPatch) {
 }
 
 /// Deepest nesting of lists and maps a value may have (checked when writing and when reading).
-pub const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 64;
 
 /// A bounds-checked cursor over payload bytes, decoding the varint format of docs/FORMAT.md by hand
 /// (bincode's `standard()` layout; bincode still encodes). Lengths are checked against the bytes left before
@@ -694,12 +701,12 @@ impl<'a> Rd<'a> {
 
 /// The `f64` whose little-endian bits start `b` (8 bytes; shorter input reads as 0, never panics).
 #[inline]
-pub fn f64_at(b: &[u8]) -> f64 {
+pub(crate) fn f64_at(b: &[u8]) -> f64 {
     f64::from_le_bytes(b.get(..8).and_then(|s| s.try_into().ok()).unwrap_or([0; 8]))
 }
 
 /// Nesting depth of a value (0 for scalars).
-pub fn depth(v: &Value) -> usize {
+pub(crate) fn depth(v: &Value) -> usize {
     match v {
         Value::List(l) => 1 + l.iter().map(depth).max().unwrap_or(0),
         Value::Map(m) => 1 + m.values().map(depth).max().unwrap_or(0),
@@ -708,9 +715,10 @@ pub fn depth(v: &Value) -> usize {
 }
 
 /// What [`PayloadDecoder::next_skim`] yields of an event: its step, whether it is a `Log`, whether a `Finish`.
-pub type Skim = (u64, bool, bool);
+pub(crate) type Skim = (u64, bool, bool);
 
 /// Decodes the events of a frame payload one at a time, with each event's end offset in the payload.
+#[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
 pub struct PayloadDecoder<'a> {
     rd: Rd<'a>,
     remaining: u32,
@@ -731,6 +739,7 @@ pub struct PayloadDecoder<'a> {
 
 /// One event as the lean walk ([`PayloadDecoder::next_lean`]) sees it: no values are built.
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
 pub struct Lean<'a> {
     /// For a dense row: its floats' bytes (8 per key of [`PayloadDecoder::template`]); `row` is not filled.
     pub dense: Option<&'a [u8]>,
@@ -750,18 +759,19 @@ pub struct Lean<'a> {
 
 impl<'a> PayloadDecoder<'a> {
     /// How much of the segment was durable when the frame was written (see [`encode_prefix`]).
-    pub fn synced_len(&self) -> u64 {
+    pub(crate) fn synced_len(&self) -> u64 {
         self.synced_len
     }
 
     /// Starts decoding `payload` of a segment of this build's format version: reads its prefix.
+    #[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
     pub fn new(payload: &'a [u8]) -> Result<PayloadDecoder<'a>, DecodeError> {
         Self::for_format(payload, crate::format::FORMAT_VERSION)
     }
 
     /// Starts decoding `payload` of a segment of format version `format` (event kinds a later version added
     /// are refused in it as corruption).
-    pub fn for_format(payload: &'a [u8], format: u16) -> Result<PayloadDecoder<'a>, DecodeError> {
+    pub(crate) fn for_format(payload: &'a [u8], format: u16) -> Result<PayloadDecoder<'a>, DecodeError> {
         let mut rd = Rd { b: payload, pos: 0 };
         let count = rd.u32()?;
         let base_step = rd.u64()?;
@@ -789,6 +799,7 @@ impl<'a> PayloadDecoder<'a> {
     }
 
     /// Number of events not yet decoded.
+    #[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
     pub fn remaining(&self) -> u32 {
         self.remaining
     }
@@ -837,7 +848,7 @@ impl<'a> PayloadDecoder<'a> {
     }
 
     /// The patch of the `Meta` event the lean walk last returned (`is_meta`), taken.
-    pub fn take_meta(&mut self) -> Option<MetaPatch> {
+    pub(crate) fn take_meta(&mut self) -> Option<MetaPatch> {
         self.meta.take()
     }
 
@@ -854,6 +865,7 @@ impl<'a> PayloadDecoder<'a> {
     }
 
     /// The key ids of dense rows (the most recent keyed `Log` row's), and a number that changes with them.
+    #[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
     pub fn template(&self) -> (&[u32], u64) {
         (self.template.as_deref().unwrap_or_default(), self.template_gen)
     }
@@ -863,6 +875,7 @@ impl<'a> PayloadDecoder<'a> {
     /// other values `None`; a dense row's floats come as bytes in [`Lean::dense`] instead. Other kinds are
     /// skipped (still fully checked). The fast path of columnar reads.
     #[inline]
+    #[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
     pub fn next_lean(&mut self, row: &mut Vec<(u32, Option<f64>)>) -> Option<Result<Lean<'a>, DecodeError>> {
         if self.remaining == 0 {
             if self.rd.pos != self.rd.b.len() {
@@ -887,7 +900,7 @@ impl<'a> PayloadDecoder<'a> {
 
     /// Like [`next_event`](PayloadDecoder::next_event), with the same checks, but yields only the event's step
     /// and kind ([`Skim`]) and its end, building no values: what positions and statistics need.
-    pub fn next_skim(&mut self) -> Option<Result<(Skim, usize), DecodeError>> {
+    pub(crate) fn next_skim(&mut self) -> Option<Result<(Skim, usize), DecodeError>> {
         let mut row = std::mem::take(&mut self.skim_row);
         let next = self.next_lean(&mut row).map(|r| r.map(|l| ((l.step, l.is_log, l.is_finish), l.end)));
         self.skim_row = row;
@@ -978,6 +991,7 @@ impl<'a> PayloadDecoder<'a> {
 
     /// The next event and the payload offset just past it; `None` after the last. After the last event the
     /// payload must be fully consumed.
+    #[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
     pub fn next_event(&mut self) -> Option<Result<(RawEvent, usize), DecodeError>> {
         if self.remaining == 0 {
             if self.rd.pos != self.rd.b.len() {

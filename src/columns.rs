@@ -220,7 +220,7 @@ impl Builder<'_> {
 }
 
 /// Rows a chunk handed out by [`scan`] reaches before it ends (at the next frame boundary).
-pub const CHUNK_ROWS: usize = 1024;
+pub(crate) const CHUNK_ROWS: usize = 1024;
 
 fn builder(keys: Option<&[Key]>) -> Builder<'_> {
     let mut wanted: Option<Vec<&str>> = None;

@@ -9,90 +9,90 @@ use crate::error::{Error, Result};
 
 /// The on-disk format version written by this build (in every file header it creates). See the "Format
 /// versions" section of docs/FORMAT.md: files are never rewritten to upgrade them, so a store mixes versions.
-pub const FORMAT_VERSION: u16 = 2;
+pub(crate) const FORMAT_VERSION: u16 = 2;
 
 /// The oldest on-disk format version this build reads.
-pub const OLDEST_FORMAT_VERSION: u16 = 1;
+pub(crate) const OLDEST_FORMAT_VERSION: u16 = 1;
 
 /// Whether this build reads files of format version `version`.
-pub fn is_readable_version(version: u16) -> bool {
+pub(crate) fn is_readable_version(version: u16) -> bool {
     (OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version)
 }
 
 /// The format version stored at bytes 8..10 of a file that starts with a magic (every forklog file does).
-pub fn stored_version(header: &[u8]) -> Option<u16> {
+pub(crate) fn stored_version(header: &[u8]) -> Option<u16> {
     Some(u16::from_le_bytes([*header.get(8)?, *header.get(9)?]))
 }
 
 /// Magic of the store file `forklog.store`.
-pub const STORE_MAGIC: [u8; 8] = *b"FORKLOG\0";
+pub(crate) const STORE_MAGIC: [u8; 8] = *b"FORKLOG\0";
 /// Magic of a version header `vK.head`.
-pub const HEAD_MAGIC: [u8; 8] = *b"FLKHEAD\0";
+pub(crate) const HEAD_MAGIC: [u8; 8] = *b"FLKHEAD\0";
 /// Magic of a segment `vK-SEQ.seg`.
-pub const SEG_MAGIC: [u8; 8] = *b"FLKSEG\0\0";
+pub(crate) const SEG_MAGIC: [u8; 8] = *b"FLKSEG\0\0";
 /// Magic of a step index `vK-SEQ.idx`.
-pub const IDX_MAGIC: [u8; 8] = *b"FLKIDX\0\0";
+pub(crate) const IDX_MAGIC: [u8; 8] = *b"FLKIDX\0\0";
 /// Magic of a key table `vK.keys`.
-pub const KEYS_MAGIC: [u8; 8] = *b"FLKKEYS\0";
+pub(crate) const KEYS_MAGIC: [u8; 8] = *b"FLKKEYS\0";
 /// Magic of a deleted run's tombstone `deleted`.
-pub const DELETED_MAGIC: [u8; 8] = *b"FLKDEL\0\0";
+pub(crate) const DELETED_MAGIC: [u8; 8] = *b"FLKDEL\0\0";
 
 /// Name of the store file at the store's root.
-pub const STORE_FILE: &str = "forklog.store";
+pub(crate) const STORE_FILE: &str = "forklog.store";
 /// Name of the directory that holds one directory per run.
-pub const RUNS_DIR: &str = "runs";
+pub(crate) const RUNS_DIR: &str = "runs";
 /// Suffix (then random hex digits) of a run directory being created: `<id>~new<hex>`. `~` cannot appear in a
 /// run id, so listings never take it for a run.
-pub const NEW_SUFFIX: &str = "~new";
+pub(crate) const NEW_SUFFIX: &str = "~new";
 /// Suffix of a directory on its way out (a run gc removes, a leftover moved aside): `~` is not in run ids.
-pub const TRASH_SUFFIX: &str = "~gc";
+pub(crate) const TRASH_SUFFIX: &str = "~gc";
 /// Name of a deleted run's tombstone file.
-pub const DELETED_FILE: &str = "deleted";
+pub(crate) const DELETED_FILE: &str = "deleted";
 
 /// Size of the store file.
-pub const STORE_FILE_LEN: usize = 32;
+pub(crate) const STORE_FILE_LEN: usize = 32;
 /// Size of a segment header.
-pub const SEG_HEADER_LEN: usize = 80;
+pub(crate) const SEG_HEADER_LEN: usize = 80;
 /// Size of a frame header.
-pub const FRAME_HEADER_LEN: usize = 12;
+pub(crate) const FRAME_HEADER_LEN: usize = 12;
 /// Size of an index or key-table file header.
-pub const SMALL_HEADER_LEN: usize = 32;
+pub(crate) const SMALL_HEADER_LEN: usize = 32;
 /// Size of one index entry.
-pub const INDEX_ENTRY_LEN: usize = 64;
+pub(crate) const INDEX_ENTRY_LEN: usize = 64;
 /// Size of a key record header.
-pub const KEY_RECORD_HEADER_LEN: usize = 8;
+pub(crate) const KEY_RECORD_HEADER_LEN: usize = 8;
 
 /// Largest frame payload a reader accepts (and a writer produces): 64 MiB.
-pub const MAX_FRAME_LEN: u32 = 64 << 20;
+pub(crate) const MAX_FRAME_LEN: u32 = 64 << 20;
 /// Largest key a key table accepts: 64 KiB.
-pub const MAX_KEY_LEN: u32 = 64 << 10;
+pub(crate) const MAX_KEY_LEN: u32 = 64 << 10;
 /// Largest version header body: 64 KiB.
-pub const MAX_HEAD_BODY_LEN: u32 = 64 << 10;
+pub(crate) const MAX_HEAD_BODY_LEN: u32 = 64 << 10;
 /// The writer adds an index entry for a frame starting at least this many bytes after the last indexed frame.
-pub const INDEX_INTERVAL: u64 = 4096;
+pub(crate) const INDEX_INTERVAL: u64 = 4096;
 /// Sentinel for "no step" in fixed-size fields.
-pub const NO_STEP: u64 = u64::MAX;
+pub(crate) const NO_STEP: u64 = u64::MAX;
 
 /// File name of version `version`'s header.
-pub fn head_name(version: u32) -> String {
+pub(crate) fn head_name(version: u32) -> String {
     format!("v{version}.head")
 }
 /// File name of version `version`'s key table.
-pub fn keys_name(version: u32) -> String {
+pub(crate) fn keys_name(version: u32) -> String {
     format!("v{version}.keys")
 }
 /// File name of segment `seq` of version `version`.
-pub fn seg_name(version: u32, seq: u32) -> String {
+pub(crate) fn seg_name(version: u32, seq: u32) -> String {
     format!("v{version}-{seq}.seg")
 }
 /// File name of the step index of segment `seq` of version `version`.
-pub fn idx_name(version: u32, seq: u32) -> String {
+pub(crate) fn idx_name(version: u32, seq: u32) -> String {
     format!("v{version}-{seq}.idx")
 }
 
 /// What a file name in a run directory is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunFile {
+pub(crate) enum RunFile {
     /// `vK.head`
     Head(u32),
     /// `vK.keys`
@@ -106,7 +106,7 @@ pub enum RunFile {
 }
 
 /// Parses a run-directory file name; `None` for anything else (lock, tombstone, temp files).
-pub fn parse_run_file(name: &str) -> Option<RunFile> {
+pub(crate) fn parse_run_file(name: &str) -> Option<RunFile> {
     let num = |s: &str| -> Option<u32> {
         if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0')) {
             return None;
@@ -134,7 +134,7 @@ pub fn parse_run_file(name: &str) -> Option<RunFile> {
 /// True for a name a run directory may hold: version headers, key tables, segments, indexes (and, derived,
 /// anything `parse_run_file` knows), the tombstone, the old `lock` file and temp files of atomic writes.
 /// `gc` removes a directory only when every entry is one of these: never a file that is not forklog's.
-pub fn is_run_layout_name(name: &str) -> bool {
+pub(crate) fn is_run_layout_name(name: &str) -> bool {
     parse_run_file(name).is_some()
         || name == DELETED_FILE
         || name == "lock"
@@ -142,7 +142,7 @@ pub fn is_run_layout_name(name: &str) -> bool {
 }
 
 /// CRC-32 (IEEE, as computed by `crc32fast`) over the concatenation of `parts`.
-pub fn crc(parts: &[&[u8]]) -> u32 {
+pub(crate) fn crc(parts: &[&[u8]]) -> u32 {
     let mut h = crc32fast::Hasher::new();
     for p in parts {
         h.update(p);
@@ -151,7 +151,7 @@ pub fn crc(parts: &[&[u8]]) -> u32 {
 }
 
 /// Mixes a 64-bit value (SplitMix64 finalizer); used to derive segment salts.
-pub fn mix64(mut z: u64) -> u64 {
+pub(crate) fn mix64(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -159,19 +159,19 @@ pub fn mix64(mut z: u64) -> u64 {
 }
 
 /// The salt of segment `seq` of a version with nonce `nonce`: ties every frame CRC to its segment.
-pub fn segment_salt(nonce: u64, seq: u32) -> u64 {
+pub(crate) fn segment_salt(nonce: u64, seq: u32) -> u64 {
     mix64(nonce ^ mix64(u64::from(seq) + 1))
 }
 
 /// Little-endian field reader over a byte slice; every read is bounds-checked.
-pub struct Le<'a> {
+pub(crate) struct Le<'a> {
     bytes: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Le<'a> {
     /// Reads from the start of `bytes`.
-    pub fn new(bytes: &'a [u8]) -> Le<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Le<'a> {
         Le { bytes, pos: 0 }
     }
     fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
@@ -181,26 +181,26 @@ impl<'a> Le<'a> {
         Some(out)
     }
     /// Next 8 raw bytes.
-    pub fn bytes8(&mut self) -> Option<[u8; 8]> {
+    pub(crate) fn bytes8(&mut self) -> Option<[u8; 8]> {
         self.take::<8>()
     }
     /// Next `u16`.
-    pub fn u16(&mut self) -> Option<u16> {
+    pub(crate) fn u16(&mut self) -> Option<u16> {
         self.take::<2>().map(u16::from_le_bytes)
     }
     /// Next `u32`.
-    pub fn u32(&mut self) -> Option<u32> {
+    pub(crate) fn u32(&mut self) -> Option<u32> {
         self.take::<4>().map(u32::from_le_bytes)
     }
     /// Next `u64`.
-    pub fn u64(&mut self) -> Option<u64> {
+    pub(crate) fn u64(&mut self) -> Option<u64> {
         self.take::<8>().map(u64::from_le_bytes)
     }
 }
 
 /// Checks the common prefix of a fixed-size header: length, magic, format version and the trailing CRC
 /// (over every byte before it, seeded with nothing). Returns the header bytes.
-pub fn check_fixed_header<'a>(file: &Path, bytes: &'a [u8], len: usize, magic: &[u8; 8]) -> Result<&'a [u8]> {
+pub(crate) fn check_fixed_header<'a>(file: &Path, bytes: &'a [u8], len: usize, magic: &[u8; 8]) -> Result<&'a [u8]> {
     let header = bytes
         .get(..len)
         .ok_or_else(|| Error::corrupt(file, 0, format!("file is shorter than its {len}-byte header")))?;
@@ -220,12 +220,12 @@ pub fn check_fixed_header<'a>(file: &Path, bytes: &'a [u8], len: usize, magic: &
 
 /// Builds a fixed-size header: magic, this build's format version, `body` (placed at offset 10), zero
 /// padding, CRC.
-pub fn build_fixed_header(len: usize, magic: &[u8; 8], body: &[u8]) -> Vec<u8> {
+pub(crate) fn build_fixed_header(len: usize, magic: &[u8; 8], body: &[u8]) -> Vec<u8> {
     build_fixed_header_version(len, magic, FORMAT_VERSION, body)
 }
 
 /// Builds a fixed-size header with an explicit format `version` (tests write older versions with it).
-pub fn build_fixed_header_version(len: usize, magic: &[u8; 8], version: u16, body: &[u8]) -> Vec<u8> {
+pub(crate) fn build_fixed_header_version(len: usize, magic: &[u8; 8], version: u16, body: &[u8]) -> Vec<u8> {
     let mut out = vec![0u8; len];
     out[..8].copy_from_slice(magic);
     out[8..10].copy_from_slice(&version.to_le_bytes());
@@ -236,7 +236,7 @@ pub fn build_fixed_header_version(len: usize, magic: &[u8; 8], version: u16, bod
 }
 
 /// Current wall-clock time in microseconds since the Unix epoch.
-pub fn now_micros() -> i64 {
+pub(crate) fn now_micros() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
@@ -244,7 +244,7 @@ pub fn now_micros() -> i64 {
 }
 
 /// Seconds (float) to microseconds, saturating; non-finite values become 0.
-pub fn secs_to_micros(secs: f64) -> i64 {
+pub(crate) fn secs_to_micros(secs: f64) -> i64 {
     if secs.is_finite() {
         (secs * 1e6).round() as i64
     } else {
@@ -253,7 +253,7 @@ pub fn secs_to_micros(secs: f64) -> i64 {
 }
 
 /// Microseconds to seconds.
-pub fn micros_to_secs(us: i64) -> f64 {
+pub(crate) fn micros_to_secs(us: i64) -> f64 {
     us as f64 / 1e6
 }
 

@@ -18,6 +18,7 @@ use crate::stats::Stats;
 
 /// Where a version's inherited events end.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
 pub struct BasePointer {
     /// The run the events are inherited from (the same run for a rewind).
     pub run_id: String,
@@ -35,6 +36,7 @@ pub struct BasePointer {
 
 /// The logical fork parent shown by lineage (kept across rewinds).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
 pub struct ForkParent {
     /// Parent run id.
     pub run_id: String,
@@ -46,6 +48,7 @@ pub struct ForkParent {
 
 /// The contents of `vK.head`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
 pub struct VersionHeader {
     /// Run id.
     pub run_id: String,
@@ -69,6 +72,7 @@ fn body_config() -> impl bincode::config::Config {
 
 impl VersionHeader {
     /// Encodes the whole file.
+    #[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
     pub fn encode(&self) -> Vec<u8> {
         let body = bincode::serde::encode_to_vec(self, body_config()).unwrap_or_default();
         let mut out = Vec::with_capacity(20 + body.len());
@@ -83,6 +87,7 @@ impl VersionHeader {
     }
 
     /// Decodes and checks a whole file.
+    #[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
     pub fn decode(path: &Path, bytes: &[u8]) -> Result<VersionHeader> {
         let mut r = Le::new(bytes);
         let short = || Error::corrupt(path, 0, "version header is truncated");

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use crate::error::{Error, Result};
 
 /// Longest allowed run id, in bytes.
-pub const MAX_RUN_ID_LEN: usize = 64;
+pub(crate) const MAX_RUN_ID_LEN: usize = 64;
 
 /// Checks a run id against the rule: 1..=64 characters of `[A-Za-z0-9._-]`, and not `.` or `..`.
 pub fn validate_run_id(id: &str) -> Result<()> {

@@ -16,6 +16,7 @@ use crate::vfs::{OpenMode, Vfs};
 
 /// One index entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
 pub struct IndexEntry {
     /// Step of the first event of the frame.
     pub first_step: u64,
@@ -27,6 +28,7 @@ pub struct IndexEntry {
 
 impl IndexEntry {
     /// Encodes the entry (64 bytes), its CRC seeded with the segment salt.
+    #[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
     pub fn encode(&self, salt: u64) -> [u8; INDEX_ENTRY_LEN] {
         let mut e = [0u8; INDEX_ENTRY_LEN];
         let fields = [
@@ -48,6 +50,7 @@ impl IndexEntry {
     }
 
     /// Decodes an entry; `None` if its CRC does not match.
+    #[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
     pub fn decode(salt: u64, e: &[u8]) -> Option<IndexEntry> {
         let body = e.get(..60)?;
         let mut r = Le::new(e);
@@ -81,6 +84,7 @@ const CLOSE_SEED: &[u8; 8] = b"FLKCLOSE";
 /// What a close record says: the segment's length at close, and how many `Meta` events the version's own data
 /// holds (all its segments), when the writer knew.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
 pub struct Close {
     /// The segment's length when its writer closed.
     pub seg_len: u64,
@@ -93,6 +97,7 @@ pub struct Close {
 /// segment of `seg_len` bytes. Bytes 0..8 `seg_len`, 8..16 `u64::MAX` (no entry has that offset), 16..24 the
 /// number of `Meta` events in the version's own data (`u64::MAX`: unknown), 24..56 zero, 56..60 `0x80000000`,
 /// 60..64 CRC(salt ‖ `FLKCLOSE` ‖ bytes 0..60).
+#[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
 pub fn encode_close_record(salt: u64, close: Close) -> [u8; INDEX_ENTRY_LEN] {
     let mut e = [0u8; INDEX_ENTRY_LEN];
     e[0..8].copy_from_slice(&close.seg_len.to_le_bytes());
@@ -105,6 +110,7 @@ pub fn encode_close_record(salt: u64, close: Close) -> [u8; INDEX_ENTRY_LEN] {
 }
 
 /// The valid close record at the end of index file `bytes`, if there is one.
+#[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
 pub fn close_record(salt: u64, bytes: &[u8]) -> Option<Close> {
     let body = bytes.len().checked_sub(SMALL_HEADER_LEN)?;
     if body == 0 || !body.is_multiple_of(INDEX_ENTRY_LEN) {
@@ -122,7 +128,7 @@ fn decode_close(salt: u64, e: &[u8]) -> Option<Close> {
 }
 
 /// The close record at the end of the index file at `path` (reading only its last 64 bytes), if valid.
-pub fn read_close_record(vfs: &dyn Vfs, path: &Path, salt: u64) -> Option<Close> {
+pub(crate) fn read_close_record(vfs: &dyn Vfs, path: &Path, salt: u64) -> Option<Close> {
     let f = vfs.open(path, OpenMode::Read).ok()?;
     let len = f.len().ok()?;
     let body = len.checked_sub(SMALL_HEADER_LEN as u64)?;
@@ -135,7 +141,7 @@ pub fn read_close_record(vfs: &dyn Vfs, path: &Path, salt: u64) -> Option<Close>
 }
 
 /// Encodes an index file header (32 bytes).
-pub fn encode_index_header(version: u32, seq: u32, salt: u64) -> Vec<u8> {
+pub(crate) fn encode_index_header(version: u32, seq: u32, salt: u64) -> Vec<u8> {
     let mut body = Vec::with_capacity(18);
     body.extend_from_slice(&0u16.to_le_bytes());
     body.extend_from_slice(&seq.to_le_bytes());
@@ -145,7 +151,7 @@ pub fn encode_index_header(version: u32, seq: u32, salt: u64) -> Vec<u8> {
 }
 
 /// Random access to an index file's entries (mapped when sealed, `pread` otherwise), for binary search.
-pub struct IndexReader {
+pub(crate) struct IndexReader {
     path: PathBuf,
     source: Source,
     salt: u64,
@@ -156,7 +162,7 @@ pub struct IndexReader {
 impl IndexReader {
     /// Opens the index of segment `seq`; `Ok(None)` if the file does not exist. An active segment's index
     /// may end in a torn entry, which is not counted.
-    pub fn open(
+    pub(crate) fn open(
         vfs: &dyn Vfs,
         path: &Path,
         version: u32,
@@ -214,7 +220,7 @@ impl IndexReader {
 
     /// The first step of the segment, from entry 0 (`None` if the index is empty, or if entry 0 of an active
     /// segment's index is torn: the caller reads the first frame instead).
-    pub fn first_step(&mut self) -> Result<Option<u64>> {
+    pub(crate) fn first_step(&mut self) -> Result<Option<u64>> {
         if self.count == 0 {
             return Ok(None);
         }
@@ -226,17 +232,17 @@ impl IndexReader {
     }
 
     /// Number of entries.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.count
     }
 
     /// Forgets the entries from `len` on.
-    pub fn truncate(&mut self, len: usize) {
+    pub(crate) fn truncate(&mut self, len: usize) {
         self.count = self.count.min(len);
     }
 
     /// Entry `i`, checked.
-    pub fn get(&mut self, i: usize) -> Result<IndexEntry> {
+    pub(crate) fn get(&mut self, i: usize) -> Result<IndexEntry> {
         let at = (SMALL_HEADER_LEN + i * INDEX_ENTRY_LEN) as u64;
         let bytes = self
             .source
@@ -251,7 +257,7 @@ impl IndexReader {
     /// In an active segment's index, entries written after the last fsync may be garbage after a crash; an
     /// entry that fails its CRC there is treated as not satisfying `pred`. The answer may then be an earlier
     /// entry, which only means scanning a few more frames: any CRC-valid entry is genuine.
-    pub fn last_where(&mut self, mut pred: impl FnMut(&IndexEntry) -> bool) -> Result<Option<IndexEntry>> {
+    pub(crate) fn last_where(&mut self, mut pred: impl FnMut(&IndexEntry) -> bool) -> Result<Option<IndexEntry>> {
         let (mut lo, mut hi) = (0usize, self.count);
         let mut best = None;
         while lo < hi {
@@ -277,6 +283,7 @@ impl IndexReader {
 
 /// Parses a whole index file (its header, then every entry), as `verify` and the fuzz targets read it: entries
 /// must increase; in an active segment's index the entries after the first bad one are ignored.
+#[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
 pub fn parse_index(
     path: &Path,
     bytes: &[u8],

@@ -15,7 +15,7 @@ use crate::format::{
 use crate::value::Key;
 
 /// Encodes a key table header (32 bytes).
-pub fn encode_keys_header(version: u32, nonce: u64) -> Vec<u8> {
+pub(crate) fn encode_keys_header(version: u32, nonce: u64) -> Vec<u8> {
     let mut body = Vec::with_capacity(18);
     body.extend_from_slice(&0u16.to_le_bytes());
     body.extend_from_slice(&version.to_le_bytes());
@@ -30,7 +30,7 @@ fn record_crc(nonce: u64, index: u32, key: &[u8]) -> u32 {
 }
 
 /// Appends the record for key number `index` to `out`.
-pub fn encode_key_record(out: &mut Vec<u8>, nonce: u64, index: u32, key: &str) {
+pub(crate) fn encode_key_record(out: &mut Vec<u8>, nonce: u64, index: u32, key: &str) {
     out.extend_from_slice(&(key.len() as u32).to_le_bytes());
     out.extend_from_slice(&record_crc(nonce, index, key.as_bytes()).to_le_bytes());
     out.extend_from_slice(key.as_bytes());
@@ -51,6 +51,7 @@ fn record_at(bytes: &[u8], pos: usize, nonce: u64, index: u32) -> Option<(&[u8],
 
 /// A parsed key table.
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
 pub struct KeyTable {
     /// Keys by id.
     pub keys: Vec<Key>,
@@ -62,6 +63,7 @@ pub struct KeyTable {
 
 /// Parses a key table file. With `allow_torn` an invalid tail with no valid record after it is a torn tail;
 /// otherwise, and whenever a valid record follows, it is corruption.
+#[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
 pub fn parse_keys(path: &Path, bytes: &[u8], version: u32, nonce: u64, allow_torn: bool) -> Result<KeyTable> {
     // The table's creation (header write) may have been cut short by a crash: with nothing after the header,
     // it is an empty table with a torn tail.
@@ -104,7 +106,7 @@ pub fn parse_keys(path: &Path, bytes: &[u8], version: u32, nonce: u64, allow_tor
 }
 
 /// Reads and parses a key table; a missing file is an empty table.
-pub fn read_keys(
+pub(crate) fn read_keys(
     vfs: &dyn crate::vfs::Vfs,
     path: &Path,
     version: u32,

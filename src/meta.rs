@@ -11,7 +11,7 @@ use crate::format::FRAME_HEADER_LEN;
 use crate::replay::{EventStream, Flow};
 
 /// Longest name, notes, group or tag, in bytes (a patch must also fit one event).
-pub const MAX_META_LEN: usize = 1 << 16;
+pub(crate) const MAX_META_LEN: usize = 1 << 16;
 
 /// The metadata of a run as of its visible history: what trackers call the run's display name, tags, notes
 /// and group (W&B `name`, `tags`, `notes`, `group`; MLflow's run name and tags). Empty for a run that never

@@ -59,7 +59,7 @@ impl HistoryOptions {
 
 /// One version's share of a replay: its own data up to `cut`, events with step `<= cap`.
 #[derive(Debug, Clone)]
-pub struct Piece {
+pub(crate) struct Piece {
     /// The version.
     pub view: VersionView,
     /// End of the share (`None`: all of the version's data).
@@ -69,7 +69,7 @@ pub struct Piece {
 }
 
 /// The pieces a replay of `view` walks, root first.
-pub fn plan(cat: &Catalog, view: &VersionView, own_only: bool) -> Result<Vec<Piece>> {
+pub(crate) fn plan(cat: &Catalog, view: &VersionView, own_only: bool) -> Result<Vec<Piece>> {
     let mut pieces = vec![Piece { view: view.clone(), cut: None, cap: None }];
     let mut cap: Option<u64> = None;
     let mut cur = view.clone();
@@ -94,7 +94,7 @@ struct Cursor {
 }
 
 /// A stream of raw events with their origin, across the pieces of a plan.
-pub struct EventStream {
+pub(crate) struct EventStream {
     cat: Arc<Catalog>,
     pieces: VecDeque<Piece>,
     from: Option<u64>,
@@ -110,7 +110,7 @@ impl EventStream {
     /// A stream over `pieces`, limited to steps `from..=to`.
     /// `tail` is this process's writer's buffered events of the last piece (whose `cut` is where the writer's
     /// data on disk ended when they were copied).
-    pub fn new(
+    pub(crate) fn new(
         cat: Arc<Catalog>,
         pieces: Vec<Piece>,
         from: Option<u64>,
@@ -304,7 +304,7 @@ pub(crate) struct FrameCtx<'c> {
 
 impl FrameCtx<'_> {
     /// The key table, reloaded if it does not know key `id` yet; `Corrupt` if it never will.
-    pub fn key(&mut self, id: u32) -> Result<&Key> {
+    pub(crate) fn key(&mut self, id: u32) -> Result<&Key> {
         if id as usize >= self.keys.len() {
             *self.keys = self.cat.keys(&self.piece.view, Some(id))?;
         }

@@ -14,7 +14,7 @@ use crate::stats::Stats;
 
 /// A byte position in a version's own data: `offset` within segment `seg`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Ptr {
+pub(crate) struct Ptr {
     /// Segment sequence number.
     pub seg: u32,
     /// Byte offset within the segment.
@@ -23,13 +23,13 @@ pub struct Ptr {
 
 impl Ptr {
     /// The start of a version's own data.
-    pub const START: Ptr = Ptr { seg: 0, offset: SEG_HEADER_LEN as u64 };
+    pub(crate) const START: Ptr = Ptr { seg: 0, offset: SEG_HEADER_LEN as u64 };
 }
 
 /// Opens segment `seq` of `view` for reading.
 /// The active segment's creation may have been cut short by a crash (its header incomplete, no frame in
 /// it): readers see it as empty, and the next writer removes it.
-pub fn open_segment(cat: &Catalog, view: &VersionView, seq: u32) -> Result<(SegmentReader, SegmentHeader)> {
+pub(crate) fn open_segment(cat: &Catalog, view: &VersionView, seq: u32) -> Result<(SegmentReader, SegmentHeader)> {
     let path = view.seg_path(seq);
     let (version, nonce, sealed) = (view.version, view.header.nonce, view.sealed(seq));
     match SegmentReader::open(&*cat.vfs, &path, version, seq, nonce, sealed) {
@@ -41,7 +41,7 @@ pub fn open_segment(cat: &Catalog, view: &VersionView, seq: u32) -> Result<(Segm
 }
 
 /// Opens the index of segment `seq` (salt from its segment header); `seg` is a reader of the same segment.
-pub fn open_index(
+pub(crate) fn open_index(
     cat: &Catalog,
     view: &VersionView,
     seq: u32,
@@ -70,7 +70,7 @@ pub fn open_index(
 /// active segment, the entry must name a genuine frame. (Entries are written only after their frame was
 /// fsynced, so no hole a crash left in unsynced data can lie before one: a seek from it sees what a full read
 /// sees.) A prefix this process already found clean ([`Known`](crate::catalog::Known)) needs no check.
-pub fn trusted_entry(
+pub(crate) fn trusted_entry(
     cat: &Catalog,
     view: &VersionView,
     seq: u32,
@@ -95,6 +95,7 @@ pub fn trusted_entry(
 
 /// Decodes a frame's events with the absolute end offset of each.
 /// `format` is the segment's format version ([`SegmentReader::format`](crate::segment::SegmentReader::format)).
+#[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
 pub fn frame_events(
     reader_path: &std::path::Path,
     frame_off: u64,
@@ -113,7 +114,7 @@ pub fn frame_events(
 }
 
 /// Step of the first event of segment `seq` (from its index, else from its first frame).
-pub fn first_step(cat: &Catalog, view: &VersionView, seq: u32) -> Result<Option<u64>> {
+pub(crate) fn first_step(cat: &Catalog, view: &VersionView, seq: u32) -> Result<Option<u64>> {
     // The index alone answers (its header is checked against the salt the segment must have).
     let salt = crate::format::segment_salt(view.header.nonce, seq);
     if view.sealed(seq) {
@@ -141,7 +142,12 @@ pub fn first_step(cat: &Catalog, view: &VersionView, seq: u32) -> Result<Option<
 
 /// The position just past the last own event of `view` that lies before `cut` and has step `<= cap`, with
 /// the statistics of the own events before it. `None` for `cut`/`cap` means no limit.
-pub fn own_position(cat: &Catalog, view: &VersionView, cut: Option<Ptr>, cap: Option<u64>) -> Result<(Stats, Ptr)> {
+pub(crate) fn own_position(
+    cat: &Catalog,
+    view: &VersionView,
+    cut: Option<Ptr>,
+    cap: Option<u64>,
+) -> Result<(Stats, Ptr)> {
     // A last segment whose creation a crash interrupted holds nothing: the data ends with the segment before
     // it (sealed, so durable), and no pointer may name bytes of the empty file.
     let last = view.segs.wrapping_sub(1);
@@ -246,7 +252,7 @@ fn own_position_in(cat: &Catalog, view: &VersionView, cut: Option<Ptr>, cap: Opt
 }
 
 /// Statistics of the visible events of `view` up to `cut` (own data) with step `<= cap`, ancestors included.
-pub fn prefix_stats(cat: &Catalog, view: &VersionView, cut: Option<Ptr>, cap: Option<u64>) -> Result<Stats> {
+pub(crate) fn prefix_stats(cat: &Catalog, view: &VersionView, cut: Option<Ptr>, cap: Option<u64>) -> Result<Stats> {
     let (own, _) = own_position(cat, view, cut, cap)?;
     let inherited = match &view.header.base {
         None => Stats::default(),

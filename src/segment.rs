@@ -18,6 +18,7 @@ use crate::vfs::{MappedBytes, OpenMode, Vfs, VfsFile};
 
 /// The fixed header at the start of every segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
 pub struct SegmentHeader {
     /// Sequence number of the segment within its version (0, 1, ...).
     pub seq: u32,
@@ -31,7 +32,7 @@ pub struct SegmentHeader {
 
 impl SegmentHeader {
     /// Encodes the header (80 bytes).
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut body = Vec::with_capacity(62);
         body.extend_from_slice(&0u16.to_le_bytes());
         body.extend_from_slice(&self.seq.to_le_bytes());
@@ -47,6 +48,7 @@ impl SegmentHeader {
     }
 
     /// Decodes and checks a header against the segment it should belong to.
+    #[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
     pub fn decode(file: &Path, bytes: &[u8], version: u32, seq: u32, nonce: u64) -> Result<SegmentHeader> {
         let h = check_fixed_header(file, bytes, SEG_HEADER_LEN, &SEG_MAGIC)?;
         let mut r = Le::new(&h[10..]);
@@ -78,6 +80,7 @@ impl SegmentHeader {
 }
 
 /// The 12-byte header of a frame with `payload` at `offset` in a segment with `salt`.
+#[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
 pub fn frame_header(salt: u64, offset: u64, payload: &[u8]) -> [u8; FRAME_HEADER_LEN] {
     let len = payload.len() as u32;
     let mut h = [0u8; FRAME_HEADER_LEN];
@@ -99,7 +102,7 @@ fn header_len(salt: u64, offset: u64, h: &[u8]) -> Option<u32> {
 }
 
 /// True when some genuine frame header starts anywhere in `bytes` (which begin at file offset `start`).
-pub fn any_valid_header(salt: u64, start: u64, bytes: &[u8]) -> bool {
+pub(crate) fn any_valid_header(salt: u64, start: u64, bytes: &[u8]) -> bool {
     (0..bytes.len().saturating_sub(FRAME_HEADER_LEN - 1))
         .any(|i| header_len(salt, start + i as u64, &bytes[i..i + FRAME_HEADER_LEN]).is_some())
 }
@@ -133,7 +136,7 @@ fn durable_hole(salt: u64, start: u64, bytes: &[u8], hole: u64) -> bool {
 
 /// True when the active segment at `path` is the remains of a creation a crash interrupted: its header is
 /// missing or invalid and no genuine frame follows it. Anything else with a bad header is corruption.
-pub fn torn_creation(vfs: &dyn Vfs, path: &Path, nonce: u64, seq: u32) -> Result<bool> {
+pub(crate) fn torn_creation(vfs: &dyn Vfs, path: &Path, nonce: u64, seq: u32) -> Result<bool> {
     let file = vfs.open(path, OpenMode::Read).map_err(|e| Error::io("opening segment", path, e))?;
     let len = file.len().map_err(|e| Error::io("reading length of", path, e))?;
     let mut all = vec![0u8; len as usize];
@@ -143,7 +146,7 @@ pub fn torn_creation(vfs: &dyn Vfs, path: &Path, nonce: u64, seq: u32) -> Result
 }
 
 /// Where a segment's bytes come from: a memory map (sealed segments) or positioned reads (the active one).
-pub enum Source {
+pub(crate) enum Source {
     /// The whole file, mapped.
     Mapped(MappedBytes),
     /// Bytes held in memory, standing at offset `base` of the segment (nothing below it is readable).
@@ -169,17 +172,17 @@ pub enum Source {
 }
 
 /// Read size of the chunked source for segments.
-pub const SEGMENT_CHUNK: usize = 256 << 10;
+pub(crate) const SEGMENT_CHUNK: usize = 256 << 10;
 
 impl Source {
     /// A chunked source over `file` reading `chunk_size` bytes at a time.
-    pub fn file(file: Box<dyn VfsFile>, path: &Path, chunk_size: usize) -> Result<Source> {
+    pub(crate) fn file(file: Box<dyn VfsFile>, path: &Path, chunk_size: usize) -> Result<Source> {
         let len = file.len().map_err(|e| Error::io("reading length of", path, e))?;
         Ok(Source::File { file, len, chunk: Vec::new(), chunk_start: 0, chunk_size })
     }
 
     /// Length of the bytes visible through this source.
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         match self {
             Source::Mapped(m) => (**m).as_ref().len() as u64,
             Source::Memory { base, bytes } => base + bytes.len() as u64,
@@ -188,7 +191,7 @@ impl Source {
     }
 
     /// `n` bytes at `off`, or `None` if they extend past the end.
-    pub fn get(&mut self, path: &Path, off: u64, n: usize) -> Result<Option<&[u8]>> {
+    pub(crate) fn get(&mut self, path: &Path, off: u64, n: usize) -> Result<Option<&[u8]>> {
         let end = match off.checked_add(n as u64) {
             Some(e) if e <= self.len() => e,
             _ => return Ok(None),
@@ -226,7 +229,7 @@ impl Source {
 
 /// How a walk over a segment's frames ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum End {
+pub(crate) enum End {
     /// Every byte up to the end belongs to a valid frame.
     Clean,
     /// A torn tail starts at this offset (only possible in an active segment).
@@ -237,9 +240,10 @@ pub enum End {
 /// [`Mapping::release`](crate::vfs::Mapping::release)). Small enough that the mapped pages resident during a
 /// replay stay around a MiB whatever the segment size (peak RSS counts them), large enough that the `madvise`
 /// calls cost nothing measurable (one per MiB, against milliseconds of decoding). A multiple of the page size.
-pub const RELEASE_STEP: u64 = 1 << 20;
+pub(crate) const RELEASE_STEP: u64 = 1 << 20;
 
 /// Walks the frames of one segment.
+#[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
 pub struct SegmentReader {
     path: PathBuf,
     source: Source,
@@ -267,7 +271,7 @@ fn index_floor(vfs: &dyn Vfs, seg_path: &Path, version: u32, seq: u32, salt: u64
 impl SegmentReader {
     /// Opens segment `seq` of version `version` (with header nonce `nonce`) at `path`. Sealed segments are
     /// mapped and any bad frame is corruption; the active one is read with `pread` and may end torn.
-    pub fn open(
+    pub(crate) fn open(
         vfs: &dyn Vfs,
         path: &Path,
         version: u32,
@@ -310,7 +314,7 @@ impl SegmentReader {
 
     /// A reader over one frame held in memory (a writer's buffered events, see `writer::Tail`), as if it
     /// stood at `offset` of segment `path` with salt `salt`: the frame passes the usual checks.
-    pub fn memory(path: &Path, salt: u64, offset: u64, frame: Vec<u8>, format: u16) -> SegmentReader {
+    pub(crate) fn memory(path: &Path, salt: u64, offset: u64, frame: Vec<u8>, format: u16) -> SegmentReader {
         SegmentReader {
             format,
             path: path.to_path_buf(),
@@ -325,7 +329,7 @@ impl SegmentReader {
     }
 
     /// A reader over a segment whose creation a crash interrupted (see [`torn_creation`]): it has no frames.
-    pub fn empty(path: &Path, version: u32, seq: u32, nonce: u64) -> (SegmentReader, SegmentHeader) {
+    pub(crate) fn empty(path: &Path, version: u32, seq: u32, nonce: u64) -> (SegmentReader, SegmentHeader) {
         let salt = segment_salt(nonce, seq);
         let reader = SegmentReader {
             path: path.to_path_buf(),
@@ -342,17 +346,17 @@ impl SegmentReader {
     }
 
     /// The segment's format version: frames of a version-1 segment may not hold version-2 event kinds.
-    pub fn format(&self) -> u16 {
+    pub(crate) fn format(&self) -> u16 {
         self.format
     }
 
     /// The segment's path.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Continues the walk at `offset`, which must be the start of a frame (from the step index).
-    pub fn seek(&mut self, offset: u64) {
+    pub(crate) fn seek(&mut self, offset: u64) {
         self.pos = offset;
         self.end = None;
         // Pages below a backward seek are read again: they are released again as the walk passes them.
@@ -360,23 +364,23 @@ impl SegmentReader {
     }
 
     /// Goes back to the first frame.
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         let first = if self.source.len() == 0 { 0 } else { SEG_HEADER_LEN as u64 };
         self.seek(first);
     }
 
     /// Offset of the next frame to read (after the walk ended: the end of the valid data).
-    pub fn position(&self) -> u64 {
+    pub(crate) fn position(&self) -> u64 {
         self.pos
     }
 
     /// How the walk ended, once `next_frame` returned `None`.
-    pub fn end(&self) -> Option<End> {
+    pub(crate) fn end(&self) -> Option<End> {
         self.end
     }
 
     /// True when a genuine frame header (its CRC checked, not its payload's) starts at `offset`.
-    pub fn frame_header_at(&mut self, offset: u64) -> Result<bool> {
+    pub(crate) fn frame_header_at(&mut self, offset: u64) -> Result<bool> {
         let salt = self.salt;
         Ok(self
             .source
@@ -388,7 +392,7 @@ impl SegmentReader {
     ///
     /// On a mapped source, the pages of whole [`RELEASE_STEP`]s before the next frame are released first, so a
     /// walk keeps about one step of the mapping resident, not the whole segment.
-    pub fn next_frame(&mut self) -> Result<Option<(u64, &[u8])>> {
+    pub(crate) fn next_frame(&mut self) -> Result<Option<(u64, &[u8])>> {
         if self.end.is_some() {
             return Ok(None);
         }

@@ -10,6 +10,7 @@ use crate::format::NO_STEP;
 
 /// Statistics of a sequence of events.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
 pub struct Stats {
     /// Number of `Log` events (history rows).
     pub rows: u64,
@@ -27,12 +28,12 @@ pub struct Stats {
 
 impl Stats {
     /// Adds one event at the end.
-    pub fn push(&mut self, ev: &RawEvent) {
+    pub(crate) fn push(&mut self, ev: &RawEvent) {
         self.record(ev.step(), ev.is_log(), matches!(ev, RawEvent::Finish { .. }));
     }
 
     /// Adds one event at the end, described by its step and kind.
-    pub fn record(&mut self, step: u64, is_log: bool, is_finish: bool) {
+    pub(crate) fn record(&mut self, step: u64, is_log: bool, is_finish: bool) {
         // Counts saturate: they may come from a damaged (yet CRC-valid) index entry or segment header, and
         // reading one must not panic (fuzz/, segment_recovery).
         self.events = self.events.saturating_add(1);
@@ -46,7 +47,7 @@ impl Stats {
     }
 
     /// Adds `n >= 1` `Log` events at the end, the first at step `first` and the last at step `last`.
-    pub fn record_logs(&mut self, first: u64, last: u64, n: u64) {
+    pub(crate) fn record_logs(&mut self, first: u64, last: u64, n: u64) {
         self.events = self.events.saturating_add(n);
         self.rows = self.rows.saturating_add(n);
         self.first_log.get_or_insert(first);
@@ -56,7 +57,7 @@ impl Stats {
     }
 
     /// The statistics of `self` followed by `later`.
-    pub fn then(&self, later: &Stats) -> Stats {
+    pub(crate) fn then(&self, later: &Stats) -> Stats {
         if later.events == 0 {
             return *self;
         }
@@ -72,20 +73,20 @@ impl Stats {
 }
 
 /// An optional step as a fixed-size field (`NO_STEP` for none).
-pub fn opt(x: Option<u64>) -> u64 {
+pub(crate) fn opt(x: Option<u64>) -> u64 {
     x.unwrap_or(NO_STEP)
 }
 
 /// Flag bits 1, 2, 3: `first_log`, `last_log`, `last_event` are present (so a step of `u64::MAX` survives;
 /// files written before these bits read as before: `NO_STEP` = none). Used by segment headers and index entries.
-pub fn presence(s: &Stats) -> u32 {
+pub(crate) fn presence(s: &Stats) -> u32 {
     u32::from(s.first_log.is_some()) << 1
         | u32::from(s.last_log.is_some()) << 2
         | u32::from(s.last_event.is_some()) << 3
 }
 
 /// Reads an optional step field whose presence bit is `bit` of `flags`.
-pub fn unopt(x: u64, flags: u32, bit: u32) -> Option<u64> {
+pub(crate) fn unopt(x: u64, flags: u32, bit: u32) -> Option<u64> {
     (flags & (1 << bit) != 0 || x != NO_STEP).then_some(x)
 }
 

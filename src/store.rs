@@ -42,7 +42,7 @@ struct PinSync {
 
 /// Shared state behind a [`Store`].
 #[derive(Debug)]
-pub struct StoreInner {
+pub(crate) struct StoreInner {
     pub(crate) root: PathBuf,
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) opts: Options,

@@ -97,7 +97,7 @@ fn json_object(db: &Path, table: &str, rowid: i64, v: rusqlite::types::Value) ->
     let parsed: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| InputError::at_row(db, table, rowid, format!("bad JSON: {e}")))?;
     match crate::json::from_json(parsed) {
-        Value::Map(m) => Ok(m.into_iter().map(|(k, v)| (k.into(), v)).collect()),
+        Value::Map(m) => Ok(m),
         other => Err(InputError::at_row(db, table, rowid, format!("expected a JSON object, got {other}"))),
     }
 }
