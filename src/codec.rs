@@ -1,14 +1,15 @@
-//! Encoding of events inside a frame payload (bincode 2.0.1 through serde, `standard` configuration:
-//! little-endian varints). `docs/FORMAT.md` spells out the resulting bytes without reference to bincode.
+//! Encoding of events inside a frame payload: the varint format of `docs/FORMAT.md` (the bytes bincode 2.0.1's
+//! `standard` configuration writes for the same events, which the tests check; the engine encodes and decodes
+//! by hand, in one place: this module).
 //!
 //! A frame payload is `count, base_step, base_time_us` followed by `count` events. Each event stores its
 //! step and time as deltas from the previous event of the frame (the first from the base), and its metric
 //! keys as ids into the version's key table, so a row of five floats costs about 58 bytes.
 
+#[cfg(test)]
 use serde::ser::{SerializeSeq, Serializer};
 #[cfg(test)]
-use serde::Deserialize;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::meta::MetaPatch;
 use crate::value::{Key, Value};
@@ -17,6 +18,7 @@ use crate::value::{Key, Value};
 #[cfg(test)]
 const DECODE_LIMIT: usize = crate::format::MAX_FRAME_LEN as usize;
 
+#[cfg(test)]
 fn config() -> impl bincode::config::Config {
     bincode::config::standard()
 }
@@ -83,17 +85,6 @@ pub enum EncEvent<'a> {
 }
 
 impl EncEvent<'_> {
-    /// Number of (key, value) pairs.
-    fn len(&self) -> usize {
-        match self {
-            EncEvent::Log { metrics: m, .. }
-            | EncEvent::System { metrics: m, .. }
-            | EncEvent::Config { patch: m, .. }
-            | EncEvent::Summary { patch: m, .. } => m.len(),
-            EncEvent::Finish { .. } | EncEvent::Meta { .. } => 0,
-        }
-    }
-
     /// The event's step.
     pub(crate) fn step(&self) -> u64 {
         match self {
@@ -114,9 +105,12 @@ impl EncEvent<'_> {
     }
 }
 
-/// Serializes a value with an explicit variant tag (the on-disk form; `Value`'s own serde impl is untagged).
+/// Serializes a value with an explicit variant tag (the on-disk form; `Value`'s own serde impl is untagged):
+/// the bincode reference the hand-written encoder is tested against.
+#[cfg(test)]
 struct Tagged<'a>(&'a Value);
 
+#[cfg(test)]
 impl Serialize for Tagged<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         const N: &str = "Value";
@@ -133,21 +127,27 @@ impl Serialize for Tagged<'_> {
     }
 }
 
+#[cfg(test)]
 struct TaggedList<'a>(&'a [Value]);
+#[cfg(test)]
 impl Serialize for TaggedList<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(self.0.iter().map(Tagged))
     }
 }
 
+#[cfg(test)]
 struct TaggedMap<'a>(&'a crate::value::Metrics);
+#[cfg(test)]
 impl Serialize for TaggedMap<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(self.0.iter().map(|(k, v)| (&**k, Tagged(v))))
     }
 }
 
+#[cfg(test)]
 struct Keyed<'a>(&'a [(u32, &'a Value)]);
+#[cfg(test)]
 impl Serialize for Keyed<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.0.len()))?;
@@ -188,36 +188,16 @@ impl From<DiskValue> for Value {
     }
 }
 
+/// The on-disk event as bincode encodes it: the reference of the hand-written encoder's tests.
+#[cfg(test)]
 #[derive(Serialize)]
 enum DiskEventRef<'a> {
-    Log {
-        dstep: u64,
-        dtime: i64,
-        metrics: Keyed<'a>,
-    },
-    Config {
-        dstep: u64,
-        patch: Keyed<'a>,
-    },
-    Summary {
-        dstep: u64,
-        patch: Keyed<'a>,
-    },
-    System {
-        dstep: u64,
-        dtime: i64,
-        metrics: Keyed<'a>,
-    },
-    Finish {
-        dstep: u64,
-        exit_code: i32,
-    },
-    #[cfg(test)]
-    Dense {
-        dstep: u64,
-        dtime: i64,
-        values: &'a [f64],
-    },
+    Log { dstep: u64, dtime: i64, metrics: Keyed<'a> },
+    Config { dstep: u64, patch: Keyed<'a> },
+    Summary { dstep: u64, patch: Keyed<'a> },
+    System { dstep: u64, dtime: i64, metrics: Keyed<'a> },
+    Finish { dstep: u64, exit_code: i32 },
+    Dense { dstep: u64, dtime: i64, values: &'a [f64] },
 }
 
 #[cfg(test)]
@@ -358,32 +338,33 @@ pub fn encode_event(out: &mut Vec<u8>, ev: &EncEvent<'_>, prev_step: &mut u64, p
         dtime = t.wrapping_sub(*prev_time);
         *prev_time = t;
     }
-    let disk = match ev {
-        EncEvent::Log { metrics, .. } => DiskEventRef::Log { dstep, dtime, metrics: Keyed(metrics) },
-        EncEvent::Config { patch, .. } => DiskEventRef::Config { dstep, patch: Keyed(patch) },
-        EncEvent::Summary { patch, .. } => DiskEventRef::Summary { dstep, patch: Keyed(patch) },
-        EncEvent::System { metrics, .. } => DiskEventRef::System { dstep, dtime, metrics: Keyed(metrics) },
-        EncEvent::Finish { exit_code, .. } => DiskEventRef::Finish { dstep, exit_code: *exit_code },
+    let (tag, keyed) = match ev {
+        EncEvent::Log { metrics, .. } => (0, *metrics),
+        EncEvent::Config { patch, .. } => (1, *patch),
+        EncEvent::Summary { patch, .. } => (2, *patch),
+        EncEvent::System { metrics, .. } => (3, *metrics),
+        EncEvent::Finish { exit_code, .. } => {
+            out.push(4);
+            put_varint(out, dstep);
+            put_varint(out, zigzag(i64::from(*exit_code)));
+            return;
+        }
         EncEvent::Meta { patch, .. } => {
             encode_meta(out, dstep, patch);
             return;
         }
     };
-    // Encode into a slice of the buffer (much faster than bincode's `io::Write` path); grow and retry in
-    // the rare case a row does not fit the guess.
-    let start = out.len();
-    let mut room = 64 + 16 * ev.len();
-    while room <= 1 << 20 {
-        out.resize(start + room, 0);
-        if let Ok(n) = bincode::serde::encode_into_slice(&disk, &mut out[start..], config()) {
-            out.truncate(start + n);
-            return;
-        }
-        room *= 4;
+    out.reserve(3 + 9 * 2 + 12 * keyed.len());
+    out.push(tag);
+    put_varint(out, dstep);
+    if ev.time_us().is_some() {
+        put_varint(out, zigzag(dtime));
     }
-    out.truncate(start);
-    // Encoding into a Vec cannot fail: every type here is serializable and a Vec's writes never fail.
-    let _ = bincode::serde::encode_into_std_write(&disk, out, config());
+    put_varint(out, keyed.len() as u64);
+    for (id, v) in keyed {
+        put_varint(out, u64::from(*id));
+        put_value(out, v);
+    }
 }
 
 /// Encodes a frame payload prefix: event count, base step, base time, and `synced_len`: how much of the
@@ -391,7 +372,17 @@ pub fn encode_event(out: &mut Vec<u8>, ev: &EncEvent<'_>, prev_step: &mut u64, p
 /// in unsynced data (a torn tail, even with later frames surviving) from corruption of synced data.
 #[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
 pub fn encode_prefix(out: &mut Vec<u8>, count: u32, base_step: u64, base_time_us: i64, synced_len: u64) {
-    let _ = bincode::serde::encode_into_std_write((count, base_step, base_time_us, synced_len), out, config());
+    put_varint(out, u64::from(count));
+    put_varint(out, base_step);
+    put_varint(out, zigzag(base_time_us));
+    put_varint(out, synced_len);
+}
+
+/// Appends a length-prefixed byte string (a `Str`'s or `Bytes`' body, a map key, a meta string).
+#[inline]
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_varint(out, b.len() as u64);
+    out.extend_from_slice(b);
 }
 
 /// Appends varint `v` (docs/FORMAT.md, Payload).
@@ -447,16 +438,64 @@ where
     }
 }
 
+/// Appends dense rows for `steps[from..]` (row `i`'s values are `cols[c][i]`, a missing value 0), all at
+/// `time_us`, while the buffer stays below `limit` bytes (at least one row is written when there is one), and
+/// returns the index reached. The caller guarantees that the payload's template is the columns' keys. The
+/// batch path of [`encode_dense_row`]: rows whose varints are one byte each (steps a little apart, one time for
+/// the batch) are written straight into a slice of the buffer; any other row goes through `encode_dense_row`.
+pub(crate) fn encode_dense_columns(
+    out: &mut Vec<u8>,
+    steps: &[u64],
+    time_us: i64,
+    cols: &[&[f64]],
+    from: usize,
+    limit: usize,
+    prev: &mut (u64, i64),
+) -> usize {
+    let k = cols.len();
+    let row_len = 4 + 8 * k;
+    let mut i = from;
+    if k < 251 && out.len() < limit {
+        let fit = ((limit - out.len()) / row_len + 1).min(steps.len() - from);
+        let start = out.len();
+        out.resize(start + fit * row_len, 0);
+        let (mut prev_step, prev_time) = *prev;
+        let mut zz = zigzag(time_us.wrapping_sub(prev_time));
+        let mut at = start;
+        while i < from + fit {
+            let dstep = steps[i].wrapping_sub(prev_step);
+            if dstep >= 251 || zz >= 251 {
+                break;
+            }
+            let row = &mut out[at..at + row_len];
+            row[..4].copy_from_slice(&[DENSE_TAG, dstep as u8, zz as u8, k as u8]);
+            for (dst, c) in row[4..].chunks_exact_mut(8).zip(cols) {
+                dst.copy_from_slice(&c.get(i).copied().unwrap_or(0.0).to_le_bytes());
+            }
+            prev_step = steps[i];
+            zz = 0;
+            at += row_len;
+            i += 1;
+        }
+        out.truncate(at);
+        if i > from {
+            *prev = (prev_step, time_us);
+        }
+    }
+    if i == from && i < steps.len() {
+        let values = cols.iter().map(|c| c.get(i).copied().unwrap_or(0.0));
+        encode_dense_row(out, steps[i], time_us, values, prev);
+        i += 1;
+    }
+    i
+}
+
 /// Tag of a `Meta` event (format version 2; in a version-1 segment it is corruption).
 pub(crate) const META_TAG: u8 = 6;
 
 /// Appends a `Meta` event: tag 6, `dstep`, the name, notes and group as options of strings, then the added
 /// and removed tags as sequences of strings (what bincode 2.0.1 writes for the same struct; checked in a test).
 fn encode_meta(out: &mut Vec<u8>, dstep: u64, patch: &MetaPatch) {
-    fn string(out: &mut Vec<u8>, s: &str) {
-        put_varint(out, s.len() as u64);
-        out.extend_from_slice(s.as_bytes());
-    }
     out.push(META_TAG);
     put_varint(out, dstep);
     for field in [&patch.name, &patch.notes, &patch.group] {
@@ -464,14 +503,14 @@ fn encode_meta(out: &mut Vec<u8>, dstep: u64, patch: &MetaPatch) {
             None => out.push(0),
             Some(s) => {
                 out.push(1);
-                string(out, s);
+                put_bytes(out, s.as_bytes());
             }
         }
     }
     for list in [&patch.tags, &patch.untags] {
         put_varint(out, list.len() as u64);
         for t in list {
-            string(out, t);
+            put_bytes(out, t.as_bytes());
         }
     }
 }
@@ -1021,10 +1060,44 @@ pub(crate) fn put_u64(out: &mut Vec<u8>, v: u64) {
     put_varint(out, v);
 }
 
-/// Appends a value in the payload's tagged encoding (docs/FORMAT.md, value table).
+/// Appends a value in the payload's tagged encoding (docs/FORMAT.md, value table). Nesting is bounded by the
+/// callers (the writer refuses values deeper than [`MAX_DEPTH`]; decoded values are bounded by the decoder).
 pub(crate) fn put_value(out: &mut Vec<u8>, v: &Value) {
-    // Encoding into a Vec cannot fail.
-    let _ = bincode::serde::encode_into_std_write(Tagged(v), out, config());
+    match v {
+        Value::Null => out.push(0),
+        Value::Bool(b) => out.extend_from_slice(&[1, u8::from(*b)]),
+        Value::Int(i) => {
+            out.push(2);
+            put_varint(out, zigzag(*i));
+        }
+        Value::Float(x) => {
+            out.push(3);
+            out.extend_from_slice(&x.to_bits().to_le_bytes());
+        }
+        Value::Str(s) => {
+            out.push(4);
+            put_bytes(out, s.as_bytes());
+        }
+        Value::Bytes(b) => {
+            out.push(5);
+            put_bytes(out, b);
+        }
+        Value::List(l) => {
+            out.push(6);
+            put_varint(out, l.len() as u64);
+            for x in l {
+                put_value(out, x);
+            }
+        }
+        Value::Map(m) => {
+            out.push(7);
+            put_varint(out, m.len() as u64);
+            for (k, x) in m {
+                put_bytes(out, k.as_bytes());
+                put_value(out, x);
+            }
+        }
+    }
 }
 
 /// A bounds-checked reader of the payload encoding (varints, values), for zone-map records.
@@ -1310,6 +1383,86 @@ mod tests {
             let p = &payload[..cut];
             let ok = PayloadDecoder::new(p).map(|mut d| std::iter::from_fn(|| d.next_event()).all(|r| r.is_ok()));
             assert!(!ok.unwrap_or(false) || decode_with_bincode(p).is_some(), "cut {cut}");
+        }
+    }
+
+    /// The hand-written encoder writes exactly what bincode 2.0.1 (`standard`) writes for the same events and
+    /// prefixes: every kind, every value tag, and varints at each width boundary.
+    #[test]
+    fn keyed_events_and_prefixes_are_what_bincode_writes() {
+        let edges = [0u64, 1, 250, 251, 252, 65_535, 65_536, u64::from(u32::MAX), u64::from(u32::MAX) + 1, u64::MAX];
+        let ints: Vec<i64> = vec![0, -1, 1, -126, 125, -126 * 256, i64::from(i32::MIN), i64::MIN, i64::MAX];
+        let long = "é".repeat(300);
+        let mut values = vec![
+            Value::Null,
+            Value::Bool(false),
+            Value::Bool(true),
+            Value::Float(f64::from_bits(0x7ff8_dead_beef_0001)),
+            Value::Float(-0.0),
+            Value::Str(String::new()),
+            Value::Str(long.clone()),
+            Value::Bytes(vec![]),
+            Value::Bytes(vec![0, 255, 7]),
+            Value::List(vec![Value::Int(3), Value::List(vec![Value::Null])]),
+            Value::Map([(Key::from(""), Value::Int(1)), (Key::from(long.as_str()), Value::Str("x".into()))].into()),
+        ];
+        values.extend(ints.iter().map(|i| Value::Int(*i)));
+        let ids = [0u32, 250, 251, 70_000, u32::MAX];
+        let kv: Vec<(u32, &Value)> = values.iter().enumerate().map(|(i, v)| (ids[i % ids.len()], v)).collect();
+        let patch = MetaPatch::new().name("n").tag("t");
+        for (i, &step) in edges.iter().enumerate() {
+            let time = ints[i % ints.len()];
+            let prev = (edges[(i + 3) % edges.len()], ints[(i + 5) % ints.len()]);
+            let (dstep, dtime) = (step.wrapping_sub(prev.0), time.wrapping_sub(prev.1));
+            let cases: Vec<(EncEvent<'_>, Option<DiskEventRef<'_>>)> = vec![
+                (
+                    EncEvent::Log { step, time_us: time, metrics: &kv },
+                    Some(DiskEventRef::Log { dstep, dtime, metrics: Keyed(&kv) }),
+                ),
+                (
+                    EncEvent::Log { step, time_us: time, metrics: &[] },
+                    Some(DiskEventRef::Log { dstep, dtime, metrics: Keyed(&[]) }),
+                ),
+                (
+                    EncEvent::System { step, time_us: time, metrics: &kv[..3] },
+                    Some(DiskEventRef::System { dstep, dtime, metrics: Keyed(&kv[..3]) }),
+                ),
+                (EncEvent::Config { step, patch: &kv }, Some(DiskEventRef::Config { dstep, patch: Keyed(&kv) })),
+                (
+                    EncEvent::Summary { step, patch: &kv[2..] },
+                    Some(DiskEventRef::Summary { dstep, patch: Keyed(&kv[2..]) }),
+                ),
+                (
+                    EncEvent::Finish { step, exit_code: time as i32 },
+                    Some(DiskEventRef::Finish { dstep, exit_code: time as i32 }),
+                ),
+                (EncEvent::Meta { step, patch: &patch }, None),
+            ];
+            for (ev, reference) in cases {
+                let (mut ps, mut pt) = prev;
+                let mut mine = Vec::new();
+                encode_event(&mut mine, &ev, &mut ps, &mut pt);
+                assert_eq!(ps, step);
+                if let Some(r) = reference {
+                    assert_eq!(mine, bincode::serde::encode_to_vec(r, config()).unwrap(), "step {step}");
+                }
+                // And the decoders (hand-written and bincode's) read it back.
+                let mut payload = Vec::new();
+                encode_prefix(&mut payload, 1, prev.0, prev.1, step);
+                let want = bincode::serde::encode_to_vec((1u32, prev.0, prev.1, step), config()).unwrap();
+                assert_eq!(payload, want, "prefix");
+                payload.extend_from_slice(&mine);
+                let mut d = PayloadDecoder::for_format(&payload, 2).unwrap();
+                let back = d.next_event().unwrap().unwrap().0;
+                assert_eq!(back.step(), step);
+                assert_eq!(format!("{:?}", decode_with_bincode(&payload).unwrap()[0]), format!("{back:?}"));
+            }
+        }
+        // A value on its own (zone maps' snapshots) is the same tagged encoding.
+        for v in &values {
+            let mut mine = Vec::new();
+            put_value(&mut mine, v);
+            assert_eq!(mine, bincode::serde::encode_to_vec(Tagged(v), config()).unwrap(), "{v:?}");
         }
     }
 

@@ -93,17 +93,37 @@ struct Cursor {
     started: bool,
 }
 
-/// A stream of raw events with their origin, across the pieces of a plan.
-pub(crate) struct EventStream {
+/// Key `id` of `view`'s key table, reloading `keys` once if it does not know `id` yet (a writer appended keys
+/// since it was loaded): the one place replay reloads a key table. `Corrupt` if the table on disk lacks it too.
+fn key_of<'k>(cat: &Catalog, view: &VersionView, keys: &'k mut Arc<Vec<Key>>, id: u32) -> Result<&'k Key> {
+    if id as usize >= keys.len() {
+        *keys = cat.keys(view, Some(id))?;
+    }
+    keys.get(id as usize).ok_or_else(|| {
+        Error::corrupt(view.keys_path(), 0, format!("an event uses key #{id}, which the key table lacks"))
+    })
+}
+
+/// The frame walker of replay (the only one): the frames of a plan's pieces in order, root first, each piece from
+/// its seek point to its cut, then this process's writer's buffered frames. Event-level replay
+/// ([`EventStream`]'s iterators) and frame-level readers ([`EventStream::for_each_frame`]: columns, meta) both
+/// walk through it, so seeking, segment changes and the check of a fork pointer are written once.
+struct Frames {
     cat: Arc<Catalog>,
     pieces: VecDeque<Piece>,
     from: Option<u64>,
     to: Option<u64>,
     cur: Option<Cursor>,
-    pending: VecDeque<(RawEvent, u64)>,
     done: bool,
     /// This process's writer's buffered events, read after the last piece's data on disk.
     tail: Option<Tail>,
+}
+
+/// A stream of raw events with their origin, across the pieces of a plan.
+pub(crate) struct EventStream {
+    frames: Frames,
+    /// Decoded events of the current frame not delivered yet, with their end offsets.
+    pending: VecDeque<(RawEvent, u64)>,
 }
 
 impl EventStream {
@@ -118,9 +138,64 @@ impl EventStream {
         tail: Option<Tail>,
     ) -> EventStream {
         let pieces = pieces.into_iter().filter(|p| !(from.is_some() && p.cap.is_some() && p.cap < from)).collect();
-        EventStream { cat, pieces, from, to, cur: None, pending: VecDeque::new(), done: false, tail }
+        let frames = Frames { cat, pieces, from, to, cur: None, done: false, tail };
+        EventStream { frames, pending: VecDeque::new() }
     }
 
+    /// Makes `pending` start with the next deliverable event; false at the end.
+    fn advance(&mut self) -> Result<bool> {
+        loop {
+            if self.frames.done {
+                return Ok(false);
+            }
+            if self.frames.cur.is_none() {
+                // Pending events belong to the current piece.
+                self.pending.clear();
+            }
+            if let (Some((ev, end)), Some(cur)) = (self.pending.front(), self.frames.cur.as_ref()) {
+                let past_cut = cur.piece.cut.is_some_and(|c| c.seg == cur.seg && *end > c.offset);
+                let past_cap = cur.piece.cap.is_some_and(|c| ev.step() > c);
+                if past_cut || past_cap {
+                    self.pending.clear();
+                    self.frames.end_piece();
+                    continue;
+                }
+                if self.frames.to.is_some_and(|t| ev.step() > t) {
+                    self.frames.done = true;
+                    return Ok(false);
+                }
+                if self.frames.from.is_some_and(|f| ev.step() < f) {
+                    self.pending.pop_front();
+                    continue;
+                }
+                return Ok(true);
+            }
+            // Nothing pending: decode the next frame (the walk pauses after it).
+            let pending = &mut self.pending;
+            self.frames.for_each_frame(|ctx, off, payload| {
+                pending.extend(frame_events(ctx.path, off, payload, ctx.format)?);
+                Ok(Flow::Pause)
+            })?;
+        }
+    }
+
+    /// The step range of the stream.
+    pub(crate) fn range(&self) -> (Option<u64>, Option<u64>) {
+        (self.frames.from, self.frames.to)
+    }
+
+    /// Walks the raw frames of the plan, piece after piece (seeking as event replay does). The visitor applies
+    /// cuts, caps and the step range itself: the frame-level fast path of columnar reads.
+    pub(crate) fn for_each_frame<F>(&mut self, f: F) -> Result<()>
+    where
+        F: FnMut(&mut FrameCtx<'_>, u64, &[u8]) -> Result<Flow>,
+    {
+        self.pending.clear();
+        self.frames.for_each_frame(f)
+    }
+}
+
+impl Frames {
     /// Moves `cur` (at the end of its data on disk) onto the writer's buffered events when it is the last
     /// piece and there are some: true if it did.
     fn enter_tail(pieces: &VecDeque<Piece>, tail: &mut Option<Tail>, cur: &mut Cursor) -> bool {
@@ -154,7 +229,7 @@ impl EventStream {
         let mut cursor = Cursor { piece, origin, keys, seg: 0, last_seg, reader: None, started: segs > 0 };
         if segs == 0 {
             cursor.started = false;
-            EventStream::enter_tail(&self.pieces, &mut self.tail, &mut cursor);
+            Frames::enter_tail(&self.pieces, &mut self.tail, &mut cursor);
             return Ok(cursor);
         }
         // Seek: the last segment whose first step is below `from`, then its last index entry below `from`.
@@ -192,86 +267,15 @@ impl EventStream {
         Ok(cursor)
     }
 
-    /// Makes `pending` start with the next deliverable event; false at the end.
-    fn advance(&mut self) -> Result<bool> {
-        loop {
-            if self.done {
-                return Ok(false);
-            }
-            if self.cur.is_none() {
-                // Pending events belong to the current piece (the code below never leaves them without one).
-                self.pending.clear();
-            }
-            if let (Some((ev, end)), Some(cur)) = (self.pending.front(), self.cur.as_ref()) {
-                let past_cut = cur.piece.cut.is_some_and(|c| c.seg == cur.seg && *end > c.offset);
-                let past_cap = cur.piece.cap.is_some_and(|c| ev.step() > c);
-                if past_cut || past_cap {
-                    self.pending.clear();
-                    // The last piece's data on disk ends at the cut; the writer's buffered events follow.
-                    let tail = match self.cur.as_mut() {
-                        Some(cur) => EventStream::enter_tail(&self.pieces, &mut self.tail, cur),
-                        None => false,
-                    };
-                    if !tail {
-                        self.cur = None;
-                    }
-                    continue;
-                }
-                if self.to.is_some_and(|t| ev.step() > t) {
-                    self.done = true;
-                    return Ok(false);
-                }
-                if self.from.is_some_and(|f| ev.step() < f) {
-                    self.pending.pop_front();
-                    continue;
-                }
-                return Ok(true);
-            }
-            match &mut self.cur {
-                None => match self.pieces.pop_front() {
-                    None => {
-                        self.done = true;
-                        return Ok(false);
-                    }
-                    Some(p) => self.cur = Some(self.start_piece(p)?),
-                },
-                Some(cur) if !cur.started => self.cur = None,
-                Some(cur) => {
-                    let reader = match cur.reader.as_mut() {
-                        Some(r) => r,
-                        None => {
-                            self.cur = None;
-                            continue;
-                        }
-                    };
-                    let path = reader.path().to_path_buf();
-                    let format = reader.format();
-                    match reader.next_frame()? {
-                        Some((off, payload)) => {
-                            self.pending.extend(frame_events(&path, off, payload, format)?);
-                        }
-                        None if cur.seg < cur.last_seg => {
-                            cur.seg += 1;
-                            let (r, _) = open_segment(&self.cat, &cur.piece.view, cur.seg)?;
-                            cur.reader = Some(r);
-                        }
-                        None => {
-                            if let Some(c) = cur.piece.cut {
-                                if reader.position() < c.offset && c.offset > SEG_HEADER_LEN as u64 {
-                                    return Err(Error::corrupt(
-                                        &path,
-                                        c.offset,
-                                        "a fork points at bytes that are not there",
-                                    ));
-                                }
-                            }
-                            if !EventStream::enter_tail(&self.pieces, &mut self.tail, cur) {
-                                self.cur = None;
-                            }
-                        }
-                    }
-                }
-            }
+    /// Ends the current piece: this process's writer's buffered events follow the last piece's data on disk,
+    /// else the next piece starts at the next call.
+    fn end_piece(&mut self) {
+        let tail = match self.cur.as_mut() {
+            Some(cur) => Frames::enter_tail(&self.pieces, &mut self.tail, cur),
+            None => false,
+        };
+        if !tail {
+            self.cur = None;
         }
     }
 }
@@ -284,6 +288,8 @@ pub(crate) enum Flow {
     EndPiece,
     /// The replay is done (the `to` step was passed).
     Stop,
+    /// Return from the walk after this frame; the next walk goes on with the next frame.
+    Pause,
 }
 
 /// Where a frame visitor is: the piece, its segment, and the piece's key table.
@@ -305,28 +311,13 @@ pub(crate) struct FrameCtx<'c> {
 impl FrameCtx<'_> {
     /// The key table, reloaded if it does not know key `id` yet; `Corrupt` if it never will.
     pub(crate) fn key(&mut self, id: u32) -> Result<&Key> {
-        if id as usize >= self.keys.len() {
-            *self.keys = self.cat.keys(&self.piece.view, Some(id))?;
-        }
-        self.keys.get(id as usize).ok_or_else(|| {
-            Error::corrupt(
-                self.piece.view.keys_path(),
-                0,
-                format!("an event uses key #{id}, which the key table lacks"),
-            )
-        })
+        key_of(self.cat, &self.piece.view, self.keys, id)
     }
 }
 
-impl EventStream {
-    /// The step range of the stream.
-    pub(crate) fn range(&self) -> (Option<u64>, Option<u64>) {
-        (self.from, self.to)
-    }
-
-    /// Walks the raw frames of the plan, piece after piece (seeking as [`EventStream::advance`] does). The
-    /// visitor applies cuts, caps and the step range itself: the frame-level fast path of columnar reads.
-    pub(crate) fn for_each_frame<F>(&mut self, mut f: F) -> Result<()>
+impl Frames {
+    /// Walks the raw frames from where the last walk stopped (see [`EventStream::for_each_frame`]).
+    fn for_each_frame<F>(&mut self, mut f: F) -> Result<()>
     where
         F: FnMut(&mut FrameCtx<'_>, u64, &[u8]) -> Result<Flow>,
     {
@@ -354,11 +345,12 @@ impl EventStream {
                     match f(&mut ctx, off, payload)? {
                         Flow::Next => {}
                         Flow::EndPiece => {
-                            if !EventStream::enter_tail(&self.pieces, &mut self.tail, cur) {
+                            if !Frames::enter_tail(&self.pieces, &mut self.tail, cur) {
                                 self.cur = None;
                             }
                         }
                         Flow::Stop => self.done = true,
+                        Flow::Pause => return Ok(()),
                     }
                 }
                 None if *seg < *last_seg => {
@@ -372,7 +364,7 @@ impl EventStream {
                             return Err(Error::corrupt(&path, c.offset, "a fork points at bytes that are not there"));
                         }
                     }
-                    if !EventStream::enter_tail(&self.pieces, &mut self.tail, cur) {
+                    if !Frames::enter_tail(&self.pieces, &mut self.tail, cur) {
                         self.cur = None;
                     }
                 }
@@ -386,16 +378,7 @@ impl Cursor {
     fn metrics(&mut self, cat: &Catalog, kv: Vec<(u32, Value)>, filter: Option<&[Key]>) -> Result<Metrics> {
         let mut m = Vec::with_capacity(kv.len());
         for (id, v) in kv {
-            if id as usize >= self.keys.len() {
-                self.keys = cat.keys(&self.piece.view, Some(id))?;
-            }
-            let k = self.keys.get(id as usize).ok_or_else(|| {
-                Error::corrupt(
-                    self.piece.view.keys_path(),
-                    0,
-                    format!("an event uses key #{id}, which the key table lacks"),
-                )
-            })?;
+            let k = key_of(cat, &self.piece.view, &mut self.keys, id)?;
             if filter.is_none_or(|f| f.iter().any(|x| x == k)) {
                 m.push((k.clone(), v));
             }
@@ -448,18 +431,10 @@ impl History {
             }
             let Some((ev, _)) = self.stream.pending.pop_front() else { return Ok(()) };
             let RawEvent::Log { step, time_us, metrics } = ev else { continue };
-            let Some(cur) = self.stream.cur.as_mut() else { return Ok(()) };
+            let frames = &mut self.stream.frames;
+            let Some(cur) = frames.cur.as_mut() else { return Ok(()) };
             if let Some(max) = metrics.iter().map(|(k, _)| *k).max() {
-                if max as usize >= cur.keys.len() {
-                    cur.keys = self.stream.cat.keys(&cur.piece.view, Some(max))?;
-                    if max as usize >= cur.keys.len() {
-                        return Err(Error::corrupt(
-                            cur.piece.view.keys_path(),
-                            0,
-                            format!("an event uses key #{max}, which the key table lacks"),
-                        ));
-                    }
-                }
+                key_of(&frames.cat, &cur.piece.view, &mut cur.keys, max)?;
             }
             let row = RowRef {
                 step,
@@ -523,22 +498,22 @@ impl Iterator for History {
 
     fn next(&mut self) -> Option<Result<LogRow>> {
         loop {
-            let cat = self.stream.cat.clone();
+            let cat = self.stream.frames.cat.clone();
             match self.stream.advance() {
                 Ok(true) => {}
                 Ok(false) => return None,
                 Err(e) => {
-                    self.stream.done = true;
+                    self.stream.frames.done = true;
                     return Some(Err(e));
                 }
             }
             let (ev, _) = self.stream.pending.pop_front()?;
-            let cur = self.stream.cur.as_mut()?;
+            let cur = self.stream.frames.cur.as_mut()?;
             if let RawEvent::Log { step, time_us, metrics } = ev {
                 let m = match cur.metrics(&cat, metrics, self.keys.as_deref()) {
                     Ok(m) => m,
                     Err(e) => {
-                        self.stream.done = true;
+                        self.stream.frames.done = true;
                         return Some(Err(e));
                     }
                 };
@@ -581,12 +556,12 @@ impl Iterator for Events {
 
     fn next(&mut self) -> Option<Result<EventRecord>> {
         loop {
-            let cat = self.stream.cat.clone();
+            let cat = self.stream.frames.cat.clone();
             match self.stream.advance() {
                 Ok(true) => {}
                 Ok(false) => return None,
                 Err(e) => {
-                    self.stream.done = true;
+                    self.stream.frames.done = true;
                     return Some(Err(e));
                 }
             }
@@ -594,11 +569,11 @@ impl Iterator for Events {
             if self.system_only && !matches!(ev, RawEvent::System { .. }) {
                 continue;
             }
-            let cur = self.stream.cur.as_mut()?;
+            let cur = self.stream.frames.cur.as_mut()?;
             return Some(match to_event(&cat, cur, ev, self.keys.as_deref()) {
                 Ok(event) => Ok(EventRecord { origin: cur.origin.clone(), event }),
                 Err(e) => {
-                    self.stream.done = true;
+                    self.stream.frames.done = true;
                     Err(e)
                 }
             });

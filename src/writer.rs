@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::catalog::Catalog;
-use crate::codec::{encode_dense_row, encode_event, encode_prefix, zigzag, EncEvent, DENSE_TAG};
+use crate::codec::{encode_dense_columns, encode_dense_row, encode_event, encode_prefix, EncEvent};
 use crate::error::{Error, Result};
 use crate::format::{self, now_micros, secs_to_micros, FRAME_HEADER_LEN, INDEX_INTERVAL, MAX_FRAME_LEN};
 use crate::index::{encode_index_header, IndexEntry};
@@ -552,45 +552,7 @@ impl WriterCore {
     /// Appends rows `from..` of `cols` (at `steps`) as dense rows until the buffer is full or the rows end, and
     /// returns the index reached. The caller guarantees the frame's template is the columns' keys.
     fn push_dense_columns(&mut self, steps: &[u64], time_us: i64, cols: &[&[f64]], from: usize) -> usize {
-        let k = cols.len();
-        let row_len = 4 + 8 * k;
-        let mut i = from;
-        if k < 251 && self.buf.len() < self.buffer_size {
-            // Rows whose varints are one byte each are written straight into a slice of the buffer (the
-            // common case: steps a little apart, one time for the batch); the first other row ends the run.
-            let fit = ((self.buffer_size - self.buf.len()) / row_len + 1).min(steps.len() - from);
-            let start = self.buf.len();
-            self.buf.resize(start + fit * row_len, 0);
-            let (mut prev_step, prev_time) = self.buf_prev;
-            let mut zz = zigzag(time_us.wrapping_sub(prev_time));
-            let mut at = start;
-            let out = &mut self.buf[..];
-            while i < from + fit {
-                let dstep = steps[i].wrapping_sub(prev_step);
-                if dstep >= 251 || zz >= 251 {
-                    break;
-                }
-                let row = &mut out[at..at + row_len];
-                row[..4].copy_from_slice(&[DENSE_TAG, dstep as u8, zz as u8, k as u8]);
-                for (dst, c) in row[4..].chunks_exact_mut(8).zip(cols) {
-                    dst.copy_from_slice(&c.get(i).copied().unwrap_or(0.0).to_le_bytes());
-                }
-                prev_step = steps[i];
-                zz = 0;
-                at += row_len;
-                i += 1;
-            }
-            self.buf.truncate(at);
-            if i > from {
-                self.buf_prev = (prev_step, time_us);
-            }
-        }
-        if i == from && i < steps.len() {
-            // A row with a long varint (or too many columns): the general encoder.
-            let values = cols.iter().map(|c| c.get(i).copied().unwrap_or(0.0));
-            encode_dense_row(&mut self.buf, steps[i], time_us, values, &mut self.buf_prev);
-            i += 1;
-        }
+        let i = encode_dense_columns(&mut self.buf, steps, time_us, cols, from, self.buffer_size, &mut self.buf_prev);
         if i > from {
             let (first, last, n) = (steps[from], steps[i - 1], (i - from) as u64);
             self.buf_count += (i - from) as u32;
