@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::format::{self, parse_run_file, RunFile};
@@ -14,7 +15,7 @@ use crate::header::VersionHeader;
 use crate::ids::{validate_run_id, RunRef};
 use crate::keys::read_keys;
 use crate::value::Key;
-use crate::vfs::{OpenMode, Vfs};
+use crate::vfs::{OpenMode, Vfs, VfsFile};
 
 /// A version's keys by id.
 pub(crate) type KeyList = Arc<Vec<Key>>;
@@ -303,4 +304,31 @@ pub(crate) fn write_atomic(vfs: &dyn Vfs, dir: &Path, name: &str, bytes: &[u8], 
         vfs.sync_dir(dir).map_err(|e| Error::io("syncing directory", dir, e))?;
     }
     Ok(())
+}
+
+/// The locks of a run: writers hold them, readers only probe the running lock.
+impl Catalog {
+    /// Takes the exclusive writer lock of run `id` (an advisory lock on its directory), or fails with `RunBusy`.
+    pub(crate) fn acquire_lock(&self, id: &str) -> Result<Box<dyn VfsFile>> {
+        let path = self.run_dir(id);
+        let f = self.vfs.open_dir(&path).map_err(|e| Error::io("opening run directory", &path, e))?;
+        // Readers probe the lock with a shared lock for a few microseconds; retry briefly past them.
+        for _ in 0..20 {
+            if f.try_lock().map_err(|e| Error::io("locking", &path, e))? {
+                return Ok(f);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Err(Error::RunBusy { run: id.to_string() })
+    }
+
+    /// Takes the lock that tells readers run `id` is running: an exclusive lock on its version's header.
+    /// Readers probe it for an instant (a shared lock), so this waits for them rather than failing: only
+    /// another writer makes a run busy, and it holds the directory lock first.
+    pub(crate) fn running_lock(&self, view: &VersionView) -> Result<Box<dyn VfsFile>> {
+        let path = view.dir.join(format::head_name(view.version));
+        let f = self.vfs.open(&path, OpenMode::Read).map_err(|e| Error::io("opening", &path, e))?;
+        f.lock().map_err(|e| Error::io("locking", &path, e))?;
+        Ok(f)
+    }
 }

@@ -1053,6 +1053,26 @@ impl<'a> PayloadDecoder<'a> {
     }
 }
 
+/// Decodes a frame's events with the absolute end offset of each.
+/// `format` is the segment's format version (bytes 8..10 of its header: which event kinds its frames may hold).
+#[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
+pub fn frame_events(
+    reader_path: &std::path::Path,
+    frame_off: u64,
+    payload: &[u8],
+    format: u16,
+) -> crate::error::Result<Vec<(RawEvent, u64)>> {
+    let bad = |e: DecodeError| crate::error::Error::corrupt(reader_path, frame_off, e.0);
+    let mut d = PayloadDecoder::for_format(payload, format).map_err(bad)?;
+    let mut out = Vec::with_capacity(d.remaining() as usize);
+    let base = frame_off + crate::format::FRAME_HEADER_LEN as u64;
+    while let Some(r) = d.next_event() {
+        let (ev, end) = r.map_err(bad)?;
+        out.push((ev, base + end as u64));
+    }
+    Ok(out)
+}
+
 // --- issue 12 (uireads): what zone maps and snapshots (src/zonemap.rs) need of the payload format ---
 
 /// Appends varint `v` (docs/FORMAT.md, Payload): the encoding of zone-map records too.
@@ -1569,7 +1589,7 @@ mod tests {
         // reserve ~240 GB (`Vec::with_capacity(count)`) and abort. The count is now bounded by the bytes.
         let p = [252, 0xff, 0xff, 0xff, 0xff, 0, 0, 80, 3, 0, 0, 0];
         assert!(PayloadDecoder::new(&p).is_err());
-        assert!(crate::scan::frame_events(std::path::Path::new("x.seg"), 80, &p, 2).is_err());
+        assert!(frame_events(std::path::Path::new("x.seg"), 80, &p, 2).is_err());
     }
 
     #[test]

@@ -7,11 +7,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::catalog::RunListing;
+use crate::catalog::{Catalog, RunListing};
 use crate::error::{Error, Result};
 use crate::format::{parse_run_file, RunFile, NEW_SUFFIX, TRASH_SUFFIX};
 use crate::report::GcReport;
-use crate::store::StoreInner;
 
 /// How much of a version must stay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -24,8 +23,7 @@ enum Keep {
     All,
 }
 
-pub(crate) fn collect(inner: &StoreInner) -> Result<GcReport> {
-    let cat = &inner.catalog;
+pub(crate) fn collect(cat: &Catalog) -> Result<GcReport> {
     let vfs = &*cat.vfs;
     let mut listings: BTreeMap<String, RunListing> = BTreeMap::new();
     for id in cat.run_ids()? {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::format::{build_fixed_header, check_fixed_header, crc, Le, IDX_MAGIC, INDEX_ENTRY_LEN, SMALL_HEADER_LEN};
-use crate::segment::Source;
+use crate::source::Source;
 use crate::stats::{opt, presence, unopt, Stats};
 use crate::vfs::{OpenMode, Vfs};
 

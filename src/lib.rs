@@ -64,6 +64,7 @@
 #[cfg(not(unix))]
 compile_error!("forklog builds on Unix only (Linux, macOS, the BSDs): it uses std::os::unix");
 
+mod active;
 mod catalog;
 mod codec;
 mod columns;
@@ -91,6 +92,7 @@ mod segment;
 // `pub` items here are crate-internal; `pub(crate)` follows once issue 12's work on this module is merged.
 #[allow(unreachable_pub)]
 mod snapshot;
+mod source;
 mod stats;
 mod store;
 mod value;
@@ -120,9 +122,8 @@ pub mod internals {
     pub use crate::segment::{SegmentHeader, SegmentReader};
     // For the fuzz targets (fuzz/): the engine's own frame decoding path, the payload encoder for
     // round-trip checks, and what a harness needs to build CRC-valid frames and index entries.
-    pub use crate::codec::{encode_event, encode_prefix, DecodeError, EncEvent, Lean, RawEvent};
+    pub use crate::codec::{encode_event, encode_prefix, frame_events, DecodeError, EncEvent, Lean, RawEvent};
     pub use crate::index::{close_record, encode_close_record, Close, IndexEntry};
-    pub use crate::scan::frame_events;
     pub use crate::segment::frame_header;
     pub use crate::stats::Stats;
 }

@@ -5,10 +5,7 @@
 //! order. So a fork inherits its parent's metadata as of the fork step, and a rewind drops the patches
 //! written after the rewind step, exactly as it does with config.
 
-use crate::codec::PayloadDecoder;
 use crate::error::{Error, Result};
-use crate::format::FRAME_HEADER_LEN;
-use crate::replay::{EventStream, Flow};
 
 /// Longest name, notes, group or tag, in bytes (a patch must also fit one event).
 pub(crate) const MAX_META_LEN: usize = 1 << 16;
@@ -181,34 +178,6 @@ impl MetaPatch {
         }
         Ok(())
     }
-}
-
-/// The metadata of the visible history `stream` walks: every `Meta` patch applied in order. A lean walk
-/// (no values are built for rows), cut at fork and rewind points like every read.
-pub(crate) fn collect(mut stream: EventStream) -> Result<RunMeta> {
-    let mut meta = RunMeta::default();
-    let mut row = Vec::new();
-    stream.for_each_frame(|ctx, off, payload| {
-        let bad = |e: crate::codec::DecodeError| Error::corrupt(ctx.path, off, e.0);
-        let mut d = PayloadDecoder::for_format(payload, ctx.format).map_err(bad)?;
-        let base = off + FRAME_HEADER_LEN as u64;
-        let (cut, cap) = (ctx.piece.cut, ctx.piece.cap);
-        while let Some(r) = d.next_lean(&mut row) {
-            let ev = r.map_err(bad)?;
-            if cut.is_some_and(|c| c.seg == ctx.seg && base + ev.end as u64 > c.offset)
-                || cap.is_some_and(|c| ev.step > c)
-            {
-                return Ok(Flow::EndPiece);
-            }
-            if ev.is_meta {
-                if let Some(p) = d.take_meta() {
-                    meta.apply(&p);
-                }
-            }
-        }
-        Ok(Flow::Next)
-    })?;
-    Ok(meta)
 }
 
 #[cfg(test)]

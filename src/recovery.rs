@@ -7,21 +7,20 @@
 //! readers and `verify` check them.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use crate::catalog::{write_atomic, Known, VersionView};
+use crate::active::ActiveSeg;
+use crate::catalog::{write_atomic, Catalog, Known, VersionView};
+use crate::codec::frame_events;
 use crate::error::{Error, Result};
 use crate::format::{self, INDEX_INTERVAL, SEG_HEADER_LEN, SMALL_HEADER_LEN};
 use crate::index::{encode_index_header, IndexEntry, IndexReader};
 use crate::keys::read_keys;
-use crate::report::{Cut, RecoveryReport};
-use crate::scan::frame_events;
+use crate::report::Cut;
 use crate::segment::{any_valid_header, End, SegmentHeader, SegmentReader};
 use crate::stats::Stats;
-use crate::store::StoreInner;
 use crate::value::Key;
 use crate::vfs::{OpenMode, VfsFile};
-use crate::writer::{ActiveSeg, RunWriter, WriterCore};
 
 /// The active segment after recovery.
 pub(crate) struct Recovered {
@@ -33,8 +32,7 @@ pub(crate) struct Recovered {
 }
 
 /// Fails if some version's base pointer points into `view`'s segment `seq` beyond `valid`.
-fn check_pins(inner: &StoreInner, view: &VersionView, seq: u32, valid: u64) -> Result<()> {
-    let cat = &inner.catalog;
+fn check_pins(cat: &Catalog, view: &VersionView, seq: u32, valid: u64) -> Result<()> {
     for id in cat.run_ids()? {
         let Some(listing) = cat.listing(&id)? else { continue };
         for v in &listing.versions {
@@ -57,8 +55,8 @@ fn check_pins(inner: &StoreInner, view: &VersionView, seq: u32, valid: u64) -> R
 
 /// Recovers the active (last) segment of `view`.
 /// Every cut is added to `cuts`.
-pub(crate) fn recover_active(inner: &StoreInner, view: &VersionView, cuts: &mut Vec<Cut>) -> Result<Recovered> {
-    let vfs = &*inner.catalog.vfs;
+pub(crate) fn recover_active(cat: &Catalog, view: &VersionView, cuts: &mut Vec<Cut>) -> Result<Recovered> {
+    let vfs = &*cat.vfs;
     if view.segs == 0 {
         return Ok(Recovered { seg: None, own_meta: Some(0), own: Stats::default(), next_seq: 0 });
     }
@@ -80,7 +78,7 @@ pub(crate) fn recover_active(inner: &StoreInner, view: &VersionView, cuts: &mut 
             if any_valid_header(salt, SEG_HEADER_LEN as u64, rest) {
                 return Err(err);
             }
-            check_pins(inner, view, seq, 0)?;
+            check_pins(cat, view, seq, 0)?;
             drop(file);
             vfs.remove_file(&path).map_err(|e| Error::io("removing torn segment", &path, e))?;
             let idx = view.idx_path(seq);
@@ -98,18 +96,17 @@ pub(crate) fn recover_active(inner: &StoreInner, view: &VersionView, cuts: &mut 
             // The segment before it was sealed when this one was created (synced, maybe mapped by readers
             // as sealed): it is never cut or appended to again. Damage in it is corruption; the writer
             // starts segment `seq` afresh.
-            let own = sealed_stats(inner, view, seq - 1)?;
+            let own = sealed_stats(cat, view, seq - 1)?;
             return Ok(Recovered { seg: None, own_meta: None, own, next_seq: seq });
         }
     };
-    recover_segment(inner, view, seq, file, header, cuts)
+    recover_segment(cat, view, seq, file, header, cuts)
 }
 
 /// Statistics of the events up to the end of sealed segment `seq` (every frame checked: a bad one is corruption).
-fn sealed_stats(inner: &StoreInner, view: &VersionView, seq: u32) -> Result<Stats> {
+fn sealed_stats(cat: &Catalog, view: &VersionView, seq: u32) -> Result<Stats> {
     let path = view.seg_path(seq);
-    let (mut reader, header) =
-        SegmentReader::open(&*inner.catalog.vfs, &path, view.version, seq, view.header.nonce, true)?;
+    let (mut reader, header) = SegmentReader::open(&*cat.vfs, &path, view.version, seq, view.header.nonce, true)?;
     let mut inseg = Stats::default();
     let format = reader.format();
     while let Some((off, payload)) = reader.next_frame()? {
@@ -121,14 +118,14 @@ fn sealed_stats(inner: &StoreInner, view: &VersionView, seq: u32) -> Result<Stat
 }
 
 fn recover_segment(
-    inner: &StoreInner,
+    cat: &Catalog,
     view: &VersionView,
     seq: u32,
     file: Arc<dyn VfsFile>,
     header: SegmentHeader,
     cuts: &mut Vec<Cut>,
 ) -> Result<Recovered> {
-    let vfs = &*inner.catalog.vfs;
+    let vfs = &*cat.vfs;
     let path = view.seg_path(seq);
     let len = file.len().map_err(|e| Error::io("reading length of", &path, e))?;
     // 1. CRC-check every frame: find the valid end, and fail on corruption followed by valid frames.
@@ -139,13 +136,13 @@ fn recover_segment(
     }
     let valid = reader.position();
     if let Some(End::Torn(at)) = reader.end() {
-        check_pins(inner, view, seq, at)?;
+        check_pins(cat, view, seq, at)?;
         file.set_len(at).map_err(|e| Error::io("truncating torn tail of", &path, e))?;
         cuts.push(Cut { file: path.clone(), bytes_cut: len - at, valid_len: at });
     }
     // What survived is made durable, so the frames appended next can say so (their `synced_len`).
     file.sync_data().map_err(|e| Error::io("syncing", &path, e))?;
-    inner.catalog.known.note(&Known::key(view, seq), valid, valid);
+    cat.known.note(&Known::key(view, seq), valid, valid);
     // 2. Keep the index entries that match frames; decode only the frames after the last one. A close record
     // whose segment length is still the segment's says how many Meta events the version holds.
     let ipath = view.idx_path(seq);
@@ -248,7 +245,7 @@ fn recover_segment(
             pending_offs: Vec::new(),
             format: seg_format,
             // Issue 12: the zone map, completed for the frames it lacks (derived data: on failure, none).
-            zone: crate::zonemap::ZoneLog::resume(&inner.catalog, view, seq, valid).ok(),
+            zone: crate::zonemap::ZoneLog::resume(cat, view, seq, valid).ok(),
         }),
         own_meta,
         own,
@@ -257,11 +254,11 @@ fn recover_segment(
 }
 
 /// A key table opened for appending: ids by key, the file (if it exists) and its valid length.
-type RecoveredKeys = (HashMap<Key, u32>, Option<Box<dyn VfsFile>>, u64);
+pub(crate) type RecoveredKeys = (HashMap<Key, u32>, Option<Box<dyn VfsFile>>, u64);
 
 /// Loads the key table for writing, cutting a torn tail.
-fn recover_keys(inner: &StoreInner, view: &VersionView, cuts: &mut Vec<Cut>) -> Result<RecoveredKeys> {
-    let vfs = &*inner.catalog.vfs;
+pub(crate) fn recover_keys(cat: &Catalog, view: &VersionView, cuts: &mut Vec<Cut>) -> Result<RecoveredKeys> {
+    let vfs = &*cat.vfs;
     let path = view.keys_path();
     let table = read_keys(vfs, &path, view.version, view.header.nonce, true)?;
     if !vfs.exists(&path) {
@@ -273,7 +270,7 @@ fn recover_keys(inner: &StoreInner, view: &VersionView, cuts: &mut Vec<Cut>) -> 
         cuts.push(Cut { file: path.clone(), bytes_cut: len, valid_len: 0 });
         vfs.remove_file(&path).map_err(|e| Error::io("removing torn key table", &path, e))?;
         vfs.sync_dir(&view.dir).map_err(|e| Error::io("syncing directory", &view.dir, e))?;
-        inner.catalog.forget_keys(&view.id);
+        cat.forget_keys(&view.id);
         return Ok((HashMap::new(), None, 0));
     }
     let f = vfs.open(&path, OpenMode::ReadWrite).map_err(|e| Error::io("opening key table", &path, e))?;
@@ -286,7 +283,7 @@ fn recover_keys(inner: &StoreInner, view: &VersionView, cuts: &mut Vec<Cut>) -> 
         });
         f.set_len(table.valid_len).map_err(|e| Error::io("truncating key table", &path, e))?;
         f.sync_data().map_err(|e| Error::io("syncing key table", &path, e))?;
-        inner.catalog.forget_keys(&view.id);
+        cat.forget_keys(&view.id);
     }
     let map = table.keys.iter().enumerate().map(|(i, k)| (k.clone(), i as u32)).collect();
     Ok((map, Some(f), table.valid_len))
@@ -295,9 +292,9 @@ fn recover_keys(inner: &StoreInner, view: &VersionView, cuts: &mut Vec<Cut>) -> 
 /// Recovers the current version of a run before a rewind archives it, and makes its last segment and
 /// index durable: from now on it is sealed.
 /// Every cut is added to `cuts`.
-pub(crate) fn seal_for_rewind(inner: &StoreInner, view: &VersionView, cuts: &mut Vec<Cut>) -> Result<()> {
-    recover_keys(inner, view, cuts)?;
-    let rec = recover_active(inner, view, cuts)?;
+pub(crate) fn seal_for_rewind(cat: &Catalog, view: &VersionView, cuts: &mut Vec<Cut>) -> Result<()> {
+    recover_keys(cat, view, cuts)?;
+    let rec = recover_active(cat, view, cuts)?;
     if let Some(seg) = rec.seg {
         let path = view.seg_path(seg.seq);
         seg.file.sync_data().map_err(|e| Error::io("syncing", &path, e))?;
@@ -315,58 +312,8 @@ pub(crate) fn seal_for_rewind(inner: &StoreInner, view: &VersionView, cuts: &mut
     Ok(())
 }
 
-/// Opens a writer on the current version `view` of a run whose lock is held. `cuts` are what recovery already
-/// cut before (a rewind's archived version); the writer's report lists them first.
-pub(crate) fn open_writer(
-    inner: &Arc<StoreInner>,
-    view: &VersionView,
-    lock: Box<dyn VfsFile>,
-    mut cuts: Vec<Cut>,
-) -> Result<RunWriter> {
-    let (keys, keys_file, keys_len) = recover_keys(inner, view, &mut cuts)?;
-    let rec = recover_active(inner, view, &mut cuts)?;
-    let opts = &inner.opts;
-    let mut core = WriterCore::new(
-        view.id.clone(),
-        view.version,
-        view.dir.clone(),
-        view.header.nonce,
-        inner.catalog.clone(),
-        lock,
-        opts.sync,
-        opts.segment_size,
-        opts.buffer_size,
-    );
-    core.key_list = Arc::new(table_order(&keys));
-    core.keys = keys;
-    core.keys_file = keys_file;
-    core.keys_len = keys_len;
-    core.seg = rec.seg;
-    core.own_meta = rec.own_meta;
-    core.next_seq = rec.next_seq;
-    core.own = rec.own;
-    let inherited = view.header.base.as_ref().map(|b| b.inherited).unwrap_or_default();
-    core.total = inherited.then(&rec.own);
-    core.floor = view.header.base.as_ref().map(|b| b.step);
-    core.written_last_log = core.total.last_log;
-    core.durable_last_log = core.total.last_log;
-    core.running = Some(inner.running_lock(view)?);
-    if matches!(opts.sync, crate::options::SyncPolicy::EveryMillis(_)) && inner.registry.ensure_syncer() {
-        core.wake = Some(inner.registry.wake());
-    }
-    let core = Arc::new(Mutex::new(core));
-    inner.registry.register(&view.id, &core);
-    Ok(RunWriter {
-        core,
-        store: inner.clone(),
-        id: view.id.clone(),
-        version: view.version,
-        recovery: RecoveryReport { run: view.id.clone(), cuts },
-    })
-}
-
 /// Key names by id from the id map.
-fn table_order(keys: &HashMap<Key, u32>) -> Vec<Key> {
+pub(crate) fn table_order(keys: &HashMap<Key, u32>) -> Vec<Key> {
     let mut list: Vec<(u32, Key)> = keys.iter().map(|(k, id)| (*id, k.clone())).collect();
     list.sort_unstable_by_key(|(id, _)| *id);
     list.into_iter().map(|(_, k)| k).collect()

@@ -6,43 +6,38 @@
 //! waits for an fsync it did not ask for.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError, Weak};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::time::Instant;
 
-use crate::error::{Error, Result};
+use crate::catalog::SegKey;
+use crate::error::Result;
+use crate::replay::Tail;
 use crate::stats::Stats;
-use crate::writer::{Tail, WriterCore};
 
-/// A writer's shared state.
-pub(crate) type Core = Arc<Mutex<WriterCore>>;
+/// What the registry, its syncer and the store's read paths need of a live writer. The writer's shared state
+/// (`Mutex<WriterCore>`, src/writer.rs) implements it, so the registry sits below the writer in the module graph.
+pub(crate) trait LiveWriter: Send + Sync {
+    /// When the syncer must sync this writer (`None`: nothing is due, or the writer is poisoned). A writer busy
+    /// appending asks to be looked at again soon (`now` + 1 ms) rather than being waited for.
+    fn sync_deadline(&self, now: Instant) -> Option<Instant>;
+    /// Makes what the writer appended durable, with the fsync outside its lock.
+    fn sync(&self) -> Result<()>;
+    /// Syncs the writer if it is live and writing segment `key` (its pending index entries are written too).
+    /// False when it is not.
+    fn sync_if_writing(&self, key: &SegKey) -> Result<bool>;
+    /// Writes out the writer's buffer (a fork needs the bytes it points at written). True if it wrote.
+    fn flush(&self) -> Result<bool>;
+    /// A copy of the writer's buffered events (no I/O).
+    fn tail(&self) -> Option<Tail>;
+    /// The version, header nonce and statistics (buffered events included) of a live writer.
+    fn live_stats(&self) -> Option<(u32, u64, Stats)>;
+}
+
+/// A registered writer.
+pub(crate) type Core = Arc<dyn LiveWriter>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Locks a writer's state. A poisoned lock (a panic inside an earlier call left the state unknown, say a
-/// frame written but its length not recorded) poisons the writer: `Error::Poisoned`.
-pub(crate) fn lock_core(core: &Mutex<WriterCore>) -> Result<MutexGuard<'_, WriterCore>> {
-    match core.lock() {
-        Ok(c) => Ok(c),
-        Err(p) => {
-            let mut c = p.into_inner();
-            c.set_poisoned(|| "a panic inside the writer left its state unknown".into());
-            c.check()?;
-            Err(Error::Poisoned { run: c.id.clone(), cause: "a panic inside the writer".into() })
-        }
-    }
-}
-
-/// Syncs a writer with the fsync outside its lock: the buffer is written out under the lock, the segment is
-/// fsynced without it (appends go on meanwhile), and what became durable is published under the lock again.
-pub(crate) fn sync_unlocked(core: &Mutex<WriterCore>) -> Result<()> {
-    let ticket = lock_core(core)?.begin_sync()?;
-    if let Some(t) = ticket {
-        let res = t.fsync();
-        lock_core(core)?.end_sync(t, res)?;
-    }
-    Ok(())
 }
 
 /// Wakes the syncer.
@@ -92,15 +87,17 @@ impl Wake {
 /// The writers of one store handle, by run id.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
-    writers: Mutex<HashMap<String, Weak<Mutex<WriterCore>>>>,
+    writers: Mutex<HashMap<String, Weak<dyn LiveWriter>>>,
     wake: Arc<Wake>,
     syncer: Mutex<bool>,
 }
 
 impl Registry {
     /// Registers the writer of run `id`.
-    pub(crate) fn register(&self, id: &str, core: &Core) {
-        lock(&self.writers).insert(id.to_string(), Arc::downgrade(core));
+    pub(crate) fn register<W: LiveWriter + 'static>(&self, id: &str, core: &Arc<W>) {
+        let weak: Weak<W> = Arc::downgrade(core);
+        let weak: Weak<dyn LiveWriter> = weak;
+        lock(&self.writers).insert(id.to_string(), weak);
     }
 
     /// Forgets the writer of `id` once it is gone.
@@ -123,58 +120,55 @@ impl Registry {
 
     /// A snapshot of the buffered events of this process's writer of `id` (a copy of its buffer: no I/O).
     pub(crate) fn tail(&self, id: &str) -> Option<Tail> {
-        let core = self.get(id)?;
-        let c = core.lock().ok()?;
-        c.tail()
+        self.get(id)?.tail()
     }
 
     /// The version, header nonce and statistics (buffered events included) of this process's live writer of `id`.
     pub(crate) fn live_stats(&self, id: &str) -> Option<(u32, u64, Stats)> {
-        let core = self.get(id)?;
-        let c = core.lock().ok()?;
-        c.is_live().then_some((c.version, c.nonce, c.total))
+        self.get(id)?.live_stats()
     }
 
-    /// Starts the syncer thread (once per store handle); false if it could not be started.
+    /// Starts the syncer thread (once per registry); false if it could not be started. The syncer holds the
+    /// registry weakly: it ends when the registry is gone (the store handle and every writer it opened).
     pub(crate) fn ensure_syncer(self: &Arc<Self>) -> bool {
         let mut started = lock(&self.syncer);
         if *started {
             return true;
         }
-        let me = self.clone();
-        *started = std::thread::Builder::new().name("forklog-sync".into()).spawn(move || me.run_syncer()).is_ok();
+        let (me, wake) = (Arc::downgrade(self), self.wake.clone());
+        let spawned = std::thread::Builder::new().name("forklog-sync".into()).spawn(move || run_syncer(&me, &wake));
+        *started = spawned.is_ok();
         *started
     }
+}
 
-    /// Ends the syncer (the store handle is gone).
-    pub(crate) fn stop(&self) {
+impl Drop for Registry {
+    /// Ends the syncer: no writer of this registry is left.
+    fn drop(&mut self) {
         self.wake.stop();
     }
+}
 
-    fn run_syncer(&self) {
-        loop {
-            let cores: Vec<Core> = lock(&self.writers).values().filter_map(Weak::upgrade).collect();
-            let now = Instant::now();
-            let mut next: Option<Instant> = None;
-            for core in cores {
-                let due = match core.try_lock() {
-                    Ok(c) => c.sync_deadline(),
-                    // Busy appending: look again very soon.
-                    Err(TryLockError::WouldBlock) => Some(now + Duration::from_millis(1)),
-                    Err(TryLockError::Poisoned(_)) => None,
-                };
-                match due {
-                    // A failure poisons the writer, which reports it on its next call.
-                    Some(d) if d <= now => {
-                        let _ = sync_unlocked(&core);
-                    }
-                    Some(d) => next = Some(next.map_or(d, |n: Instant| n.min(d))),
-                    None => {}
+/// The background syncer: syncs every writer whose deadline passed, then sleeps until the next deadline (or a kick).
+fn run_syncer(registry: &Weak<Registry>, wake: &Wake) {
+    loop {
+        let Some(me) = registry.upgrade() else { return };
+        let cores: Vec<Core> = lock(&me.writers).values().filter_map(Weak::upgrade).collect();
+        drop(me);
+        let now = Instant::now();
+        let mut next: Option<Instant> = None;
+        for core in cores {
+            match core.sync_deadline(now) {
+                // A failure poisons the writer, which reports it on its next call.
+                Some(d) if d <= now => {
+                    let _ = core.sync();
                 }
+                Some(d) => next = Some(next.map_or(d, |n: Instant| n.min(d))),
+                None => {}
             }
-            if !self.wake.sleep(next) {
-                return;
-            }
+        }
+        if !wake.sleep(next) {
+            return;
         }
     }
 }

@@ -6,15 +6,35 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::catalog::{Catalog, VersionView};
-use crate::codec::RawEvent;
+use crate::codec::{frame_events, PayloadDecoder, RawEvent};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventRecord, LogRow};
-use crate::format::{micros_to_secs, SEG_HEADER_LEN};
+use crate::format::{micros_to_secs, FRAME_HEADER_LEN, SEG_HEADER_LEN};
 use crate::ids::RunRef;
-use crate::scan::{first_step, frame_events, open_index, open_segment, trusted_entry, Ptr};
+use crate::meta::RunMeta;
+use crate::scan::{first_step, open_index, open_segment, trusted_entry, Ptr};
 use crate::segment::SegmentReader;
 use crate::value::{Key, Metrics, Value};
-use crate::writer::Tail;
+
+/// A snapshot of a writer's buffered events, for readers of this process: what a reader sees of them
+/// without writing them (a writer's `WriterCore::tail` makes it).
+pub(crate) struct Tail {
+    /// The version and header nonce the writer appends to.
+    pub version: u32,
+    pub nonce: u64,
+    /// The segment, salt and offset the frame is built for (the frame passes the usual checks): where the
+    /// writer's data ended when the snapshot was taken, so a reader of the disk stops there (the segment may
+    /// not exist yet).
+    pub seq: u32,
+    pub salt: u64,
+    pub offset: u64,
+    /// The buffered events as one complete frame.
+    pub frame: Vec<u8>,
+    /// Every key name by id, the buffered events' new keys included.
+    pub keys: Arc<Vec<Key>>,
+    /// The format version the frame is decoded with.
+    pub format: u16,
+}
 
 /// Filters for [`Store::history_with`](crate::Store::history_with) and [`Store::events_with`](crate::Store::events_with).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -579,4 +599,32 @@ impl Iterator for Events {
             });
         }
     }
+}
+
+/// The metadata of the visible history `stream` walks: every `Meta` patch applied in order. A lean walk
+/// (no values are built for rows), cut at fork and rewind points like every read.
+pub(crate) fn collect_meta(mut stream: EventStream) -> Result<RunMeta> {
+    let mut meta = RunMeta::default();
+    let mut row = Vec::new();
+    stream.for_each_frame(|ctx, off, payload| {
+        let bad = |e: crate::codec::DecodeError| Error::corrupt(ctx.path, off, e.0);
+        let mut d = PayloadDecoder::for_format(payload, ctx.format).map_err(bad)?;
+        let base = off + FRAME_HEADER_LEN as u64;
+        let (cut, cap) = (ctx.piece.cut, ctx.piece.cap);
+        while let Some(r) = d.next_lean(&mut row) {
+            let ev = r.map_err(bad)?;
+            if cut.is_some_and(|c| c.seg == ctx.seg && base + ev.end as u64 > c.offset)
+                || cap.is_some_and(|c| ev.step > c)
+            {
+                return Ok(Flow::EndPiece);
+            }
+            if ev.is_meta {
+                if let Some(p) = d.take_meta() {
+                    meta.apply(&p);
+                }
+            }
+        }
+        Ok(Flow::Next)
+    })?;
+    Ok(meta)
 }

@@ -5,7 +5,7 @@
 //! point. Its cost does not grow with the length of the history.
 
 use crate::catalog::{Catalog, Known, VersionView};
-use crate::codec::{PayloadDecoder, RawEvent};
+use crate::codec::{frame_events, PayloadDecoder};
 use crate::error::{Error, Result};
 use crate::format::{FRAME_HEADER_LEN, SEG_HEADER_LEN};
 use crate::index::{IndexEntry, IndexReader};
@@ -91,26 +91,6 @@ pub(crate) fn trusted_entry(
         // Not a frame: read from the segment's start, as a full read does.
         _ => Ok(None),
     }
-}
-
-/// Decodes a frame's events with the absolute end offset of each.
-/// `format` is the segment's format version ([`SegmentReader::format`](crate::segment::SegmentReader::format)).
-#[cfg_attr(not(feature = "fuzz"), allow(unreachable_pub))] // in `internals`
-pub fn frame_events(
-    reader_path: &std::path::Path,
-    frame_off: u64,
-    payload: &[u8],
-    format: u16,
-) -> Result<Vec<(RawEvent, u64)>> {
-    let bad = |e: crate::codec::DecodeError| Error::corrupt(reader_path, frame_off, e.0);
-    let mut d = PayloadDecoder::for_format(payload, format).map_err(bad)?;
-    let mut out = Vec::with_capacity(d.remaining() as usize);
-    let base = frame_off + FRAME_HEADER_LEN as u64;
-    while let Some(r) = d.next_event() {
-        let (ev, end) = r.map_err(bad)?;
-        out.push((ev, base + end as u64));
-    }
-    Ok(out)
 }
 
 /// Step of the first event of segment `seq` (from its index, else from its first frame).

@@ -9,7 +9,6 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::Duration;
 
 use crate::catalog::{read_all, write_atomic, Catalog, Known, VersionView};
 use crate::error::{Error, Result};
@@ -27,7 +26,7 @@ use crate::scan::{own_position, prefix_stats, Ptr};
 use crate::stats::Stats;
 use crate::value::Metrics;
 use crate::vfs::{OpenMode, VfsFile};
-use crate::writer::{RunWriter, WriterCore};
+use crate::writer::RunWriter;
 
 /// Parent bytes a fork pins that must be made durable before the fork is.
 #[derive(Debug)]
@@ -119,18 +118,6 @@ impl Aside {
     }
 }
 
-impl Drop for StoreInner {
-    fn drop(&mut self) {
-        self.registry.stop();
-    }
-}
-
-impl std::fmt::Debug for WriterCore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WriterCore").field("id", &self.id).field("version", &self.version).finish()
-    }
-}
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -145,30 +132,6 @@ pub(crate) fn new_nonce() -> u64 {
 }
 
 impl StoreInner {
-    /// Takes the exclusive writer lock of run `id` (an advisory lock on its directory), or fails with `RunBusy`.
-    pub(crate) fn acquire_lock(&self, id: &str) -> Result<Box<dyn VfsFile>> {
-        let path = self.catalog.run_dir(id);
-        let f = self.catalog.vfs.open_dir(&path).map_err(|e| Error::io("opening run directory", &path, e))?;
-        // Readers probe the lock with a shared lock for a few microseconds; retry briefly past them.
-        for _ in 0..20 {
-            if f.try_lock().map_err(|e| Error::io("locking", &path, e))? {
-                return Ok(f);
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        Err(Error::RunBusy { run: id.to_string() })
-    }
-
-    /// Takes the lock that tells readers run `id` is running: an exclusive lock on its version's header.
-    /// Readers probe it for an instant (a shared lock), so this waits for them rather than failing: only
-    /// another writer makes a run busy, and it holds the directory lock first.
-    pub(crate) fn running_lock(&self, view: &VersionView) -> Result<Box<dyn VfsFile>> {
-        let path = view.dir.join(format::head_name(view.version));
-        let f = self.catalog.vfs.open(&path, OpenMode::Read).map_err(|e| Error::io("opening", &path, e))?;
-        f.lock().map_err(|e| Error::io("locking", &path, e))?;
-        Ok(f)
-    }
-
     /// True when some writer (of this process or another) has `view`, the current version of its run, open.
     /// This process's writers are known without a lock; for others the header's lock is probed for an
     /// instant, which a writer's open waits out instead of failing.
@@ -194,36 +157,26 @@ impl StoreInner {
     /// entries are written too, keeping later lookups in the segment fast), with the fsync outside the
     /// writer's lock. False when there is no such writer.
     fn sync_writer_of(&self, key: &crate::catalog::SegKey) -> Result<bool> {
-        let Some(core) = self.registry.get(&key.0) else { return Ok(false) };
-        {
-            // A poisoned lock (a panic inside the writer) poisons the writer: it is not used.
-            let Ok(c) = core.lock() else { return Ok(false) };
-            let same = c.version == key.1 && c.nonce == key.2 && c.seg.as_ref().is_some_and(|s| s.seq == key.3);
-            if !same || !c.is_live() {
-                return Ok(false);
-            }
+        match self.registry.get(&key.0) {
+            Some(w) => w.sync_if_writing(key),
+            None => Ok(false),
         }
-        crate::registry::sync_unlocked(&core)?;
-        Ok(true)
     }
 
     /// Writes out the buffer of this process's writer of `id`, if any (a fork needs the bytes it points at
     /// written). True if it wrote.
     fn flush_writer(&self, id: &str) -> Result<bool> {
-        let Some(core) = self.registry.get(id) else { return Ok(false) };
-        let Ok(mut c) = core.lock() else { return Ok(false) };
-        if c.is_live() && c.has_pending() {
-            c.flush_frame()?;
-            return Ok(true);
+        match self.registry.get(id) {
+            Some(w) => w.flush(),
+            None => Ok(false),
         }
-        Ok(false)
     }
 }
 
 /// Makes the last piece (the version `view` itself) stop where this process's writer's data ended when `tail`
 /// was copied, unless that segment did not exist yet when `view` was listed (then nothing of the view comes
 /// after it); the copy is read after it.
-fn attach_tail(pieces: &mut [crate::replay::Piece], view: &VersionView, tail: Option<&crate::writer::Tail>) {
+fn attach_tail(pieces: &mut [crate::replay::Piece], view: &VersionView, tail: Option<&crate::replay::Tail>) {
     if let (Some(t), Some(own)) = (tail, pieces.last_mut()) {
         own.cut = (view.segs > t.seq).then_some(Ptr { seg: t.seq, offset: t.offset });
     }
@@ -492,7 +445,7 @@ impl Store {
 
     fn writer_for(&self, id: &str, lock: Box<dyn VfsFile>, cuts: Vec<crate::report::Cut>) -> Result<RunWriter> {
         let view = self.cat().view(&RunRef::live(id), false)?;
-        crate::recovery::open_writer(&self.inner, &view, lock, cuts)
+        crate::writer::open_writer(&self.inner.catalog, &self.inner.opts, &self.inner.registry, &view, lock, cuts)
     }
 
     /// Creates a new root run and returns its writer. `RunExists` if the id is taken.
@@ -519,7 +472,7 @@ impl Store {
         }
         self.cat().view(&run, false)?;
         self.writable()?;
-        let lock = self.inner.acquire_lock(id)?;
+        let lock = self.inner.catalog.acquire_lock(id)?;
         self.writer_for(id, lock, Vec::new())
     }
 
@@ -581,7 +534,7 @@ impl Store {
             current: true,
             deleted: false,
         };
-        crate::recovery::open_writer(&self.inner, &view, lock, Vec::new())
+        crate::writer::open_writer(&self.inner.catalog, &self.inner.opts, &self.inner.registry, &view, lock, Vec::new())
     }
 
     /// Creates run `new_id` inheriting every event of `point.run` with step `<= point.step`, without
@@ -627,10 +580,10 @@ impl Store {
         if point.run.version.is_some_and(|v| v != view.version) {
             return Err(Error::ReadOnlyVersion { run: point.run.to_string() });
         }
-        let lock = self.inner.acquire_lock(id)?;
+        let lock = self.inner.catalog.acquire_lock(id)?;
         let view = self.cat().view(&RunRef::live(id), false)?;
         let mut cuts = Vec::new();
-        crate::recovery::seal_for_rewind(&self.inner, &view, &mut cuts)?;
+        crate::recovery::seal_for_rewind(&self.inner.catalog, &view, &mut cuts)?;
         let view = self.cat().view(&view.run_ref(), false)?;
         let (base, pin) = self.base_pointer(&view, point.step)?;
         if let Some(pin) = &pin {
@@ -682,7 +635,7 @@ impl Store {
     /// A copy of this process's writer's buffered events of `view` (taken before `view` was listed, so the two
     /// agree: see [`attach_tail`]). For a view listed before, `tail_of` is only used where the copy's cut
     /// bounds the disk read.
-    fn tail_of(&self, view: &VersionView) -> Option<crate::writer::Tail> {
+    fn tail_of(&self, view: &VersionView) -> Option<crate::replay::Tail> {
         let t = self.inner.registry.tail(&view.id)?;
         (view.current && t.version == view.version && t.nonce == view.header.nonce).then_some(t)
     }
@@ -910,7 +863,7 @@ impl Store {
         let own = |p: &crate::replay::Piece| p.view.id == view.id && p.view.version == view.version;
         pieces.retain(|p| (tail.is_some() && own(p)) || !self.no_meta_events(&p.view));
         attach_tail(&mut pieces, view, tail.as_ref());
-        crate::meta::collect(EventStream::new(self.inner.catalog.clone(), pieces, None, None, tail))
+        crate::replay::collect_meta(EventStream::new(self.inner.catalog.clone(), pieces, None, None, tail))
     }
 
     /// True when `view`'s own data surely holds no `Meta` event: it has none, or the close record of its last
@@ -1014,7 +967,7 @@ impl Store {
         }
         self.cat().view(&r, false)?;
         self.writable()?;
-        let _lock = self.inner.acquire_lock(id)?;
+        let _lock = self.inner.catalog.acquire_lock(id)?;
         let view = self.cat().view(&r, false)?;
         let dir = self.cat().run_dir(id);
         let mut fields = vec![0u8; 6];
@@ -1029,7 +982,7 @@ impl Store {
     /// Removes every file no live run reaches (deleted runs, and the parts of them no fork inherits).
     pub fn gc(&self) -> Result<GcReport> {
         self.writable()?;
-        crate::gc::collect(&self.inner)
+        crate::gc::collect(&self.inner.catalog)
     }
 
     /// Rebuilds derived files from the segments: every step index that [`verify`](Store::verify) finds damaged
@@ -1039,11 +992,11 @@ impl Store {
     /// never changed; torn tails are left for the next writer.
     pub fn repair(&self) -> Result<RepairReport> {
         self.writable()?;
-        let (_, rebuild) = crate::verify::check(&self.inner)?;
+        let (_, rebuild) = crate::verify::check(&self.inner.catalog, &self.inner.root)?;
         let vfs = &*self.cat().vfs;
         let mut report = RepairReport::default();
         for r in rebuild {
-            let _lock = if r.sealed { None } else { Some(self.inner.acquire_lock(&r.run)?) };
+            let _lock = if r.sealed { None } else { Some(self.inner.catalog.acquire_lock(&r.run)?) };
             if !r.sealed {
                 let f = vfs.open(&r.seg, OpenMode::Read).map_err(|e| Error::io("opening", &r.seg, e))?;
                 f.sync_data().map_err(|e| Error::io("syncing", &r.seg, e))?;
@@ -1064,6 +1017,6 @@ impl Store {
 
     /// Checks every byte of every file; see [`VerifyReport`].
     pub fn verify(&self) -> Result<VerifyReport> {
-        crate::verify::verify(&self.inner)
+        crate::verify::verify(&self.inner.catalog, &self.inner.root)
     }
 }

@@ -60,11 +60,6 @@ impl Value {
             _ => None,
         }
     }
-
-    /// Converts this value into any `T: Deserialize` (see [`from_value`](crate::from_value)).
-    pub fn deserialize_into<T: serde::de::DeserializeOwned>(self) -> crate::Result<T> {
-        crate::value_serde::from_value(self)
-    }
 }
 
 /// Equality is bit-exact for floats: `Float(NaN) == Float(NaN)` when the bits match, and

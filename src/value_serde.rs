@@ -103,6 +103,13 @@ fn variant_map(name: impl Into<String>, payload: Value) -> Value {
     Value::Map(BTreeMap::from([(Key::from(name.into()), payload)]))
 }
 
+impl Value {
+    /// Converts this value into any `T: Deserialize` (see [`from_value`](crate::from_value)).
+    pub fn deserialize_into<T: serde::de::DeserializeOwned>(self) -> Result<T> {
+        from_value(self)
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Value as a serde data type.
 

@@ -5,20 +5,19 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use crate::catalog::{read_all, VersionView};
+use crate::catalog::{read_all, Catalog, VersionView};
+use crate::codec::frame_events;
 use crate::error::{Error, Result};
 use crate::format::{self, INDEX_INTERVAL, SEG_HEADER_LEN};
 use crate::header::VersionHeader;
 use crate::index::{parse_index, IndexEntry};
 use crate::keys::parse_keys;
 use crate::report::{Problem, ProblemKind, VerifyReport};
-use crate::scan::frame_events;
 use crate::segment::{torn_creation, End, SegmentReader};
 use crate::stats::Stats;
-use crate::store::StoreInner;
 
 struct Checker<'a> {
-    inner: &'a StoreInner,
+    cat: &'a Catalog,
     report: VerifyReport,
     /// Indexes found damaged or missing, with what they should hold: what [`repair`](crate::Store::repair) rewrites.
     rebuild: Vec<Rebuild>,
@@ -70,7 +69,7 @@ impl Checker<'_> {
     }
 
     fn read(&mut self, path: &Path) -> Option<Vec<u8>> {
-        match read_all(&*self.inner.catalog.vfs, path) {
+        match read_all(&*self.cat.vfs, path) {
             Ok(b) => {
                 self.report.files += 1;
                 self.report.bytes += b.len() as u64;
@@ -92,7 +91,7 @@ impl Checker<'_> {
         pins: &[u64],
         zstate: &mut Option<(crate::zonemap::OwnState, Option<u64>)>,
     ) -> Vec<u64> {
-        let vfs = &*self.inner.catalog.vfs;
+        let vfs = &*self.cat.vfs;
         let path = view.seg_path(seq);
         let sealed = view.sealed(seq);
         let mut found = Vec::new();
@@ -283,15 +282,14 @@ impl Checker<'_> {
 }
 
 /// Verifies every file of the store.
-pub(crate) fn verify(inner: &StoreInner) -> Result<VerifyReport> {
-    Ok(check(inner)?.0)
+pub(crate) fn verify(cat: &Catalog, root: &Path) -> Result<VerifyReport> {
+    Ok(check(cat, root)?.0)
 }
 
 /// Verifies every file of the store; also returns the indexes a repair would rewrite.
-pub(crate) fn check(inner: &StoreInner) -> Result<(VerifyReport, Vec<Rebuild>)> {
-    let cat = &inner.catalog;
-    let mut c = Checker { inner, report: VerifyReport::default(), rebuild: Vec::new(), meta_seen: 0 };
-    let store_file = inner.root.join(format::STORE_FILE);
+pub(crate) fn check(cat: &Catalog, root: &Path) -> Result<(VerifyReport, Vec<Rebuild>)> {
+    let mut c = Checker { cat, report: VerifyReport::default(), rebuild: Vec::new(), meta_seen: 0 };
+    let store_file = root.join(format::STORE_FILE);
     if let Some(b) = c.read(&store_file) {
         if let Err(e) = format::check_fixed_header(&store_file, &b, format::STORE_FILE_LEN, &format::STORE_MAGIC) {
             c.error(e, &store_file);
@@ -379,7 +377,7 @@ pub(crate) fn check(inner: &StoreInner) -> Result<(VerifyReport, Vec<Rebuild>)> 
             };
             let kpath = view.keys_path();
             let mut nkeys = 0;
-            if inner.catalog.vfs.exists(&kpath) {
+            if cat.vfs.exists(&kpath) {
                 if let Some(b) = c.read(&kpath) {
                     match parse_keys(&kpath, &b, view.version, view.header.nonce, view.current) {
                         Ok(t) => {

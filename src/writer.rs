@@ -9,85 +9,26 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
 
-use crate::catalog::Catalog;
+use crate::active::ActiveSeg;
+use crate::catalog::{Catalog, SegKey, VersionView};
 use crate::codec::{encode_dense_columns, encode_dense_row, encode_event, encode_prefix, EncEvent};
 use crate::error::{Error, Result};
 use crate::format::{self, now_micros, secs_to_micros, FRAME_HEADER_LEN, INDEX_INTERVAL, MAX_FRAME_LEN};
 use crate::index::{encode_index_header, IndexEntry};
 use crate::keys::{encode_key_record, encode_keys_header};
 use crate::meta::MetaPatch;
-use crate::options::SyncPolicy;
-use crate::report::RecoveryReport;
+use crate::options::{Options, SyncPolicy};
+use crate::recovery::{recover_active, recover_keys, table_order};
+use crate::registry::{LiveWriter, Registry};
+use crate::replay::Tail;
+use crate::report::{Cut, RecoveryReport};
 use crate::segment::{frame_header, SegmentHeader};
 use crate::stats::Stats;
-use crate::store::StoreInner;
 use crate::value::{Key, Metrics, Value};
 use crate::vfs::{OpenMode, Vfs, VfsFile};
-
-/// The segment being appended to.
-pub(crate) struct ActiveSeg {
-    pub seq: u32,
-    /// Shared so a sync can fsync it without holding the writer's lock.
-    pub file: Arc<dyn VfsFile>,
-    pub len: u64,
-    pub salt: u64,
-    pub idx: Box<dyn VfsFile>,
-    pub idx_len: u64,
-    pub last_indexed: Option<u64>,
-    /// How much of the segment is known durable (fsynced); recorded in every frame's prefix.
-    pub synced: u64,
-    /// Statistics of the segment's own events written so far.
-    pub inseg: Stats,
-    /// Step-index entries of frames not yet fsynced: an entry is written only once its frame is durable, so
-    /// every entry in an index vouches for the bytes before it (docs/FORMAT.md, Step index).
-    pub pending_idx: Vec<u8>,
-    /// The frame offset of each entry in `pending_idx`.
-    pub pending_offs: Vec<u64>,
-    /// The segment's zone map (issue 12; `None` when it could not be kept: readers then use the frames).
-    pub zone: Option<crate::zonemap::ZoneLog>,
-    /// The segment's format version: a segment an older build created (resumed here) takes no event kind a
-    /// later version added; the writer starts a new segment before writing one.
-    pub format: u16,
-}
-
-impl ActiveSeg {
-    /// Writes the pending index entries: call only after the segment's data was fsynced.
-    pub(crate) fn write_pending_index(&mut self) -> std::io::Result<()> {
-        self.write_pending_index_below(u64::MAX)
-    }
-
-    /// Writes the pending index entries of frames below `synced`, which was fsynced.
-    fn write_pending_index_below(&mut self, synced: u64) -> std::io::Result<()> {
-        let n = self.pending_offs.iter().take_while(|o| **o < synced).count();
-        if n == 0 {
-            return Ok(());
-        }
-        let bytes = n * format::INDEX_ENTRY_LEN;
-        self.idx.write_all_at(&self.pending_idx[..bytes], self.idx_len)?;
-        self.idx_len += bytes as u64;
-        self.pending_idx.drain(..bytes);
-        self.pending_offs.drain(..n);
-        Ok(())
-    }
-
-    /// Writes the pending zone-map records (same rule as the index: only after the segment's fsync); `seal`
-    /// adds the final snapshot and fsyncs the zone map.
-    pub(crate) fn write_pending_zone(&mut self, seal: bool) -> std::io::Result<()> {
-        match &mut self.zone {
-            Some(z) => {
-                z.write_pending(seal)?;
-                if seal {
-                    z.sync_file()?;
-                }
-                Ok(())
-            }
-            None => Ok(()),
-        }
-    }
-}
 
 /// What a sync started under the writer's lock fsyncs without it (see [`WriterCore::begin_sync`]).
 pub(crate) struct SyncTicket {
@@ -104,50 +45,108 @@ impl SyncTicket {
     }
 }
 
-/// A snapshot of a writer's buffered events, for readers of this process: what a reader sees of them
-/// without writing them (see [`WriterCore::tail`]).
-pub(crate) struct Tail {
-    /// The version and header nonce the writer appends to.
-    pub version: u32,
-    pub nonce: u64,
-    /// The segment, salt and offset the frame is built for (the frame passes the usual checks): where the
-    /// writer's data ended when the snapshot was taken, so a reader of the disk stops there (the segment may
-    /// not exist yet).
-    pub seq: u32,
-    pub salt: u64,
-    pub offset: u64,
-    /// The buffered events as one complete frame.
-    pub frame: Vec<u8>,
-    /// Every key name by id, the buffered events' new keys included.
-    pub keys: Arc<Vec<Key>>,
-    /// The format version the frame is decoded with.
-    pub format: u16,
+/// Locks a writer's state. A poisoned lock (a panic inside an earlier call left the state unknown, say a
+/// frame written but its length not recorded) poisons the writer: `Error::Poisoned`.
+pub(crate) fn lock_core(core: &Mutex<WriterCore>) -> Result<MutexGuard<'_, WriterCore>> {
+    match core.lock() {
+        Ok(c) => Ok(c),
+        Err(p) => {
+            let mut c = p.into_inner();
+            c.set_poisoned(|| "a panic inside the writer left its state unknown".into());
+            c.check()?;
+            Err(Error::Poisoned { run: c.id.clone(), cause: "a panic inside the writer".into() })
+        }
+    }
+}
+
+/// Syncs a writer with the fsync outside its lock: the buffer is written out under the lock, the segment is
+/// fsynced without it (appends go on meanwhile), and what became durable is published under the lock again.
+pub(crate) fn sync_unlocked(core: &Mutex<WriterCore>) -> Result<()> {
+    let ticket = lock_core(core)?.begin_sync()?;
+    if let Some(t) = ticket {
+        let res = t.fsync();
+        lock_core(core)?.end_sync(t, res)?;
+    }
+    Ok(())
+}
+
+impl std::fmt::Debug for WriterCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriterCore").field("id", &self.id).field("version", &self.version).finish()
+    }
+}
+
+/// The registry's view of a writer (src/registry.rs): its syncer and this process's readers use it.
+impl LiveWriter for Mutex<WriterCore> {
+    fn sync_deadline(&self, now: Instant) -> Option<Instant> {
+        match self.try_lock() {
+            Ok(c) => c.sync_deadline(),
+            // Busy appending: look again very soon.
+            Err(TryLockError::WouldBlock) => Some(now + Duration::from_millis(1)),
+            Err(TryLockError::Poisoned(_)) => None,
+        }
+    }
+
+    fn sync(&self) -> Result<()> {
+        sync_unlocked(self)
+    }
+
+    fn sync_if_writing(&self, key: &SegKey) -> Result<bool> {
+        {
+            // A poisoned lock (a panic inside the writer) poisons the writer: it is not used.
+            let Ok(c) = self.lock() else { return Ok(false) };
+            let same = c.version == key.1 && c.nonce == key.2 && c.seg.as_ref().is_some_and(|s| s.seq == key.3);
+            if !same || !c.is_live() {
+                return Ok(false);
+            }
+        }
+        sync_unlocked(self)?;
+        Ok(true)
+    }
+
+    fn flush(&self) -> Result<bool> {
+        let Ok(mut c) = self.lock() else { return Ok(false) };
+        if c.is_live() && c.has_pending() {
+            c.flush_frame()?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    fn tail(&self) -> Option<Tail> {
+        self.lock().ok()?.tail()
+    }
+
+    fn live_stats(&self) -> Option<(u32, u64, Stats)> {
+        let c = self.lock().ok()?;
+        c.is_live().then_some((c.version, c.nonce, c.total))
+    }
 }
 
 /// Mutable state of a writer, shared with the store's background syncer.
 pub(crate) struct WriterCore {
-    pub id: String,
-    pub version: u32,
-    pub dir: PathBuf,
-    pub nonce: u64,
-    pub vfs: Arc<dyn Vfs>,
+    id: String,
+    version: u32,
+    dir: PathBuf,
+    nonce: u64,
+    vfs: Arc<dyn Vfs>,
     /// The store's catalog: the writer tells it how much of the active segment is valid and durable.
-    pub cat: Arc<Catalog>,
-    pub lock: Option<Box<dyn VfsFile>>,
+    cat: Arc<Catalog>,
+    lock: Option<Box<dyn VfsFile>>,
     /// The exclusive lock on the version's header that tells readers the run is running.
-    pub running: Option<Box<dyn VfsFile>>,
-    pub keys: HashMap<Key, u32>,
+    running: Option<Box<dyn VfsFile>>,
+    keys: HashMap<Key, u32>,
     /// Key names by id (the inverse of `keys`), shared with readers' snapshots.
-    pub key_list: Arc<Vec<Key>>,
+    key_list: Arc<Vec<Key>>,
     /// The previous row's keys and ids, by position (a cache in front of `keys`).
     last_row_keys: Vec<(Key, u32)>,
-    pub keys_file: Option<Box<dyn VfsFile>>,
-    pub keys_len: u64,
-    pub pending_keys: Vec<u8>,
-    pub seg: Option<ActiveSeg>,
-    pub next_seq: u32,
-    pub segment_size: u64,
-    pub buffer_size: usize,
+    keys_file: Option<Box<dyn VfsFile>>,
+    keys_len: u64,
+    pending_keys: Vec<u8>,
+    seg: Option<ActiveSeg>,
+    next_seq: u32,
+    segment_size: u64,
+    buffer_size: usize,
     buf: Vec<u8>,
     buf_count: u32,
     buf_base: (u64, i64),
@@ -162,26 +161,26 @@ pub(crate) struct WriterCore {
     buf_needs_v2: bool,
     /// `Meta` events in this version's own data, written or buffered (`None`: unknown, e.g. a resumed version
     /// whose last writer did not close cleanly). Recorded in the close record.
-    pub own_meta: Option<u64>,
+    own_meta: Option<u64>,
     frame: Vec<u8>,
-    pub policy: SyncPolicy,
-    pub last_sync: Instant,
+    policy: SyncPolicy,
+    last_sync: Instant,
     /// When the oldest event not yet covered by a sync was appended (the `EveryMillis` deadline runs from it).
-    pub dirty_since: Option<Instant>,
+    dirty_since: Option<Instant>,
     /// Wakes the store's syncer when `dirty_since` is set (`None`: no syncer, `EveryMillis` syncs inline).
-    pub wake: Option<Arc<crate::registry::Wake>>,
+    wake: Option<Arc<crate::registry::Wake>>,
     /// Own events written to segments (not the buffer).
-    pub own: Stats,
+    own: Stats,
     /// Everything visible: inherited, written and buffered.
-    pub total: Stats,
+    total: Stats,
     /// The fork or rewind step of this version (steps must exceed it).
-    pub floor: Option<u64>,
-    pub written_last_log: Option<u64>,
-    pub durable_last_log: Option<u64>,
-    pub unsynced: bool,
+    floor: Option<u64>,
+    written_last_log: Option<u64>,
+    durable_last_log: Option<u64>,
+    unsynced: bool,
     /// Why the writer refuses every call: the first failure (an I/O error, a panic, an internal check).
-    pub poisoned: Option<String>,
-    pub closed: bool,
+    poisoned: Option<String>,
+    closed: bool,
 }
 
 /// The most encoded event bytes one frame holds (the frame limit less room for the header and payload prefix).
@@ -1063,7 +1062,7 @@ enum Other {
 /// policy is [`SyncPolicy::Never`]) and releases the run.
 pub struct RunWriter {
     pub(crate) core: Arc<Mutex<WriterCore>>,
-    pub(crate) store: Arc<StoreInner>,
+    pub(crate) registry: Arc<Registry>,
     pub(crate) id: String,
     pub(crate) version: u32,
     pub(crate) recovery: RecoveryReport,
@@ -1078,7 +1077,7 @@ impl std::fmt::Debug for RunWriter {
 impl RunWriter {
     /// The writer's state for a call that writes (`Poisoned` after a panic inside an earlier call).
     fn core(&self) -> Result<MutexGuard<'_, WriterCore>> {
-        crate::registry::lock_core(&self.core)
+        lock_core(&self.core)
     }
 
     /// After a write call returned `res` (its lock released): under [`SyncPolicy::Always`] the fsync the call
@@ -1086,7 +1085,7 @@ impl RunWriter {
     fn then_sync<R>(&self, res: Result<R>) -> Result<R> {
         let r = res?;
         if self.peek().policy == SyncPolicy::Always {
-            crate::registry::sync_unlocked(&self.core)?;
+            sync_unlocked(&self.core)?;
         }
         Ok(r)
     }
@@ -1130,8 +1129,8 @@ impl RunWriter {
     /// Overrides the store's sync policy for this writer.
     pub fn set_sync_policy(&mut self, policy: SyncPolicy) {
         self.peek().policy = policy;
-        if matches!(policy, SyncPolicy::EveryMillis(_)) && self.store.registry.ensure_syncer() {
-            self.peek().wake = Some(self.store.registry.wake());
+        if matches!(policy, SyncPolicy::EveryMillis(_)) && self.registry.ensure_syncer() {
+            self.peek().wake = Some(self.registry.wake());
         }
     }
 
@@ -1355,7 +1354,7 @@ impl RunWriter {
     /// Marks the run finished with `exit_code`, makes everything durable and releases the run.
     pub fn finish(self, exit_code: i32) -> Result<()> {
         self.core()?.append_other(Other::Finish, None, exit_code)?;
-        crate::registry::sync_unlocked(&self.core)
+        sync_unlocked(&self.core)
     }
 
     /// Writes buffered events to the OS: visible to readers, not yet durable.
@@ -1367,7 +1366,7 @@ impl RunWriter {
 
     /// Makes every event appended so far durable. A failed fsync poisons the writer: it is never retried.
     pub fn sync(&mut self) -> Result<()> {
-        crate::registry::sync_unlocked(&self.core)
+        sync_unlocked(&self.core)
     }
 }
 
@@ -1381,6 +1380,57 @@ impl Drop for RunWriter {
         // A poisoned writer writes nothing more; it only releases the run.
         let _ = core.close();
         drop(core);
-        self.store.registry.unregister(&self.id);
+        self.registry.unregister(&self.id);
     }
+}
+
+/// Opens a writer on the current version `view` of a run whose lock is held. `cuts` are what recovery already
+/// cut before (a rewind's archived version); the writer's report lists them first.
+pub(crate) fn open_writer(
+    cat: &Arc<Catalog>,
+    opts: &Options,
+    registry: &Arc<Registry>,
+    view: &VersionView,
+    lock: Box<dyn VfsFile>,
+    mut cuts: Vec<Cut>,
+) -> Result<RunWriter> {
+    let (keys, keys_file, keys_len) = recover_keys(cat, view, &mut cuts)?;
+    let rec = recover_active(cat, view, &mut cuts)?;
+    let mut core = WriterCore::new(
+        view.id.clone(),
+        view.version,
+        view.dir.clone(),
+        view.header.nonce,
+        cat.clone(),
+        lock,
+        opts.sync,
+        opts.segment_size,
+        opts.buffer_size,
+    );
+    core.key_list = Arc::new(table_order(&keys));
+    core.keys = keys;
+    core.keys_file = keys_file;
+    core.keys_len = keys_len;
+    core.seg = rec.seg;
+    core.own_meta = rec.own_meta;
+    core.next_seq = rec.next_seq;
+    core.own = rec.own;
+    let inherited = view.header.base.as_ref().map(|b| b.inherited).unwrap_or_default();
+    core.total = inherited.then(&rec.own);
+    core.floor = view.header.base.as_ref().map(|b| b.step);
+    core.written_last_log = core.total.last_log;
+    core.durable_last_log = core.total.last_log;
+    core.running = Some(cat.running_lock(view)?);
+    if matches!(opts.sync, crate::options::SyncPolicy::EveryMillis(_)) && registry.ensure_syncer() {
+        core.wake = Some(registry.wake());
+    }
+    let core = Arc::new(Mutex::new(core));
+    registry.register(&view.id, &core);
+    Ok(RunWriter {
+        core,
+        registry: registry.clone(),
+        id: view.id.clone(),
+        version: view.version,
+        recovery: RecoveryReport { run: view.id.clone(), cuts },
+    })
 }

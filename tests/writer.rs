@@ -242,3 +242,20 @@ fn zero_sizes_are_clamped() {
     assert_eq!(files, vec!["v0-0.idx", "v0-0.seg", "v0-0.zmap", "v0.head", "v0.keys"]);
     assert_eq!(store.history("r").unwrap().count(), 3);
 }
+
+/// The background syncer lives as long as the writers it syncs, not only as long as the `Store` handle: a writer
+/// that outlives its store handle still becomes durable under `EveryMillis` without calling `sync`.
+#[test]
+fn writer_outliving_its_store_handle_is_still_synced() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = forklog::Options::default().sync(forklog::SyncPolicy::EveryMillis(10));
+    let store = forklog::Store::open_with(dir.path(), opts).unwrap();
+    let mut w = store.create_run("r").unwrap();
+    drop(store);
+    w.log(forklog::metrics! { "x" => 1.0 }).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while w.durable_step() != Some(0) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(w.durable_step(), Some(0), "the syncer made the idle writer durable after the store handle was dropped");
+}
