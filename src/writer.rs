@@ -62,6 +62,12 @@ pub(crate) fn lock_core(core: &Mutex<WriterCore>) -> Result<MutexGuard<'_, Write
 /// Syncs a writer with the fsync outside its lock: the buffer is written out under the lock, the segment is
 /// fsynced without it (appends go on meanwhile), and what became durable is published under the lock again.
 pub(crate) fn sync_unlocked(core: &Mutex<WriterCore>) -> Result<()> {
+    // New key records first, fsynced without the lock too: the frame naming them is written after.
+    let keys = lock_core(core)?.begin_keys_sync()?;
+    if let Some(t) = keys {
+        let res = t.fsync();
+        lock_core(core)?.end_keys_sync(t, res)?;
+    }
     let ticket = lock_core(core)?.begin_sync()?;
     if let Some(t) = ticket {
         let res = t.fsync();
@@ -140,8 +146,10 @@ pub(crate) struct WriterCore {
     key_list: Arc<Vec<Key>>,
     /// The previous row's keys and ids, by position (a cache in front of `keys`).
     last_row_keys: Vec<(Key, u32)>,
-    keys_file: Option<Box<dyn VfsFile>>,
+    keys_file: Option<Arc<dyn VfsFile>>,
     keys_len: u64,
+    /// How much of the key table is known durable: frames naming a key are written only once its record is.
+    keys_synced: u64,
     pending_keys: Vec<u8>,
     seg: Option<ActiveSeg>,
     next_seq: u32,
@@ -235,6 +243,7 @@ impl WriterCore {
             last_row_keys: Vec::new(),
             keys_file: None,
             keys_len: 0,
+            keys_synced: 0,
             pending_keys: Vec::new(),
             seg: None,
             next_seq: 0,
@@ -800,8 +809,8 @@ impl WriterCore {
         Ok(())
     }
 
-    /// Writes new key-table records and makes them durable.
-    fn write_keys(&mut self) -> Result<()> {
+    /// Writes new key-table records (creating the table if needed), without fsyncing them.
+    fn write_key_records(&mut self) -> Result<()> {
         if self.pending_keys.is_empty() {
             return Ok(());
         }
@@ -819,15 +828,52 @@ impl WriterCore {
                 return self.poison("syncing run directory", self.dir.clone(), e);
             }
             self.keys_len = h.len() as u64;
-            self.keys_file = Some(f);
+            self.keys_file = Some(Arc::from(f));
         }
         if let Some(f) = &self.keys_file {
-            if let Err(e) = f.write_all_at(&self.pending_keys, self.keys_len).and_then(|_| f.sync_data()) {
+            if let Err(e) = f.write_all_at(&self.pending_keys, self.keys_len) {
                 return self.poison("writing key table", path, e);
             }
         }
         self.keys_len += self.pending_keys.len() as u64;
         self.pending_keys.clear();
+        Ok(())
+    }
+
+    /// Writes new key-table records and makes the whole table durable (before any frame naming them is written).
+    fn write_keys(&mut self) -> Result<()> {
+        self.write_key_records()?;
+        if self.keys_synced < self.keys_len {
+            if let Some(f) = &self.keys_file {
+                if let Err(e) = f.sync_data() {
+                    return self.poison("syncing key table", self.dir.join(format::keys_name(self.version)), e);
+                }
+            }
+            self.keys_synced = self.keys_len;
+        }
+        Ok(())
+    }
+
+    /// First half of a sync's key phase, under the lock: writes the new key records and returns what to fsync
+    /// without the lock (`None`: the table is durable). A concurrent `log` does not wait for that fsync.
+    pub(crate) fn begin_keys_sync(&mut self) -> Result<Option<SyncTicket>> {
+        self.check()?;
+        self.write_key_records()?;
+        match &self.keys_file {
+            Some(f) if self.keys_synced < self.keys_len => {
+                Ok(Some(SyncTicket { file: f.clone(), seq: u32::MAX, len: self.keys_len, last_log: None }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Second half of the key phase, under the lock again: records what the fsync made durable.
+    pub(crate) fn end_keys_sync(&mut self, t: SyncTicket, res: std::io::Result<()>) -> Result<()> {
+        if let Err(e) = res {
+            return self.poison("syncing key table", self.dir.join(format::keys_name(self.version)), e);
+        }
+        self.check()?;
+        self.keys_synced = self.keys_synced.max(t.len);
         Ok(())
     }
 
@@ -1409,8 +1455,9 @@ pub(crate) fn open_writer(
     );
     core.key_list = Arc::new(table_order(&keys));
     core.keys = keys;
-    core.keys_file = keys_file;
+    core.keys_file = keys_file.map(Arc::from);
     core.keys_len = keys_len;
+    core.keys_synced = keys_len;
     core.seg = rec.seg;
     core.own_meta = rec.own_meta;
     core.next_seq = rec.next_seq;
