@@ -1,119 +1,215 @@
-//! Parquet and Arrow IPC: rows gathered into Arrow record batches of [`BATCH_ROWS`] rows (see the parent
-//! module for the columns).
+//! Parquet and Arrow IPC (see the parent module for the columns).
+//!
+//! One pass over the store when the column types can be known beforehand: for distinct root runs never
+//! rewound, or a `flat` export, the columns and their types are guessed from each run's summary (the last
+//! value of every key, kept in the zone maps' snapshots: no row is read) and the `_run` labels from the runs
+//! themselves; the single pass that writes the rows checks every value against the guess, and in the rare
+//! case it was wrong (a key whose type changed over the run, a summary-only key) the output is thrown away
+//! and written again with the exact types from a first pass over the rows ([`super::scan_schema`]). Forks
+//! and rewinds exported with their origins (rows labelled by the version that stores them) always take the
+//! two passes, as their labels depend on which rows each run inherits.
+//!
+//! Rows are read on the calling thread and handed, as record batches of [`BATCH_ROWS`] rows, to an encoding
+//! thread; Parquet columns are encoded in parallel (up to [`ENCODE_THREADS`] threads, one column at a time
+//! each), in row groups of [`ROW_GROUP_ROWS`] rows.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::BufWriter;
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
 
 use arrow_array::types::Int32Type;
 use arrow_array::{
     ArrayRef, BooleanArray, DictionaryArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
     TimestampMicrosecondArray,
 };
-use arrow_schema::{DataType, Field, Schema as ArrowSchema, TimeUnit};
-use forklog::{HistoryOptions, Store, Value};
+use arrow_buffer::NullBuffer;
+use arrow_schema::{DataType, Field, Schema as ArrowSchema, SchemaRef, TimeUnit};
+use forklog::{RowRef, Store, Value};
+use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnWriter, ArrowLeafColumn};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
-use super::{for_each_row, micros, ExportError, ExportFormat, ExportOptions, ExportSummary, Kind, Schema};
+use super::{
+    atomic_write_if, for_each_row, micros, scan_schema, ExportError, ExportFormat, ExportOptions, ExportSummary, Kind,
+    Schema, RESERVED,
+};
 use crate::json::{to_line, Json};
 
-/// Rows per record batch.
+/// Rows per record batch handed to the encoder.
 pub const BATCH_ROWS: usize = 64 * 1024;
+
+/// Rows per Parquet row group (pyarrow's default too): a multiple of [`BATCH_ROWS`].
+pub const ROW_GROUP_ROWS: usize = 1024 * 1024;
+
+/// Most threads encoding Parquet columns at once.
+pub const ENCODE_THREADS: usize = 4;
+
+/// Writes `runs` to `out` as Parquet or Arrow IPC: in one pass when the types can be guessed (see the module
+/// docs), else after a first pass that learns them.
+pub(super) fn export(
+    store: &Store,
+    runs: &[String],
+    opts: &ExportOptions,
+    format: ExportFormat,
+    out: &Path,
+) -> Result<ExportSummary, ExportError> {
+    if let Some(guess) = guess_schema(store, runs, opts)? {
+        if let Some(done) = atomic_write_if(out, |w| write(store, runs, opts, &guess, true, format, w))? {
+            return Ok(done);
+        }
+    }
+    let schema = scan_schema(store, runs, opts)?;
+    atomic_write_if(out, |w| write(store, runs, opts, &schema, false, format, w))?
+        .ok_or_else(|| ExportError::Encode("the rows changed while they were exported".into()))
+}
+
+/// The schema an export will have, without reading rows, when every run's rows get one label (`flat`, or
+/// distinct root runs never rewound, whose rows are all stored in `ID@v0`): columns and types from the
+/// runs' summaries, labels from the runs with rows. `None` otherwise.
+fn guess_schema(store: &Store, runs: &[String], opts: &ExportOptions) -> Result<Option<Schema>, ExportError> {
+    let mut ids = std::collections::HashSet::new();
+    let mut kinds: BTreeMap<String, Kind> = BTreeMap::new();
+    let mut labels: Vec<String> = Vec::new();
+    let mut rows = 0u64;
+    for r in runs {
+        let info = store.info(r)?;
+        if !opts.flat && (info.parent.is_some() || info.version != 0 || !ids.insert(info.id.clone())) {
+            return Ok(None);
+        }
+        let label = if opts.flat { r.clone() } else { format!("{}@v0", info.id) };
+        if info.rows > 0 && !labels.contains(&label) {
+            labels.push(label);
+        }
+        rows += info.rows;
+        for (k, v) in store.summary(r)? {
+            let e = kinds.entry(k).or_insert(Kind::Null);
+            *e = e.merge(Kind::of(&v));
+        }
+    }
+    if kinds.keys().any(|k| RESERVED.contains(&k.as_str())) {
+        // The first pass reports it.
+        return Ok(None);
+    }
+    Ok(Some(Schema { columns: kinds.into_iter().collect(), labels, rows }))
+}
+
+/// A column's values and validity, filled row by row (a row without the value is padded as null).
+struct Nullable<T> {
+    values: Vec<T>,
+    valid: Vec<bool>,
+}
+
+impl<T: Clone + Default> Nullable<T> {
+    fn new() -> Self {
+        Nullable { values: Vec::with_capacity(BATCH_ROWS), valid: Vec::with_capacity(BATCH_ROWS) }
+    }
+
+    /// Sets row `row` (rows before it that got no value become nulls).
+    fn push(&mut self, row: usize, v: T) {
+        self.pad(row);
+        self.values.push(v);
+        self.valid.push(true);
+    }
+
+    fn pad(&mut self, rows: usize) {
+        if self.values.len() < rows {
+            self.values.resize(rows, T::default());
+            self.valid.resize(rows, false);
+        }
+    }
+
+    /// The first `rows` values and their null buffer (`None`: no nulls); the column is left empty.
+    fn take(&mut self, rows: usize) -> (Vec<T>, Option<NullBuffer>) {
+        self.pad(rows);
+        let nulls = if self.valid.iter().all(|&b| b) { None } else { Some(NullBuffer::from(self.valid.as_slice())) };
+        self.valid.clear();
+        let mut values = std::mem::replace(&mut self.values, Vec::with_capacity(BATCH_ROWS));
+        values.truncate(rows);
+        (values, nulls)
+    }
+}
 
 /// One metric column being filled.
 enum Col {
-    F(Vec<f64>, Vec<bool>),
-    I(Vec<i64>, Vec<bool>),
-    B(Vec<bool>, Vec<bool>),
-    S(Vec<Option<String>>),
+    F(Nullable<f64>),
+    I(Nullable<i64>),
+    B(Nullable<bool>),
+    /// Strings (`Kind::Str`), or any value as its JSON text (`Kind::Json`, `Kind::Null`).
+    S(Nullable<String>, Kind),
 }
 
 impl Col {
     fn new(kind: Kind) -> Col {
         match kind {
-            Kind::Float => Col::F(Vec::with_capacity(BATCH_ROWS), Vec::with_capacity(BATCH_ROWS)),
-            Kind::Int => Col::I(Vec::with_capacity(BATCH_ROWS), Vec::with_capacity(BATCH_ROWS)),
-            Kind::Bool => Col::B(Vec::with_capacity(BATCH_ROWS), Vec::with_capacity(BATCH_ROWS)),
-            Kind::Str | Kind::Json | Kind::Null => Col::S(Vec::with_capacity(BATCH_ROWS)),
+            Kind::Float => Col::F(Nullable::new()),
+            Kind::Int => Col::I(Nullable::new()),
+            Kind::Bool => Col::B(Nullable::new()),
+            Kind::Str | Kind::Json | Kind::Null => Col::S(Nullable::new(), kind),
         }
     }
 
-    /// Appends a null (the row's value, if any, is set next).
-    fn push_null(&mut self) {
-        match self {
-            Col::F(v, ok) => {
-                v.push(0.0);
-                ok.push(false);
-            }
-            Col::I(v, ok) => {
-                v.push(0);
-                ok.push(false);
-            }
-            Col::B(v, ok) => {
-                v.push(false);
-                ok.push(false);
-            }
-            Col::S(v) => v.push(None),
-        }
-    }
-
-    /// Sets the last row's value.
-    fn set(&mut self, kind: Kind, value: &Value) {
+    /// Sets row `row`'s value; false when the value does not fit the column's type.
+    fn set(&mut self, row: usize, value: &Value) -> bool {
         match (self, value) {
-            (_, Value::Null) => {}
-            (Col::F(v, ok), Value::Float(x)) => {
-                *v.last_mut().expect("pushed") = *x;
-                *ok.last_mut().expect("pushed") = true;
+            (_, Value::Null) => true,
+            (Col::F(c), Value::Float(x)) => {
+                c.push(row, *x);
+                true
             }
-            (Col::F(v, ok), Value::Int(i)) => {
-                *v.last_mut().expect("pushed") = *i as f64;
-                *ok.last_mut().expect("pushed") = true;
+            (Col::F(c), Value::Int(i)) => {
+                c.push(row, *i as f64);
+                true
             }
-            (Col::I(v, ok), Value::Int(i)) => {
-                *v.last_mut().expect("pushed") = *i;
-                *ok.last_mut().expect("pushed") = true;
+            (Col::I(c), Value::Int(i)) => {
+                c.push(row, *i);
+                true
             }
-            (Col::B(v, ok), Value::Bool(b)) => {
-                *v.last_mut().expect("pushed") = *b;
-                *ok.last_mut().expect("pushed") = true;
+            (Col::B(c), Value::Bool(b)) => {
+                c.push(row, *b);
+                true
             }
-            (Col::S(v), Value::Str(s)) if kind == Kind::Str => *v.last_mut().expect("pushed") = Some(s.clone()),
-            (Col::S(v), other) => *v.last_mut().expect("pushed") = Some(to_line(&Json(other))),
-            // The schema pass saw every value: other combinations do not occur.
-            _ => {}
+            (Col::S(c, Kind::Str), Value::Str(s)) => {
+                c.push(row, s.clone());
+                true
+            }
+            (Col::S(c, Kind::Json), other) => {
+                c.push(row, to_line(&Json(other)));
+                true
+            }
+            _ => false,
         }
     }
 
-    fn take(&mut self) -> ArrayRef {
-        fn nulls(ok: &[bool]) -> Option<arrow_buffer::NullBuffer> {
-            if ok.iter().all(|&b| b) {
-                None
-            } else {
-                Some(arrow_buffer::NullBuffer::from(ok.to_vec()))
-            }
-        }
+    /// The first `rows` values as an Arrow array; the column is left empty.
+    fn take(&mut self, rows: usize) -> ArrayRef {
         match self {
-            Col::F(v, ok) => {
-                let n = nulls(ok);
-                ok.clear();
-                Arc::new(Float64Array::new(std::mem::take(v).into(), n))
+            Col::F(c) => {
+                let (v, n) = c.take(rows);
+                Arc::new(Float64Array::new(v.into(), n))
             }
-            Col::I(v, ok) => {
-                let n = nulls(ok);
-                ok.clear();
-                Arc::new(Int64Array::new(std::mem::take(v).into(), n))
+            Col::I(c) => {
+                let (v, n) = c.take(rows);
+                Arc::new(Int64Array::new(v.into(), n))
             }
-            Col::B(v, ok) => {
-                let n = nulls(ok);
-                ok.clear();
-                let vals = std::mem::take(v);
-                Arc::new(BooleanArray::new(vals.into(), n))
+            Col::B(c) => {
+                let (v, n) = c.take(rows);
+                Arc::new(BooleanArray::new(v.into(), n))
             }
-            Col::S(v) => Arc::new(StringArray::from(std::mem::take(v))),
+            Col::S(c, _) => {
+                let (v, n) = c.take(rows);
+                let valid = n.as_ref();
+                Arc::new(
+                    v.into_iter()
+                        .enumerate()
+                        .map(|(i, s)| valid.is_none_or(|n| n.is_valid(i)).then_some(s))
+                        .collect::<StringArray>(),
+                )
+            }
         }
     }
 }
@@ -140,200 +236,292 @@ pub fn arrow_schema(schema: &Schema) -> Arc<ArrowSchema> {
     Arc::new(ArrowSchema::new(fields))
 }
 
-enum Sink<'a> {
-    Parquet(ArrowWriter<&'a mut BufWriter<File>>),
-    Arrow(arrow_ipc::writer::FileWriter<&'a mut BufWriter<File>>),
-}
-
-impl Sink<'_> {
-    fn write(&mut self, batch: &RecordBatch) -> Result<(), ExportError> {
-        match self {
-            Sink::Parquet(w) => w.write(batch).map_err(|e| ExportError::Encode(e.to_string())),
-            Sink::Arrow(w) => w.write(batch).map_err(|e| ExportError::Encode(e.to_string())),
-        }
-    }
-
-    fn close(self) -> Result<(), ExportError> {
-        match self {
-            Sink::Parquet(w) => w.close().map(|_| ()).map_err(|e| ExportError::Encode(e.to_string())),
-            Sink::Arrow(mut w) => w.finish().map_err(|e| ExportError::Encode(e.to_string())),
-        }
-    }
-}
-
-/// Writer properties for Parquet: snappy; dictionary encoding only for `_run` (metric values rarely repeat).
+/// Writer properties for Parquet: snappy; dictionary encoding only for `_run` (metric values rarely repeat);
+/// row groups of [`ROW_GROUP_ROWS`] rows; the library's defaults otherwise (1 MiB data pages, statistics).
 fn parquet_props() -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_dictionary_enabled(false)
         .set_column_dictionary_enabled(ColumnPath::from("_run"), true)
-        .set_max_row_group_row_count(Some(1024 * 1024))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .build()
 }
 
-/// True when every row of each run gets the same `_run` label: `flat`, or distinct root runs never rewound
-/// (every row is stored in `ID@v0`).
-fn simple_runs(store: &Store, runs: &[String], opts: &ExportOptions) -> Result<bool, ExportError> {
-    if opts.flat {
-        return Ok(true);
-    }
-    let mut ids = std::collections::HashSet::new();
-    for r in runs {
-        let info = store.info(r)?;
-        if info.parent.is_some() || info.version != 0 || !ids.insert(info.id) {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+/// Fills record batches row by row.
+struct Batcher<'s> {
+    arrow: SchemaRef,
+    dict_values: ArrayRef,
+    label_index: HashMap<&'s str, i32>,
+    col_index: HashMap<&'s str, usize>,
+    /// Check every value against the schema (a guess): what was met, per column.
+    verify: bool,
+    seen: Vec<Option<Kind>>,
+    used_labels: Vec<bool>,
+    /// Set when a value or a label does not fit the schema (only when verifying).
+    mismatch: bool,
+    cols: Vec<Col>,
+    run_keys: Vec<i32>,
+    steps: Vec<i64>,
+    times: Vec<i64>,
+    last_label: (String, i32),
+    /// Column of the i-th key of the previous row, to skip hashing when rows repeat their keys.
+    last_keys: Vec<(String, usize)>,
+    rows: u64,
 }
 
-/// Second pass: writes every row as record batches to `w`.
-pub fn write(
-    store: &Store,
-    runs: &[String],
-    opts: &ExportOptions,
-    schema: &Schema,
-    format: ExportFormat,
-    w: &mut BufWriter<File>,
-) -> Result<ExportSummary, ExportError> {
-    let arrow = arrow_schema(schema);
-    let mut sink = match format {
-        ExportFormat::Parquet => Sink::Parquet(
-            ArrowWriter::try_new(w, arrow.clone(), Some(parquet_props()))
-                .map_err(|e| ExportError::Encode(e.to_string()))?,
-        ),
-        _ => Sink::Arrow(
-            arrow_ipc::writer::FileWriter::try_new(w, &arrow).map_err(|e| ExportError::Encode(e.to_string()))?,
-        ),
-    };
-    // One dictionary for every batch (the IPC file format allows no replacement).
-    let dict_values: ArrayRef = Arc::new(StringArray::from(schema.labels.clone()));
-    let label_index: HashMap<&str, i32> =
-        schema.labels.iter().enumerate().map(|(i, l)| (l.as_str(), i as i32)).collect();
-    let col_index: HashMap<&str, usize> =
-        schema.columns.iter().enumerate().map(|(i, (k, _))| (k.as_str(), i)).collect();
-    let kinds: Vec<Kind> = schema.columns.iter().map(|c| c.1).collect();
-    let mut cols: Vec<Col> = kinds.iter().map(|k| Col::new(*k)).collect();
-    let mut run_keys: Vec<i32> = Vec::with_capacity(BATCH_ROWS);
-    let mut steps: Vec<i64> = Vec::with_capacity(BATCH_ROWS);
-    let mut times: Vec<i64> = Vec::with_capacity(BATCH_ROWS);
-    let mut last_label: (String, i32) = (String::new(), -1);
-    // Column of the i-th key of the previous row, to skip hashing when rows repeat their keys.
-    let mut last_keys: Vec<(String, usize)> = Vec::new();
-    let mut rows = 0u64;
-    let mut err: Option<ExportError> = None;
-    let flush_batch = |run_keys: &mut Vec<i32>,
-                       steps: &mut Vec<i64>,
-                       times: &mut Vec<i64>,
-                       cols: &mut Vec<Col>,
-                       sink: &mut Sink<'_>|
-     -> Result<(), ExportError> {
-        if steps.is_empty() {
-            return Ok(());
+impl<'s> Batcher<'s> {
+    fn new(schema: &'s Schema, arrow: SchemaRef, verify: bool) -> Batcher<'s> {
+        Batcher {
+            arrow,
+            dict_values: Arc::new(StringArray::from(schema.labels.clone())),
+            label_index: schema.labels.iter().enumerate().map(|(i, l)| (l.as_str(), i as i32)).collect(),
+            col_index: schema.columns.iter().enumerate().map(|(i, (k, _))| (k.as_str(), i)).collect(),
+            verify,
+            seen: vec![None; schema.columns.len()],
+            used_labels: vec![false; schema.labels.len()],
+            mismatch: false,
+            cols: schema.columns.iter().map(|(_, k)| Col::new(*k)).collect(),
+            run_keys: Vec::with_capacity(BATCH_ROWS),
+            steps: Vec::with_capacity(BATCH_ROWS),
+            times: Vec::with_capacity(BATCH_ROWS),
+            last_label: (String::new(), -1),
+            last_keys: Vec::new(),
+            rows: 0,
         }
-        let keys = Int32Array::from(std::mem::take(run_keys));
-        let dict = DictionaryArray::<Int32Type>::try_new(keys, dict_values.clone())
-            .map_err(|e| ExportError::Encode(e.to_string()))?;
-        let mut arrays: Vec<ArrayRef> = vec![
-            Arc::new(dict),
-            Arc::new(Int64Array::from(std::mem::take(steps))),
-            Arc::new(TimestampMicrosecondArray::from(std::mem::take(times)).with_timezone("UTC")),
-        ];
-        arrays.extend(cols.iter_mut().map(Col::take));
-        let batch = RecordBatch::try_new(arrow.clone(), arrays).map_err(|e| ExportError::Encode(e.to_string()))?;
-        sink.write(&batch)
-    };
-    // Fast path: only float metrics, and rows whose label is known per run (flat, or root runs never
-    // rewound): read columns straight from the frames (`scan_columns`), no per-row values.
-    if kinds.iter().all(|k| *k == Kind::Float) && simple_runs(store, runs, opts)? {
-        for run in runs {
-            let label = if opts.flat { run.clone() } else { format!("{}@v0", store.info(run)?.id) };
-            let li = label_index.get(label.as_str()).copied().unwrap_or(0);
-            let mut slots: Vec<Option<usize>> = Vec::new();
-            store.scan_columns(run, &HistoryOptions::new(), |chunk| {
-                if err.is_some() {
-                    return;
-                }
-                let n = chunk.len();
-                run_keys.extend(std::iter::repeat_n(li, n));
-                steps.extend(chunk.steps.iter().map(|s| i64::try_from(*s).unwrap_or(i64::MAX)));
-                times.extend(chunk.times.iter().map(|t| micros(*t)));
-                // Which chunk column feeds each schema column.
-                slots.clear();
-                slots.resize(cols.len(), None);
-                for (j, c) in chunk.columns.iter().enumerate() {
-                    if let Some(&ci) = col_index.get(&*c.key) {
-                        slots[ci] = Some(j);
-                    }
-                }
-                for (ci, col) in cols.iter_mut().enumerate() {
-                    let Col::F(v, ok) = col else { continue };
-                    match slots[ci] {
-                        Some(j) => {
-                            let src = &chunk.columns[j].values;
-                            v.extend(src.iter().map(|x| x.unwrap_or(0.0)));
-                            ok.extend(src.iter().map(Option::is_some));
-                        }
-                        None => {
-                            v.extend(std::iter::repeat_n(0.0, n));
-                            ok.extend(std::iter::repeat_n(false, n));
-                        }
-                    }
-                }
-                rows += n as u64;
-                if steps.len() >= BATCH_ROWS {
-                    if let Err(e) = flush_batch(&mut run_keys, &mut steps, &mut times, &mut cols, &mut sink) {
-                        err = Some(e);
-                    }
-                }
-            })?;
-        }
-        if let Some(e) = err {
-            return Err(e);
-        }
-        flush_batch(&mut run_keys, &mut steps, &mut times, &mut cols, &mut sink)?;
-        sink.close()?;
-        return Ok(ExportSummary { runs: runs.len(), rows });
     }
-    for_each_row(store, runs, opts, |label, row| {
-        if err.is_some() {
-            return;
+
+    /// Adds a row; a full batch is returned.
+    fn row(&mut self, label: &str, row: &RowRef<'_>) -> Result<Option<RecordBatch>, ExportError> {
+        if self.last_label.1 < 0 || self.last_label.0 != label {
+            let Some(&li) = self.label_index.get(label) else {
+                self.mismatch = true;
+                return Ok(None);
+            };
+            self.last_label = (label.to_string(), li);
+            self.used_labels[li as usize] = true;
         }
-        if last_label.0 != label {
-            last_label = (label.to_string(), label_index.get(label).copied().unwrap_or(0));
-        }
-        run_keys.push(last_label.1);
-        steps.push(i64::try_from(row.step).unwrap_or(i64::MAX));
-        times.push(micros(row.time));
-        for c in cols.iter_mut() {
-            c.push_null();
-        }
+        let n = self.steps.len();
         for (i, (k, v)) in row.metrics().enumerate() {
-            let ci = match last_keys.get(i) {
+            let ci = match self.last_keys.get(i) {
                 Some((lk, ci)) if lk.as_str() == k => *ci,
                 _ => {
-                    let Some(&ci) = col_index.get(k) else { continue };
-                    if i < last_keys.len() {
-                        last_keys[i] = (k.to_string(), ci);
+                    let Some(&ci) = self.col_index.get(k) else {
+                        self.mismatch = true;
+                        return Ok(None);
+                    };
+                    let entry = (k.to_string(), ci);
+                    if i < self.last_keys.len() {
+                        self.last_keys[i] = entry;
                     } else {
-                        last_keys.push((k.to_string(), ci));
+                        self.last_keys.push(entry);
                     }
                     ci
                 }
             };
-            cols[ci].set(kinds[ci], v);
-        }
-        rows += 1;
-        if steps.len() >= BATCH_ROWS {
-            if let Err(e) = flush_batch(&mut run_keys, &mut steps, &mut times, &mut cols, &mut sink) {
-                err = Some(e);
+            if self.verify {
+                let kv = Kind::of(v);
+                let seen = &mut self.seen[ci];
+                if *seen != Some(kv) {
+                    *seen = Some(seen.map_or(kv, |s| s.merge(kv)));
+                }
             }
+            if !self.cols[ci].set(n, v) {
+                self.mismatch = true;
+                return Ok(None);
+            }
+        }
+        self.run_keys.push(self.last_label.1);
+        self.steps.push(i64::try_from(row.step).unwrap_or(i64::MAX));
+        self.times.push(micros(row.time));
+        self.rows += 1;
+        if self.steps.len() >= BATCH_ROWS {
+            return self.batch().map(Some);
+        }
+        Ok(None)
+    }
+
+    /// The rows gathered so far as a record batch.
+    fn batch(&mut self) -> Result<RecordBatch, ExportError> {
+        let n = self.steps.len();
+        let keys = Int32Array::from(std::mem::replace(&mut self.run_keys, Vec::with_capacity(BATCH_ROWS)));
+        let dict = DictionaryArray::<Int32Type>::try_new(keys, self.dict_values.clone())
+            .map_err(|e| ExportError::Encode(e.to_string()))?;
+        let mut arrays: Vec<ArrayRef> = vec![
+            Arc::new(dict),
+            Arc::new(Int64Array::from(std::mem::replace(&mut self.steps, Vec::with_capacity(BATCH_ROWS)))),
+            Arc::new(
+                TimestampMicrosecondArray::from(std::mem::replace(&mut self.times, Vec::with_capacity(BATCH_ROWS)))
+                    .with_timezone("UTC"),
+            ),
+        ];
+        arrays.extend(self.cols.iter_mut().map(|c| c.take(n)));
+        RecordBatch::try_new(self.arrow.clone(), arrays).map_err(|e| ExportError::Encode(e.to_string()))
+    }
+
+    /// True when every row fitted the schema and the schema is exactly what the rows hold (each column met
+    /// with exactly its type, each label used): what a first pass over the rows would have found.
+    fn schema_holds(&self, schema: &Schema) -> bool {
+        !self.mismatch
+            && self.used_labels.iter().all(|&u| u)
+            && self.seen.iter().zip(&schema.columns).all(|(s, (_, k))| *s == Some(*k))
+    }
+}
+
+/// One pass: reads the rows on this thread and encodes them on another. With `verify`, `schema` is a guess:
+/// `None` when the rows do not fit it (the caller discards the output).
+fn write(
+    store: &Store,
+    runs: &[String],
+    opts: &ExportOptions,
+    schema: &Schema,
+    verify: bool,
+    format: ExportFormat,
+    w: &mut BufWriter<File>,
+) -> Result<Option<ExportSummary>, ExportError> {
+    let arrow = arrow_schema(schema);
+    let mut b = Batcher::new(schema, arrow.clone(), verify);
+    let (tx, rx) = sync_channel::<RecordBatch>(2);
+    std::thread::scope(|s| {
+        let enc_schema = arrow.clone();
+        let encoder = s.spawn(move || match format {
+            ExportFormat::Parquet => encode_parquet(w, enc_schema, rx),
+            _ => encode_ipc(w, enc_schema, rx),
+        });
+        let read = read_rows(store, runs, opts, &mut b, &tx);
+        drop(tx);
+        let encoded = encoder.join().map_err(|_| ExportError::Encode("the encoding thread panicked".into()))?;
+        // A failed encoder closes the channel, which stops the reader: its error is the one to report.
+        encoded?;
+        read
+    })?;
+    if verify && !b.schema_holds(schema) {
+        return Ok(None);
+    }
+    if b.mismatch {
+        // The schema came from a first pass over these same rows: they changed in between.
+        return Err(ExportError::Encode("the rows changed while they were exported".into()));
+    }
+    Ok(Some(ExportSummary { runs: runs.len(), rows: b.rows }))
+}
+
+/// Feeds every row to the batcher and full batches to the encoder.
+fn read_rows(
+    store: &Store,
+    runs: &[String],
+    opts: &ExportOptions,
+    b: &mut Batcher<'_>,
+    tx: &SyncSender<RecordBatch>,
+) -> Result<(), ExportError> {
+    let mut err: Option<ExportError> = None;
+    let mut closed = false;
+    for_each_row(store, runs, opts, |label, row| {
+        if err.is_some() || closed || b.mismatch {
+            return;
+        }
+        match b.row(label, row) {
+            Ok(Some(batch)) => closed = tx.send(batch).is_err(),
+            Ok(None) => {}
+            Err(e) => err = Some(e),
         }
     })?;
     if let Some(e) = err {
         return Err(e);
     }
-    flush_batch(&mut run_keys, &mut steps, &mut times, &mut cols, &mut sink)?;
-    sink.close()?;
-    Ok(ExportSummary { runs: runs.len(), rows })
+    if !closed && !b.mismatch && !b.steps.is_empty() {
+        let batch = b.batch()?;
+        let _ = tx.send(batch);
+    }
+    Ok(())
+}
+
+fn encode_err(e: impl std::fmt::Display) -> ExportError {
+    ExportError::Encode(e.to_string())
+}
+
+/// Arrow IPC file: batches as they come.
+fn encode_ipc(w: &mut BufWriter<File>, arrow: SchemaRef, rx: Receiver<RecordBatch>) -> Result<(), ExportError> {
+    let mut f = arrow_ipc::writer::FileWriter::try_new(w, &arrow).map_err(encode_err)?;
+    for batch in rx {
+        f.write(&batch).map_err(encode_err)?;
+    }
+    f.finish().map_err(encode_err)
+}
+
+/// Parquet: each batch's columns encoded in parallel into the current row group's column writers; a full
+/// row group is appended to the file.
+fn encode_parquet(w: &mut BufWriter<File>, arrow: SchemaRef, rx: Receiver<RecordBatch>) -> Result<(), ExportError> {
+    let writer = ArrowWriter::try_new(w, arrow.clone(), Some(parquet_props())).map_err(encode_err)?;
+    // The file writer (schema, Arrow schema metadata, footer) and per-column writers for each row group.
+    let (mut file, factory) = writer.into_serialized_writer().map_err(encode_err)?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, ENCODE_THREADS);
+    let mut group: Option<Vec<ArrowColumnWriter>> = None;
+    let (mut in_group, mut groups) = (0usize, 0usize);
+    for batch in rx {
+        let writers = match &mut group {
+            Some(g) => g,
+            None => group.insert(factory.create_column_writers(groups).map_err(encode_err)?),
+        };
+        let mut leaves: Vec<ArrowLeafColumn> = Vec::with_capacity(writers.len());
+        for (field, array) in arrow.fields().iter().zip(batch.columns()) {
+            leaves.extend(compute_leaves(field, array).map_err(encode_err)?);
+        }
+        encode_columns(writers, &leaves, threads)?;
+        in_group += batch.num_rows();
+        if in_group >= ROW_GROUP_ROWS {
+            if let Some(g) = group.take() {
+                append_group(&mut file, g)?;
+            }
+            (in_group, groups) = (0, groups + 1);
+        }
+    }
+    if let Some(g) = group.take() {
+        append_group(&mut file, g)?;
+    }
+    file.close().map(|_| ()).map_err(encode_err)
+}
+
+/// Writes each leaf into its column writer, `threads` columns at a time.
+fn encode_columns(
+    writers: &mut [ArrowColumnWriter],
+    leaves: &[ArrowLeafColumn],
+    threads: usize,
+) -> Result<(), ExportError> {
+    if threads <= 1 {
+        for (w, l) in writers.iter_mut().zip(leaves) {
+            w.write(l).map_err(encode_err)?;
+        }
+        return Ok(());
+    }
+    let queue = Mutex::new(writers.iter_mut().zip(leaves));
+    let work = || -> Result<(), ExportError> {
+        loop {
+            let next = match queue.lock() {
+                Ok(mut q) => q.next(),
+                Err(_) => return Err(ExportError::Encode("an encoding thread panicked".into())),
+            };
+            let Some((w, l)) = next else { return Ok(()) };
+            w.write(l).map_err(encode_err)?;
+        }
+    };
+    std::thread::scope(|s| {
+        let helpers: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        let mut res = work();
+        for h in helpers {
+            let r = h.join().unwrap_or_else(|_| Err(ExportError::Encode("an encoding thread panicked".into())));
+            res = res.and(r);
+        }
+        res
+    })
+}
+
+/// Closes a row group's column writers and appends the row group to the file.
+fn append_group<W: std::io::Write + Send>(
+    file: &mut parquet::file::writer::SerializedFileWriter<W>,
+    writers: Vec<ArrowColumnWriter>,
+) -> Result<(), ExportError> {
+    let mut rg = file.next_row_group().map_err(encode_err)?;
+    for w in writers {
+        w.close().map_err(encode_err)?.append_to_row_group(&mut rg).map_err(encode_err)?;
+    }
+    rg.close().map(|_| ()).map_err(encode_err)
 }
