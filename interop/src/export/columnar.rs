@@ -58,13 +58,36 @@ pub(super) fn export(
     format: ExportFormat,
     out: &Path,
 ) -> Result<ExportSummary, ExportError> {
+    export_sized(store, runs, opts, format, out, Sizes::DEFAULT)
+}
+
+/// Batch and row-group sizes (rows).
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    batch: usize,
+    group: usize,
+}
+
+impl Sizes {
+    const DEFAULT: Sizes = Sizes { batch: BATCH_ROWS, group: ROW_GROUP_ROWS };
+}
+
+/// [`export`] with other batch and row-group sizes (the tests use small ones).
+fn export_sized(
+    store: &Store,
+    runs: &[String],
+    opts: &ExportOptions,
+    format: ExportFormat,
+    out: &Path,
+    sizes: Sizes,
+) -> Result<ExportSummary, ExportError> {
     if let Some(guess) = guess_schema(store, runs, opts)? {
-        if let Some(done) = atomic_write_if(out, |w| write(store, runs, opts, &guess, true, format, w))? {
+        if let Some(done) = atomic_write_if(out, |w| write(store, runs, opts, &guess, true, format, sizes, w))? {
             return Ok(done);
         }
     }
     let schema = scan_schema(store, runs, opts)?;
-    atomic_write_if(out, |w| write(store, runs, opts, &schema, false, format, w))?
+    atomic_write_if(out, |w| write(store, runs, opts, &schema, false, format, sizes, w))?
         .ok_or_else(|| ExportError::Encode("the rows changed while they were exported".into()))
 }
 
@@ -238,12 +261,12 @@ pub fn arrow_schema(schema: &Schema) -> Arc<ArrowSchema> {
 
 /// Writer properties for Parquet: snappy; dictionary encoding only for `_run` (metric values rarely repeat);
 /// row groups of [`ROW_GROUP_ROWS`] rows; the library's defaults otherwise (1 MiB data pages, statistics).
-fn parquet_props() -> WriterProperties {
+fn parquet_props(group_rows: usize) -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_dictionary_enabled(false)
         .set_column_dictionary_enabled(ColumnPath::from("_run"), true)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_max_row_group_row_count(Some(group_rows))
         .build()
 }
 
@@ -267,11 +290,14 @@ struct Batcher<'s> {
     /// Column of the i-th key of the previous row, to skip hashing when rows repeat their keys.
     last_keys: Vec<(String, usize)>,
     rows: u64,
+    /// Rows per batch.
+    batch_rows: usize,
 }
 
 impl<'s> Batcher<'s> {
-    fn new(schema: &'s Schema, arrow: SchemaRef, verify: bool) -> Batcher<'s> {
+    fn new(schema: &'s Schema, arrow: SchemaRef, verify: bool, batch_rows: usize) -> Batcher<'s> {
         Batcher {
+            batch_rows,
             arrow,
             dict_values: Arc::new(StringArray::from(schema.labels.clone())),
             label_index: schema.labels.iter().enumerate().map(|(i, l)| (l.as_str(), i as i32)).collect(),
@@ -334,7 +360,7 @@ impl<'s> Batcher<'s> {
         self.steps.push(i64::try_from(row.step).unwrap_or(i64::MAX));
         self.times.push(micros(row.time));
         self.rows += 1;
-        if self.steps.len() >= BATCH_ROWS {
+        if self.steps.len() >= self.batch_rows {
             return self.batch().map(Some);
         }
         Ok(None)
@@ -376,15 +402,16 @@ fn write(
     schema: &Schema,
     verify: bool,
     format: ExportFormat,
+    sizes: Sizes,
     w: &mut BufWriter<File>,
 ) -> Result<Option<ExportSummary>, ExportError> {
     let arrow = arrow_schema(schema);
-    let mut b = Batcher::new(schema, arrow.clone(), verify);
+    let mut b = Batcher::new(schema, arrow.clone(), verify, sizes.batch);
     let (tx, rx) = sync_channel::<RecordBatch>(2);
     std::thread::scope(|s| {
         let enc_schema = arrow.clone();
         let encoder = s.spawn(move || match format {
-            ExportFormat::Parquet => encode_parquet(w, enc_schema, rx),
+            ExportFormat::Parquet => encode_parquet(w, enc_schema, rx, sizes.group),
             _ => encode_ipc(w, enc_schema, rx),
         });
         let read = read_rows(store, runs, opts, &mut b, &tx);
@@ -449,8 +476,13 @@ fn encode_ipc(w: &mut BufWriter<File>, arrow: SchemaRef, rx: Receiver<RecordBatc
 
 /// Parquet: each batch's columns encoded in parallel into the current row group's column writers; a full
 /// row group is appended to the file.
-fn encode_parquet(w: &mut BufWriter<File>, arrow: SchemaRef, rx: Receiver<RecordBatch>) -> Result<(), ExportError> {
-    let writer = ArrowWriter::try_new(w, arrow.clone(), Some(parquet_props())).map_err(encode_err)?;
+fn encode_parquet(
+    w: &mut BufWriter<File>,
+    arrow: SchemaRef,
+    rx: Receiver<RecordBatch>,
+    group_rows: usize,
+) -> Result<(), ExportError> {
+    let writer = ArrowWriter::try_new(w, arrow.clone(), Some(parquet_props(group_rows))).map_err(encode_err)?;
     // The file writer (schema, Arrow schema metadata, footer) and per-column writers for each row group.
     let (mut file, factory) = writer.into_serialized_writer().map_err(encode_err)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, ENCODE_THREADS);
@@ -467,7 +499,7 @@ fn encode_parquet(w: &mut BufWriter<File>, arrow: SchemaRef, rx: Receiver<Record
         }
         encode_columns(writers, &leaves, threads)?;
         in_group += batch.num_rows();
-        if in_group >= ROW_GROUP_ROWS {
+        if in_group >= group_rows {
             if let Some(g) = group.take() {
                 append_group(&mut file, g)?;
             }
@@ -524,4 +556,89 @@ fn append_group<W: std::io::Write + Send>(
         w.close().map_err(encode_err)?.append_to_row_group(&mut rg).map_err(encode_err)?;
     }
     rg.close().map(|_| ()).map_err(encode_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use forklog::metrics;
+
+    /// Small batches and row groups: every batch and row-group boundary, with nulls and a column that starts
+    /// late, reads back as `history` (Parquet: one row group per `group` rows; Arrow IPC: every batch).
+    #[test]
+    fn batches_and_row_groups_split_rows_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s")).unwrap();
+        let mut w = store.create_run("r").unwrap();
+        for s in 0..23u32 {
+            let mut m = metrics! { "x" => f64::from(s) + 0.5 };
+            if s % 3 == 0 {
+                m.insert("i".into(), Value::Int(i64::from(s)));
+            }
+            if s >= 17 {
+                m.insert("late".into(), Value::Str(format!("s{s}")));
+            }
+            w.log_with_time(Some(u64::from(s)), 1_700_000_000.0 + f64::from(s), m).unwrap();
+        }
+        drop(w);
+        let want: Vec<(i64, Option<f64>, Option<i64>, Option<String>)> = store
+            .history("r")
+            .unwrap()
+            .map(|r| {
+                let r = r.unwrap();
+                let get = |k: &str| r.metrics.get(k).cloned();
+                let f = get("x").and_then(|v| v.as_f64());
+                let i = match get("i") {
+                    Some(Value::Int(i)) => Some(i),
+                    _ => None,
+                };
+                let s = match get("late") {
+                    Some(Value::Str(s)) => Some(s),
+                    _ => None,
+                };
+                (r.step as i64, f, i, s)
+            })
+            .collect();
+        for flat in [true, false] {
+            for format in [ExportFormat::Parquet, ExportFormat::Arrow] {
+                let out = dir.path().join(format!("o-{flat}-{format:?}"));
+                let opts = ExportOptions { flat, ..Default::default() };
+                let sizes = Sizes { batch: 5, group: 10 };
+                let sum = export_sized(&store, &["r".into()], &opts, format, &out, sizes).unwrap();
+                assert_eq!(sum.rows, 23);
+                let batches: Vec<RecordBatch> = if format == ExportFormat::Parquet {
+                    let b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                        File::open(&out).unwrap(),
+                    )
+                    .unwrap();
+                    // 23 rows in groups of 10 (two batches each): 10, 10, 3.
+                    let groups: Vec<i64> = b.metadata().row_groups().iter().map(|g| g.num_rows()).collect();
+                    assert_eq!(groups, vec![10, 10, 3]);
+                    b.build().unwrap().collect::<Result<_, _>>().unwrap()
+                } else {
+                    let r = arrow_ipc::reader::FileReader::try_new(File::open(&out).unwrap(), None).unwrap();
+                    let b: Vec<RecordBatch> = r.collect::<Result<_, _>>().unwrap();
+                    assert_eq!(b.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(), vec![5, 5, 5, 5, 3]);
+                    b
+                };
+                use arrow_array::cast::AsArray;
+                use arrow_array::types::{Float64Type, Int64Type};
+                use arrow_array::Array;
+                let mut got = Vec::new();
+                for b in &batches {
+                    let col = |name: &str| b.column(b.schema().index_of(name).unwrap()).clone();
+                    let (step, x, i, late) = (col("_step"), col("x"), col("i"), col("late"));
+                    for r in 0..b.num_rows() {
+                        got.push((
+                            step.as_primitive::<Int64Type>().value(r),
+                            x.is_valid(r).then(|| x.as_primitive::<Float64Type>().value(r)),
+                            i.is_valid(r).then(|| i.as_primitive::<Int64Type>().value(r)),
+                            late.is_valid(r).then(|| late.as_string::<i32>().value(r).to_string()),
+                        ));
+                    }
+                }
+                assert_eq!(got, want, "flat {flat} {format:?}");
+            }
+        }
+    }
 }
