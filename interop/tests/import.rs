@@ -494,6 +494,9 @@ fn mlflow_file_store_and_sqlite_with_a_resumed_run() {
             for (k, v) in run["tags"].as_object().unwrap() {
                 assert!(meta.has_tag(&format!("{k}={}", v.as_str().unwrap())), "{backend} {id}: {:?}", meta.tags);
             }
+            // The run's other facts as mlflow.run.<field> tags, the experiment's name included (both backends).
+            assert!(meta.has_tag("mlflow.run.experiment_name=fixture"), "{backend} {id}: {:?}", meta.tags);
+            assert!(meta.has_tag("mlflow.run.lifecycle_stage=active"), "{backend} {id}: {:?}", meta.tags);
             // system/* metrics → System samples (both sessions' samples stay in the archived version).
             let mut sys: Vec<f64> = Vec::new();
             for k in 0..n {
