@@ -317,3 +317,57 @@ fn guessed_columns_are_checked_and_corrected() {
         );
     }
 }
+
+/// A guess of float64 columns is read with the columnar scan while another thread checks every value: a
+/// string in the middle, or ints whose summary was overridden with a float, must end in the exact types.
+#[test]
+fn float_guess_checked_while_scanning() {
+    use arrow_schema::DataType;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s")).unwrap();
+    let n = 3 * 1024u64;
+    let mut w = store.create_run("mid").unwrap();
+    for s in 0..n {
+        let x = if s == 100 { Value::Str("oops".into()) } else { Value::Float(s as f64 + 0.25) };
+        w.log_with_time(Some(s), 1_700_000_000.0 + s as f64, metrics! { "x" => x, "k" => 1.5 }).unwrap();
+    }
+    drop(w);
+    let mut w = store.create_run("ints").unwrap();
+    for s in 0..10u32 {
+        w.log_with_time(Some(u64::from(s)), 1_700_000_000.0, metrics! { "n" => i64::from(s) }).unwrap();
+    }
+    w.set_summary(metrics! { "n" => 0.5 }).unwrap();
+    drop(w);
+    let json = |v: &Value| Value::Str(forklog_interop::json::to_line(&forklog_interop::json::Json(v)));
+    for flat in [true, false] {
+        for (run, types) in
+            [("mid", vec![("k", DataType::Float64), ("x", DataType::Utf8)]), ("ints", vec![("n", DataType::Int64)])]
+        {
+            let pq = dir.path().join(format!("{run}-{flat}.parquet"));
+            export::export_parquet(&store, &[run.to_string()], &pq, &ExportOptions { flat, ..Default::default() })
+                .unwrap();
+            let reader =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(File::open(&pq).unwrap())
+                    .unwrap()
+                    .build()
+                    .unwrap();
+            let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().unwrap();
+            let got_types: Vec<(String, DataType)> = batches[0]
+                .schema()
+                .fields()
+                .iter()
+                .skip(3)
+                .map(|f| (f.name().clone(), f.data_type().clone()))
+                .collect();
+            let types: Vec<(String, DataType)> = types.into_iter().map(|(k, t)| (k.to_string(), t)).collect();
+            assert_eq!(got_types, types, "{run}");
+            let mut expect = want(&store, &[run], flat);
+            for r in &mut expect {
+                if let Some(x) = r.3.get_mut("x") {
+                    *x = json(x);
+                }
+            }
+            assert_eq!(rows_of(&batches), expect, "{run} flat {flat}");
+        }
+    }
+}

@@ -9,16 +9,19 @@
 //! and rewinds exported with their origins (rows labelled by the version that stores them) always take the
 //! two passes, as their labels depend on which rows each run inherits.
 //!
-//! Rows are read on the calling thread and handed, as record batches of [`BATCH_ROWS`] rows, to an encoding
-//! thread; Parquet columns are encoded in parallel (up to [`ENCODE_THREADS`] threads, one column at a time
-//! each), in row groups of [`ROW_GROUP_ROWS`] rows.
+//! Rows are read on the calling thread and gathered into record batches of [`BATCH_ROWS`] rows. Parquet: each
+//! column of a row group ([`ROW_GROUP_ROWS`] rows) is encoded by its own thread, fed one batch's column at a
+//! time, and a finished row group is appended to the file by another thread while the next is encoded; Arrow
+//! IPC: batches are written by one thread.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::thread::ScopedJoinHandle;
 
 use arrow_array::types::Int32Type;
 use arrow_array::{
@@ -27,8 +30,8 @@ use arrow_array::{
 };
 use arrow_buffer::NullBuffer;
 use arrow_schema::{DataType, Field, Schema as ArrowSchema, SchemaRef, TimeUnit};
-use forklog::{RowRef, Store, Value};
-use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnWriter, ArrowLeafColumn};
+use forklog::{Columns, HistoryOptions, RowRef, Store, Value};
+use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk, ArrowLeafColumn};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
@@ -45,9 +48,6 @@ pub const BATCH_ROWS: usize = 64 * 1024;
 
 /// Rows per Parquet row group (pyarrow's default too): a multiple of [`BATCH_ROWS`].
 pub const ROW_GROUP_ROWS: usize = 1024 * 1024;
-
-/// Most threads encoding Parquet columns at once.
-pub const ENCODE_THREADS: usize = 4;
 
 /// Writes `runs` to `out` as Parquet or Arrow IPC: in one pass when the types can be guessed (see the module
 /// docs), else after a first pass that learns them.
@@ -292,12 +292,15 @@ struct Batcher<'s> {
     rows: u64,
     /// Rows per batch.
     batch_rows: usize,
+    /// False: only check the rows against the schema (the columns are read elsewhere).
+    fill: bool,
 }
 
 impl<'s> Batcher<'s> {
     fn new(schema: &'s Schema, arrow: SchemaRef, verify: bool, batch_rows: usize) -> Batcher<'s> {
         Batcher {
             batch_rows,
+            fill: true,
             arrow,
             dict_values: Arc::new(StringArray::from(schema.labels.clone())),
             label_index: schema.labels.iter().enumerate().map(|(i, l)| (l.as_str(), i as i32)).collect(),
@@ -351,10 +354,23 @@ impl<'s> Batcher<'s> {
                     *seen = Some(seen.map_or(kv, |s| s.merge(kv)));
                 }
             }
+            if !self.fill {
+                // What was met so far must still fit the column (ints in a float64 column do).
+                let k = self.kind(ci);
+                if self.seen[ci].is_some_and(|seen| seen.merge(k) != k) {
+                    self.mismatch = true;
+                    return Ok(None);
+                }
+                continue;
+            }
             if !self.cols[ci].set(n, v) {
                 self.mismatch = true;
                 return Ok(None);
             }
+        }
+        if !self.fill {
+            self.rows += 1;
+            return Ok(None);
         }
         self.run_keys.push(self.last_label.1);
         self.steps.push(i64::try_from(row.step).unwrap_or(i64::MAX));
@@ -364,6 +380,38 @@ impl<'s> Batcher<'s> {
             return self.batch().map(Some);
         }
         Ok(None)
+    }
+
+    /// The type of column `ci`.
+    fn kind(&self, ci: usize) -> Kind {
+        match &self.cols[ci] {
+            Col::F(_) => Kind::Float,
+            Col::I(_) => Kind::Int,
+            Col::B(_) => Kind::Bool,
+            Col::S(_, k) => *k,
+        }
+    }
+
+    /// Appends rows `range` of a columnar chunk, all labelled `label` (every schema column is float64: what
+    /// the chunk holds); `slots[ci]` is the chunk column of schema column `ci`.
+    fn extend_floats(&mut self, label: i32, chunk: &Columns, range: std::ops::Range<usize>, slots: &[Option<usize>]) {
+        let n = range.len();
+        let end = self.steps.len() + n;
+        self.run_keys.extend(std::iter::repeat_n(label, n));
+        self.steps.extend(chunk.steps[range.clone()].iter().map(|s| i64::try_from(*s).unwrap_or(i64::MAX)));
+        self.times.extend(chunk.times[range.clone()].iter().map(|t| micros(*t)));
+        for (col, slot) in self.cols.iter_mut().zip(slots) {
+            let (Col::F(c), Some(j)) = (col, slot) else { continue };
+            let src = &chunk.columns[*j].values[range.clone()];
+            c.values.extend(src.iter().map(|x| x.unwrap_or(0.0)));
+            c.valid.extend(src.iter().map(Option::is_some));
+        }
+        for col in &mut self.cols {
+            if let Col::F(c) = col {
+                c.pad(end);
+            }
+        }
+        self.rows += n as u64;
     }
 
     /// The rows gathered so far as a record batch.
@@ -393,8 +441,9 @@ impl<'s> Batcher<'s> {
     }
 }
 
-/// One pass: reads the rows on this thread and encodes them on another. With `verify`, `schema` is a guess:
+/// One pass: reads the rows on this thread and encodes them on others. With `verify`, `schema` is a guess:
 /// `None` when the rows do not fit it (the caller discards the output).
+#[allow(clippy::too_many_arguments)]
 fn write(
     store: &Store,
     runs: &[String],
@@ -407,20 +456,43 @@ fn write(
 ) -> Result<Option<ExportSummary>, ExportError> {
     let arrow = arrow_schema(schema);
     let mut b = Batcher::new(schema, arrow.clone(), verify, sizes.batch);
-    let (tx, rx) = sync_channel::<RecordBatch>(2);
+    // A guess of float64 columns only: values are read with the columnar scan (floats exactly, no per-row
+    // values), while another thread checks every value's type against the guess (and stops the scan early
+    // when one does not fit).
+    let scan = verify && schema.columns.iter().all(|(_, k)| *k == Kind::Float);
+    let stop = AtomicBool::new(false);
+    let mut checked = Ok(None);
     std::thread::scope(|s| {
-        let enc_schema = arrow.clone();
-        let encoder = s.spawn(move || match format {
-            ExportFormat::Parquet => encode_parquet(w, enc_schema, rx, sizes.group),
-            _ => encode_ipc(w, enc_schema, rx),
-        });
-        let read = read_rows(store, runs, opts, &mut b, &tx);
-        drop(tx);
-        let encoded = encoder.join().map_err(|_| ExportError::Encode("the encoding thread panicked".into()))?;
-        // A failed encoder closes the channel, which stops the reader: its error is the one to report.
-        encoded?;
-        read
+        let checker = scan.then(|| s.spawn(|| check_rows(store, runs, opts, schema, &arrow, &stop)));
+        let mut read = |b: &mut Batcher<'_>, sink: &mut dyn FnMut(RecordBatch) -> bool| {
+            if scan {
+                scan_rows(store, runs, opts, b, sink, &stop)
+            } else {
+                read_rows(store, runs, opts, b, sink)
+            }
+        };
+        let res = match format {
+            ExportFormat::Parquet => write_parquet(s, &mut read, &mut b, &arrow, sizes.group, w),
+            _ => {
+                let (tx, rx) = sync_channel::<RecordBatch>(2);
+                let ipc_schema = arrow.clone();
+                let encoder = s.spawn(move || encode_ipc(w, ipc_schema, rx));
+                let res = read(&mut b, &mut |batch| tx.send(batch).is_ok());
+                drop(tx);
+                // A failed encoder closes the channel, which stops the reader: its error is the one to report.
+                encoder.join().map_err(|_| panicked())?.and(res)
+            }
+        };
+        if let Some(c) = checker {
+            checked = c.join().map_err(|_| panicked())?;
+        }
+        res
     })?;
+    if scan {
+        // The check and the scan must also agree on the rows.
+        let holds = checked? == Some(b.rows);
+        return Ok(holds.then_some(ExportSummary { runs: runs.len(), rows: b.rows }));
+    }
     if verify && !b.schema_holds(schema) {
         return Ok(None);
     }
@@ -431,13 +503,103 @@ fn write(
     Ok(Some(ExportSummary { runs: runs.len(), rows: b.rows }))
 }
 
-/// Feeds every row to the batcher and full batches to the encoder.
+/// Checks every row of the export against `schema` (a guess) without building columns: the number of rows
+/// when the guess is exactly what a first pass over the rows would find, else `None` (and `stop` is set, as
+/// soon as a value does not fit).
+fn check_rows(
+    store: &Store,
+    runs: &[String],
+    opts: &ExportOptions,
+    schema: &Schema,
+    arrow: &SchemaRef,
+    stop: &AtomicBool,
+) -> Result<Option<u64>, ExportError> {
+    let mut b = Batcher::new(schema, arrow.clone(), true, usize::MAX);
+    b.fill = false;
+    let res = read_rows(store, runs, opts, &mut b, &mut |_| true);
+    let holds = res.is_ok() && b.schema_holds(schema);
+    if !holds {
+        stop.store(true, Ordering::Relaxed);
+    }
+    res.map(|()| holds.then_some(b.rows))
+}
+
+/// The rows of a `flat` export or of distinct root runs never rewound (one label per run), read with the
+/// columnar scan into `b` (whose columns are all float64); full batches go to `sink`. Stops early when `stop`
+/// is set (the check found a value that does not fit) or a key is not in the schema.
+fn scan_rows(
+    store: &Store,
+    runs: &[String],
+    opts: &ExportOptions,
+    b: &mut Batcher<'_>,
+    sink: &mut dyn FnMut(RecordBatch) -> bool,
+    stop: &AtomicBool,
+) -> Result<(), ExportError> {
+    let mut err: Option<ExportError> = None;
+    let mut closed = false;
+    let mut slots: Vec<Option<usize>> = Vec::new();
+    for run in runs {
+        let info = store.info(run)?;
+        if info.rows == 0 {
+            continue;
+        }
+        let label = if opts.flat { run.clone() } else { format!("{}@v0", info.id) };
+        let Some(&li) = b.label_index.get(label.as_str()) else {
+            stop.store(true, Ordering::Relaxed);
+            return Ok(());
+        };
+        store.scan_columns(run, &HistoryOptions::new(), |chunk| {
+            if err.is_some() || closed || stop.load(Ordering::Relaxed) {
+                return;
+            }
+            slots.clear();
+            slots.resize(b.cols.len(), None);
+            for (j, c) in chunk.columns.iter().enumerate() {
+                match b.col_index.get(&*c.key) {
+                    Some(&ci) => slots[ci] = Some(j),
+                    None => {
+                        stop.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                }
+            }
+            let mut start = 0;
+            while start < chunk.len() && !closed {
+                let take = (b.batch_rows - b.steps.len()).min(chunk.len() - start);
+                b.extend_floats(li, chunk, start..start + take, &slots);
+                start += take;
+                if b.steps.len() >= b.batch_rows {
+                    match b.batch() {
+                        Ok(batch) => closed = !sink(batch),
+                        Err(e) => {
+                            err = Some(e);
+                            return;
+                        }
+                    }
+                }
+            }
+        })?;
+        if let Some(e) = err {
+            return Err(e);
+        }
+        if closed || stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+    }
+    if !b.steps.is_empty() {
+        let batch = b.batch()?;
+        sink(batch);
+    }
+    Ok(())
+}
+
+/// Feeds every row to the batcher and each full batch to `sink` (which returns false once it takes no more).
 fn read_rows(
     store: &Store,
     runs: &[String],
     opts: &ExportOptions,
     b: &mut Batcher<'_>,
-    tx: &SyncSender<RecordBatch>,
+    sink: &mut dyn FnMut(RecordBatch) -> bool,
 ) -> Result<(), ExportError> {
     let mut err: Option<ExportError> = None;
     let mut closed = false;
@@ -446,7 +608,7 @@ fn read_rows(
             return;
         }
         match b.row(label, row) {
-            Ok(Some(batch)) => closed = tx.send(batch).is_err(),
+            Ok(Some(batch)) => closed = !sink(batch),
             Ok(None) => {}
             Err(e) => err = Some(e),
         }
@@ -456,13 +618,17 @@ fn read_rows(
     }
     if !closed && !b.mismatch && !b.steps.is_empty() {
         let batch = b.batch()?;
-        let _ = tx.send(batch);
+        sink(batch);
     }
     Ok(())
 }
 
 fn encode_err(e: impl std::fmt::Display) -> ExportError {
     ExportError::Encode(e.to_string())
+}
+
+fn panicked() -> ExportError {
+    ExportError::Encode("an encoding thread panicked".into())
 }
 
 /// Arrow IPC file: batches as they come.
@@ -474,94 +640,126 @@ fn encode_ipc(w: &mut BufWriter<File>, arrow: SchemaRef, rx: Receiver<RecordBatc
     f.finish().map_err(encode_err)
 }
 
-/// Parquet: each batch's columns encoded in parallel into the current row group's column writers; a full
-/// row group is appended to the file.
-fn encode_parquet(
-    w: &mut BufWriter<File>,
-    arrow: SchemaRef,
-    rx: Receiver<RecordBatch>,
+/// A column chunk being encoded by its own thread.
+type ChunkThread<'scope> = ScopedJoinHandle<'scope, Result<ArrowColumnChunk, ExportError>>;
+
+/// Parquet: each column of the current row group is encoded by its own thread, fed a batch's column at a
+/// time (no barrier between batches); a full row group's threads are handed to an appending thread, which
+/// waits for them in column order and appends the row group to the file, while the next group is encoded.
+fn write_parquet<'scope, 'b>(
+    s: &'scope std::thread::Scope<'scope, '_>,
+    read: &mut dyn FnMut(&mut Batcher<'b>, &mut dyn FnMut(RecordBatch) -> bool) -> Result<(), ExportError>,
+    b: &mut Batcher<'b>,
+    arrow: &SchemaRef,
     group_rows: usize,
+    w: &'scope mut BufWriter<File>,
 ) -> Result<(), ExportError> {
     let writer = ArrowWriter::try_new(w, arrow.clone(), Some(parquet_props(group_rows))).map_err(encode_err)?;
     // The file writer (schema, Arrow schema metadata, footer) and per-column writers for each row group.
-    let (mut file, factory) = writer.into_serialized_writer().map_err(encode_err)?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, ENCODE_THREADS);
-    let mut group: Option<Vec<ArrowColumnWriter>> = None;
+    let (file, factory) = writer.into_serialized_writer().map_err(encode_err)?;
+    let (gtx, grx) = sync_channel::<Vec<ChunkThread<'scope>>>(1);
+    let appender = s.spawn(move || append_groups(file, grx));
+    let mut group: Option<(Vec<SyncSender<ArrowLeafColumn>>, Vec<ChunkThread<'scope>>)> = None;
     let (mut in_group, mut groups) = (0usize, 0usize);
-    for batch in rx {
-        let writers = match &mut group {
+    let mut failed: Option<ExportError> = None;
+    let mut push = |batch: RecordBatch| -> Result<bool, ExportError> {
+        let (txs, _) = match &mut group {
             Some(g) => g,
-            None => group.insert(factory.create_column_writers(groups).map_err(encode_err)?),
+            None => {
+                let mut txs = Vec::new();
+                let mut threads = Vec::new();
+                for mut cw in factory.create_column_writers(groups).map_err(encode_err)? {
+                    let (tx, rx) = sync_channel::<ArrowLeafColumn>(2);
+                    threads.push(s.spawn(move || {
+                        for leaf in rx {
+                            cw.write(&leaf).map_err(encode_err)?;
+                        }
+                        cw.close().map_err(encode_err)
+                    }));
+                    txs.push(tx);
+                }
+                group.insert((txs, threads))
+            }
         };
-        let mut leaves: Vec<ArrowLeafColumn> = Vec::with_capacity(writers.len());
+        let mut i = 0;
         for (field, array) in arrow.fields().iter().zip(batch.columns()) {
-            leaves.extend(compute_leaves(field, array).map_err(encode_err)?);
+            for leaf in compute_leaves(field, array).map_err(encode_err)? {
+                // A column thread that failed has dropped its receiver: its error comes out of the appender.
+                let Some(tx) = txs.get(i) else { return Err(ExportError::Encode("more leaves than columns".into())) };
+                if tx.send(leaf).is_err() {
+                    return Ok(false);
+                }
+                i += 1;
+            }
         }
-        encode_columns(writers, &leaves, threads)?;
         in_group += batch.num_rows();
         if in_group >= group_rows {
-            if let Some(g) = group.take() {
-                append_group(&mut file, g)?;
+            if let Some((txs, threads)) = group.take() {
+                drop(txs);
+                if gtx.send(threads).is_err() {
+                    return Ok(false);
+                }
             }
             (in_group, groups) = (0, groups + 1);
         }
+        Ok(true)
+    };
+    let read = read(b, &mut |batch| {
+        push(batch).unwrap_or_else(|e| {
+            failed = Some(e);
+            false
+        })
+    });
+    if let Some((txs, threads)) = group.take() {
+        drop(txs);
+        let _ = gtx.send(threads);
     }
-    if let Some(g) = group.take() {
-        append_group(&mut file, g)?;
+    drop(gtx);
+    let appended = appender.join().map_err(|_| panicked())?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    appended?;
+    read
+}
+
+/// Appends each row group, its column chunks in order, then closes the file (footer).
+fn append_groups<W: std::io::Write + Send>(
+    mut file: parquet::file::writer::SerializedFileWriter<W>,
+    groups: Receiver<Vec<ChunkThread<'_>>>,
+) -> Result<(), ExportError> {
+    for threads in groups {
+        let mut rg = file.next_row_group().map_err(encode_err)?;
+        for t in threads {
+            let chunk = t.join().map_err(|_| panicked())??;
+            chunk.append_to_row_group(&mut rg).map_err(encode_err)?;
+        }
+        rg.close().map_err(encode_err)?;
     }
     file.close().map(|_| ()).map_err(encode_err)
-}
-
-/// Writes each leaf into its column writer, `threads` columns at a time.
-fn encode_columns(
-    writers: &mut [ArrowColumnWriter],
-    leaves: &[ArrowLeafColumn],
-    threads: usize,
-) -> Result<(), ExportError> {
-    if threads <= 1 {
-        for (w, l) in writers.iter_mut().zip(leaves) {
-            w.write(l).map_err(encode_err)?;
-        }
-        return Ok(());
-    }
-    let queue = Mutex::new(writers.iter_mut().zip(leaves));
-    let work = || -> Result<(), ExportError> {
-        loop {
-            let next = match queue.lock() {
-                Ok(mut q) => q.next(),
-                Err(_) => return Err(ExportError::Encode("an encoding thread panicked".into())),
-            };
-            let Some((w, l)) = next else { return Ok(()) };
-            w.write(l).map_err(encode_err)?;
-        }
-    };
-    std::thread::scope(|s| {
-        let helpers: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
-        let mut res = work();
-        for h in helpers {
-            let r = h.join().unwrap_or_else(|_| Err(ExportError::Encode("an encoding thread panicked".into())));
-            res = res.and(r);
-        }
-        res
-    })
-}
-
-/// Closes a row group's column writers and appends the row group to the file.
-fn append_group<W: std::io::Write + Send>(
-    file: &mut parquet::file::writer::SerializedFileWriter<W>,
-    writers: Vec<ArrowColumnWriter>,
-) -> Result<(), ExportError> {
-    let mut rg = file.next_row_group().map_err(encode_err)?;
-    for w in writers {
-        w.close().map_err(encode_err)?.append_to_row_group(&mut rg).map_err(encode_err)?;
-    }
-    rg.close().map(|_| ()).map_err(encode_err)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use forklog::metrics;
+
+    /// The batches of an export of 23 rows with batches of 5 and row groups of 10: Parquet row groups of 10,
+    /// 10 and 3 rows; Arrow IPC batches of 5, 5, 5, 5 and 3.
+    fn read_back(out: &Path, format: ExportFormat) -> Vec<RecordBatch> {
+        if format == ExportFormat::Parquet {
+            let b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(File::open(out).unwrap())
+                .unwrap();
+            let groups: Vec<i64> = b.metadata().row_groups().iter().map(|g| g.num_rows()).collect();
+            assert_eq!(groups, vec![10, 10, 3]);
+            b.build().unwrap().collect::<Result<_, _>>().unwrap()
+        } else {
+            let r = arrow_ipc::reader::FileReader::try_new(File::open(out).unwrap(), None).unwrap();
+            let b: Vec<RecordBatch> = r.collect::<Result<_, _>>().unwrap();
+            assert_eq!(b.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(), vec![5, 5, 5, 5, 3]);
+            b
+        }
+    }
 
     /// Small batches and row groups: every batch and row-group boundary, with nulls and a column that starts
     /// late, reads back as `history` (Parquet: one row group per `group` rows; Arrow IPC: every batch).
@@ -599,6 +797,51 @@ mod tests {
                 (r.step as i64, f, i, s)
             })
             .collect();
+        // "f": floats only (read by the columnar scan, checked on another thread), the same shape.
+        let mut w = store.create_run("f").unwrap();
+        for s in 0..23u32 {
+            let mut m = metrics! { "x" => f64::from(s) + 0.5 };
+            if s % 3 == 0 {
+                m.insert("y".into(), Value::Float(f64::from(s)));
+            }
+            w.log_with_time(Some(u64::from(s)), 1_700_000_000.0 + f64::from(s), m).unwrap();
+        }
+        drop(w);
+        let want_f: Vec<(i64, Option<f64>, Option<f64>)> = store
+            .history("f")
+            .unwrap()
+            .map(|r| {
+                let r = r.unwrap();
+                let get = |k: &str| r.metrics.get(k).and_then(Value::as_f64);
+                (r.step as i64, get("x"), get("y"))
+            })
+            .collect();
+        for flat in [true, false] {
+            for format in [ExportFormat::Parquet, ExportFormat::Arrow] {
+                let out = dir.path().join(format!("f-{flat}-{format:?}"));
+                let opts = ExportOptions { flat, ..Default::default() };
+                let sum =
+                    export_sized(&store, &["f".into()], &opts, format, &out, Sizes { batch: 5, group: 10 }).unwrap();
+                assert_eq!(sum.rows, 23);
+                let batches = read_back(&out, format);
+                use arrow_array::cast::AsArray;
+                use arrow_array::types::{Float64Type, Int64Type};
+                use arrow_array::Array;
+                let mut got = Vec::new();
+                for b in &batches {
+                    let col = |name: &str| b.column(b.schema().index_of(name).unwrap()).clone();
+                    let (step, x, y) = (col("_step"), col("x"), col("y"));
+                    for r in 0..b.num_rows() {
+                        got.push((
+                            step.as_primitive::<Int64Type>().value(r),
+                            x.is_valid(r).then(|| x.as_primitive::<Float64Type>().value(r)),
+                            y.is_valid(r).then(|| y.as_primitive::<Float64Type>().value(r)),
+                        ));
+                    }
+                }
+                assert_eq!(got, want_f, "f flat {flat} {format:?}");
+            }
+        }
         for flat in [true, false] {
             for format in [ExportFormat::Parquet, ExportFormat::Arrow] {
                 let out = dir.path().join(format!("o-{flat}-{format:?}"));
@@ -606,21 +849,7 @@ mod tests {
                 let sizes = Sizes { batch: 5, group: 10 };
                 let sum = export_sized(&store, &["r".into()], &opts, format, &out, sizes).unwrap();
                 assert_eq!(sum.rows, 23);
-                let batches: Vec<RecordBatch> = if format == ExportFormat::Parquet {
-                    let b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-                        File::open(&out).unwrap(),
-                    )
-                    .unwrap();
-                    // 23 rows in groups of 10 (two batches each): 10, 10, 3.
-                    let groups: Vec<i64> = b.metadata().row_groups().iter().map(|g| g.num_rows()).collect();
-                    assert_eq!(groups, vec![10, 10, 3]);
-                    b.build().unwrap().collect::<Result<_, _>>().unwrap()
-                } else {
-                    let r = arrow_ipc::reader::FileReader::try_new(File::open(&out).unwrap(), None).unwrap();
-                    let b: Vec<RecordBatch> = r.collect::<Result<_, _>>().unwrap();
-                    assert_eq!(b.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(), vec![5, 5, 5, 5, 3]);
-                    b
-                };
+                let batches = read_back(&out, format);
                 use arrow_array::cast::AsArray;
                 use arrow_array::types::{Float64Type, Int64Type};
                 use arrow_array::Array;

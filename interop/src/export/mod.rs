@@ -15,8 +15,8 @@
 //! exported with its parent does not repeat the parent's rows it inherits (they are the same rows, with the
 //! same `_run`). With `flat`, each run's whole visible history is written, labelled with the run's id.
 //!
-//! Meant for the Python package (not wrapped there yet) as `forklog.export_parquet(...)`, `forklog.export_arrow(...)` and
-//! `forklog.export_tensorboard(...)`.
+//! Parquet and Arrow are written in one pass over the rows when the column types can be known beforehand
+//! (see `columnar.rs`). The Python package does not wrap the exporters yet (the CLI's `forklog export` does).
 
 #[cfg(feature = "columnar")]
 mod columnar;
@@ -154,7 +154,7 @@ pub fn export_runs(
     }
 }
 
-/// Writes `runs` as Parquet to `out` (see [`export_runs`]). Python: `forklog.export_parquet(store, runs, out, flat=False)`.
+/// Writes `runs` as Parquet to `out` (see [`export_runs`]).
 pub fn export_parquet(
     store: &Store,
     runs: &[String],
@@ -164,7 +164,7 @@ pub fn export_parquet(
     export_runs(store, runs, ExportFormat::Parquet, out, opts)
 }
 
-/// Writes `runs` as an Arrow IPC file to `out` (see [`export_runs`]). Python: `forklog.export_arrow(...)`.
+/// Writes `runs` as an Arrow IPC file to `out` (see [`export_runs`]).
 pub fn export_arrow(
     store: &Store,
     runs: &[String],
@@ -214,7 +214,7 @@ impl Kind {
     }
 }
 
-/// The columns of an export and the `_run` labels it will write, from a first pass over the rows.
+/// The columns of an export and the `_run` labels it will write (from a first pass over the rows, or guessed).
 #[derive(Debug, Clone, Default)]
 pub struct Schema {
     /// Metric columns in key order, with their kinds.
