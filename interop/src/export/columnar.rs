@@ -464,7 +464,7 @@ fn write(
     let mut checked = Ok(None);
     std::thread::scope(|s| {
         let checker = scan.then(|| s.spawn(|| check_rows(store, runs, opts, schema, &arrow, &stop)));
-        let mut read = |b: &mut Batcher<'_>, sink: &mut dyn FnMut(RecordBatch) -> bool| {
+        let mut read = |b: &mut Batcher<'_>, sink: &mut BatchSink<'_>| {
             if scan {
                 scan_rows(store, runs, opts, b, sink, &stop)
             } else {
@@ -532,7 +532,7 @@ fn scan_rows(
     runs: &[String],
     opts: &ExportOptions,
     b: &mut Batcher<'_>,
-    sink: &mut dyn FnMut(RecordBatch) -> bool,
+    sink: &mut BatchSink<'_>,
     stop: &AtomicBool,
 ) -> Result<(), ExportError> {
     let mut err: Option<ExportError> = None;
@@ -599,7 +599,7 @@ fn read_rows(
     runs: &[String],
     opts: &ExportOptions,
     b: &mut Batcher<'_>,
-    sink: &mut dyn FnMut(RecordBatch) -> bool,
+    sink: &mut BatchSink<'_>,
 ) -> Result<(), ExportError> {
     let mut err: Option<ExportError> = None;
     let mut closed = false;
@@ -640,6 +640,12 @@ fn encode_ipc(w: &mut BufWriter<File>, arrow: SchemaRef, rx: Receiver<RecordBatc
     f.finish().map_err(encode_err)
 }
 
+/// Where full batches go: false once it takes no more.
+type BatchSink<'a> = dyn FnMut(RecordBatch) -> bool + 'a;
+
+/// Reads the export's rows into a batcher, handing full batches to a sink.
+type RowReader<'a, 'b> = dyn FnMut(&mut Batcher<'b>, &mut BatchSink<'_>) -> Result<(), ExportError> + 'a;
+
 /// A column chunk being encoded by its own thread.
 type ChunkThread<'scope> = ScopedJoinHandle<'scope, Result<ArrowColumnChunk, ExportError>>;
 
@@ -648,7 +654,7 @@ type ChunkThread<'scope> = ScopedJoinHandle<'scope, Result<ArrowColumnChunk, Exp
 /// waits for them in column order and appends the row group to the file, while the next group is encoded.
 fn write_parquet<'scope, 'b>(
     s: &'scope std::thread::Scope<'scope, '_>,
-    read: &mut dyn FnMut(&mut Batcher<'b>, &mut dyn FnMut(RecordBatch) -> bool) -> Result<(), ExportError>,
+    read: &mut RowReader<'_, 'b>,
     b: &mut Batcher<'b>,
     arrow: &SchemaRef,
     group_rows: usize,
@@ -779,7 +785,8 @@ mod tests {
             w.log_with_time(Some(u64::from(s)), 1_700_000_000.0 + f64::from(s), m).unwrap();
         }
         drop(w);
-        let want: Vec<(i64, Option<f64>, Option<i64>, Option<String>)> = store
+        type Row = (i64, Option<f64>, Option<i64>, Option<String>);
+        let want: Vec<Row> = store
             .history("r")
             .unwrap()
             .map(|r| {
