@@ -37,6 +37,16 @@ fn sample() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+/// The record batches of a Parquet file, read with the parquet crate's Arrow reader.
+fn read_parquet(path: &std::path::Path) -> Vec<RecordBatch> {
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap())
+        .unwrap()
+        .build()
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
 /// Every exported row as (label, step, µs, metrics), from record batches.
 fn rows_of(batches: &[RecordBatch]) -> Vec<(String, u64, i64, BTreeMap<String, Value>)> {
     use arrow_array::cast::AsArray;
@@ -110,11 +120,7 @@ fn parquet_and_arrow_equal_history() {
         let opts = ExportOptions { flat, ..Default::default() };
         let pq = dir.path().join(format!("out-{flat}.parquet"));
         let summary = export::export_parquet(&store, &runs, &pq, &opts).unwrap();
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(File::open(&pq).unwrap())
-            .unwrap()
-            .build()
-            .unwrap();
-        let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().unwrap();
+        let batches = read_parquet(&pq);
         let got = rows_of(&batches);
         let expect = want(&store, &["base", "fork", "base@v0"], flat);
         assert_eq!(got.len(), expect.len());
@@ -215,11 +221,7 @@ fn float_only_fast_path_equals_history() {
         let names: Vec<String> = runs.iter().map(|r| r.to_string()).collect();
         let pq = dir.path().join(format!("fast-{flat}.parquet"));
         export::export_parquet(&store, &names, &pq, &ExportOptions { flat, ..Default::default() }).unwrap();
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(File::open(&pq).unwrap())
-            .unwrap()
-            .build()
-            .unwrap();
-        let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().unwrap();
+        let batches = read_parquet(&pq);
         assert_eq!(rows_of(&batches), want(&store, &runs, flat), "flat {flat}");
     }
 }
@@ -257,11 +259,7 @@ fn guessed_columns_are_checked_and_corrected() {
         let pq = dir.path().join(format!("{run}-{flat}.parquet"));
         let summary =
             export::export_parquet(&store, &names, &pq, &ExportOptions { flat, ..Default::default() }).unwrap();
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(File::open(&pq).unwrap())
-            .unwrap()
-            .build()
-            .unwrap();
-        let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().unwrap();
+        let batches = read_parquet(&pq);
         let schema = batches[0].schema();
         let types: Vec<(String, DataType)> =
             schema.fields().iter().skip(3).map(|f| (f.name().clone(), f.data_type().clone())).collect();
@@ -346,12 +344,7 @@ fn float_guess_checked_while_scanning() {
             let pq = dir.path().join(format!("{run}-{flat}.parquet"));
             export::export_parquet(&store, &[run.to_string()], &pq, &ExportOptions { flat, ..Default::default() })
                 .unwrap();
-            let reader =
-                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(File::open(&pq).unwrap())
-                    .unwrap()
-                    .build()
-                    .unwrap();
-            let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().unwrap();
+            let batches = read_parquet(&pq);
             let got_types: Vec<(String, DataType)> = batches[0]
                 .schema()
                 .fields()

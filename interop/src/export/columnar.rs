@@ -3,9 +3,12 @@
 //! One pass over the store when the column types can be known beforehand: for distinct root runs never
 //! rewound, or a `flat` export, the columns and their types are guessed from each run's summary (the last
 //! value of every key, kept in the zone maps' snapshots: no row is read) and the `_run` labels from the runs
-//! themselves; the single pass that writes the rows checks every value against the guess, and in the rare
-//! case it was wrong (a key whose type changed over the run, a summary-only key) the output is thrown away
-//! and written again with the exact types from a first pass over the rows ([`super::scan_schema`]). Forks
+//! themselves; every value is checked against the guess, and in the rare case it was wrong (a key whose type
+//! changed over the run, a summary-only key) the output is thrown away and written again with the exact
+//! types from a first pass over the rows ([`super::scan_schema`]). When the guess is float64 columns only,
+//! the values are read with the columnar scan ([`Store::scan_columns`]: floats exactly, no value per row)
+//! while another thread decodes the rows to check their types (stopping the scan at the first misfit);
+//! otherwise the rows are decoded once, checked and written together. Forks
 //! and rewinds exported with their origins (rows labelled by the version that stores them) always take the
 //! two passes, as their labels depend on which rows each run inherits.
 //!
