@@ -27,3 +27,13 @@ fi
 CARGO_TARGET_DIR="$target_dir" "$venv/bin/python" -m pip install --quiet --force-reinstall --no-deps ./python
 cd python
 "$venv/bin/python" -m pytest -q -p no:cacheprovider tests
+
+# --- interop cross-checks (interop/tests/python): forklog's imports and exports against the trackers' own
+# readers (TensorBoard's EventAccumulator, MlflowClient.get_metric_history, `wandb leet inspect --json`) and
+# pyarrow, pandas and DuckDB, in the same virtualenv, with the pinned versions of requirements.txt. They run
+# the `forklog` binary `cargo test` built.
+root="$(cargo metadata --format-version 1 --no-deps | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["workspace_root"])')"
+echo "=== Python: interop cross-checks"
+"$venv/bin/python" -m pip install --quiet -r "$root/interop/tests/python/requirements.txt"
+cargo build --quiet -p forklog-cli --bin forklog
+FORKLOG="$target_dir/debug/forklog" "$venv/bin/python" -m pytest -q -p no:cacheprovider "$root/interop/tests/python"

@@ -37,6 +37,16 @@ fn sample() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+/// The record batches of a Parquet file, read with the parquet crate's Arrow reader.
+fn read_parquet(path: &std::path::Path) -> Vec<RecordBatch> {
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap())
+        .unwrap()
+        .build()
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
 /// Every exported row as (label, step, µs, metrics), from record batches.
 fn rows_of(batches: &[RecordBatch]) -> Vec<(String, u64, i64, BTreeMap<String, Value>)> {
     use arrow_array::cast::AsArray;
@@ -110,11 +120,7 @@ fn parquet_and_arrow_equal_history() {
         let opts = ExportOptions { flat, ..Default::default() };
         let pq = dir.path().join(format!("out-{flat}.parquet"));
         let summary = export::export_parquet(&store, &runs, &pq, &opts).unwrap();
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(File::open(&pq).unwrap())
-            .unwrap()
-            .build()
-            .unwrap();
-        let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().unwrap();
+        let batches = read_parquet(&pq);
         let got = rows_of(&batches);
         let expect = want(&store, &["base", "fork", "base@v0"], flat);
         assert_eq!(got.len(), expect.len());
@@ -215,11 +221,146 @@ fn float_only_fast_path_equals_history() {
         let names: Vec<String> = runs.iter().map(|r| r.to_string()).collect();
         let pq = dir.path().join(format!("fast-{flat}.parquet"));
         export::export_parquet(&store, &names, &pq, &ExportOptions { flat, ..Default::default() }).unwrap();
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(File::open(&pq).unwrap())
-            .unwrap()
-            .build()
-            .unwrap();
-        let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().unwrap();
+        let batches = read_parquet(&pq);
         assert_eq!(rows_of(&batches), want(&store, &runs, flat), "flat {flat}");
+    }
+}
+
+/// The single pass guesses the columns from the runs' summaries and checks every value against the guess;
+/// each way the guess can be wrong must end in the file a first pass over the rows would have given.
+#[test]
+fn guessed_columns_are_checked_and_corrected() {
+    use arrow_schema::DataType;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s")).unwrap();
+    let t = 1_700_000_000.0;
+    // "late": more than one batch of floats, then a string at the very end (the guess, from the summary's
+    // last value, is Utf8, but the column holds floats and a string: JSON text).
+    let mut w = store.create_run("late").unwrap();
+    let n = 64 * 1024 + 10; // more than one batch of the encoder (64Ki rows)
+    let steps: Vec<u64> = (0..n).collect();
+    let x: Vec<f64> = steps.iter().map(|s| *s as f64 + 0.5).collect();
+    w.log_columns(&steps, &[("x", &x)]).unwrap();
+    w.log_with_time(Some(n), t, metrics! { "x" => "done" }).unwrap();
+    drop(w);
+    // "ints": a float among ints, the last value an int (guess int64, truth float64); a bool among floats
+    // (truth: JSON text); a summary-only key (no column); a summary that overrides a logged key's type.
+    let mut w = store.create_run("ints").unwrap();
+    w.log_with_time(Some(0), t, metrics! { "i" => 1i64, "b" => 0.5, "s" => 1.5 }).unwrap();
+    w.log_with_time(Some(1), t + 1.0, metrics! { "i" => 2.5, "b" => true, "s" => 2.5 }).unwrap();
+    w.log_with_time(Some(2), t + 2.0, metrics! { "i" => 3i64, "b" => 1.5 }).unwrap();
+    w.set_summary(metrics! { "best" => 0.25, "s" => "tagged" }).unwrap();
+    drop(w);
+    // "empty": no rows (no label, no columns).
+    drop(store.create_run("empty").unwrap());
+    let json = |v: &Value| Value::Str(forklog_interop::json::to_line(&forklog_interop::json::Json(v)));
+    for (run, flat) in [("late", true), ("late", false), ("ints", true), ("ints", false)] {
+        let names = vec![run.to_string(), "empty".to_string()];
+        let pq = dir.path().join(format!("{run}-{flat}.parquet"));
+        let summary =
+            export::export_parquet(&store, &names, &pq, &ExportOptions { flat, ..Default::default() }).unwrap();
+        let batches = read_parquet(&pq);
+        let schema = batches[0].schema();
+        let types: Vec<(String, DataType)> =
+            schema.fields().iter().skip(3).map(|f| (f.name().clone(), f.data_type().clone())).collect();
+        let got = rows_of(&batches);
+        assert_eq!(summary.rows as usize, got.len());
+        let label = if flat { run.to_string() } else { format!("{run}@v0") };
+        assert!(got.iter().all(|r| r.0 == label), "{run}: only the run's label");
+        if run == "late" {
+            assert_eq!(types, vec![("x".to_string(), DataType::Utf8)]);
+            assert_eq!(got.len() as u64, n + 1);
+            for (i, r) in got.iter().enumerate().take(n as usize) {
+                assert_eq!(r.3["x"], json(&Value::Float(i as f64 + 0.5)), "row {i}");
+            }
+            assert_eq!(got[n as usize].3["x"], json(&Value::Str("done".into())));
+        } else {
+            assert_eq!(
+                types,
+                vec![
+                    ("b".to_string(), DataType::Utf8),
+                    ("i".to_string(), DataType::Float64),
+                    ("s".to_string(), DataType::Float64)
+                ]
+            );
+            let col = |k: &str| got.iter().map(|r| r.3.get(k).cloned()).collect::<Vec<_>>();
+            assert_eq!(col("i"), vec![Some(Value::Float(1.0)), Some(Value::Float(2.5)), Some(Value::Float(3.0))]);
+            assert_eq!(
+                col("b"),
+                vec![Some(json(&Value::Float(0.5))), Some(json(&Value::Bool(true))), Some(json(&Value::Float(1.5)))]
+            );
+            assert_eq!(col("s"), vec![Some(Value::Float(1.5)), Some(Value::Float(2.5)), None]);
+        }
+        // And it is what the rows say, row for row.
+        let mut expect = want(&store, &[run], flat);
+        for r in &mut expect {
+            for (k, v) in r.3.iter_mut() {
+                let ty = &types.iter().find(|(n, _)| n == k).unwrap().1;
+                *v = match (ty, &*v) {
+                    // Both text columns here hold mixed types: JSON text.
+                    (DataType::Utf8, _) => json(v),
+                    (DataType::Float64, Value::Int(i)) => Value::Float(*i as f64),
+                    _ => v.clone(),
+                };
+            }
+        }
+        assert_eq!(got, expect, "{run} flat {flat}");
+        assert_eq!(
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .filter(|e| { e.as_ref().unwrap().file_name().to_string_lossy().contains(".tmp") })
+                .count(),
+            0,
+            "no temporary file left"
+        );
+    }
+}
+
+/// A guess of float64 columns is read with the columnar scan while another thread checks every value: a
+/// string in the middle, or ints whose summary was overridden with a float, must end in the exact types.
+#[test]
+fn float_guess_checked_while_scanning() {
+    use arrow_schema::DataType;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s")).unwrap();
+    let n = 3 * 1024u64;
+    let mut w = store.create_run("mid").unwrap();
+    for s in 0..n {
+        let x = if s == 100 { Value::Str("oops".into()) } else { Value::Float(s as f64 + 0.25) };
+        w.log_with_time(Some(s), 1_700_000_000.0 + s as f64, metrics! { "x" => x, "k" => 1.5 }).unwrap();
+    }
+    drop(w);
+    let mut w = store.create_run("ints").unwrap();
+    for s in 0..10u32 {
+        w.log_with_time(Some(u64::from(s)), 1_700_000_000.0, metrics! { "n" => i64::from(s) }).unwrap();
+    }
+    w.set_summary(metrics! { "n" => 0.5 }).unwrap();
+    drop(w);
+    let json = |v: &Value| Value::Str(forklog_interop::json::to_line(&forklog_interop::json::Json(v)));
+    for flat in [true, false] {
+        for (run, types) in
+            [("mid", vec![("k", DataType::Float64), ("x", DataType::Utf8)]), ("ints", vec![("n", DataType::Int64)])]
+        {
+            let pq = dir.path().join(format!("{run}-{flat}.parquet"));
+            export::export_parquet(&store, &[run.to_string()], &pq, &ExportOptions { flat, ..Default::default() })
+                .unwrap();
+            let batches = read_parquet(&pq);
+            let got_types: Vec<(String, DataType)> = batches[0]
+                .schema()
+                .fields()
+                .iter()
+                .skip(3)
+                .map(|f| (f.name().clone(), f.data_type().clone()))
+                .collect();
+            let types: Vec<(String, DataType)> = types.into_iter().map(|(k, t)| (k.to_string(), t)).collect();
+            assert_eq!(got_types, types, "{run}");
+            let mut expect = want(&store, &[run], flat);
+            for r in &mut expect {
+                if let Some(x) = r.3.get_mut("x") {
+                    *x = json(x);
+                }
+            }
+            assert_eq!(rows_of(&batches), expect, "{run} flat {flat}");
+        }
     }
 }

@@ -185,13 +185,13 @@ fn wandb_prefix_and_as() {
     let report = run_import(&store, SourceFormat::Wandb, &[fixtures().join("wandb")], &opts);
     assert_eq!(report.imported[1].run, "old.fork-run-b");
     assert_eq!(report.imported[1].parent.as_deref(), Some("old.base-run-a@v0"));
-    // --as names one run: the fork's file alone, whose parent is already in the store under the prefix. A
-    // later call forks the parent's current version (v1 after the rewind imported above).
+    // --as names one run: the fork's file alone, whose parent is already in the store under the prefix. The
+    // fork was made before the parent's rewind (imported above): it forks the version it was made from.
     let fork_file = fixtures().join(exp_file(1));
     let opts = ImportOptions { prefix: "old.".into(), as_id: Some("renamed".into()) };
     let r = run_import(&store, SourceFormat::Wandb, &[fork_file], &opts);
     assert_eq!(r.imported[0].run, "renamed");
-    assert_eq!(r.imported[0].parent.as_deref(), Some("old.base-run-a@v1"));
+    assert_eq!(r.imported[0].parent.as_deref(), Some("old.base-run-a@v0"));
     // --as with several runs is refused and nothing is written.
     let r = import::import_sources(
         &store,
@@ -201,6 +201,57 @@ fn wandb_prefix_and_as() {
     );
     assert!(matches!(r.failed.as_slice(), [ImportError::Usage(_)]));
     assert!(store.info("x").is_err());
+}
+
+#[test]
+fn wandb_fork_imported_after_its_parents_rewind_forks_the_version_it_was_made_from() {
+    let exp = expected();
+    let w = &exp["wandb"];
+    let window = (w["t_start"].as_f64().unwrap(), w["t_end"].as_f64().unwrap());
+    let runs = w["runs"].as_array().unwrap();
+    let (base, fork, rewound) = (wandb_rows(&runs[0]), wandb_rows(&runs[1]), wandb_rows(&runs[2]));
+    let (_d, store) = store();
+    let opts = ImportOptions::default();
+    // First call: the base run and its rewind at 15 (v0, then v1).
+    let r =
+        run_import(&store, SourceFormat::Wandb, &[fixtures().join(exp_file(0)), fixtures().join(exp_file(2))], &opts);
+    let got: Vec<_> = r.imported.iter().map(|r| (r.run.as_str(), r.version)).collect();
+    assert_eq!(got, vec![("base-run-a", 0), ("base-run-a", 1)]);
+    // Second call: the fork, started before the rewind, forks base@v0 at 20 (v1's steps 16..20 differ).
+    let r = run_import(&store, SourceFormat::Wandb, &[fixtures().join(exp_file(1))], &opts);
+    assert_eq!(r.imported[0].parent.as_deref(), Some("base-run-a@v0"));
+    assert_eq!(r.imported[0].fork_step, Some(20));
+    let want: Vec<_> = base.iter().filter(|r| r.0 <= 20).cloned().chain(fork.iter().cloned()).collect();
+    assert_wandb_rows(&rows(&store, "fork-run-b"), &want, window);
+    assert_ne!(
+        base.iter().filter(|r| r.0 > 15 && r.0 <= 20).collect::<Vec<_>>(),
+        rewound.iter().filter(|r| r.0 <= 20).collect::<Vec<_>>(),
+        "the fixture's versions must differ where the fork inherits"
+    );
+    // The same in three calls (base, fork, rewind): the fork keeps pointing at v0.
+    let (_d2, store2) = crate::store();
+    for i in [0, 1, 2] {
+        run_import(&store2, SourceFormat::Wandb, &[fixtures().join(exp_file(i))], &opts);
+    }
+    assert_eq!(store2.info("fork-run-b").unwrap().parent.map(|p| p.to_string()).as_deref(), Some("base-run-a@v0"));
+    assert_wandb_rows(&rows(&store2, "fork-run-b"), &want, window);
+    // A fork started after the rewind forks the current version.
+    let late = fixtures().join(exp_file(1));
+    let mut plans = import::decode_sources(SourceFormat::Wandb, &[late]).plans;
+    plans[0].start_time = f64::MAX;
+    let r = import::apply_plans(&store, plans, &ImportOptions { prefix: String::new(), as_id: Some("late".into()) });
+    assert!(r.is_ok());
+    assert_eq!(r.imported[0].parent.as_deref(), Some("base-run-a@v1"));
+    let want: Vec<_> = base
+        .iter()
+        .filter(|r| r.0 <= 15)
+        .chain(rewound.iter().filter(|r| r.0 <= 20))
+        .cloned()
+        .chain(fork.iter().cloned())
+        .collect();
+    // (Its own rows were logged before the rewind's, so its row times are not increasing: values only.)
+    let got: Vec<_> = rows(&store, "late").into_iter().map(|(s, _, m)| (s, window.0, m)).collect();
+    assert_wandb_rows(&got, &want, window);
 }
 
 fn exp_file(i: usize) -> PathBuf {
@@ -443,6 +494,9 @@ fn mlflow_file_store_and_sqlite_with_a_resumed_run() {
             for (k, v) in run["tags"].as_object().unwrap() {
                 assert!(meta.has_tag(&format!("{k}={}", v.as_str().unwrap())), "{backend} {id}: {:?}", meta.tags);
             }
+            // The run's other facts as mlflow.run.<field> tags, the experiment's name included (both backends).
+            assert!(meta.has_tag("mlflow.run.experiment_name=fixture"), "{backend} {id}: {:?}", meta.tags);
+            assert!(meta.has_tag("mlflow.run.lifecycle_stage=active"), "{backend} {id}: {:?}", meta.tags);
             // system/* metrics → System samples (both sessions' samples stay in the archived version).
             let mut sys: Vec<f64> = Vec::new();
             for k in 0..n {

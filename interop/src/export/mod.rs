@@ -15,8 +15,8 @@
 //! exported with its parent does not repeat the parent's rows it inherits (they are the same rows, with the
 //! same `_run`). With `flat`, each run's whole visible history is written, labelled with the run's id.
 //!
-//! Meant for the Python package (not wrapped there yet) as `forklog.export_parquet(...)`, `forklog.export_arrow(...)` and
-//! `forklog.export_tensorboard(...)`.
+//! Parquet and Arrow are written in one pass over the rows when the column types can be known beforehand
+//! (see `columnar.rs`). The Python package does not wrap the exporters yet (the CLI's `forklog export` does).
 
 #[cfg(feature = "columnar")]
 mod columnar;
@@ -142,10 +142,7 @@ pub fn export_runs(
     match format {
         ExportFormat::Tensorboard => export_tensorboard(store, runs, out),
         #[cfg(feature = "columnar")]
-        ExportFormat::Parquet | ExportFormat::Arrow => {
-            let schema = scan_schema(store, runs, opts)?;
-            atomic_write(out, |w| columnar::write(store, runs, opts, &schema, format, w))
-        }
+        ExportFormat::Parquet | ExportFormat::Arrow => columnar::export(store, runs, opts, format, out),
         #[cfg(not(feature = "columnar"))]
         ExportFormat::Parquet | ExportFormat::Arrow => {
             Err(ExportError::Usage("Parquet and Arrow exports need the `columnar` feature".into()))
@@ -157,7 +154,7 @@ pub fn export_runs(
     }
 }
 
-/// Writes `runs` as Parquet to `out` (see [`export_runs`]). Python: `forklog.export_parquet(store, runs, out, flat=False)`.
+/// Writes `runs` as Parquet to `out` (see [`export_runs`]).
 pub fn export_parquet(
     store: &Store,
     runs: &[String],
@@ -167,7 +164,7 @@ pub fn export_parquet(
     export_runs(store, runs, ExportFormat::Parquet, out, opts)
 }
 
-/// Writes `runs` as an Arrow IPC file to `out` (see [`export_runs`]). Python: `forklog.export_arrow(...)`.
+/// Writes `runs` as an Arrow IPC file to `out` (see [`export_runs`]).
 pub fn export_arrow(
     store: &Store,
     runs: &[String],
@@ -217,7 +214,7 @@ impl Kind {
     }
 }
 
-/// The columns of an export and the `_run` labels it will write, from a first pass over the rows.
+/// The columns of an export and the `_run` labels it will write (from a first pass over the rows, or guessed).
 #[derive(Debug, Clone, Default)]
 pub struct Schema {
     /// Metric columns in key order, with their kinds.
@@ -229,10 +226,10 @@ pub struct Schema {
 }
 
 /// Reserved column names.
-const RESERVED: [&str; 3] = ["_run", "_step", "_timestamp"];
+pub(crate) const RESERVED: [&str; 3] = ["_run", "_step", "_timestamp"];
 
 /// First pass: column kinds and labels.
-fn scan_schema(store: &Store, runs: &[String], opts: &ExportOptions) -> Result<Schema, ExportError> {
+pub(crate) fn scan_schema(store: &Store, runs: &[String], opts: &ExportOptions) -> Result<Schema, ExportError> {
     let mut kinds: BTreeMap<String, Kind> = BTreeMap::new();
     let mut labels: Vec<String> = Vec::new();
     let mut label_set = std::collections::HashSet::new();
@@ -320,6 +317,15 @@ fn atomic_write(
     out: &Path,
     write: impl FnOnce(&mut BufWriter<File>) -> Result<ExportSummary, ExportError>,
 ) -> Result<ExportSummary, ExportError> {
+    atomic_write_if(out, |w| write(w).map(Some))?.ok_or_else(|| ExportError::Encode("the export was abandoned".into()))
+}
+
+/// [`atomic_write`] whose writer may abandon the file (`Ok(None)`): the temporary file is removed and
+/// `out` left as it was.
+pub(crate) fn atomic_write_if(
+    out: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> Result<Option<ExportSummary>, ExportError>,
+) -> Result<Option<ExportSummary>, ExportError> {
     let dir = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -330,16 +336,16 @@ fn atomic_write(
     let res = (|| {
         let f = File::create(&tmp).map_err(|e| io(&tmp, e))?;
         let mut w = BufWriter::with_capacity(1 << 20, f);
-        let summary = write(&mut w)?;
+        let Some(summary) = write(&mut w)? else { return Ok(None) };
         let f = w.into_inner().map_err(|e| io(&tmp, e.into_error()))?;
         f.sync_all().map_err(|e| io(&tmp, e))?;
         std::fs::rename(&tmp, out).map_err(|e| io(out, e))?;
         if let Ok(d) = File::open(&dir) {
             let _ = d.sync_all();
         }
-        Ok(summary)
+        Ok(Some(summary))
     })();
-    if res.is_err() {
+    if !matches!(res, Ok(Some(_))) {
         let _ = std::fs::remove_file(&tmp);
     }
     res

@@ -217,6 +217,12 @@ fn file_store_run(dir: &Path) -> Result<(RawRun, PathBuf), InputError> {
             raw.extra.insert(k.to_string(), v.clone());
         }
     }
+    // The experiment's name is in its folder's meta.yaml (the SQLite backend joins the `experiments` table).
+    if let Some(exp) = dir.parent().map(|p| p.join("meta.yaml")).filter(|p| p.is_file()) {
+        if let Some(n) = read_meta_yaml(&exp)?.get("name").filter(|v| !v.is_empty() && *v != "null") {
+            raw.extra.insert("experiment_name".to_string(), n.clone());
+        }
+    }
     let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| InputError::whole(p, format!("cannot read: {e}")));
     for (k, p) in key_files(&dir.join("params"))? {
         raw.params.insert(k, read(&p)?);

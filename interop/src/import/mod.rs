@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use forklog::{ForkPoint, Metrics, RunWriter, Store, SyncPolicy};
+use forklog::{ForkPoint, HistoryOptions, Metrics, RunWriter, Store, SyncPolicy};
 
 pub use assemble::Assembler;
 
@@ -439,7 +439,8 @@ pub fn apply_plans(store: &Store, mut plans: Vec<RunPlan>, opts: &ImportOptions)
                     failed_ids.insert(plan.source_id.clone(), format!("its parent {parent} failed"));
                     continue;
                 }
-                None => Some(format!("{}{}", opts.prefix, sanitize_id(parent))),
+                // Imported by an earlier call: the version the fork was made from, by the source's times.
+                None => Some(version_at(store, &format!("{}{}", opts.prefix, sanitize_id(parent)), plan.start_time)),
             },
             _ => None,
         };
@@ -456,6 +457,29 @@ pub fn apply_plans(store: &Store, mut plans: Vec<RunPlan>, opts: &ImportOptions)
         }
     }
     report
+}
+
+/// The version of run `id` (already in the store) that a fork started at `start` (source time, seconds since
+/// the epoch) was made from: the latest version whose own rows began at or before `start` (a rewind's first
+/// row is logged after the rewind was made), else `ID@v0`. `id` itself when it has one version or cannot be
+/// read (the fork then reports the store's error).
+fn version_at(store: &Store, id: &str, start: f64) -> String {
+    let Ok(info) = store.info(id) else { return id.to_string() };
+    if info.version == 0 {
+        return id.to_string();
+    }
+    for k in (1..=info.version).rev() {
+        let at = format!("{id}@v{k}");
+        let mut first = None;
+        let own = HistoryOptions::new().own_only(true);
+        if let Ok(mut h) = store.history_with(&at, &own) {
+            first = h.next().and_then(Result::ok).map(|r| r.time);
+        }
+        if first.is_some_and(|t| t <= start) {
+            return at;
+        }
+    }
+    format!("{id}@v0")
 }
 
 /// The forklog id of a source run.
@@ -491,7 +515,9 @@ fn apply_one(store: &Store, plan: RunPlan, id: &str, parent: Option<&str>) -> Re
     let writer = match &plan.origin {
         Origin::New => store.create_run(id),
         Origin::Continue => store.resume(id),
-        Origin::Fork { step, .. } => store.fork(id, &ForkPoint::new(parent.unwrap_or_default(), *step)),
+        Origin::Fork { step, .. } => format!("{}?_step={step}", parent.unwrap_or_default())
+            .parse::<ForkPoint>()
+            .and_then(|point| store.fork(id, &point)),
         Origin::Rewind { step } => store.rewind(id, *step),
     }
     .map_err(store_err)?;

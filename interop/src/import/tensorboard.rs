@@ -260,34 +260,20 @@ fn tensor_scalar(t: &TensorProto) -> Option<Value> {
     }
     let c = &t.tensor_content;
     match t.dtype {
-        1 => t
-            .float_val
-            .first()
-            .copied()
-            .or_else(|| c.get(..4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-            .map(|x| Value::Float(f64::from(x))),
-        2 => t
-            .double_val
-            .first()
-            .copied()
-            .or_else(|| c.get(..8).and_then(|b| b.try_into().ok()).map(f64::from_le_bytes))
-            .map(Value::Float),
-        3 => t
-            .int_val
-            .first()
-            .copied()
-            .or_else(|| c.get(..4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-            .map(|i| Value::Int(i64::from(i))),
-        9 => t
-            .int64_val
-            .first()
-            .copied()
-            .or_else(|| c.get(..8).and_then(|b| b.try_into().ok()).map(i64::from_le_bytes))
-            .map(Value::Int),
-        10 => t.bool_val.first().copied().or_else(|| c.first().map(|b| *b != 0)).map(Value::Bool),
+        1 => first_or_content(&t.float_val, c, f32::from_le_bytes).map(|x| Value::Float(f64::from(x))),
+        2 => first_or_content(&t.double_val, c, f64::from_le_bytes).map(Value::Float),
+        3 => first_or_content(&t.int_val, c, i32::from_le_bytes).map(|i| Value::Int(i64::from(i))),
+        9 => first_or_content(&t.int64_val, c, i64::from_le_bytes).map(Value::Int),
+        10 => first_or_content(&t.bool_val, c, |b: [u8; 1]| b[0] != 0).map(Value::Bool),
         7 => t.string_val.first().map(|s| Value::Str(String::from_utf8_lossy(s).into_owned())),
         _ => None,
     }
+}
+
+/// The first element of a tensor's typed value field, or else the first one packed little-endian in its
+/// `tensor_content` (`N` bytes).
+fn first_or_content<T: Copy, const N: usize>(vals: &[T], content: &[u8], from_le: fn([u8; N]) -> T) -> Option<T> {
+    vals.first().copied().or_else(|| content.get(..N).and_then(|b| <[u8; N]>::try_from(b).ok()).map(from_le))
 }
 
 /// One run folder and its event files (name order).

@@ -17,6 +17,7 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
 
 import pytest
 
@@ -151,9 +152,11 @@ def test_mlflow_points_match_get_metric_history(tmp_path, backend):
 def test_wandb_history_matches_leet_inspect(tmp_path):
     s = tmp_path / "s"
     fl(s, "import", "--format", "wandb", os.path.join(FIX, "wandb"))
-    wandb = os.path.join(os.path.dirname(os.path.realpath(shutil.which("python") or "python")), "wandb")
+    # The `wandb` script of this interpreter's environment (a virtualenv need not be activated).
+    wandb = os.path.join(os.path.dirname(sys.executable), "wandb")
     if not os.path.exists(wandb):
         wandb = shutil.which("wandb")
+    assert wandb, "the wandb client is not installed"
     for i, f in enumerate(EXPECTED["wandb"]["files"]):
         out = subprocess.run([wandb, "leet", "inspect", "--json", os.path.join(FIX, "wandb", f)],
                              capture_output=True, text=True, check=True).stdout
