@@ -113,7 +113,7 @@ fn guess_schema(store: &Store, runs: &[String], opts: &ExportOptions) -> Result<
         }
         rows += info.rows;
         for (k, v) in store.summary(r)? {
-            let e = kinds.entry(k).or_insert(Kind::Null);
+            let e = kinds.entry(k.to_string()).or_insert(Kind::Null);
             *e = e.merge(Kind::of(&v));
         }
     }
