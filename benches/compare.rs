@@ -2330,7 +2330,21 @@ fn fastest(rep: &Report, candidates: &[(&'static str, &'static str)]) -> (&'stat
         .unwrap_or(candidates[0])
 }
 
+/// Whether section `name` runs: `FORKLOG_BENCH_ONLY` (comma-separated words) keeps only the sections whose
+/// names contain one of its words (a measuring aid; unset: every section).
+fn wanted(name: &str) -> bool {
+    match std::env::var("FORKLOG_BENCH_ONLY") {
+        Ok(only) if !only.trim().is_empty() => {
+            only.split(',').map(str::trim).any(|w| !w.is_empty() && name.contains(w))
+        }
+        _ => true,
+    }
+}
+
 fn run_section(rep: &mut Report, name: &str, f: impl FnOnce(&mut Report) -> R<()>) {
+    if !wanted(name) && name != "build histories" {
+        return;
+    }
     let t = Instant::now();
     eprintln!("compare: {name} ...");
     if let Err(e) = f(rep) {
@@ -2368,7 +2382,8 @@ fn main() {
                      Under `cargo bench` the default is the full run; without `--bench` (as under\n\
                      `cargo test --benches`) a tiny smoke run that writes no JSON.\n\
                      Writes $CARGO_TARGET_DIR/forklog-bench.json (default target/).\n\
-                     Env: FORKLOG_BENCH_DIR: where scratch stores go (default: the temp dir)."
+                     Env: FORKLOG_BENCH_DIR: where scratch stores go (default: the temp dir);\n\
+                     FORKLOG_BENCH_ONLY=word,...: only the sections whose names contain a word."
                 );
                 return;
             }
@@ -2382,10 +2397,14 @@ fn main() {
 
     run_section(&mut rep, "append", |rep| wl_append(&cfg, rep));
     let mut fixtures = None;
-    run_section(&mut rep, "build histories", |_| {
-        fixtures = Some(build_fixtures(&cfg)?);
-        Ok(())
-    });
+    let needs_fixtures = ["fork", "replay and seek", "ui reads", "peak memory"].iter().any(|n| wanted(n));
+    if needs_fixtures {
+        // Always when a section that needs them runs (whatever FORKLOG_BENCH_ONLY says).
+        run_section(&mut rep, "build histories", |_| {
+            fixtures = Some(build_fixtures(&cfg)?);
+            Ok(())
+        });
+    }
     if let Some(fx) = &fixtures {
         run_section(&mut rep, "fork", |rep| wl_fork(&cfg, fx, rep));
     }

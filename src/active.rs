@@ -56,13 +56,8 @@ impl ActiveSeg {
     /// adds the final snapshot and fsyncs the zone map.
     pub(crate) fn write_pending_zone(&mut self, seal: bool) -> std::io::Result<()> {
         match &mut self.zone {
-            Some(z) => {
-                z.write_pending(seal)?;
-                if seal {
-                    z.sync_file()?;
-                }
-                Ok(())
-            }
+            Some(z) if seal => z.seal(),
+            Some(z) => z.write_pending(false),
             None => Ok(()),
         }
     }

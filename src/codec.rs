@@ -772,8 +772,6 @@ pub struct PayloadDecoder<'a> {
     skim_row: Vec<(u32, Option<f64>)>,
     /// Format version of the segment the payload comes from: a version-2 kind in an older one is corruption.
     format: u16,
-    /// The patch of the last `Meta` event the lean walk passed ([`PayloadDecoder::take_meta`]).
-    meta: Option<MetaPatch>,
 }
 
 /// One event as the lean walk ([`PayloadDecoder::next_lean`]) sees it: no values are built.
@@ -790,8 +788,6 @@ pub struct Lean<'a> {
     pub is_log: bool,
     /// True for `Finish` events.
     pub is_finish: bool,
-    /// True for `Meta` events (the patch: [`PayloadDecoder::take_meta`]).
-    pub is_meta: bool,
     /// Payload offset just past the event.
     pub end: usize,
 }
@@ -833,7 +829,6 @@ impl<'a> PayloadDecoder<'a> {
             template_gen: 0,
             skim_row: Vec::new(),
             format,
-            meta: None,
         })
     }
 
@@ -884,11 +879,6 @@ impl<'a> PayloadDecoder<'a> {
             return err("event tag 6 (Meta) in a segment of format version 1, which has no such event");
         }
         Ok(())
-    }
-
-    /// The patch of the `Meta` event the lean walk last returned (`is_meta`), taken.
-    pub(crate) fn take_meta(&mut self) -> Option<MetaPatch> {
-        self.meta.take()
     }
 
     /// Reads a dense row's value count, checks it against the template and returns the values' bytes.
@@ -965,7 +955,6 @@ impl<'a> PayloadDecoder<'a> {
                         time_us: self.prev_time,
                         is_log: true,
                         is_finish: false,
-                        is_meta: false,
                         end: self.rd.pos,
                     });
                 }
@@ -1013,19 +1002,11 @@ impl<'a> PayloadDecoder<'a> {
             }
             6 => {
                 self.check_meta_allowed()?;
-                self.meta = Some(self.rd.meta()?);
+                self.rd.meta()?;
             }
             _ => return err("invalid event tag"),
         }
-        Ok(Lean {
-            dense,
-            step,
-            time_us: self.prev_time,
-            is_log,
-            is_finish: tag == 4,
-            is_meta: tag == 6,
-            end: self.rd.pos,
-        })
+        Ok(Lean { dense, step, time_us: self.prev_time, is_log, is_finish: tag == 4, end: self.rd.pos })
     }
 
     /// The next event and the payload offset just past it; `None` after the last. After the last event the
@@ -1124,30 +1105,43 @@ pub(crate) fn put_value(out: &mut Vec<u8>, v: &Value) {
 pub(crate) struct Reader<'a>(Rd<'a>);
 
 impl<'a> Reader<'a> {
+    #[inline]
     pub(crate) fn new(b: &'a [u8]) -> Reader<'a> {
         Reader(Rd { b, pos: 0 })
     }
+    #[inline]
     pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
         self.0.u64()
     }
+    #[inline]
     pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
         self.0.u32()
     }
+    #[inline]
     pub(crate) fn len(&mut self) -> Result<usize, DecodeError> {
         self.0.len()
     }
+    #[inline]
     pub(crate) fn f64(&mut self) -> Result<f64, DecodeError> {
         Ok(f64::from_le_bytes(self.0.array::<8>()?))
     }
+    #[inline]
     pub(crate) fn byte(&mut self) -> Result<u8, DecodeError> {
         Ok(self.0.array::<1>()?[0])
     }
+    #[inline]
     pub(crate) fn value(&mut self) -> Result<Value, DecodeError> {
         self.0.value(0)
     }
+    #[inline]
     pub(crate) fn skip_value(&mut self) -> Result<(), DecodeError> {
         self.0.skip_value(0)
     }
+    #[inline]
+    pub(crate) fn meta(&mut self) -> Result<MetaPatch, DecodeError> {
+        self.0.meta()
+    }
+    #[inline]
     pub(crate) fn done(&self) -> bool {
         self.0.pos == self.0.b.len()
     }
@@ -1204,7 +1198,6 @@ impl<'a> PayloadDecoder<'a> {
             template_gen: 1,
             skim_row: Vec::new(),
             format: crate::format::FORMAT_VERSION,
-            meta: None,
         })
     }
 
@@ -1223,6 +1216,36 @@ impl<'a> PayloadDecoder<'a> {
             });
         }
         self.next_event().map(|r| r.map(|(ev, end)| (Mixed::Event(ev), end)))
+    }
+}
+
+impl<'a> PayloadDecoder<'a> {
+    /// Consumes up to `max` consecutive dense rows in their common form (one-byte deltas and count, so each is
+    /// `4 + 8n` bytes), pushing their steps to `steps`. Returns the payload offset of the first row and how
+    /// many were consumed (0 when the next event is anything else). What the zone-map builder aggregates
+    /// column by column, without decoding the rows one at a time.
+    pub(crate) fn dense_run(&mut self, max: usize, steps: &mut Vec<u64>) -> (usize, usize) {
+        let start = self.rd.pos;
+        let Some(k) = self.template.as_ref().map(Vec::len).filter(|k| *k < 251) else { return (start, 0) };
+        let stride = 4 + 8 * k;
+        let b = self.rd.b;
+        let mut pos = start;
+        let mut n = 0;
+        while n < max && self.remaining > 0 && pos + stride <= b.len() {
+            let (tag, dstep, dtime, cnt) = (b[pos], b[pos + 1], b[pos + 2], b[pos + 3]);
+            if tag != DENSE_TAG || dstep >= 251 || dtime >= 251 || usize::from(cnt) != k {
+                break;
+            }
+            self.prev_step = self.prev_step.wrapping_add(u64::from(dstep));
+            let zz = u64::from(dtime);
+            self.prev_time = self.prev_time.wrapping_add(((zz >> 1) as i64) ^ -((zz & 1) as i64));
+            steps.push(self.prev_step);
+            self.remaining -= 1;
+            pos += stride;
+            n += 1;
+        }
+        self.rd.pos = pos;
+        (start, n)
     }
 }
 
@@ -1344,16 +1367,14 @@ mod tests {
         assert_eq!(mine, reference);
         assert_eq!(mine[1], RawEvent::Meta { step: 3, patch: patch.clone() });
         assert_eq!(mine[2], RawEvent::Meta { step: 300, patch: MetaPatch::new() });
-        // The lean walk hands out the patches too.
+        // The lean walk passes over the patches (checking them) and keeps every event's step.
         let mut d = PayloadDecoder::new(&payload).unwrap();
         let mut row = Vec::new();
-        let mut seen = Vec::new();
+        let mut steps = Vec::new();
         while let Some(r) = d.next_lean(&mut row) {
-            if r.unwrap().is_meta {
-                seen.push(d.take_meta().unwrap());
-            }
+            steps.push(r.unwrap().step);
         }
-        assert_eq!(seen, [patch, MetaPatch::new()]);
+        assert_eq!(steps, [3, 3, 300, 300]);
         // In a version-1 segment, tag 6 is corruption for every decoding path.
         let mut d = PayloadDecoder::for_format(&payload, 1).unwrap();
         assert!(d.next_event().unwrap().is_ok());

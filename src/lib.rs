@@ -84,13 +84,9 @@ mod registry;
 mod replay;
 mod report;
 mod runs_table;
-// `pub` items here are crate-internal; `pub(crate)` follows once issue 12's work on this module is merged.
-#[allow(unreachable_pub)]
 mod sample;
 mod scan;
 mod segment;
-// `pub` items here are crate-internal; `pub(crate)` follows once issue 12's work on this module is merged.
-#[allow(unreachable_pub)]
 mod snapshot;
 mod source;
 mod stats;
@@ -103,8 +99,6 @@ mod verify;
 #[doc(hidden)]
 pub mod vfs;
 mod writer;
-// `pub` items here are crate-internal; `pub(crate)` follows once issue 12's work on this module is merged.
-#[allow(unreachable_pub)]
 mod zonemap;
 
 #[cfg(feature = "testing")]

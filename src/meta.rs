@@ -124,6 +124,30 @@ impl MetaPatch {
         self
     }
 
+    /// Composes `later` after this patch: applying the result equals applying this patch, then `later`
+    /// (fields: the later one set wins; a tag ends in `tags` or `untags` by its last change). What zone maps
+    /// keep of a stretch of `Meta` events (docs/FORMAT.md, Zone map).
+    pub(crate) fn then(&mut self, later: &MetaPatch) {
+        for (f, l) in [(&mut self.name, &later.name), (&mut self.notes, &later.notes), (&mut self.group, &later.group)]
+        {
+            if l.is_some() {
+                f.clone_from(l);
+            }
+        }
+        for t in &later.tags {
+            self.untags.retain(|u| u != t);
+            if !self.tags.contains(t) {
+                self.tags.push(t.clone());
+            }
+        }
+        for t in &later.untags {
+            self.tags.retain(|u| u != t);
+            if !self.untags.contains(t) {
+                self.untags.push(t.clone());
+            }
+        }
+    }
+
     /// The name this patch sets (`Some("")`: clears), if any.
     pub fn get_name(&self) -> Option<&str> {
         self.name.as_deref()

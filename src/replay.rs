@@ -6,12 +6,11 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::catalog::{Catalog, VersionView};
-use crate::codec::{frame_events, PayloadDecoder, RawEvent};
+use crate::codec::{frame_events, RawEvent};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventRecord, LogRow};
-use crate::format::{micros_to_secs, FRAME_HEADER_LEN, SEG_HEADER_LEN};
+use crate::format::{micros_to_secs, SEG_HEADER_LEN};
 use crate::ids::RunRef;
-use crate::meta::RunMeta;
 use crate::scan::{first_step, open_index, open_segment, trusted_entry, Ptr};
 use crate::segment::SegmentReader;
 use crate::value::{Key, Metrics, Value};
@@ -34,6 +33,14 @@ pub(crate) struct Tail {
     pub keys: Arc<Vec<Key>>,
     /// The format version the frame is decoded with.
     pub format: u16,
+}
+
+/// Ends the own piece (the last of `pieces`) where the writer's data ended when `tail` was taken: the disk may
+/// hold more since, and the copy in `tail` stands for it.
+pub(crate) fn cut_at_tail(pieces: &mut [Piece], view: &VersionView, tail: Option<&Tail>) {
+    if let (Some(t), Some(own)) = (tail, pieces.last_mut()) {
+        own.cut = (view.segs > t.seq).then_some(Ptr { seg: t.seq, offset: t.offset });
+    }
 }
 
 /// Filters for [`Store::history_with`](crate::Store::history_with) and [`Store::events_with`](crate::Store::events_with).
@@ -599,32 +606,4 @@ impl Iterator for Events {
             });
         }
     }
-}
-
-/// The metadata of the visible history `stream` walks: every `Meta` patch applied in order. A lean walk
-/// (no values are built for rows), cut at fork and rewind points like every read.
-pub(crate) fn collect_meta(mut stream: EventStream) -> Result<RunMeta> {
-    let mut meta = RunMeta::default();
-    let mut row = Vec::new();
-    stream.for_each_frame(|ctx, off, payload| {
-        let bad = |e: crate::codec::DecodeError| Error::corrupt(ctx.path, off, e.0);
-        let mut d = PayloadDecoder::for_format(payload, ctx.format).map_err(bad)?;
-        let base = off + FRAME_HEADER_LEN as u64;
-        let (cut, cap) = (ctx.piece.cut, ctx.piece.cap);
-        while let Some(r) = d.next_lean(&mut row) {
-            let ev = r.map_err(bad)?;
-            if cut.is_some_and(|c| c.seg == ctx.seg && base + ev.end as u64 > c.offset)
-                || cap.is_some_and(|c| ev.step > c)
-            {
-                return Ok(Flow::EndPiece);
-            }
-            if ev.is_meta {
-                if let Some(p) = d.take_meta() {
-                    meta.apply(&p);
-                }
-            }
-        }
-        Ok(Flow::Next)
-    })?;
-    Ok(meta)
 }

@@ -92,7 +92,7 @@ pub(crate) struct Buckets {
 }
 
 impl Buckets {
-    pub fn new(from: u64, to: u64, n: u32) -> Buckets {
+    pub(crate) fn new(from: u64, to: u64, n: u32) -> Buckets {
         Buckets { from, to, n: n.max(1) }
     }
 
@@ -101,7 +101,7 @@ impl Buckets {
     }
 
     /// The bucket of `step`, `None` outside `from..=to`.
-    pub fn index(&self, step: u64) -> Option<u32> {
+    pub(crate) fn index(&self, step: u64) -> Option<u32> {
         if step < self.from || step > self.to {
             return None;
         }
@@ -109,13 +109,13 @@ impl Buckets {
     }
 
     /// First step of bucket `i` (`to + 1` for `i == n`).
-    pub fn start(&self, i: u32) -> u64 {
+    pub(crate) fn start(&self, i: u32) -> u64 {
         let off = (u128::from(i) * self.span()).div_ceil(u128::from(self.n));
         (u128::from(self.from) + off).min(u128::from(u64::MAX)) as u64
     }
 
     /// Inclusive step range of bucket `i` (`start > end` for an empty bucket).
-    pub fn range(&self, i: u32) -> (u64, u64) {
+    pub(crate) fn range(&self, i: u32) -> (u64, u64) {
         let start = self.start(i);
         let end = if i + 1 >= self.n { self.to } else { self.start(i + 1).wrapping_sub(1) };
         (start, end)
@@ -136,7 +136,7 @@ pub(crate) struct Agg {
 impl Agg {
     /// The aggregate of one value.
     #[inline]
-    pub fn one(step: u64, value: f64) -> Agg {
+    pub(crate) fn one(step: u64, value: f64) -> Agg {
         let p = Point { step, value };
         let m = (!value.is_nan()).then_some(p);
         Agg { count: 1, first: p, last: p, min: m, max: m }
@@ -144,7 +144,7 @@ impl Agg {
 
     /// Adds a value at a later step.
     #[inline]
-    pub fn push(&mut self, step: u64, value: f64) {
+    pub(crate) fn push(&mut self, step: u64, value: f64) {
         let p = Point { step, value };
         self.count += 1;
         self.last = p;
@@ -159,7 +159,7 @@ impl Agg {
     }
 
     /// Merges the aggregate of later values.
-    pub fn then(&mut self, later: &Agg) {
+    pub(crate) fn then(&mut self, later: &Agg) {
         self.count += later.count;
         self.last = later.last;
         if let Some(p) = later.min {
@@ -174,7 +174,7 @@ impl Agg {
         }
     }
 
-    pub fn bucket(&self, index: u32, b: &Buckets) -> Bucket {
+    pub(crate) fn bucket(&self, index: u32, b: &Buckets) -> Bucket {
         let (start, end) = b.range(index);
         Bucket {
             index,
@@ -200,12 +200,12 @@ pub(crate) struct Collector {
 }
 
 impl Collector {
-    pub fn new(buckets: Buckets) -> Collector {
+    pub(crate) fn new(buckets: Buckets) -> Collector {
         Collector { buckets, series: Vec::new() }
     }
 
     /// The series slot of `key`, created on first sight.
-    pub fn slot(&mut self, key: &Key) -> usize {
+    pub(crate) fn slot(&mut self, key: &Key) -> usize {
         match self.series.iter().position(|s| &s.0 == key) {
             Some(i) => i,
             None => {
@@ -217,7 +217,7 @@ impl Collector {
 
     /// Adds the aggregate of values of series `slot` lying in bucket `b`, later than everything added before.
     #[inline]
-    pub fn add(&mut self, slot: usize, b: u32, agg: &Agg) {
+    pub(crate) fn add(&mut self, slot: usize, b: u32, agg: &Agg) {
         let s = &mut self.series[slot];
         match &mut s.2 {
             Some((open, a)) if *open == b => a.then(agg),
@@ -232,14 +232,14 @@ impl Collector {
 
     /// Adds one value of series `slot` at `step` (which must lie in the range).
     #[inline]
-    pub fn add_value(&mut self, slot: usize, step: u64, value: f64) {
+    pub(crate) fn add_value(&mut self, slot: usize, step: u64, value: f64) {
         let Some(b) = self.buckets.index(step) else { return };
         self.add_value_in(slot, b, step, value);
     }
 
     /// Adds one value of series `slot` at `step`, which lies in bucket `b`.
     #[inline]
-    pub fn add_value_in(&mut self, slot: usize, b: u32, step: u64, value: f64) {
+    pub(crate) fn add_value_in(&mut self, slot: usize, b: u32, step: u64, value: f64) {
         let s = &mut self.series[slot];
         match &mut s.2 {
             Some((open, a)) if *open == b => a.push(step, value),
@@ -253,7 +253,7 @@ impl Collector {
     }
 
     /// The sample: series in the order of `order` (requested keys) or sorted by key.
-    pub fn finish(self, order: Option<&[String]>) -> Sample {
+    pub(crate) fn finish(self, order: Option<&[String]>) -> Sample {
         let b = self.buckets;
         let mut series: Vec<Series> = self
             .series
@@ -324,6 +324,7 @@ pub(crate) fn sample(
     n: u32,
     from: Option<u64>,
     to: Option<u64>,
+    tail: Option<&crate::replay::Tail>,
 ) -> crate::Result<Sample> {
     let info = store.info(&view.run_ref().to_string())?;
     let Some(b) = bucketing(info, n, from, to)? else { return Ok(empty(keys, n, from, to)) };
@@ -332,12 +333,29 @@ pub(crate) fn sample(
     for k in keys {
         c.slot(&Key::from(k.as_str()));
     }
-    for piece in crate::replay::plan(cat, view, false)? {
-        let mut v = Visit { cat, view: &piece.view, c: &mut c, wanted: keys, slots: Vec::new(), b, cur: (1, 0, 0) };
+    let mut pieces = crate::replay::plan(cat, view, false)?;
+    crate::replay::cut_at_tail(&mut pieces, view, tail);
+    let mut stopped = false;
+    for piece in pieces {
+        let mut v = Visit::new(cat, &piece.view, &mut c, keys, b, None);
         let flow =
             crate::zonemap::walk(cat, &piece.view, piece.cut, piece.cap, crate::scan::Ptr::START, None, true, &mut v)?;
         if flow == crate::zonemap::Flow::Stop {
+            stopped = true;
             break;
+        }
+    }
+    if let (Some(t), false) = (tail, stopped) {
+        // The buffered events of this process's live writer, after the disk's data (key names: the copy's).
+        use crate::zonemap::Visit as _;
+        let mut v = Visit::new(cat, view, &mut c, keys, b, Some(&t.keys));
+        let payload = t.frame.get(crate::format::FRAME_HEADER_LEN..).unwrap_or_default();
+        let bad = |e: crate::codec::DecodeError| crate::Error::corrupt(view.seg_path(t.seq), t.offset, e.0);
+        let mut d = crate::codec::PayloadDecoder::for_format(payload, t.format).map_err(bad)?;
+        while let Some(r) = d.next_event() {
+            if !v.event(&r.map_err(bad)?.0) {
+                break;
+            }
         }
     }
     Ok(c.finish((!keys.is_empty()).then_some(keys)))
@@ -354,12 +372,25 @@ struct Visit<'a> {
     b: Buckets,
     /// The bucket of the last row: (first step, last step, index); steps only grow, so most rows hit it.
     cur: (u64, u64, u32),
+    /// Key names by id when not the version's key table (a live writer's buffered events).
+    names: Option<&'a [crate::value::Key]>,
 }
 
 const UNSEEN: usize = usize::MAX;
 const SKIP: usize = usize::MAX - 1;
 
-impl Visit<'_> {
+impl<'a> Visit<'a> {
+    fn new(
+        cat: &'a crate::catalog::Catalog,
+        view: &'a crate::catalog::VersionView,
+        c: &'a mut Collector,
+        wanted: &'a [String],
+        b: Buckets,
+        names: Option<&'a [crate::value::Key]>,
+    ) -> Visit<'a> {
+        Visit { cat, view, c, wanted, slots: Vec::new(), b, cur: (1, 0, 0), names }
+    }
+
     /// The bucket of `step` (in the range).
     #[inline]
     fn bucket(&mut self, step: u64) -> u32 {
@@ -382,7 +413,11 @@ impl Visit<'_> {
             self.slots.resize(i + 1, UNSEEN);
         }
         // A key id the key table lacks cannot be named: treat it as unwanted (verify reports the damage).
-        let s = match self.cat.keys(self.view, Some(id)).ok().and_then(|t| t.get(i).cloned()) {
+        let name = match self.names {
+            Some(n) => n.get(i).cloned(),
+            None => self.cat.keys(self.view, Some(id)).ok().and_then(|t| t.get(i).cloned()),
+        };
+        let s = match name {
             Some(k) if self.wanted.is_empty() || self.wanted.iter().any(|w| w.as_str() == &*k) => self.c.slot(&k),
             _ => SKIP,
         };
@@ -400,9 +435,11 @@ impl crate::zonemap::Visit for Visit<'_> {
         if blk.last_step < self.b.from {
             return Use::Done;
         }
-        let bucket = self.b.index(blk.first_step);
-        if inside && bucket.is_some() && bucket == self.b.index(blk.last_step) {
-            let bucket = bucket.unwrap_or_default();
+        if inside && blk.first_step >= self.b.from && blk.last_step <= self.b.to {
+            let bucket = self.bucket(blk.first_step);
+            if blk.last_step > self.cur.1 {
+                return Use::Read; // the block straddles a bucket edge
+            }
             for k in &blk.keys {
                 if let Some(a) = &k.agg {
                     let s = self.slot(k.key);
@@ -428,6 +465,48 @@ impl crate::zonemap::Visit for Visit<'_> {
                     self.c.add_value_in(s, bucket, step, crate::codec::f64_at(x));
                 }
             }
+        }
+        true
+    }
+
+    fn group(&mut self, g: &crate::zonemap::Group) -> bool {
+        if g.first_step < self.b.from || g.last_step > self.b.to {
+            return false;
+        }
+        let bucket = self.bucket(g.first_step);
+        if g.last_step > self.cur.1 {
+            return false; // the group straddles a bucket edge
+        }
+        for (key, a) in &g.keys {
+            let s = self.slot(*key);
+            if s != SKIP {
+                self.c.add(s, bucket, a);
+            }
+        }
+        true
+    }
+
+    fn dense_run(&mut self, steps: &[u64], template: &[u32], rows: &[u8]) -> bool {
+        // Each bucket's share of the run, a column at a time.
+        let k = template.len();
+        let stride = 4 + 8 * k;
+        let mut i = steps.partition_point(|s| *s < self.b.from);
+        while i < steps.len() {
+            let step = steps[i];
+            if step > self.b.to {
+                return false;
+            }
+            let bucket = self.bucket(step);
+            let hi = self.cur.1;
+            let j = i + steps[i..].partition_point(|s| *s <= hi);
+            for (col, key) in template.iter().enumerate() {
+                let slot = self.slot(*key);
+                if slot != SKIP {
+                    let agg = crate::zonemap::column_agg(rows, i * stride, k, col, &steps[i..j]);
+                    self.c.add(slot, bucket, &agg);
+                }
+            }
+            i = j;
         }
         true
     }

@@ -201,6 +201,7 @@ fn own_position_in(cat: &Catalog, view: &VersionView, cut: Option<Ptr>, cap: Opt
     }
     let path = reader.path().to_path_buf();
     let format = reader.format();
+    let mut steps = Vec::new();
     'frames: while let Some((off, payload)) = reader.next_frame()? {
         if limit.is_some_and(|l| off >= l) {
             break;
@@ -209,7 +210,30 @@ fn own_position_in(cat: &Catalog, view: &VersionView, cut: Option<Ptr>, cap: Opt
         let bad = |e: crate::codec::DecodeError| Error::corrupt(&path, off, e.0);
         let mut d = PayloadDecoder::for_format(payload, format).map_err(bad)?;
         let base = off + FRAME_HEADER_LEN as u64;
-        while let Some(r) = d.next_skim() {
+        loop {
+            // Runs of fixed-size dense rows are skimmed in one go (issue 12: a `log_columns` frame).
+            steps.clear();
+            let (start, n) = d.dense_run(usize::MAX, &mut steps);
+            if n > 0 {
+                let stride = 4 + 8 * d.template().0.len();
+                let mut keep = n;
+                if let Some(l) = limit {
+                    let room = l.saturating_sub(base + start as u64) / stride as u64;
+                    keep = keep.min(usize::try_from(room).unwrap_or(usize::MAX));
+                }
+                if let Some(c) = cap {
+                    keep = keep.min(steps.partition_point(|s| *s <= c));
+                }
+                if keep > 0 {
+                    stats.record_logs(steps[0], steps[keep - 1], keep as u64);
+                    pos = base + (start + keep * stride) as u64;
+                }
+                if keep < n {
+                    break 'frames;
+                }
+                continue;
+            }
+            let Some(r) = d.next_skim() else { break };
             let ((step, is_log, is_finish), end) = r.map_err(bad)?;
             let end = base + end as u64;
             if limit.is_some_and(|l| end > l) || cap.is_some_and(|c| step > c) {

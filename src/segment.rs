@@ -231,7 +231,7 @@ impl SegmentReader {
         ))
     }
 
-    /// A reader over one frame held in memory (a writer's buffered events, see `writer::Tail`), as if it
+    /// A reader over one frame held in memory (a writer's buffered events, see `replay::Tail`), as if it
     /// stood at `offset` of segment `path` with salt `salt`: the frame passes the usual checks.
     pub(crate) fn memory(path: &Path, salt: u64, offset: u64, frame: Vec<u8>, format: u16) -> SegmentReader {
         SegmentReader {

@@ -621,17 +621,6 @@ impl Store {
         Ok(EventStream::new(self.inner.catalog.clone(), pieces, opts.from_step, opts.to_step, tail))
     }
 
-    /// Whether a writer of this process is live on `view` (the current version): its buffered and unsynced
-    /// events are in no snapshot or zone map yet.
-    fn live_here(&self, view: &VersionView) -> bool {
-        view.current
-            && self
-                .inner
-                .registry
-                .live_stats(&view.id)
-                .is_some_and(|(version, nonce, _)| version == view.version && nonce == view.header.nonce)
-    }
-
     /// A copy of this process's writer's buffered events of `view` (taken before `view` was listed, so the two
     /// agree: see [`attach_tail`]). For a view listed before, `tail_of` is only used where the copy's cut
     /// bounds the disk read.
@@ -679,13 +668,13 @@ impl Store {
         from_step: Option<u64>,
         to_step: Option<u64>,
     ) -> Result<crate::Sample> {
-        let view = self.resolve(run)?;
-        if self.live_here(&view) {
-            // Events of this process's live writer may be in no zone map yet: sample them by replay.
-            return self.sample_by_replay(run, keys, buckets, from_step, to_step);
-        }
+        // A writer of this process live on the version lends its buffered events (see `state_of`).
+        let r: RunRef = run.parse()?;
+        let tail = self.inner.registry.tail(&r.id);
+        let view = self.cat().view(&r, false)?;
+        let tail = tail.filter(|t| view.current && t.version == view.version && t.nonce == view.header.nonce);
         let keys: Vec<String> = keys.iter().map(|k| k.as_ref().to_string()).collect();
-        crate::sample::sample(self, &view, &keys, buckets, from_step, to_step)
+        crate::sample::sample(self, &view, &keys, buckets, from_step, to_step, tail.as_ref())
     }
 
     /// [`Store::sample`] computed by replaying every row in the range (no zone maps): the reference the fast
@@ -737,8 +726,21 @@ impl Store {
             }
             let Some(v) = listing.versions.last().copied() else { continue };
             let view = self.cat().view_in(&id, &listing, v)?;
-            let info = self.info_of(&view)?;
-            let mut summary = crate::snapshot::state(self.cat(), &view)?.summary();
+            // A root run no writer of this process holds, whose zone map ends with a snapshot covering all of
+            // it: statistics, metadata and summary from that one record.
+            let covering = (view.header.base.is_none() && self.tail_of(&view).is_none())
+                .then(|| crate::zonemap::covering_snapshot(self.cat(), &view))
+                .flatten();
+            let (info, state) = match covering {
+                Some(snap) => {
+                    let mut meta = RunMeta::default();
+                    meta.apply(&snap.state.meta);
+                    let info = self.info_with(&view, Some((snap.state.stats, meta)))?;
+                    (info, crate::snapshot::state_of_root(self.cat(), &view, snap.state)?)
+                }
+                None => (self.info_of(&view)?, crate::snapshot::state(self.cat(), &view)?),
+            };
+            let mut summary = state.summary();
             if !keys.is_empty() {
                 summary.retain(|k, _| keys.iter().any(|w| w.as_ref() == &**k));
             }
@@ -772,22 +774,23 @@ impl Store {
     /// Assembled from the zone maps' snapshots (docs/FORMAT.md), so it costs the same for a long history as
     /// for a short one; parts the zone maps do not cover (older stores, unsynced tails) are read from the frames.
     pub fn summary(&self, run: &str) -> Result<Metrics> {
-        let view = self.resolve(run)?;
-        if self.live_here(&view) {
-            // This process's writer may hold buffered or unsynced events the snapshots do not cover yet:
-            // replay (a replay of the whole history, only while a writer of this process is live).
-            return self.summary_by_replay(run);
-        }
-        Ok(crate::snapshot::state(self.cat(), &view)?.summary())
+        Ok(self.state_of(run)?.summary())
     }
 
     /// The run's config: every `Config` patch merged in order (from the snapshots, like [`summary`](Store::summary)).
     pub fn config(&self, run: &str) -> Result<Metrics> {
-        let view = self.resolve(run)?;
-        if self.live_here(&view) {
-            return self.config_by_replay(run); // events of this process's live writer (see `summary`)
-        }
-        Ok(crate::snapshot::state(self.cat(), &view)?.config)
+        Ok(self.state_of(run)?.config)
+    }
+
+    /// The summary/config state of `run` from the snapshots. A writer of this process live on the version lends
+    /// its buffered events (taken before the version is listed, as for a replay): the disk is read up to where
+    /// they start (its unsynced frames past the zone maps decoded), then they are applied.
+    fn state_of(&self, run: &str) -> Result<crate::snapshot::State> {
+        let r: RunRef = run.parse()?;
+        let tail = self.inner.registry.tail(&r.id);
+        let view = self.cat().view(&r, false)?;
+        let tail = tail.filter(|t| view.current && t.version == view.version && t.nonce == view.header.nonce);
+        crate::snapshot::state_with_tail(self.cat(), &view, tail.as_ref())
     }
 
     /// [`Store::summary`] by replaying every event: the reference the snapshots are tested against, and the
@@ -818,15 +821,30 @@ impl Store {
     }
 
     fn info_of(&self, view: &VersionView) -> Result<RunInfo> {
+        self.info_with(view, None)
+    }
+
+    /// [`info_of`](Store::info_of), with the statistics and metadata of a root version's own data when the caller
+    /// has them (the runs table, from the snapshot that covers it).
+    fn info_with(&self, view: &VersionView, known: Option<(crate::stats::Stats, RunMeta)>) -> Result<RunInfo> {
         // This process's writer of the version knows its statistics, buffered events included.
         let live = self
             .inner
             .registry
             .live_stats(&view.id)
             .filter(|(v, n, _)| view.current && *v == view.version && *n == view.header.nonce);
+        let (known_stats, known_meta) = match known.filter(|_| live.is_none()) {
+            Some((s, m)) => (Some(s), Some(m)),
+            None => (None, None),
+        };
         let stats = match live {
             Some((_, _, stats)) => stats,
-            None => prefix_stats(self.cat(), view, None, None)?,
+            None if known_stats.is_some() => known_stats.unwrap_or_default(),
+            // The snapshot that ends the zone maps when it covers the whole version (issue 12), else a skim.
+            None => match crate::zonemap::own_stats(self.cat(), view) {
+                Some(own) => view.header.base.as_ref().map_or_else(Default::default, |b| b.inherited).then(&own),
+                None => prefix_stats(self.cat(), view, None, None)?,
+            },
         };
         let state = if view.current && !view.deleted && (live.is_some() || self.inner.is_running(view)) {
             RunState::Running
@@ -850,20 +868,21 @@ impl Store {
             rows: stats.rows,
             events: stats.events,
             state,
-            meta: self.meta_of(view)?,
+            meta: match known_meta {
+                Some(m) => m,
+                None => self.meta_of(view)?,
+            },
         })
     }
 
     /// The metadata of a version's visible history.
     fn meta_of(&self, view: &VersionView) -> Result<RunMeta> {
-        let tail = self.tail_of(view);
-        let mut pieces = plan(self.cat(), view, false)?;
-        // Versions whose close record says their own data holds no Meta event need no walk.
-        // (The version itself is walked when its writer has buffered events: they come after its data.)
-        let own = |p: &crate::replay::Piece| p.view.id == view.id && p.view.version == view.version;
-        pieces.retain(|p| (tail.is_some() && own(p)) || !self.no_meta_events(&p.view));
-        attach_tail(&mut pieces, view, tail.as_ref());
-        crate::replay::collect_meta(EventStream::new(self.inner.catalog.clone(), pieces, None, None, tail))
+        // From the zone maps' snapshots and blocks (issue 12): no walk of the history. A writer of this process
+        // live on the version lends its buffered events, applied after the disk's data.
+        match self.tail_of(view) {
+            None => crate::snapshot::meta(self.cat(), view, |v| self.no_meta_events(v)),
+            Some(t) => Ok(crate::snapshot::state_with_tail(self.cat(), view, Some(&t))?.meta),
+        }
     }
 
     /// True when `view`'s own data surely holds no `Meta` event: it has none, or the close record of its last

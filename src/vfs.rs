@@ -252,8 +252,8 @@ impl Vfs for StdFs {
         if file.metadata()?.len() == 0 {
             return Ok(Arc::new(Vec::<u8>::new()));
         }
-        // SAFETY: forklog maps only sealed segments and files of archived versions, which no forklog
-        // writer modifies or truncates again (docs/FORMAT.md, "Invariants"); garbage collection only
+        // SAFETY: forklog maps only sealed segments, their zone maps and files of archived versions, which no
+        // forklog writer modifies or truncates again (docs/FORMAT.md, "Invariants"); garbage collection only
         // unlinks them, which leaves existing mappings valid on POSIX systems. Another program that
         // edits the store's files in place breaks this assumption, as documented in the README.
         let map = unsafe { memmap2::Mmap::map(&file)? };

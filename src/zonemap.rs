@@ -25,37 +25,48 @@ use crate::error::{Error, Result};
 use crate::format::{
     self, build_fixed_header, check_fixed_header, crc, FRAME_HEADER_LEN, SEG_HEADER_LEN, SMALL_HEADER_LEN,
 };
+use crate::meta::MetaPatch;
 use crate::sample::{Agg, Point};
 use crate::scan::{open_segment, Ptr};
+use crate::stats::Stats;
 use crate::value::Value;
 use crate::vfs::{OpenMode, Vfs, VfsFile};
 
 /// Magic of a zone-map file.
-pub const ZONE_MAGIC: [u8; 8] = *b"FLKZONE\0";
+pub(crate) const ZONE_MAGIC: [u8; 8] = *b"FLKZONE\0";
 /// A block closes after this many `Log` rows (or at its frame's end).
-pub const BLOCK_ROWS: u64 = 256;
+pub(crate) const BLOCK_ROWS: u64 = 256;
 /// A snapshot is written once the blocks written since the last one cover this many segment bytes (and 64
 /// times the last snapshot's size), and always when a segment is sealed.
-pub const SNAPSHOT_BYTES: u64 = 256 << 10;
+pub(crate) const SNAPSHOT_BYTES: u64 = 256 << 10;
 /// Largest record payload.
-pub const MAX_RECORD_LEN: u32 = 16 << 20;
+pub(crate) const MAX_RECORD_LEN: u32 = 16 << 20;
+/// A group record follows every this many block records (docs/FORMAT.md, Zone map).
+pub(crate) const GROUP_BLOCKS: u32 = 8;
+/// Layout version of zone-map records (header bytes 10..12). Version 0 (no `Meta` patches, no groups) is
+/// ignored: readers use the frames instead, and a writer resuming such a segment records it afresh.
+pub(crate) const ZONE_LAYOUT: u16 = 1;
+/// Zone maps exist only beside segments of format version 2 or later.
+const FORMAT_V2: u16 = 2;
 const TAG_BLOCK: u64 = 0;
 const TAG_SNAPSHOT: u64 = 1;
+const TAG_GROUP: u64 = 2;
+const TAG_DIRECTORY: u64 = 3;
 
 /// File name of the zone map of segment `seq` of version `version`.
-pub fn zone_name(version: u32, seq: u32) -> String {
+pub(crate) fn zone_name(version: u32, seq: u32) -> String {
     format!("v{version}-{seq}.zmap")
 }
 
 /// The zone-map path of segment `seq` of `view`.
-pub fn zone_path(view: &VersionView, seq: u32) -> PathBuf {
+pub(crate) fn zone_path(view: &VersionView, seq: u32) -> PathBuf {
     view.dir.join(zone_name(view.version, seq))
 }
 
 /// Encodes a zone-map file header (32 bytes; the index header's layout with its own magic).
-pub fn encode_zone_header(version: u32, seq: u32, salt: u64) -> Vec<u8> {
+pub(crate) fn encode_zone_header(version: u32, seq: u32, salt: u64) -> Vec<u8> {
     let mut body = Vec::with_capacity(18);
-    body.extend_from_slice(&0u16.to_le_bytes());
+    body.extend_from_slice(&ZONE_LAYOUT.to_le_bytes());
     body.extend_from_slice(&seq.to_le_bytes());
     body.extend_from_slice(&version.to_le_bytes());
     body.extend_from_slice(&salt.to_le_bytes());
@@ -64,7 +75,7 @@ pub fn encode_zone_header(version: u32, seq: u32, salt: u64) -> Vec<u8> {
 
 /// One key's share of a block.
 #[derive(Debug, Clone, PartialEq)]
-pub struct KeyZone {
+pub(crate) struct KeyZone {
     pub key: u32,
     /// Step and exact value of the key's last `Log` value in the block.
     pub last_step: u64,
@@ -75,7 +86,7 @@ pub struct KeyZone {
 
 /// A block record.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Block {
+pub(crate) struct Block {
     /// Offset of the frame in the segment and the frame's length (12-byte header included).
     pub frame: u64,
     pub frame_len: u64,
@@ -92,38 +103,51 @@ pub struct Block {
     pub keys: Vec<KeyZone>,
     pub config: Vec<(u32, Value)>,
     pub summary: Vec<(u32, Value)>,
+    /// The block's `Meta` patches composed in order (`None`: no `Meta` event).
+    pub meta: Option<MetaPatch>,
+    /// Statistics of the block's events (rows, events, first/last `Log` step, last event, ends with `Finish`).
+    pub stats: Stats,
 }
 
 impl Block {
     /// Segment offset just past the block's frame.
-    pub fn frame_end(&self) -> u64 {
+    pub(crate) fn frame_end(&self) -> u64 {
         self.frame + self.frame_len
     }
 }
 
 /// The cumulative state of a version's own data (key ids of its key table).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct OwnState {
+pub(crate) struct OwnState {
     /// Last `Log` value of every key, with its step.
     pub auto: BTreeMap<u32, (u64, Value)>,
     /// Merged explicit `Summary` patches.
     pub summary: BTreeMap<u32, Value>,
     /// Merged `Config` patches.
     pub config: BTreeMap<u32, Value>,
+    /// Every `Meta` patch composed in order.
+    pub meta: MetaPatch,
+    /// Statistics of the events.
+    pub stats: Stats,
 }
 
 impl OwnState {
     /// Applies a block (later than everything applied before).
-    pub fn apply(&mut self, b: &Block) {
+    pub(crate) fn apply(&mut self, b: &Block) {
         for k in &b.keys {
             self.auto.insert(k.key, (k.last_step, k.last.clone()));
         }
         self.config.extend(b.config.iter().cloned());
         self.summary.extend(b.summary.iter().cloned());
+        if let Some(m) = &b.meta {
+            self.meta.then(m);
+        }
+        self.stats = self.stats.then(&b.stats);
     }
 
     /// Applies one event.
-    pub fn event(&mut self, ev: &RawEvent) {
+    pub(crate) fn event(&mut self, ev: &RawEvent) {
+        self.stats.push(ev);
         match ev {
             RawEvent::Log { step, metrics, .. } => {
                 for (k, v) in metrics {
@@ -132,12 +156,14 @@ impl OwnState {
             }
             RawEvent::Config { patch, .. } => self.config.extend(patch.iter().cloned()),
             RawEvent::Summary { patch, .. } => self.summary.extend(patch.iter().cloned()),
+            RawEvent::Meta { patch, .. } => self.meta.then(patch),
             _ => {}
         }
     }
 
     /// Applies a dense row.
-    pub fn dense(&mut self, step: u64, template: &[u32], bytes: &[u8]) {
+    pub(crate) fn dense(&mut self, step: u64, template: &[u32], bytes: &[u8]) {
+        self.stats.record(step, true, false);
         for (k, b) in template.iter().zip(bytes.chunks_exact(8)) {
             self.auto.insert(*k, (step, Value::Float(f64_at(b))));
         }
@@ -146,18 +172,136 @@ impl OwnState {
 
 /// A snapshot record: the own state up to `end` (a frame end) of its segment.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     pub end: u64,
     /// Step of the last own event covered (`None`: no own event yet).
     pub last_step: Option<u64>,
     pub state: OwnState,
 }
 
+/// A group record: the M4 aggregates of the [`GROUP_BLOCKS`] block records before it, merged, and where they
+/// start and end (so a reader can use it in their place).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Group {
+    /// Number of block records covered (the ones right before the group, snapshots aside).
+    pub blocks: u32,
+    /// The first covered block's frame.
+    pub first_frame: u64,
+    /// The last covered block's frame, the frame's length, and the payload offset just past the block.
+    pub last_frame: u64,
+    pub last_frame_len: u64,
+    pub last_end: u64,
+    /// Steps of the first and the last event covered.
+    pub first_step: u64,
+    pub last_step: u64,
+    /// Per key (by increasing id) with numeric values: the merged aggregate.
+    pub keys: Vec<(u32, Agg)>,
+}
+
+impl Group {
+    /// True when the last covered block ends its frame.
+    pub(crate) fn ends_frame(&self) -> bool {
+        self.last_end + FRAME_HEADER_LEN as u64 == self.last_frame_len
+    }
+}
+
+/// Accumulates a group from consecutive blocks.
+#[derive(Default)]
+struct GroupAcc {
+    group: Option<Group>,
+    keys: BTreeMap<u32, Agg>,
+    /// File offset of the first block's record (the writer's).
+    first_at: u64,
+}
+
+impl GroupAcc {
+    fn add(&mut self, b: &Block) {
+        let g = self.group.get_or_insert_with(|| Group {
+            blocks: 0,
+            first_frame: b.frame,
+            last_frame: 0,
+            last_frame_len: 0,
+            last_end: 0,
+            first_step: b.first_step,
+            last_step: 0,
+            keys: Vec::new(),
+        });
+        g.blocks += 1;
+        g.last_frame = b.frame;
+        g.last_frame_len = b.frame_len;
+        g.last_end = b.end;
+        g.last_step = b.last_step;
+        for k in &b.keys {
+            if let Some(a) = &k.agg {
+                match self.keys.get_mut(&k.key) {
+                    Some(x) => x.then(a),
+                    None => {
+                        self.keys.insert(k.key, *a);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The group, once it covers `n` blocks.
+    fn take_if(&mut self, n: u32) -> Option<Group> {
+        if self.group.as_ref().is_none_or(|g| g.blocks < n) {
+            return None;
+        }
+        let mut g = self.group.take()?;
+        g.keys = std::mem::take(&mut self.keys).into_iter().collect();
+        Some(g)
+    }
+}
+
+/// The group of `blocks` (consecutive), as the writer records it.
+pub(crate) fn group_of(blocks: &[Block]) -> Option<Group> {
+    let mut acc = GroupAcc::default();
+    for b in blocks {
+        acc.add(b);
+    }
+    acc.take_if(blocks.len() as u32)
+}
+
 /// A parsed record.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Record {
-    Block(Block),
-    Snapshot(Snapshot),
+pub(crate) enum Record {
+    Block(Box<Block>),
+    Snapshot(Box<Snapshot>),
+    Group(Group),
+    /// Where every group record of the file is: (file offset of its first block record, of the group record).
+    Directory(Vec<(u64, u64)>),
+}
+
+/// The payload of a directory record.
+pub(crate) fn encode_directory(groups: &[(u64, u64)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + 6 * groups.len());
+    put_u64(&mut out, TAG_DIRECTORY);
+    put_u64(&mut out, groups.len() as u64);
+    for (b, g) in groups {
+        put_u64(&mut out, *b);
+        put_u64(&mut out, *g);
+    }
+    out
+}
+
+/// The groups of parsed records `(offset, record)`: (offset of the first covered block record, of the group).
+pub(crate) fn groups_in(records: &[(u64, Record)]) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let mut blocks: Vec<u64> = Vec::new();
+    for (at, r) in records {
+        match r {
+            Record::Block(_) => blocks.push(*at),
+            Record::Group(g) => {
+                if let Some(first) = blocks.len().checked_sub(g.blocks as usize).and_then(|i| blocks.get(i)) {
+                    out.push((*first, *at));
+                }
+                blocks.clear();
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------- encoding
@@ -186,7 +330,7 @@ fn put_opt_point(out: &mut Vec<u8>, p: Option<Point>) {
 }
 
 /// The payload of a block record.
-pub fn encode_block(b: &Block) -> Vec<u8> {
+pub(crate) fn encode_block(b: &Block) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + 48 * b.keys.len());
     put_u64(&mut out, TAG_BLOCK);
     put_u64(&mut out, b.frame);
@@ -217,22 +361,95 @@ pub fn encode_block(b: &Block) -> Vec<u8> {
         put_value(&mut out, &k.last);
         match &k.agg {
             None => put_u64(&mut out, 0),
-            Some(a) => {
-                put_u64(&mut out, a.count);
-                put_point(&mut out, a.first);
-                put_point(&mut out, a.last);
-                put_opt_point(&mut out, a.min);
-                put_opt_point(&mut out, a.max);
-            }
+            Some(a) => put_agg(&mut out, a),
         }
     }
     put_kv(&mut out, &b.config);
     put_kv(&mut out, &b.summary);
+    match &b.meta {
+        None => out.push(0),
+        Some(m) => {
+            out.push(1);
+            put_patch(&mut out, m);
+        }
+    }
+    put_stats(&mut out, &b.stats);
+    out
+}
+
+fn put_opt_u64(out: &mut Vec<u8>, x: Option<u64>) {
+    match x {
+        None => out.push(0),
+        Some(x) => {
+            out.push(1);
+            put_u64(out, x);
+        }
+    }
+}
+
+/// Statistics: rows, events, then first/last `Log` step and last event step as options, then a finish byte.
+fn put_stats(out: &mut Vec<u8>, s: &Stats) {
+    put_u64(out, s.rows);
+    put_u64(out, s.events);
+    put_opt_u64(out, s.first_log);
+    put_opt_u64(out, s.last_log);
+    put_opt_u64(out, s.last_event);
+    out.push(u8::from(s.last_is_finish));
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_u64(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// A `Meta` patch as a `Meta` event's fields: three options of string, then the tags and the untags.
+fn put_patch(out: &mut Vec<u8>, m: &MetaPatch) {
+    for f in [&m.name, &m.notes, &m.group] {
+        match f {
+            None => out.push(0),
+            Some(s) => {
+                out.push(1);
+                put_str(out, s);
+            }
+        }
+    }
+    for list in [&m.tags, &m.untags] {
+        put_u64(out, list.len() as u64);
+        for t in list {
+            put_str(out, t);
+        }
+    }
+}
+
+fn put_agg(out: &mut Vec<u8>, a: &Agg) {
+    put_u64(out, a.count);
+    put_point(out, a.first);
+    put_point(out, a.last);
+    put_opt_point(out, a.min);
+    put_opt_point(out, a.max);
+}
+
+/// The payload of a group record.
+pub(crate) fn encode_group(g: &Group) -> Vec<u8> {
+    let mut out = Vec::with_capacity(48 + 48 * g.keys.len());
+    put_u64(&mut out, TAG_GROUP);
+    put_u64(&mut out, u64::from(g.blocks));
+    put_u64(&mut out, g.first_frame);
+    put_u64(&mut out, g.last_frame);
+    put_u64(&mut out, g.last_frame_len);
+    put_u64(&mut out, g.last_end);
+    put_u64(&mut out, g.first_step);
+    put_u64(&mut out, g.last_step);
+    put_u64(&mut out, g.keys.len() as u64);
+    for (k, a) in &g.keys {
+        put_u64(&mut out, u64::from(*k));
+        put_agg(&mut out, a);
+    }
     out
 }
 
 /// The payload of a snapshot record.
-pub fn encode_snapshot(s: &Snapshot) -> Vec<u8> {
+pub(crate) fn encode_snapshot(s: &Snapshot) -> Vec<u8> {
     let mut out = Vec::new();
     put_u64(&mut out, TAG_SNAPSHOT);
     put_u64(&mut out, s.end);
@@ -253,12 +470,14 @@ pub fn encode_snapshot(s: &Snapshot) -> Vec<u8> {
     put_kv(&mut out, &summary);
     let config: Vec<_> = s.state.config.iter().map(|(k, v)| (*k, v.clone())).collect();
     put_kv(&mut out, &config);
+    put_patch(&mut out, &s.state.meta);
+    put_stats(&mut out, &s.state.stats);
     out
 }
 
 /// Frames a record payload at file offset `at`: `len u32`, CRC(salt ‖ at ‖ len ‖ payload) `u32`, payload,
 /// `len u32` again (so the file can be read backwards from its end).
-pub fn frame_record(salt: u64, at: u64, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn frame_record(salt: u64, at: u64, payload: &[u8]) -> Vec<u8> {
     let len = payload.len() as u32;
     let mut out = Vec::with_capacity(payload.len() + 12);
     out.extend_from_slice(&len.to_le_bytes());
@@ -289,6 +508,33 @@ fn get_opt_point(r: &mut Reader<'_>) -> D<Option<Point>> {
     }
 }
 
+fn get_agg(r: &mut Reader<'_>, count: u64) -> D<Agg> {
+    Ok(Agg { count, first: get_point(r)?, last: get_point(r)?, min: get_opt_point(r)?, max: get_opt_point(r)? })
+}
+
+fn get_opt_u64(r: &mut Reader<'_>) -> D<Option<u64>> {
+    match r.byte()? {
+        0 => Ok(None),
+        1 => Ok(Some(r.u64()?)),
+        _ => bad("bad option byte"),
+    }
+}
+
+fn get_stats(r: &mut Reader<'_>) -> D<Stats> {
+    Ok(Stats {
+        rows: r.u64()?,
+        events: r.u64()?,
+        first_log: get_opt_u64(r)?,
+        last_log: get_opt_u64(r)?,
+        last_event: get_opt_u64(r)?,
+        last_is_finish: match r.byte()? {
+            0 => false,
+            1 => true,
+            _ => return bad("bad bool byte"),
+        },
+    })
+}
+
 fn get_kv(r: &mut Reader<'_>) -> D<Vec<(u32, Value)>> {
     let n = r.len()?;
     let mut out = Vec::with_capacity(n);
@@ -300,7 +546,7 @@ fn get_kv(r: &mut Reader<'_>) -> D<Vec<(u32, Value)>> {
 
 /// Decodes a record payload; `lite` skips what `sample` does not use (blocks' last values and patches, which
 /// are still checked), so nothing is allocated for them.
-pub fn decode_record_with(payload: &[u8], lite: bool) -> D<Record> {
+pub(crate) fn decode_record_with(payload: &[u8], lite: bool) -> D<Record> {
     let mut r = Reader::new(payload);
     let rec = match r.u64()? {
         TAG_BLOCK => {
@@ -340,17 +586,7 @@ pub fn decode_record_with(payload: &[u8], lite: bool) -> D<Record> {
                     r.value()?
                 };
                 let count = r.u64()?;
-                let agg = if count == 0 {
-                    None
-                } else {
-                    Some(Agg {
-                        count,
-                        first: get_point(&mut r)?,
-                        last: get_point(&mut r)?,
-                        min: get_opt_point(&mut r)?,
-                        max: get_opt_point(&mut r)?,
-                    })
-                };
+                let agg = if count == 0 { None } else { Some(get_agg(&mut r, count)?) };
                 keys.push(KeyZone { key, last_step: ls, last, agg });
             }
             let (config, summary) = if lite {
@@ -364,10 +600,16 @@ pub fn decode_record_with(payload: &[u8], lite: bool) -> D<Record> {
             } else {
                 (get_kv(&mut r)?, get_kv(&mut r)?)
             };
+            let meta = match r.byte()? {
+                0 => None,
+                1 => Some(r.meta()?),
+                _ => return bad("bad option byte"),
+            };
+            let stats = get_stats(&mut r)?;
             if events == 0 || frame_len < FRAME_HEADER_LEN as u64 || end < pos || first_step > last_step {
                 return bad("inconsistent block record");
             }
-            Record::Block(Block {
+            Record::Block(Box::new(Block {
                 frame,
                 frame_len,
                 state: DecState { pos, remaining, prev_step, prev_time, template },
@@ -379,7 +621,9 @@ pub fn decode_record_with(payload: &[u8], lite: bool) -> D<Record> {
                 keys,
                 config,
                 summary,
-            })
+                meta,
+                stats,
+            }))
         }
         TAG_SNAPSHOT => {
             let end = r.u64()?;
@@ -397,7 +641,45 @@ pub fn decode_record_with(payload: &[u8], lite: bool) -> D<Record> {
             }
             state.summary = get_kv(&mut r)?.into_iter().collect();
             state.config = get_kv(&mut r)?.into_iter().collect();
-            Record::Snapshot(Snapshot { end, last_step, state })
+            state.meta = r.meta()?;
+            state.stats = get_stats(&mut r)?;
+            Record::Snapshot(Box::new(Snapshot { end, last_step, state }))
+        }
+        TAG_DIRECTORY => {
+            let n = r.len()?;
+            let mut out = Vec::with_capacity(n);
+            for _ in 0..n {
+                out.push((r.u64()?, r.u64()?));
+            }
+            Record::Directory(out)
+        }
+        TAG_GROUP => {
+            let blocks = r.u32()?;
+            let (first_frame, last_frame, last_frame_len, last_end) = (r.u64()?, r.u64()?, r.u64()?, r.u64()?);
+            let (first_step, last_step) = (r.u64()?, r.u64()?);
+            let n = r.len()?;
+            let mut keys = Vec::with_capacity(n);
+            for _ in 0..n {
+                let k = r.u32()?;
+                let count = r.u64()?;
+                if count == 0 {
+                    return bad("empty aggregate in a group record");
+                }
+                keys.push((k, get_agg(&mut r, count)?));
+            }
+            if blocks == 0 || first_step > last_step || last_frame < first_frame {
+                return bad("inconsistent group record");
+            }
+            Record::Group(Group {
+                blocks,
+                first_frame,
+                last_frame,
+                last_frame_len,
+                last_end,
+                first_step,
+                last_step,
+                keys,
+            })
         }
         _ => return bad("unknown zone record tag"),
     };
@@ -409,19 +691,27 @@ pub fn decode_record_with(payload: &[u8], lite: bool) -> D<Record> {
 
 /// The records of a zone file's bytes from its start: the valid prefix, where it ends, and why it ends early
 /// (`Some(reason)` when a record fails its checks before the end of the file).
-pub struct Parsed {
+pub(crate) struct Parsed {
     pub records: Vec<(u64, Record)>,
     pub valid_len: u64,
     pub damage: Option<(u64, String)>,
 }
 
 /// Checks the header of a zone file's bytes.
-pub fn check_header(path: &Path, bytes: &[u8], version: u32, seq: u32, salt: u64) -> Result<()> {
+pub(crate) fn check_header(path: &Path, bytes: &[u8], version: u32, seq: u32, salt: u64) -> Result<()> {
     let h = check_fixed_header(path, bytes, SMALL_HEADER_LEN, &ZONE_MAGIC)?;
     if h[10..28] != encode_zone_header(version, seq, salt)[10..28] {
         return Err(Error::corrupt(path, 0, "zone map header names another segment"));
     }
     Ok(())
+}
+
+/// True when `bytes` start with a valid zone-map header of layout version 0 for this segment: a zone map of an
+/// earlier build, which readers ignore (see [`ZONE_LAYOUT`]).
+pub(crate) fn old_layout(path: &Path, bytes: &[u8], version: u32, seq: u32, salt: u64) -> bool {
+    let Ok(h) = check_fixed_header(path, bytes, SMALL_HEADER_LEN, &ZONE_MAGIC) else { return false };
+    let want = encode_zone_header(version, seq, salt);
+    h[10..12] == [0, 0] && h[12..28] == want[12..28]
 }
 
 /// The record at `at` in `bytes` (which start at file offset `base`), with its framed length.
@@ -455,7 +745,7 @@ fn record_at_with(
 }
 
 /// Parses a whole zone file's bytes (header included).
-pub fn parse(bytes: &[u8], salt: u64) -> Parsed {
+pub(crate) fn parse(bytes: &[u8], salt: u64) -> Parsed {
     parse_with(bytes, salt, false)
 }
 
@@ -485,12 +775,12 @@ fn read_file(cat: &Catalog, view: &VersionView, seq: u32) -> Option<Vec<u8>> {
 }
 
 /// All valid records of segment `seq`'s zone map, in order (empty when it has none).
-pub fn load(cat: &Catalog, view: &VersionView, seq: u32) -> Vec<Record> {
+pub(crate) fn load(cat: &Catalog, view: &VersionView, seq: u32) -> Vec<Record> {
     load_with(cat, view, seq, false)
 }
 
 /// [`load`], `lite` as in [`decode_record_with`].
-pub fn load_with(cat: &Catalog, view: &VersionView, seq: u32, lite: bool) -> Vec<Record> {
+pub(crate) fn load_with(cat: &Catalog, view: &VersionView, seq: u32, lite: bool) -> Vec<Record> {
     let Some(bytes) = read_file(cat, view, seq) else { return Vec::new() };
     let salt = format::segment_salt(view.header.nonce, seq);
     parse_with(&bytes, salt, lite).records.into_iter().map(|(_, r)| r).collect()
@@ -499,7 +789,7 @@ pub fn load_with(cat: &Catalog, view: &VersionView, seq: u32, lite: bool) -> Vec
 /// The records at the end of segment `seq`'s zone map, read backwards from the file's end until `stop` holds
 /// for one (included): `(records in file order, true)` if found, else every valid record and false. Reads
 /// 16 KiB first (growing 4x), so a summary costs the same whatever the history length.
-pub fn tail(cat: &Catalog, view: &VersionView, seq: u32, stop: impl Fn(&Record) -> bool) -> (Vec<Record>, bool) {
+pub(crate) fn tail(cat: &Catalog, view: &VersionView, seq: u32, stop: impl Fn(&Record) -> bool) -> (Vec<Record>, bool) {
     let path = zone_path(view, seq);
     let salt = format::segment_salt(view.header.nonce, seq);
     let Ok(file) = cat.vfs.open(&path, OpenMode::Read) else { return (Vec::new(), false) };
@@ -580,6 +870,7 @@ struct Builder {
     slot: Vec<u32>,
     config: BTreeMap<u32, Value>,
     summary: BTreeMap<u32, Value>,
+    meta: Option<MetaPatch>,
 }
 
 fn numeric(v: &Value) -> Option<f64> {
@@ -606,12 +897,15 @@ impl Builder {
                 keys: Vec::new(),
                 config: Vec::new(),
                 summary: Vec::new(),
+                meta: None,
+                stats: Stats::default(),
             },
             logs: 0,
             keys: Vec::new(),
             slot: Vec::new(),
             config: BTreeMap::new(),
             summary: BTreeMap::new(),
+            meta: None,
         }
     }
 
@@ -651,6 +945,17 @@ impl Builder {
         }
     }
 
+    /// Adds the aggregate of a run of float values of key `k` (later than everything added before).
+    fn floats(&mut self, k: u32, agg: &Agg) {
+        let z = self.zone(agg.first.step, k);
+        z.last_step = agg.last.step;
+        z.last = Value::Float(agg.last.value);
+        match &mut z.agg {
+            Some(a) => a.then(agg),
+            None => z.agg = Some(*agg),
+        }
+    }
+
     fn value(&mut self, step: u64, k: u32, v: Value) {
         let n = numeric(&v);
         let z = self.zone(step, k);
@@ -680,25 +985,93 @@ impl Builder {
         self.block.keys = self.keys;
         self.block.config = self.config.into_iter().collect();
         self.block.summary = self.summary.into_iter().collect();
+        self.block.meta = self.meta;
         self.block
     }
 }
 
+/// The M4 aggregate of column `j` of `steps.len()` (>= 1) dense rows of `k` floats starting at payload offset
+/// `start` (rows of `4 + 8k` bytes): one tight pass over the column, the same result as pushing the values one
+/// by one ([`Agg::push`]).
+pub(crate) fn column_agg(payload: &[u8], start: usize, k: usize, j: usize, steps: &[u64]) -> Agg {
+    let stride = 4 + 8 * k;
+    let base = start + 4 + 8 * j;
+    let at = |r: usize| f64_at(payload.get(base + r * stride..).unwrap_or_default());
+    let n = steps.len();
+    const NONE: usize = usize::MAX;
+    let (mut lo, mut lo_i, mut hi, mut hi_i) = (0.0f64, NONE, 0.0f64, NONE);
+    for r in 0..n {
+        let x = at(r);
+        if !x.is_nan() {
+            if lo_i == NONE || x < lo {
+                lo = x;
+                lo_i = r;
+            }
+            if hi_i == NONE || x > hi {
+                hi = x;
+                hi_i = r;
+            }
+        }
+    }
+    let point = |r: usize| Point { step: steps[r], value: at(r) };
+    Agg {
+        count: n as u64,
+        first: point(0),
+        last: point(n - 1),
+        min: (lo_i != NONE).then(|| point(lo_i)),
+        max: (hi_i != NONE).then(|| point(hi_i)),
+    }
+}
+
 /// Cuts the frame at segment offset `off` (its payload `payload`) into blocks.
-pub fn blocks_of(off: u64, payload: &[u8]) -> D<Vec<Block>> {
+pub(crate) fn blocks_of(off: u64, payload: &[u8]) -> D<Vec<Block>> {
     let frame_len = (payload.len() + FRAME_HEADER_LEN) as u64;
     let mut d = PayloadDecoder::new(payload)?;
     let mut out = Vec::new();
     let mut row = Vec::new();
+    let mut steps = Vec::new();
     let mut cur: Option<Builder> = None;
     loop {
-        let st = d.state();
+        if cur.is_none() {
+            if d.remaining() == 0 {
+                // Let the decoder check the payload's end.
+                if let Some(next) = d.next_mixed(&mut row) {
+                    next?;
+                }
+                break;
+            }
+            cur = Some(Builder::new(off, frame_len, d.state()));
+        }
+        let Some(b) = cur.as_mut() else { break };
+        // The common case, dense rows in their fixed-size form: aggregated a column at a time.
+        steps.clear();
+        let (start, n) = d.dense_run((BLOCK_ROWS - b.logs) as usize, &mut steps);
+        if n > 0 {
+            let (template, _) = d.template();
+            let k = template.len();
+            b.step(steps[0], start + 4 + 8 * k);
+            b.block.events += n as u32 - 1;
+            b.block.last_step = steps[n - 1];
+            b.block.end = (start + n * (4 + 8 * k)) as u64;
+            b.block.stats.record_logs(steps[0], steps[n - 1], n as u64);
+            for (j, key) in template.iter().enumerate() {
+                let agg = column_agg(payload, start, k, j, &steps);
+                b.floats(*key, &agg);
+            }
+            b.logs += n as u64;
+            if b.logs >= BLOCK_ROWS {
+                if let Some(b) = cur.take() {
+                    out.push(b.finish(payload));
+                }
+            }
+            continue;
+        }
         let Some(next) = d.next_mixed(&mut row) else { break };
         let (ev, end) = next?;
-        let b = cur.get_or_insert_with(|| Builder::new(off, frame_len, st));
         let is_log = match ev {
             Mixed::Dense { step, bytes } => {
                 b.step(step, end);
+                b.block.stats.record(step, true, false);
                 let (template, _) = d.template();
                 for (k, x) in template.iter().zip(bytes.chunks_exact(8)) {
                     b.float(step, *k, f64_at(x));
@@ -707,6 +1080,7 @@ pub fn blocks_of(off: u64, payload: &[u8]) -> D<Vec<Block>> {
             }
             Mixed::Event(ev) => {
                 b.step(ev.step(), end);
+                b.block.stats.push(&ev);
                 match ev {
                     RawEvent::Log { step, metrics, .. } => {
                         for (k, v) in metrics {
@@ -720,6 +1094,10 @@ pub fn blocks_of(off: u64, payload: &[u8]) -> D<Vec<Block>> {
                     }
                     RawEvent::Summary { patch, .. } => {
                         b.summary.extend(patch);
+                        false
+                    }
+                    RawEvent::Meta { patch, .. } => {
+                        b.meta.get_or_insert_with(MetaPatch::default).then(&patch);
                         false
                     }
                     _ => false,
@@ -760,6 +1138,10 @@ pub(crate) struct ZoneLog {
     /// False when the state of the data before this writer is unknown (earlier segments without zone maps,
     /// e.g. written by format version 1): then only blocks are recorded, no snapshots.
     known: bool,
+    /// The blocks recorded since the last group record.
+    groups: GroupAcc,
+    /// Every group record of the file: (offset of its first block record, of the group), for the directory.
+    dir: Vec<(u64, u64)>,
 }
 
 impl ZoneLog {
@@ -790,6 +1172,8 @@ impl ZoneLog {
             state,
             last_step,
             known,
+            groups: GroupAcc::default(),
+            dir: Vec::new(),
         })
     }
 
@@ -810,8 +1194,19 @@ impl ZoneLog {
             self.state.apply(&b);
             self.last_step = Some(b.last_step);
             self.covered = b.frame_end();
-            let rec = frame_record(self.salt, self.len + self.pending.len() as u64, &encode_block(&b));
+            let at = self.len + self.pending.len() as u64;
+            let rec = frame_record(self.salt, at, &encode_block(&b));
             self.pending.extend_from_slice(&rec);
+            if self.groups.group.is_none() {
+                self.groups.first_at = at;
+            }
+            self.groups.add(&b);
+            if let Some(g) = self.groups.take_if(GROUP_BLOCKS) {
+                let gat = self.len + self.pending.len() as u64;
+                let rec = frame_record(self.salt, gat, &encode_group(&g));
+                self.pending.extend_from_slice(&rec);
+                self.dir.push((self.groups.first_at, gat));
+            }
         }
     }
 
@@ -836,6 +1231,16 @@ impl ZoneLog {
         Ok(())
     }
 
+    /// Seals the zone map with its segment: the pending records, a final snapshot, the directory of its groups
+    /// (the file's last record), fsynced.
+    pub(crate) fn seal(&mut self) -> std::io::Result<()> {
+        self.write_pending(true)?;
+        let rec = frame_record(self.salt, self.len, &encode_directory(&self.dir));
+        self.file.write_all_at(&rec, self.len)?;
+        self.len += rec.len() as u64;
+        self.file.sync_data()
+    }
+
     /// Opens the zone map of the active segment `seq` of `view` after recovery (the segment is durable up to
     /// `seg_len`): keeps its valid records, cuts a torn or damaged rest, records the frames it lacks, and loads
     /// the own state. A zone map of an old format or an unreadable one is started afresh.
@@ -856,12 +1261,19 @@ impl ZoneLog {
                 // Keep records up to the last one that completes a frame (a torn write may have stopped
                 // between the blocks of one frame), and cut the rest.
                 let mut good = SMALL_HEADER_LEN as u64;
+                // A group counts as complete when the block before it ends its frame.
+                let mut block_done = true;
                 for (i, (at, r)) in p.records.iter().enumerate() {
                     let next = p.records.get(i + 1).map_or(p.valid_len, |(a, _)| *a);
                     let framed = next - at;
                     let complete = match r {
-                        Record::Block(b) => b.end + FRAME_HEADER_LEN as u64 == b.frame_len,
+                        Record::Block(b) => {
+                            block_done = b.end + FRAME_HEADER_LEN as u64 == b.frame_len;
+                            block_done
+                        }
                         Record::Snapshot(_) => true,
+                        Record::Group(_) => block_done,
+                        Record::Directory(_) => false,
                     };
                     if complete {
                         good = at + framed;
@@ -882,6 +1294,8 @@ impl ZoneLog {
                     state: OwnState::default(),
                     last_step: None,
                     known: false,
+                    groups: GroupAcc::default(),
+                    dir: groups_in(&p.records).into_iter().filter(|(_, g)| *g < good).collect(),
                 };
                 for r in records {
                     match r {
@@ -890,6 +1304,7 @@ impl ZoneLog {
                             z.snap_end = s.end;
                             z.snap_size = encode_snapshot(s).len() as u64;
                         }
+                        Record::Group(_) | Record::Directory(_) => {}
                     }
                 }
                 if z.covered > seg_len {
@@ -963,6 +1378,23 @@ pub(crate) trait Visit {
     fn dense(&mut self, step: u64, template: &[u32], bytes: &[u8]) -> bool;
     /// Any other event; false stops the walk.
     fn event(&mut self, ev: &RawEvent) -> bool;
+    /// A group record that lies wholly inside the piece: true if its aggregates answered it (its blocks are
+    /// then skipped), false to go through its blocks. By default false.
+    fn group(&mut self, _g: &Group) -> bool {
+        false
+    }
+    /// Consecutive dense rows at `steps`, their bytes `rows` (`4 + 8n` bytes each for the `n` keys of
+    /// `template`); false stops the walk. By default one [`dense`](Visit::dense) call per row.
+    fn dense_run(&mut self, steps: &[u64], template: &[u32], rows: &[u8]) -> bool {
+        let stride = 4 + 8 * template.len();
+        for (i, s) in steps.iter().enumerate() {
+            let row = rows.get(i * stride + 4..(i + 1) * stride).unwrap_or_default();
+            if !self.dense(*s, template, row) {
+                return false;
+            }
+        }
+        true
+    }
 }
 
 /// Outcome of walking a piece.
@@ -987,15 +1419,43 @@ fn decode(
     cap: Option<u64>,
     v: &mut dyn Visit,
     stopped: &mut bool,
+    format: u16,
 ) -> Result<bool> {
     let badf = |e: crate::codec::DecodeError| Error::corrupt(path, off, e.0);
     let mut d = match st {
         Some(s) => PayloadDecoder::resume(payload, s).map_err(badf)?,
-        None => PayloadDecoder::new(payload).map_err(badf)?,
+        None => PayloadDecoder::for_format(payload, format).map_err(badf)?,
     };
     let mut row = Vec::new();
+    let mut steps = Vec::new();
     let mut n = 0;
     while n < limit {
+        // Dense rows in their fixed-size form go to the visitor as runs.
+        steps.clear();
+        let (start, m) = d.dense_run((limit - n) as usize, &mut steps);
+        if m > 0 {
+            n += m as u32;
+            let (t, _) = d.template();
+            let stride = 4 + 8 * t.len();
+            // Rows past the cut or the cap end the piece.
+            let mut keep = m;
+            if let Some(c) = cut {
+                let room = c.saturating_sub(base + start as u64) / stride as u64;
+                keep = keep.min(usize::try_from(room).unwrap_or(usize::MAX));
+            }
+            if let Some(c) = cap {
+                keep = keep.min(steps.partition_point(|s| *s <= c));
+            }
+            let rows = payload.get(start..start + keep * stride).unwrap_or_default();
+            if keep > 0 && !v.dense_run(&steps[..keep], t, rows) {
+                *stopped = true;
+                return Ok(false);
+            }
+            if keep < m {
+                return Ok(false);
+            }
+            continue;
+        }
         let Some(next) = d.next_mixed(&mut row) else { break };
         let (ev, end) = next.map_err(badf)?;
         n += 1;
@@ -1019,6 +1479,165 @@ fn decode(
         }
     }
     Ok(true)
+}
+
+/// The records a [`walk`] goes through: a list already read, or a zone file parsed one record at a time (the
+/// valid prefix; nothing is kept once passed). In `lite` mode (sample) the file's records are first located by
+/// their lengths alone, so a group record can stand in for its blocks without parsing them.
+enum Records {
+    List(std::vec::IntoIter<Record>),
+    File(FileRecords),
+    None,
+}
+
+struct FileRecords {
+    bytes: crate::vfs::MappedBytes,
+    salt: u64,
+    lite: bool,
+    /// The next record's offset.
+    at: u64,
+    /// (`lite` only) The group records: (offset of the first block record each covers, offset of the group),
+    /// from the directory of a sealed segment's zone map, else found by hopping over the records.
+    groups: Vec<(u64, u64)>,
+}
+
+impl Records {
+    fn open(cat: &Catalog, view: &VersionView, seq: u32, lite: bool) -> Records {
+        let salt = format::segment_salt(view.header.nonce, seq);
+        // A sealed segment's zone map is never modified again: mapped (no copy); an active one is read.
+        let path = zone_path(view, seq);
+        let sealed = view.sealed(seq);
+        let mapped = if sealed { cat.vfs.map(&path).ok() } else { None };
+        let bytes = match mapped {
+            Some(m) if check_header(&path, (*m).as_ref(), view.version, seq, salt).is_ok() => m,
+            Some(_) => return Records::None,
+            None => match read_file(cat, view, seq) {
+                Some(b) => std::sync::Arc::new(b),
+                None => return Records::None,
+            },
+        };
+        let mut f = FileRecords { bytes, salt, lite, at: SMALL_HEADER_LEN as u64, groups: Vec::new() };
+        if lite {
+            f.groups = f.directory().filter(|_| sealed).unwrap_or_else(|| f.locate());
+        }
+        Records::File(f)
+    }
+
+    fn next(&mut self) -> Option<Record> {
+        match self {
+            Records::List(it) => it.next(),
+            Records::File(f) => f.next(),
+            Records::None => None,
+        }
+    }
+
+    /// The group record whose first block is the next record, if any (CRC-checked), with its offset.
+    fn group_here(&self) -> Option<(Group, u64)> {
+        match self {
+            Records::File(f) => f.group_here(),
+            _ => None,
+        }
+    }
+
+    /// Moves past the group record at `at` (used in place of its blocks).
+    fn skip_past(&mut self, at: u64) {
+        if let Records::File(f) = self {
+            let b: &[u8] = (*f.bytes).as_ref();
+            let len = b.get(at as usize..at as usize + 4).map_or(0, |h| u32::from_le_bytes([h[0], h[1], h[2], h[3]]));
+            f.at = at + 12 + u64::from(len);
+        }
+    }
+
+    /// The last block record before the record at `at`.
+    fn block_before(&self, at: u64) -> Option<Block> {
+        let Records::File(f) = self else { return None };
+        let b: &[u8] = (*f.bytes).as_ref();
+        let mut end = at;
+        // Hop backwards by the trailers (a snapshot may sit between the block and the group).
+        for _ in 0..3 {
+            let t = end.checked_sub(4)? as usize;
+            let len = u64::from(u32::from_le_bytes(b.get(t..t + 4)?.try_into().ok()?));
+            let start = end.checked_sub(len + 12).filter(|s| *s >= SMALL_HEADER_LEN as u64)?;
+            match record_at_with(b, 0, start, f.salt, f.lite) {
+                Ok((Record::Block(blk), _)) => return Some(*blk),
+                Ok(_) => end = start,
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+}
+
+impl FileRecords {
+    /// The groups a sealed zone map's last record (its directory) lists.
+    fn directory(&self) -> Option<Vec<(u64, u64)>> {
+        let b: &[u8] = (*self.bytes).as_ref();
+        let t = b.len().checked_sub(4)?;
+        let len = u64::from(u32::from_le_bytes(b.get(t..t + 4)?.try_into().ok()?));
+        let start = (b.len() as u64).checked_sub(len + 12).filter(|s| *s >= SMALL_HEADER_LEN as u64)?;
+        match record_at_with(b, 0, start, self.salt, true) {
+            Ok((Record::Directory(d), _)) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// Finds the groups by hopping over the records by their lengths (no CRC yet: a group is checked when used).
+    fn locate(&self) -> Vec<(u64, u64)> {
+        let b: &[u8] = (*self.bytes).as_ref();
+        let mut out = Vec::new();
+        let mut blocks: Vec<u64> = Vec::new();
+        let mut at = SMALL_HEADER_LEN;
+        while let Some(head) = b.get(at..at + 8) {
+            let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+            if len == 0 || len > MAX_RECORD_LEN as usize || at + 12 + len > b.len() {
+                break;
+            }
+            let payload = &b[at + 8..at + 8 + len];
+            match u64::from(payload[0]) {
+                TAG_BLOCK => blocks.push(at as u64),
+                TAG_GROUP => {
+                    let mut r = Reader::new(payload);
+                    let n = r.u64().and_then(|_| r.u32()).unwrap_or(0) as usize;
+                    if let Some(first) = blocks.len().checked_sub(n).filter(|_| n > 0).and_then(|i| blocks.get(i)) {
+                        out.push((*first, at as u64));
+                    }
+                    blocks.clear();
+                }
+                _ => {}
+            }
+            at += 12 + len;
+        }
+        out
+    }
+
+    fn next(&mut self) -> Option<Record> {
+        let bytes: &[u8] = (*self.bytes).as_ref();
+        if self.at >= bytes.len() as u64 {
+            return None;
+        }
+        match record_at_with(bytes, 0, self.at, self.salt, self.lite) {
+            Ok((rec, n)) => {
+                self.at += n;
+                Some(rec)
+            }
+            Err(_) => {
+                self.at = bytes.len() as u64; // the valid prefix ends here
+                None
+            }
+        }
+    }
+
+    fn group_here(&self) -> Option<(Group, u64)> {
+        let k = self.groups.partition_point(|(first, _)| *first < self.at);
+        let &(first, gat) = self.groups.get(k)?;
+        if first != self.at {
+            return None;
+        }
+        match record_at_with((*self.bytes).as_ref(), 0, gat, self.salt, true) {
+            Ok((Record::Group(g), _)) => Some((g, gat)),
+            _ => None,
+        }
+    }
 }
 
 /// Walks the own data of `view` up to `cut` and `cap`, from `start` (a frame start) on: blocks through their
@@ -1049,9 +1668,9 @@ pub(crate) fn walk(
     let mut first = first;
     for seq in start.seg..=last_seg {
         let seg_cut = cut.filter(|c| c.seg == seq).map(|c| c.offset);
-        let records = match (seq == start.seg, first.take()) {
-            (true, Some(r)) => r,
-            _ => load_with(cat, view, seq, lite),
+        let mut records = match (seq == start.seg, first.take()) {
+            (true, Some(r)) => Records::List(r.into_iter()),
+            _ => Records::open(cat, view, seq, lite),
         };
         let mut pos = if seq == start.seg { start.offset } else { SEG_HEADER_LEN as u64 };
         let limit = active_len(cat, view, seq);
@@ -1060,10 +1679,31 @@ pub(crate) fn walk(
         let mut buf: Vec<u8> = Vec::new();
         let path = view.seg_path(seq);
         let mut stopped = false;
-        // The last block handled when it is not its frame's last (the frame is partly done).
-        let mut mid: Option<&Block> = None;
-        for rec in &records {
+        // The last block handled when it is not its frame's last (the frame is partly done); `mid_group`: it is
+        // the last block of a group used in its place (read only if the records stop there).
+        let mut mid: Option<Block> = None;
+        let mut mid_group: Option<u64> = None;
+        loop {
+            if let Some((g, gi)) = records.group_here() {
+                let inside = seg_cut.is_none_or(|c| g.last_frame + FRAME_HEADER_LEN as u64 + g.last_end <= c)
+                    && cap.is_none_or(|c| g.last_step <= c);
+                let fits = g.first_frame == pos && limit.is_none_or(|l| g.last_frame + g.last_frame_len <= l);
+                if inside && fits && v.group(&g) {
+                    records.skip_past(gi);
+                    mid = None;
+                    if g.ends_frame() {
+                        pos = g.last_frame + g.last_frame_len;
+                        mid_group = None;
+                    } else {
+                        pos = g.last_frame;
+                        mid_group = Some(gi);
+                    }
+                    continue;
+                }
+            }
+            let Some(rec) = records.next() else { break };
             let Record::Block(b) = rec else { continue };
+            mid_group = None;
             if b.frame < pos {
                 continue;
             }
@@ -1073,16 +1713,17 @@ pub(crate) fn walk(
             let block_end = b.frame + FRAME_HEADER_LEN as u64 + b.end;
             let inside = seg_cut.is_none_or(|c| block_end <= c) && cap.is_none_or(|c| b.last_step <= c);
             // A block the cut or cap ends inside is read (and ends the piece) whatever the visitor wants.
-            let u = if inside { v.block(b, true) } else { Use::Read };
+            let u = if inside { v.block(&b, true) } else { Use::Read };
             match u {
                 Use::Stop => return Ok(Flow::Stop),
                 Use::Done => {}
                 _ => {
                     // Only the block's own bytes, checked against the block's CRC, decoded from its state.
-                    let p = block_bytes(cat, view, seq, &mut seg_file, &mut buf, b)?;
+                    let p = block_bytes(cat, view, seq, &mut seg_file, &mut buf, &b)?;
                     let st = DecState { pos: 0, remaining: b.events, ..b.state.clone() };
                     let base = b.frame + FRAME_HEADER_LEN as u64 + b.state.pos;
-                    let more = decode(&path, b.frame, base, p, Some(&st), b.events, seg_cut, cap, v, &mut stopped)?;
+                    let more =
+                        decode(&path, b.frame, base, p, Some(&st), b.events, seg_cut, cap, v, &mut stopped, FORMAT_V2)?;
                     if stopped {
                         return Ok(Flow::Stop);
                     }
@@ -1095,12 +1736,17 @@ pub(crate) fn walk(
                 pos = b.frame_end();
                 mid = None;
             } else {
-                mid = Some(b);
+                mid = Some(*b);
             }
+        }
+        if let Some(gi) = mid_group {
+            let b = records.block_before(gi);
+            let b = b.ok_or_else(|| Error::corrupt(zone_path(view, seq), 0, "a zone map block is damaged"))?;
+            mid = Some(b);
         }
         if let Some(b) = mid {
             // The records stop inside a frame (a torn write): read the rest of it.
-            let p = frame_bytes(cat, view, seq, &mut seg_file, &mut frame, b)?;
+            let p = frame_bytes(cat, view, seq, &mut seg_file, &mut frame, &b)?;
             let mut d = PayloadDecoder::resume(p, &b.state).map_err(|e| Error::corrupt(&path, b.frame, e.0))?;
             let mut row = Vec::new();
             for _ in 0..b.events {
@@ -1110,7 +1756,7 @@ pub(crate) fn walk(
             }
             let st = d.state();
             let base = b.frame + FRAME_HEADER_LEN as u64;
-            let more = decode(&path, b.frame, base, p, Some(&st), u32::MAX, seg_cut, cap, v, &mut stopped)?;
+            let more = decode(&path, b.frame, base, p, Some(&st), u32::MAX, seg_cut, cap, v, &mut stopped, FORMAT_V2)?;
             if stopped {
                 return Ok(Flow::Stop);
             }
@@ -1132,12 +1778,14 @@ pub(crate) fn walk(
         }
         let mut r = open_segment(cat, view, seq)?.0;
         r.seek(pos);
+        // A version-1 segment's frames are decoded as such (a kind version 2 added is corruption there).
+        let format = r.format();
         while let Some((off, payload)) = r.next_frame()? {
             if seg_cut.is_some_and(|c| off >= c) {
                 return Ok(Flow::Next);
             }
             let base = off + FRAME_HEADER_LEN as u64;
-            let more = decode(&path, off, base, payload, None, u32::MAX, seg_cut, cap, v, &mut stopped)?;
+            let more = decode(&path, off, base, payload, None, u32::MAX, seg_cut, cap, v, &mut stopped, format)?;
             if stopped {
                 return Ok(Flow::Stop);
             }
@@ -1263,7 +1911,7 @@ pub(crate) fn own_state(
                     && cut.is_none_or(|c| c.seg > seq || s.end <= c.offset)
                     && cap.is_none_or(|c| s.last_step.is_none_or(|l| l <= c))
             }
-            Record::Block(_) => false,
+            _ => false,
         }
     };
     let mut start = (Ptr::START, None, OwnState::default(), None);
@@ -1285,6 +1933,27 @@ pub(crate) fn own_state(
     let mut v = StateVisit { state, last_step };
     walk(cat, view, cut, cap, from, first, false, &mut v)?;
     Ok((v.state, v.last_step))
+}
+
+/// The statistics of `view`'s own data from the snapshot that ends its zone maps, when that snapshot covers the
+/// whole of it (its end is the last segment's length): `info` without skimming frames. `None` otherwise.
+pub(crate) fn own_stats(cat: &Catalog, view: &VersionView) -> Option<Stats> {
+    if view.segs == 0 {
+        return Some(Stats::default());
+    }
+    covering_snapshot(cat, view).map(|s| s.state.stats)
+}
+
+/// The snapshot that ends the zone map of `view`'s last segment when it covers the whole of its own data (its
+/// end is the segment's length).
+pub(crate) fn covering_snapshot(cat: &Catalog, view: &VersionView) -> Option<Snapshot> {
+    let last = view.segs.checked_sub(1)?;
+    let len = cat.vfs.open(&view.seg_path(last), OpenMode::Read).and_then(|f| f.len()).ok()?;
+    let (recs, found) = tail(cat, view, last, |r| matches!(r, Record::Snapshot(_)));
+    match recs.into_iter().next() {
+        Some(Record::Snapshot(s)) if found && s.end == len => Some(*s),
+        _ => None,
+    }
 }
 
 // ---------------------------------------------------------------- verify
@@ -1327,6 +1996,9 @@ pub(crate) fn verify_segment(
     };
     let n = Some(bytes.len() as u64);
     let salt = format::segment_salt(view.header.nonce, seq);
+    if old_layout(&path, &bytes, view.version, seq, salt) {
+        return (n, problems); // an older layout, ignored by readers (and replaced by the next writer)
+    }
     if let Err(e) = check_header(&path, &bytes, view.version, seq, salt) {
         problems.push(Problem { file: path, offset: 0, kind, message: format!("zone map header: {e}") });
         return (n, problems);
@@ -1337,11 +2009,13 @@ pub(crate) fn verify_segment(
     }
     let valid_end = blocks.last().map_or(SEG_HEADER_LEN as u64, Block::frame_end);
     let mut i = 0;
-    for (off, rec) in &parsed.records {
+    for (idx, (off, rec)) in parsed.records.iter().enumerate() {
         // In an active segment, records past its valid frames describe a torn tail (as index entries do).
         let beyond = match rec {
             Record::Block(b) => b.frame_end() > valid_end,
             Record::Snapshot(x) => x.end > valid_end,
+            Record::Group(g) => g.last_frame + g.last_frame_len > valid_end,
+            Record::Directory(_) => false,
         };
         if !sealed && beyond {
             break;
@@ -1369,6 +2043,16 @@ pub(crate) fn verify_segment(
                 };
                 (!(end_ok && state_ok)).then_some("a zone map snapshot does not match the data before it")
             }
+            Record::Group(g) => {
+                let n = g.blocks as usize;
+                let want = i.checked_sub(n).and_then(|from| blocks.get(from..i)).and_then(group_of);
+                let ok = want.is_some_and(|w| encode_group(&w) == encode_group(g));
+                (!ok).then_some("a zone map group does not match the blocks before it")
+            }
+            Record::Directory(d) => {
+                let ok = *d == groups_in(&parsed.records[..idx]);
+                (!ok).then_some("a zone map directory does not list the groups before it")
+            }
         };
         if let Some(msg) = bad {
             problems.push(Problem {
@@ -1381,4 +2065,109 @@ pub(crate) fn verify_segment(
         }
     }
     (n, problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{encode_dense_row, encode_event, encode_prefix, EncEvent};
+
+    /// The blocks of a payload built event by event through the general decoder (the model of
+    /// [`blocks_of`], whose dense rows take the column-at-a-time path).
+    fn blocks_by_event(off: u64, payload: &[u8]) -> Vec<Block> {
+        let frame_len = (payload.len() + FRAME_HEADER_LEN) as u64;
+        let mut d = PayloadDecoder::new(payload).expect("payload");
+        let mut out = Vec::new();
+        let mut cur: Option<Builder> = None;
+        loop {
+            let st = d.state();
+            let Some(next) = d.next_event() else { break };
+            let (ev, end) = next.expect("event");
+            let b = cur.get_or_insert_with(|| Builder::new(off, frame_len, st));
+            b.step(ev.step(), end);
+            b.block.stats.push(&ev);
+            let is_log = match ev {
+                RawEvent::Log { step, metrics, .. } => {
+                    for (k, v) in metrics {
+                        b.value(step, k, v);
+                    }
+                    true
+                }
+                RawEvent::Config { patch, .. } => {
+                    b.config.extend(patch);
+                    false
+                }
+                RawEvent::Summary { patch, .. } => {
+                    b.summary.extend(patch);
+                    false
+                }
+                RawEvent::Meta { patch, .. } => {
+                    b.meta.get_or_insert_with(MetaPatch::default).then(&patch);
+                    false
+                }
+                _ => false,
+            };
+            if is_log {
+                b.logs += 1;
+                if b.logs >= BLOCK_ROWS {
+                    out.extend(cur.take().map(|b| b.finish(payload)));
+                }
+            }
+        }
+        out.extend(cur.take().map(|b| b.finish(payload)));
+        out
+    }
+
+    /// A frame mixing keyed rows, dense rows in both encodings (long deltas), NaNs, signed zeros, infinities,
+    /// equal extremes, config and summary patches, over several blocks.
+    #[test]
+    fn dense_fast_path_equals_event_by_event() {
+        let specials = [f64::NAN, -0.0, 0.0, f64::INFINITY, f64::NEG_INFINITY, 1.5, 1.5, -2.0];
+        for seed in 0..6u64 {
+            let mut body = Vec::new();
+            let (mut ps, mut pt) = (7u64, 1_000i64);
+            let mut count = 0u32;
+            let v = [Value::Float(0.25), Value::Int(3), Value::Float(f64::NAN)];
+            let keyed: Vec<(u32, &Value)> = vec![(0, &v[0]), (2, &v[1]), (5, &v[2])];
+            encode_event(&mut body, &EncEvent::Log { step: 7, time_us: 1_000, metrics: &keyed }, &mut ps, &mut pt);
+            let mut prev = (ps, pt);
+            count += 1;
+            let mut step = 7u64;
+            let mut x = seed as f64;
+            for i in 0..1_000u64 {
+                // Mostly one-byte deltas; now and then a long one (the general dense encoding).
+                step += if (i + seed) % 97 == 0 { 300 } else { 1 + (i % 3) };
+                let t = prev.1 + if i % 211 == 0 { 1_000_000 } else { 5 };
+                x = (x * 1.7 + 0.3) % 11.0 - 5.0;
+                let vals = [specials[((i + seed) % 8) as usize], x, if i % 13 == 0 { f64::NAN } else { -x }];
+                encode_dense_row(&mut body, step, t, vals.into_iter(), &mut prev);
+                count += 1;
+                if (i + 3 * seed) % 389 == 0 {
+                    // A patch between dense rows (the template stays).
+                    let c = Value::Int(i as i64);
+                    let patch: Vec<(u32, &Value)> = vec![(1, &c)];
+                    let (mut s2, mut t2) = prev;
+                    let ev = if i % 2 == 0 {
+                        EncEvent::Config { step, patch: &patch }
+                    } else {
+                        EncEvent::Summary { step, patch: &patch }
+                    };
+                    encode_event(&mut body, &ev, &mut s2, &mut t2);
+                    prev = (s2, t2);
+                    count += 1;
+                }
+            }
+            let mut payload = Vec::new();
+            encode_prefix(&mut payload, count, 7, 1_000, 80);
+            payload.extend_from_slice(&body);
+            let fast = blocks_of(80, &payload).expect("blocks");
+            let model = blocks_by_event(80, &payload);
+            assert!(fast.len() >= 4, "several blocks");
+            assert_eq!(fast.len(), model.len());
+            for (a, b) in fast.iter().zip(&model) {
+                // Bit-exact (NaN payloads, signed zeros): compare the encodings.
+                assert_eq!(encode_block(a), encode_block(b));
+            }
+        }
+    }
 }

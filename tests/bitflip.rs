@@ -1,7 +1,10 @@
-//! Bit flips: every single-bit flip in a store's files — every bit of every header, version header, key
-//! and tombstone, and a deterministic sample of a few hundred more bits of every segment, step index, zone
-//! map and key table
-//! — is detected. `verify()` reports a `Corrupt` problem (the only exceptions are the two regions a crash
+//! Bit flips: every single-bit flip in a store's files is detected. By default (CI, seconds) a deterministic
+//! sample that covers every file kind: every 8th bit of the store file, the tombstone, and of the first version
+//! header and the fixed header of the first segment, step index, zone map and key table; every 64th header bit
+//! (at an offset that moves from file to file) of the other files of each kind; and 8 bits spread over the rest
+//! of every segment, step index, zone map and key table. `FORKLOG_BITFLIP_LONG=1` flips every bit of every
+//! header, version header, key and tombstone and 200 more of every file (`FORKLOG_BITFLIP_SAMPLE` sets how many).
+//! For each flip, `verify()` reports a `Corrupt` problem (the only exceptions are the two regions a crash
 //! may legitimately leave invalid: the last frame of an active segment, which then reads as a torn tail,
 //! and the step index of an active segment, which is unsynced derived data that readers and recovery
 //! ignore when it does not check out); every read returns exactly the original records or stops with an
@@ -168,21 +171,23 @@ fn read_all(store: &Store, names: &[String], extras: bool) -> Reads {
     out
 }
 
-/// The bits of `len` bytes to flip in a file: all of them for headers and small files; for segments and
-/// indexes every bit of the fixed header and `sample` more spread over the rest.
-fn bits_for(path: &Path, len: usize, sample: usize) -> Vec<usize> {
+/// The bits of `len` bytes to flip in a file: for segments, indexes, key tables and zone maps the bits of the
+/// fixed header and `sample` more spread over the rest; for other (small) files the whole file is the header.
+/// Of the header, every `stride`-th bit, from an offset that moves with the file's length (so the files of a
+/// kind cover different bits).
+fn bits_for(path: &Path, len: usize, sample: usize, stride: usize) -> Vec<usize> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     let header = if name.ends_with(".seg") {
         80
     } else if name.ends_with(".idx") || name.ends_with(".keys") || name.ends_with(".zmap") {
         32
     } else {
-        return (0..len * 8).collect();
+        return (len % stride..len * 8).step_by(stride).collect();
     };
-    let mut bits: Vec<usize> = (0..header.min(len) * 8).collect();
+    let mut bits: Vec<usize> = (len % stride..header.min(len) * 8).step_by(stride).collect();
     let rest = (len.saturating_sub(header)) * 8;
     // Zone maps are derived data checked the same way; a quarter of the sample keeps the test's time.
-    let sample = if name.ends_with(".zmap") { sample / 4 } else { sample };
+    let sample = if name.ends_with(".zmap") && sample > 100 { sample / 4 } else { sample };
     let mut x = len as u64 ^ 0x5EED;
     for _ in 0..sample.min(rest) {
         x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -295,7 +300,7 @@ fn check_flip(
     }
 }
 
-fn flips(sample: usize) {
+fn flips(sample: usize, long: bool) {
     let started = Instant::now();
     let fs = build();
     let names = names(&fs);
@@ -334,9 +339,18 @@ fn flips(sample: usize) {
     let lenient = lenient_ranges(&fs);
     let snap = fs.snapshot();
     let mut cases: Vec<(PathBuf, usize, bool)> = Vec::new();
+    // The first file of each kind (its extension, or its name) gets a denser share of header bits.
+    let mut kinds = std::collections::BTreeSet::new();
     for path in fs.files() {
         let len = fs.contents(&path).expect("file").len();
-        for bit in bits_for(&path, len, sample) {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let kind = name.rsplit_once('.').map_or(name.clone(), |(_, e)| e.to_string());
+        let stride = match (long, kinds.insert(kind)) {
+            (true, _) => 1,
+            (false, true) => 8,
+            (false, false) => 64,
+        };
+        for bit in bits_for(&path, len, sample, stride) {
             let l = lenient.get(&path).is_some_and(|(a, b)| (*a..*b).contains(&(bit / 8)));
             cases.push((path.clone(), bit, l));
         }
@@ -379,6 +393,7 @@ fn flips(sample: usize) {
 
 #[test]
 fn every_flip_is_detected_and_never_misread() {
-    let sample = std::env::var("FORKLOG_BITFLIP_SAMPLE").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
-    flips(sample);
+    let long = std::env::var_os("FORKLOG_BITFLIP_LONG").is_some();
+    let sample = std::env::var("FORKLOG_BITFLIP_SAMPLE").ok().and_then(|s| s.parse().ok());
+    flips(sample.unwrap_or(if long { 200 } else { 8 }), long);
 }

@@ -109,12 +109,14 @@ fn listings_skip_versions_whose_close_record_counts_no_metadata() {
     assert_eq!(store.meta("tagged").unwrap(), meta(Some("n"), &["t"], None, None));
 
     // Damage early data: the plain run's listing does not read it (its close record counts no Meta event),
-    // the tagged run's must walk its history and meets the damage.
+    // and neither does the tagged run's since issue 12 (its metadata comes from the zone map's snapshot);
+    // a replay meets the damage.
     damage_first_frame(dir.path(), "plain");
     damage_first_frame(dir.path(), "tagged");
     assert_eq!(store.info("plain").unwrap().meta, RunMeta::default());
     assert!(store.history("plain").unwrap().any(|r| r.is_err()));
-    assert!(store.info("tagged").unwrap_err().is_corruption());
+    assert_eq!(store.info("tagged").unwrap().meta, meta(Some("n"), &["t"], None, None));
+    assert!(store.history("tagged").unwrap().any(|r| r.is_err()));
 }
 
 #[test]
@@ -134,4 +136,77 @@ fn an_archived_version_keeps_its_close_record_and_count() {
     assert_eq!(store.info("r@v0").unwrap().meta, RunMeta::default());
     assert_eq!(store.info("r").unwrap().meta.group.as_deref(), Some("g"));
     assert_eq!(store.history("r@v0").unwrap().filter(|r| r.is_err()).count(), 1);
+}
+
+/// The metadata by replay: every `Meta` event of the visible history applied in order (the model).
+fn meta_by_replay(store: &Store, run: &str) -> RunMeta {
+    let mut m = RunMeta::default();
+    for e in store.events(run).unwrap() {
+        if let forklog::Event::Meta { patch, .. } = e.unwrap().event {
+            m.apply(&patch);
+        }
+    }
+    m
+}
+
+/// Issue 12: `info`, `meta`, `runs` and `runs_table` take the metadata from the zone maps' snapshots and blocks
+/// (no walk of the history); it equals the replay's, across snapshots, segments and group records, for forks
+/// at a step before, at and after a `Meta` event, a rewind, and reopening.
+#[test]
+fn metadata_from_snapshots_equals_the_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = forklog::Options::default().sync(forklog::SyncPolicy::Never).segment_size(300 << 10);
+    let store = Store::open_with(dir.path(), opts.clone()).unwrap();
+    let mut w = store.create_run("big").unwrap();
+    let patches = [
+        MetaPatch::new().name("a").tag("x").tag("y").notes("n"),
+        MetaPatch::new().untag("x").tag("z").group("g1"),
+        MetaPatch::new().name("").tag("x").untag("y"),
+        MetaPatch::new().notes("").group("g2").tag("w"),
+        MetaPatch::new().untag("z").untag("w").name("b"),
+    ];
+    let mut meta_steps = Vec::new();
+    for chunk in 0..20u64 {
+        let steps: Vec<u64> = (chunk * 3_000..(chunk + 1) * 3_000).collect();
+        let a: Vec<f64> = steps.iter().map(|s| *s as f64).collect();
+        w.log_columns(&steps, &[("loss", &a), ("acc", &a)]).unwrap();
+        if chunk % 4 == 1 {
+            w.set_meta(patches[(chunk / 4) as usize].clone()).unwrap();
+            meta_steps.push(steps[steps.len() - 1]);
+        }
+        w.sync().unwrap();
+    }
+    drop(w);
+    let mut runs = vec!["big".to_string()];
+    for (i, s) in meta_steps.iter().enumerate() {
+        for (j, at) in [s - 1, *s, s + 1].into_iter().enumerate() {
+            let id = format!("f{i}{j}");
+            let mut f = store.fork(&id, &format!("big?_step={at}").parse().unwrap()).unwrap();
+            if j == 2 {
+                f.set_meta(MetaPatch::new().tag("forked").untag("x")).unwrap();
+            }
+            drop(f);
+            runs.push(id);
+        }
+    }
+    let mut r = store.rewind("f31", meta_steps[1] + 7).unwrap();
+    r.set_meta(MetaPatch::new().name("rewound")).unwrap();
+    drop(r);
+    runs.push("f31@v0".into());
+    for run in &runs {
+        let want = meta_by_replay(&store, run);
+        assert_eq!(store.meta(run).unwrap(), want, "{run}");
+        assert_eq!(store.info(run).unwrap().meta, want, "{run}");
+    }
+    assert_ne!(meta_by_replay(&store, "big"), RunMeta::default());
+    let none: [&str; 0] = [];
+    for row in store.runs_table(&none).unwrap() {
+        assert_eq!(row.info.meta, meta_by_replay(&store, &row.info.id), "{}", row.info.id);
+    }
+    assert!(store.verify().unwrap().is_clean());
+    drop(store);
+    let store = Store::open_with(dir.path(), opts).unwrap();
+    for run in &runs {
+        assert_eq!(store.meta(run).unwrap(), meta_by_replay(&store, run), "{run}");
+    }
 }

@@ -202,3 +202,74 @@ fn log_and_reads_never_wait_for_the_syncers_fsync() {
     assert!(worst_log < SLOW / 2, "a log waited {worst_log:?} (an fsync takes {SLOW:?})");
     assert!(worst_read < SLOW / 2, "a read waited {worst_read:?} (an fsync takes {SLOW:?})");
 }
+
+/// Issue 12: while a writer of this process is live, summary, config, meta and sample come from the zone maps
+/// (records and snapshots of synced data), the frames past them (flushed, unsynced) and the writer's buffered
+/// events, and equal the replay at every point: buffered only, flushed, synced, across segment seals, forks
+/// of the live run, and a fork live in another writer.
+#[test]
+fn reads_of_a_live_run_equal_the_replay() {
+    use forklog::{MetaPatch, Options, SyncPolicy};
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Store::open_with(dir.path(), Options::default().sync(SyncPolicy::Never).segment_size(64 << 10)).unwrap();
+    let mut w = store.create_run("r").unwrap();
+    let none: [&str; 0] = [];
+    let model_meta = |run: &str| {
+        let mut m = forklog::RunMeta::default();
+        for e in store.events(run).unwrap() {
+            if let forklog::Event::Meta { patch, .. } = e.unwrap().event {
+                m.apply(&patch);
+            }
+        }
+        m
+    };
+    let check = |run: &str, at: &str| {
+        assert_eq!(
+            format!("{:?}", store.summary(run).unwrap()),
+            format!("{:?}", store.summary_by_replay(run).unwrap()),
+            "{run} {at}"
+        );
+        assert_eq!(store.config(run).unwrap(), store.config_by_replay(run).unwrap(), "{run} {at}");
+        assert_eq!(store.meta(run).unwrap(), model_meta(run), "{run} {at}");
+        assert_eq!(store.info(run).unwrap().meta, model_meta(run), "{run} {at}");
+        for n in [3, 200] {
+            let fast = store.sample(run, &none, n, None, None).unwrap();
+            let slow = store.sample_by_replay(run, &none, n, None, None).unwrap();
+            assert_eq!(fast, slow, "{run} {at} {n}");
+        }
+    };
+    let mut step = 0u64;
+    for round in 0..8u64 {
+        for _ in 0..(250 + round * 131) {
+            w.log_floats(&[("a", step as f64), ("b", -(step as f64))]).unwrap();
+            step += 1;
+        }
+        check("r", &format!("round {round}, buffered"));
+        if round % 3 == 0 {
+            w.set_config(metrics! { "lr" => round as f64 }).unwrap();
+            w.set_summary(metrics! { "best" => round as i64 }).unwrap();
+            w.set_meta(MetaPatch::new().tag(format!("t{round}")).name(format!("n{round}"))).unwrap();
+            w.log(metrics! { format!("k{round}") => "text", "a" => 0.5 }).unwrap();
+            step += 1;
+        }
+        check("r", &format!("round {round}, patches buffered"));
+        match round % 3 {
+            0 => w.flush().unwrap(),
+            1 => w.sync().unwrap(),
+            _ => {}
+        }
+        check("r", &format!("round {round}, after flush/sync"));
+        if round == 5 {
+            let mut f = store.fork("f", &format!("r?_step={}", step - 10).parse().unwrap()).unwrap();
+            f.log_floats(&[("a", 1e9)]).unwrap();
+            f.set_meta(MetaPatch::new().untag("t3")).unwrap();
+            check("f", "fork live");
+            drop(f);
+            check("f", "fork closed");
+        }
+    }
+    drop(w);
+    check("r", "closed");
+    check("f", "closed");
+}

@@ -384,3 +384,74 @@ fn snapshots_inside_segments_and_forks_between_them() {
     let report = store.verify().unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
+
+/// Zone maps of layout 0 (earlier builds: no `meta`, no groups) are ignored: reads equal the replay, verify is
+/// clean, and a writer resuming the run records its active segment afresh in layout 1.
+#[test]
+fn zone_maps_of_layout_0_are_ignored_and_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options::default().sync(SyncPolicy::Never).segment_size(80 << 10);
+    let store = Store::open_with(dir.path(), opts.clone()).unwrap();
+    let mut w = store.create_run("r").unwrap();
+    for chunk in 0..10u64 {
+        let steps: Vec<u64> = (chunk * 2_000..(chunk + 1) * 2_000).collect();
+        let a: Vec<f64> = steps.iter().map(|s| value(3, *s)).collect();
+        w.log_columns(&steps, &[("loss", &a)]).unwrap();
+        w.sync().unwrap();
+    }
+    w.set_meta(forklog::MetaPatch::new().name("n")).unwrap();
+    drop(w);
+    drop(store);
+    let run_dir = dir.path().join("runs/r");
+    let zmaps: Vec<_> = std::fs::read_dir(&run_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "zmap"))
+        .collect();
+    assert!(zmaps.len() >= 3);
+    let layout = |p: &std::path::Path| {
+        let b = std::fs::read(p).unwrap();
+        u16::from_le_bytes([b[10], b[11]])
+    };
+    for p in &zmaps {
+        assert_eq!(layout(p), 1);
+        let mut b = std::fs::read(p).unwrap();
+        b[10..12].copy_from_slice(&0u16.to_le_bytes());
+        let c = crc32fast::hash(&b[..28]);
+        b[28..32].copy_from_slice(&c.to_le_bytes());
+        std::fs::write(p, &b).unwrap();
+    }
+    let store = Store::open_with(dir.path(), opts).unwrap();
+    let none: [&str; 0] = [];
+    let check = |store: &Store| {
+        assert_eq!(
+            format!("{:?}", store.summary("r").unwrap()),
+            format!("{:?}", store.summary_by_replay("r").unwrap())
+        );
+        assert_eq!(store.meta("r").unwrap().name.as_deref(), Some("n"));
+        for n in [7, 500] {
+            let fast = store.sample("r", &none, n, None, None).unwrap();
+            let slow = store.sample_by_replay("r", &none, n, None, None).unwrap();
+            assert_eq!(got(&fast), got(&slow));
+        }
+        let report = store.verify().unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+    };
+    check(&store);
+    // A writer resuming the run records the active segment's zone map afresh (layout 1).
+    let mut w = store.resume("r").unwrap();
+    w.log_floats(&[("loss", 0.5)]).unwrap();
+    drop(w);
+    let mut active: Vec<_> = std::fs::read_dir(&run_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "zmap"))
+        .collect();
+    active.sort_by_key(|p| {
+        let name = p.file_stem().unwrap().to_string_lossy().to_string();
+        name.rsplit('-').next().unwrap().parse::<u32>().unwrap()
+    });
+    assert_eq!(layout(active.last().unwrap()), 1);
+    assert_eq!(layout(&active[0]), 0, "sealed ones stay as they are (ignored)");
+    check(&store);
+}

@@ -353,6 +353,64 @@ impl Store {
         Ok(out)
     }
 
+    /// The run's exact downsampled history (M4), for charts: `from_step..=to_step` (default: the run's first
+    /// to last logged step, inherited rows included) split into `buckets` equal buckets; per bucket and key
+    /// the first, last, minimum and maximum value with their steps, and the number of values. A line chart of
+    /// `buckets` pixels drawn from it is the chart of every row. `keys`: a list of metric names (None: every
+    /// numeric metric). Returns `{key: {"bucket", "start", "end", "count", "first_step", "first", "last_step",
+    /// "last", "min_step", "min", "max_step", "max"}}`: one NumPy array each (int64; the values float64),
+    /// one element per non-empty bucket in bucket order (`bucket`: its number, `start`/`end`: its step range,
+    /// inclusive). A requested key without values has empty arrays. Values are floats as logged, ints
+    /// converted, bools 0/1; `min`/`max` skip NaN (a bucket of NaNs has `min` = `max` = `first`).
+    #[pyo3(signature = (run, keys, buckets, from_step=None, to_step=None))]
+    fn sample<'py>(
+        &self,
+        py: Python<'py>,
+        run: &str,
+        keys: Option<&Bound<'_, PyAny>>,
+        buckets: &Bound<'_, PyAny>,
+        from_step: Option<&Bound<'_, PyAny>>,
+        to_step: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let keys = keys_arg(keys)?.unwrap_or_default();
+        if buckets.is_instance_of::<pyo3::types::PyBool>() || !buckets.is_instance_of::<pyo3::types::PyInt>() {
+            return Err(type_error(format!("buckets must be an int, got {}", convert::repr(buckets))));
+        }
+        let n: u32 =
+            buckets.extract::<i64>().ok().and_then(|n| u32::try_from(n).ok()).filter(|n| *n >= 1).ok_or_else(|| {
+                value_error(format!("buckets must be 1 to 2**32 - 1, got {}", convert::repr(buckets)))
+            })?;
+        let from = from_step.filter(|s| !s.is_none()).map(step_arg).transpose()?;
+        let to = to_step.filter(|s| !s.is_none()).map(step_arg).transpose()?;
+        if let (Some(f), Some(t)) = (from, to) {
+            if f > t {
+                return Err(value_error(format!("from_step {f} is after to_step {t}")));
+            }
+        }
+        let sample = py.detach(|| self.inner.sample(run, &keys, n, from, to)).py_err(py)?;
+        let out = PyDict::new(py);
+        for series in &sample.series {
+            let b = &series.buckets;
+            let ints = |f: &dyn Fn(&forklog::Bucket) -> u64| b.iter().map(|x| f(x) as i64).collect::<Vec<i64>>();
+            let floats = |f: &dyn Fn(&forklog::Bucket) -> f64| b.iter().map(f).collect::<Vec<f64>>();
+            let d = PyDict::new(py);
+            d.set_item("bucket", PyArray1::from_vec(py, ints(&|x| u64::from(x.index))))?;
+            d.set_item("start", PyArray1::from_vec(py, ints(&|x| x.start)))?;
+            d.set_item("end", PyArray1::from_vec(py, ints(&|x| x.end)))?;
+            d.set_item("count", PyArray1::from_vec(py, ints(&|x| x.count)))?;
+            d.set_item("first_step", PyArray1::from_vec(py, ints(&|x| x.first.step)))?;
+            d.set_item("first", PyArray1::from_vec(py, floats(&|x| x.first.value)))?;
+            d.set_item("last_step", PyArray1::from_vec(py, ints(&|x| x.last.step)))?;
+            d.set_item("last", PyArray1::from_vec(py, floats(&|x| x.last.value)))?;
+            d.set_item("min_step", PyArray1::from_vec(py, ints(&|x| x.min.step)))?;
+            d.set_item("min", PyArray1::from_vec(py, floats(&|x| x.min.value)))?;
+            d.set_item("max_step", PyArray1::from_vec(py, ints(&|x| x.max.step)))?;
+            d.set_item("max", PyArray1::from_vec(py, floats(&|x| x.max.value)))?;
+            out.set_item(&*series.key, d)?;
+        }
+        Ok(out)
+    }
+
     /// The history as typed columns for `to_arrow`/`to_pandas`: `(steps, timestamps, [(key, kind, values,
     /// present)])` with kind "float"/"int"/"bool" (NumPy values and a bool mask) or "object" (a list with
     /// None where absent).

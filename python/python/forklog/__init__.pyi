@@ -103,6 +103,17 @@ class Store:
         origin: bool = False,
     ) -> HistoryIter: ...
     def columns(self, run: str, keys: Optional[Sequence[str]] = None) -> Dict[str, np.ndarray]: ...
+    def sample(
+        self,
+        run: str,
+        keys: Optional[Sequence[str]],
+        buckets: int,
+        from_step: Optional[int] = None,
+        to_step: Optional[int] = None,
+    ) -> Dict[str, Dict[str, np.ndarray]]:
+        """Exact M4 downsampling: ``{key: {"bucket", "start", "end", "count", "first_step", "first",
+        "last_step", "last", "min_step", "min", "max_step", "max"}}``, one array element per non-empty
+        bucket (int64; the values float64)."""
     def to_arrow(
         self,
         run: str,
