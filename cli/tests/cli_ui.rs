@@ -189,3 +189,24 @@ fn plot_png_decodes_to_the_requested_size_and_bad_outputs_fail() {
     fails(&s, &["plot", "base", "--out", tmp.path().join("p.jpg").to_str().unwrap()], "");
     fails(&s, &["plot", "nope", "--out", tmp.path().join("q.svg").to_str().unwrap()], "");
 }
+
+#[test]
+fn plot_text_needs_no_system_font() {
+    // FORKLOG_FONT naming a missing file: a note, then the compiled-in DejaVu Sans sets the labels.
+    let (tmp, s) = temp_store();
+    build(&s);
+    let out = tmp.path().join("t.svg");
+    let o = forklog(&s)
+        .env("FORKLOG_FONT", tmp.path().join("no-such-font.ttf"))
+        .args(["plot", "base", "--tree", "--keys", "loss", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("using DejaVu Sans"), "{o:?}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    let doc = roxmltree::Document::parse(&text).expect("well-formed SVG");
+    let texts: Vec<&str> =
+        doc.descendants().filter(|n| n.has_tag_name("text")).filter_map(|n| n.text()).map(str::trim).collect();
+    assert!(texts.contains(&"f1") && texts.contains(&"f2"), "fork labels drawn: {texts:?}");
+    assert!(texts.iter().any(|t| t.starts_with("base@v")), "legend drawn: {texts:?}");
+}

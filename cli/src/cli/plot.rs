@@ -6,8 +6,8 @@
 //! holds more than one row. A run forked from another plotted run is marked on the parent's curve at the fork
 //! step (a circle) and labelled with the child's id. The legend names each run `id@vK`.
 //!
-//! Text needs a TrueType font: `FORKLOG_FONT` (a .ttf path) or a common system font (DejaVu Sans, Liberation
-//! Sans, ...). Without one the picture is drawn without any text (a note on stderr says so).
+//! Text is set in DejaVu Sans, compiled into the binary (the `dejavu` crate), or in the TrueType font that
+//! `FORKLOG_FONT` names.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -45,33 +45,28 @@ pub struct PlotArgs {
     pub height: Option<u32>,
 }
 
-/// The registered font's family name, if a font was found.
+/// The registered font's family name: `FORKLOG_FONT` (a .ttf file) when set and readable, else DejaVu Sans
+/// compiled into the binary (so a picture has the same text on every machine). `None` only if plotters
+/// refuses both.
 fn font() -> Option<&'static str> {
     static FONT: OnceLock<Option<&'static str>> = OnceLock::new();
     *FONT.get_or_init(|| {
-        let mut candidates: Vec<PathBuf> = std::env::var_os("FORKLOG_FONT").map(PathBuf::from).into_iter().collect();
-        for p in [
-            "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-            "/usr/share/fonts/TTF/DejaVuSans.ttf",
-            "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-            "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-            "/usr/share/fonts/liberation/LiberationSans-Regular.ttf",
-            "/Library/Fonts/Arial.ttf",
-            "/System/Library/Fonts/Supplemental/Arial.ttf",
-            "C:\\Windows\\Fonts\\arial.ttf",
-        ] {
-            candidates.push(PathBuf::from(p));
-        }
-        for p in candidates {
-            if let Ok(bytes) = std::fs::read(&p) {
-                // The font lives as long as the process (plotters keeps a 'static reference).
-                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
-                    return Some("sans-serif");
+        if let Some(p) = std::env::var_os("FORKLOG_FONT").map(PathBuf::from) {
+            match std::fs::read(&p) {
+                Ok(bytes) => {
+                    // The font lives as long as the process (plotters keeps a 'static reference).
+                    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                    if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
+                        return Some("sans-serif");
+                    }
+                    eprintln!("note: FORKLOG_FONT {} is not a usable font: using DejaVu Sans", p.display());
                 }
+                Err(e) => eprintln!("note: FORKLOG_FONT {}: {e}: using DejaVu Sans", p.display()),
             }
         }
-        None
+        plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())
+            .is_ok()
+            .then_some("sans-serif")
     })
 }
 
@@ -177,7 +172,7 @@ pub fn picture(
     let height = height.unwrap_or_else(|| (300 * keys.len() as u32).clamp(100, 16384));
     let font = font();
     if font.is_none() {
-        eprintln!("note: no TrueType font found (set FORKLOG_FONT to a .ttf file): drawing without text");
+        eprintln!("note: no usable font: drawing without text");
     }
     let drawn = if png {
         let root = BitMapBackend::new(out, (width, height)).into_drawing_area();
