@@ -30,9 +30,19 @@ impl Ptr {
 /// The active segment's creation may have been cut short by a crash (its header incomplete, no frame in
 /// it): readers see it as empty, and the next writer removes it.
 pub(crate) fn open_segment(cat: &Catalog, view: &VersionView, seq: u32) -> Result<(SegmentReader, SegmentHeader)> {
+    open_segment_as(cat, view, seq, true)
+}
+
+/// [`open_segment`] for a lookup of a few frames (a fork point, a first step, the frames past the zone
+/// maps): a sealed segment is read in chunks rather than mapped whole (see [`SegmentReader::open_with`]).
+pub(crate) fn probe_segment(cat: &Catalog, view: &VersionView, seq: u32) -> Result<(SegmentReader, SegmentHeader)> {
+    open_segment_as(cat, view, seq, false)
+}
+
+fn open_segment_as(cat: &Catalog, view: &VersionView, seq: u32, map: bool) -> Result<(SegmentReader, SegmentHeader)> {
     let path = view.seg_path(seq);
     let (version, nonce, sealed) = (view.version, view.header.nonce, view.sealed(seq));
-    match SegmentReader::open(&*cat.vfs, &path, version, seq, nonce, sealed) {
+    match SegmentReader::open_with(&*cat.vfs, &path, version, seq, nonce, sealed, map) {
         Err(e) if !sealed && e.is_corruption() && torn_creation(&*cat.vfs, &path, nonce, seq)? => {
             Ok(SegmentReader::empty(&path, version, seq, nonce))
         }
@@ -104,7 +114,7 @@ pub(crate) fn first_step(cat: &Catalog, view: &VersionView, seq: u32) -> Result<
             return Ok(Some(s));
         }
     }
-    let (mut r, _) = open_segment(cat, view, seq)?;
+    let (mut r, _) = probe_segment(cat, view, seq)?;
     if !view.sealed(seq) {
         if let Some(mut idx) = open_index(cat, view, seq, salt, &mut r)? {
             if let Some(s) = idx.first_step()? {
@@ -182,7 +192,7 @@ fn own_position_in(cat: &Catalog, view: &VersionView, cut: Option<Ptr>, cap: Opt
         }
     }
     let limit = cut.filter(|c| c.seg == seg).map(|c| c.offset);
-    let (mut reader, header) = open_segment(cat, view, seg)?;
+    let (mut reader, header) = probe_segment(cat, view, seg)?;
     let entry: Option<IndexEntry> = match open_index(cat, view, seg, header.salt, &mut reader)? {
         Some(mut idx) => {
             let e = idx.last_where(|e| limit.is_none_or(|l| e.offset < l) && cap.is_none_or(|c| e.first_step <= c))?;

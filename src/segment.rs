@@ -198,7 +198,22 @@ impl SegmentReader {
         nonce: u64,
         sealed: bool,
     ) -> Result<(SegmentReader, SegmentHeader)> {
-        let mut source = if sealed {
+        Self::open_with(vfs, path, version, seq, nonce, sealed, sealed)
+    }
+
+    /// [`open`](Self::open), mapping the segment only if `map` (and sealed): a lookup that reads a few frames
+    /// at known offsets passes `false`, so a file system that fetches files on demand (an object-storage
+    /// cache) is asked for those byte ranges, not the whole segment.
+    pub(crate) fn open_with(
+        vfs: &dyn Vfs,
+        path: &Path,
+        version: u32,
+        seq: u32,
+        nonce: u64,
+        sealed: bool,
+        map: bool,
+    ) -> Result<(SegmentReader, SegmentHeader)> {
+        let mut source = if sealed && map {
             let map = vfs.map(path).map_err(|e| Error::io("mapping segment", path, e))?;
             map.advise_sequential();
             Source::Mapped(map)

@@ -1776,7 +1776,8 @@ pub(crate) fn walk(
         if seg_cut.is_none() && pos > SEG_HEADER_LEN as u64 && seg_len.is_some_and(|l| pos >= l) {
             continue;
         }
-        let mut r = open_segment(cat, view, seq)?.0;
+        // The frames past the zone map's records: a few, at a known offset (not a scan of the segment).
+        let mut r = crate::scan::probe_segment(cat, view, seq)?.0;
         r.seek(pos);
         // A version-1 segment's frames are decoded as such (a kind version 2 added is corruption there).
         let format = r.format();
