@@ -12,7 +12,7 @@ use serde::ser::{SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 
 use crate::meta::MetaPatch;
-use crate::value::{Key, Value};
+use crate::value::{Key, Value, ValueKinds};
 
 /// Limit that bounds what the reference decoder may allocate.
 #[cfg(test)]
@@ -630,18 +630,18 @@ impl<'a> Rd<'a> {
         })
     }
     /// A value as a number, without allocating: `None` for non-numeric values (skipped, still checked).
-    fn lean_value(&mut self) -> Dec<Option<f64>> {
+    fn lean_value(&mut self) -> Dec<(Option<f64>, ValueKinds)> {
         Ok(match self.u32()? {
-            3 => Some(f64::from_le_bytes(self.array()?)),
-            2 => Some(self.i64()? as f64),
+            3 => (Some(f64::from_le_bytes(self.array()?)), ValueKinds::FLOAT),
+            2 => (Some(self.i64()? as f64), ValueKinds::INT),
             1 => match self.array::<1>()? {
-                [0] => Some(0.0),
-                [1] => Some(1.0),
+                [0] => (Some(0.0), ValueKinds::BOOL),
+                [1] => (Some(1.0), ValueKinds::BOOL),
                 _ => return err("invalid bool"),
             },
             tag => {
                 self.skip_body(tag, 0)?;
-                None
+                (None, if tag == 0 { ValueKinds::NULL } else { ValueKinds::OTHER })
             }
         })
     }
@@ -772,6 +772,8 @@ pub struct PayloadDecoder<'a> {
     skim_row: Vec<(u32, Option<f64>)>,
     /// Format version of the segment the payload comes from: a version-2 kind in an older one is corruption.
     format: u16,
+    /// The kind of each value of the keyed row the lean walk last returned ([`PayloadDecoder::lean_kinds`]).
+    lean_kinds: Vec<ValueKinds>,
 }
 
 /// One event as the lean walk ([`PayloadDecoder::next_lean`]) sees it: no values are built.
@@ -829,6 +831,7 @@ impl<'a> PayloadDecoder<'a> {
             template_gen: 0,
             skim_row: Vec::new(),
             format,
+            lean_kinds: Vec::new(),
         })
     }
 
@@ -914,6 +917,7 @@ impl<'a> PayloadDecoder<'a> {
             return None;
         }
         row.clear();
+        self.lean_kinds.clear();
         match self.lean(row) {
             Ok(ev) => {
                 self.remaining -= 1;
@@ -925,6 +929,12 @@ impl<'a> PayloadDecoder<'a> {
                 Some(Err(e))
             }
         }
+    }
+
+    /// The kind of each value of the keyed row the lean walk last returned, in `row`'s order (empty after any
+    /// other event, dense rows included: their values are all floats).
+    pub(crate) fn lean_kinds(&self) -> &[ValueKinds] {
+        &self.lean_kinds
     }
 
     /// Like [`next_event`](PayloadDecoder::next_event), with the same checks, but yields only the event's step
@@ -977,7 +987,9 @@ impl<'a> PayloadDecoder<'a> {
                     for _ in 0..n {
                         let k = self.rd.u32()?;
                         t.push(k);
-                        row.push((k, self.rd.lean_value()?));
+                        let (v, kind) = self.rd.lean_value()?;
+                        row.push((k, v));
+                        self.lean_kinds.push(kind);
                     }
                 } else {
                     for _ in 0..n {
@@ -1198,6 +1210,7 @@ impl<'a> PayloadDecoder<'a> {
             template_gen: 1,
             skim_row: Vec::new(),
             format: crate::format::FORMAT_VERSION,
+            lean_kinds: Vec::new(),
         })
     }
 

@@ -8,7 +8,7 @@ use crate::codec::{f64_at, Lean, PayloadDecoder};
 use crate::error::{Error, Result};
 use crate::format::{micros_to_secs, FRAME_HEADER_LEN};
 use crate::replay::{EventStream, Flow, FrameCtx};
-use crate::value::Key;
+use crate::value::{Key, ValueKinds};
 
 /// A run's history rows as columns: row `i` has step `steps[i]`, time `times[i]` and, for each column, the
 /// value `column.values[i]` (`None` where the row lacks the metric).
@@ -25,12 +25,23 @@ pub struct Columns {
 
 /// One metric's values, aligned with [`Columns::steps`].
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Column {
     /// The metric key.
     pub key: Key,
     /// The value at each row: floats as stored (bit-exact), integers converted to `f64`, booleans as 0 or 1;
     /// `None` where the row lacks the metric or holds a non-numeric value.
     pub values: Vec<Option<f64>>,
+    /// The kinds of the values these rows held (rows lacking the metric add nothing): `FLOAT` alone means
+    /// every `Some` is a float as logged and every `None` a missing value.
+    pub kinds: ValueKinds,
+}
+
+impl Column {
+    /// An empty column of `key`.
+    pub fn new(key: impl Into<Key>) -> Column {
+        Column { key: key.into(), values: Vec::new(), kinds: ValueKinds::NONE }
+    }
 }
 
 impl Columns {
@@ -92,7 +103,11 @@ impl Builder<'_> {
                 Some(c) => *c,
                 None => {
                     let c = self.out.columns.len() as u32;
-                    self.out.columns.push(Column { key: key.clone(), values: vec![None; self.out.steps.len()] });
+                    self.out.columns.push(Column {
+                        key: key.clone(),
+                        values: vec![None; self.out.steps.len()],
+                        kinds: ValueKinds::NONE,
+                    });
                     self.by_name.insert(key, c);
                     c
                 }
@@ -149,7 +164,7 @@ impl Builder<'_> {
                     }
                     self.push_dense(step, time_us, bytes);
                 }
-                None => self.push_row(ctx, step, time_us, &row)?,
+                None => self.push_row(ctx, step, time_us, &row, d.lean_kinds())?,
             }
         }
         self.row = row;
@@ -163,6 +178,7 @@ impl Builder<'_> {
             // Every column gets this row's value, in order: no lookups, nothing to pad.
             for (col, b) in self.out.columns.iter_mut().zip(bytes.chunks_exact(8)) {
                 col.values.push(Some(f64_at(b)));
+                col.kinds.insert(ValueKinds::FLOAT);
             }
             self.out.steps.push(step);
             self.out.times.push(micros_to_secs(time_us));
@@ -172,18 +188,20 @@ impl Builder<'_> {
         let mut any = false;
         for j in 0..self.dense_slots.len() {
             let v = f64_at(bytes.get(j * 8..).unwrap_or_default());
-            any |= self.put(n, self.dense_slots[j], Some(v));
+            any |= self.put(n, self.dense_slots[j], Some(v), ValueKinds::FLOAT);
         }
         self.finish_row(n, any, step, time_us);
     }
 
-    /// Sets row `n`'s value in column `slot` (the first value wins); false for an unwanted key.
+    /// Sets row `n`'s value in column `slot` (the first value wins) and notes its kind; false for an unwanted
+    /// key.
     #[inline]
-    fn put(&mut self, n: usize, slot: u32, v: Option<f64>) -> bool {
+    fn put(&mut self, n: usize, slot: u32, v: Option<f64>, kind: ValueKinds) -> bool {
         match self.out.columns.get_mut(slot as usize) {
             Some(col) => {
                 if col.values.len() == n {
                     col.values.push(v);
+                    col.kinds.insert(kind);
                 }
                 true
             }
@@ -207,12 +225,19 @@ impl Builder<'_> {
         }
     }
 
-    fn push_row(&mut self, ctx: &mut FrameCtx<'_>, step: u64, time_us: i64, row: &[(u32, Option<f64>)]) -> Result<()> {
+    fn push_row(
+        &mut self,
+        ctx: &mut FrameCtx<'_>,
+        step: u64,
+        time_us: i64,
+        row: &[(u32, Option<f64>)],
+        kinds: &[ValueKinds],
+    ) -> Result<()> {
         let n = self.out.steps.len();
         let mut any = false;
-        for &(id, v) in row {
+        for (&(id, v), &kind) in row.iter().zip(kinds) {
             let s = self.slot(ctx, id)?;
-            any |= self.put(n, s, v);
+            any |= self.put(n, s, v, kind);
         }
         self.finish_row(n, any, step, time_us);
         Ok(())
@@ -230,7 +255,7 @@ fn builder(keys: Option<&[Key]>) -> Builder<'_> {
         for k in keys {
             if !w.contains(&&**k) {
                 w.push(k);
-                out.columns.push(Column { key: k.clone(), values: Vec::new() });
+                out.columns.push(Column::new(k.clone()));
             }
         }
         wanted = Some(w);
@@ -287,6 +312,7 @@ impl Builder<'_> {
         self.out.times.clear();
         for c in &mut self.out.columns {
             c.values.clear();
+            c.kinds = ValueKinds::NONE;
         }
     }
 }

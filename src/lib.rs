@@ -139,6 +139,6 @@ pub use report::{Cut, GcReport, Problem, ProblemKind, RecoveryReport, RepairRepo
 pub use runs_table::RunRow;
 pub use sample::{Bucket, Point, Sample, Series};
 pub use store::Store;
-pub use value::{Key, Metrics, Value};
+pub use value::{Key, Metrics, Value, ValueKinds};
 pub use value_serde::{from_value, to_metrics, to_value};
 pub use writer::RunWriter;

@@ -648,7 +648,8 @@ impl Store {
     /// Streams the run's history as chunks of columns: the fastest full replay, in bounded memory. A chunk ends
     /// at a frame boundary once it holds 1024 rows (a 64 KiB frame holds ~1.5k five-float rows); its buffers
     /// are reused for the next. Without a key filter, a chunk's columns are in the order their keys were first
-    /// met. `opts` filters as for [`history_with`](Store::history_with).
+    /// met. Each column's [`kinds`](crate::Column::kinds) are those of the chunk's rows. `opts` filters as for
+    /// [`history_with`](Store::history_with).
     pub fn scan_columns(&self, run: &str, opts: &HistoryOptions, f: impl FnMut(&crate::Columns)) -> Result<()> {
         crate::columns::scan(self.stream(run, opts)?, opts.keys.as_deref(), f)
     }

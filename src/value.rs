@@ -173,3 +173,62 @@ macro_rules! metrics {
         m
     }};
 }
+
+/// A set of value kinds, as bit flags: which kinds of [`Value`] a [`Column`](crate::Column) was read from.
+/// Columnar reads turn integers and booleans into `f64` and other values into `None`; this says which of
+/// those conversions happened (an exporter that wants exact types needs no second pass over the rows).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct ValueKinds(u8);
+
+impl ValueKinds {
+    /// No kind: the empty set.
+    pub const NONE: ValueKinds = ValueKinds(0);
+    /// `Value::Null`.
+    pub const NULL: ValueKinds = ValueKinds(1);
+    /// `Value::Bool`.
+    pub const BOOL: ValueKinds = ValueKinds(2);
+    /// `Value::Int`.
+    pub const INT: ValueKinds = ValueKinds(4);
+    /// `Value::Float`.
+    pub const FLOAT: ValueKinds = ValueKinds(8);
+    /// Any other value: strings, bytes, lists and maps.
+    pub const OTHER: ValueKinds = ValueKinds(16);
+
+    /// The kind of `v`.
+    pub fn of(v: &Value) -> ValueKinds {
+        match v {
+            Value::Null => ValueKinds::NULL,
+            Value::Bool(_) => ValueKinds::BOOL,
+            Value::Int(_) => ValueKinds::INT,
+            Value::Float(_) => ValueKinds::FLOAT,
+            _ => ValueKinds::OTHER,
+        }
+    }
+
+    /// True when every kind of `other` is in `self`.
+    pub fn contains(self, other: ValueKinds) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// True for the empty set.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Adds the kinds of `other`.
+    pub fn insert(&mut self, other: ValueKinds) {
+        self.0 |= other.0;
+    }
+
+    /// The kinds in `self` or in `other`.
+    pub fn union(self, other: ValueKinds) -> ValueKinds {
+        ValueKinds(self.0 | other.0)
+    }
+}
+
+impl std::ops::BitOr for ValueKinds {
+    type Output = ValueKinds;
+    fn bitor(self, other: ValueKinds) -> ValueKinds {
+        self.union(other)
+    }
+}

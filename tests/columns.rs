@@ -35,11 +35,14 @@ fn assert_columns(store: &Store, run: &str, opts: &HistoryOptions) {
                 let i = match glued.columns.iter().position(|g| g.key == c.key) {
                     Some(i) => i,
                     None => {
-                        glued.columns.push(forklog::Column { key: c.key.clone(), values: vec![None; before] });
+                        let mut g = forklog::Column::new(c.key.clone());
+                        g.values = vec![None; before];
+                        glued.columns.push(g);
                         glued.columns.len() - 1
                     }
                 };
                 glued.columns[i].values.extend(&c.values);
+                glued.columns[i].kinds.insert(c.kinds);
             }
         })
         .unwrap();
@@ -228,4 +231,45 @@ fn column_batches_with_far_apart_steps_round_trip() {
     assert_columns(&store, "r", &HistoryOptions::new());
     let times = store.columns("r", &HistoryOptions::new()).unwrap().times;
     assert!(times[5] == times[0] && times[6] > times[5], "one time per batch: {times:?}");
+}
+
+#[test]
+fn columns_say_which_kinds_of_value_they_were_read_from() {
+    use forklog::ValueKinds as K;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut w = store.create_run("r").unwrap();
+    // "f": floats (dense rows after the first); "n": ints then a float; "b": a bool; "s": a string and a null.
+    w.log_floats(&[("f", 1.0), ("n", 2.0)]).unwrap();
+    w.log_at(1, metrics! { "f" => 1.5, "n" => 3i64, "b" => true, "s" => "x" }).unwrap();
+    w.log_at(2, metrics! { "f" => 2.5, "s" => Value::Null }).unwrap();
+    for i in 3..3000u64 {
+        w.log_columns(&[i], &[("f", &[i as f64][..])]).unwrap();
+        if i % 1500 == 0 {
+            w.flush().unwrap(); // a frame ends: chunks end at frame ends
+        }
+    }
+    drop(w);
+    let all = store.columns("r", &HistoryOptions::new()).unwrap();
+    let kinds = |c: &forklog::Columns, k: &str| c.column(k).unwrap().kinds;
+    assert_eq!(kinds(&all, "f"), K::FLOAT);
+    assert_eq!(kinds(&all, "n"), K::FLOAT | K::INT);
+    assert_eq!(kinds(&all, "b"), K::BOOL);
+    assert_eq!(kinds(&all, "s"), K::OTHER | K::NULL);
+    assert!(kinds(&all, "s").contains(K::NULL) && !kinds(&all, "s").contains(K::FLOAT));
+    // Chunks: each says what its own rows held; the later all-float chunks say FLOAT (or nothing).
+    let mut chunks = Vec::new();
+    store
+        .scan_columns("r", &HistoryOptions::new(), |c| {
+            chunks.push(c.columns.iter().map(|col| (col.key.to_string(), col.kinds)).collect::<Vec<_>>())
+        })
+        .unwrap();
+    assert!(chunks.len() > 1, "several chunks");
+    assert!(chunks[0].contains(&("s".to_string(), K::OTHER | K::NULL)));
+    for later in &chunks[1..] {
+        for (k, kinds) in later {
+            let want = if k == "f" { K::FLOAT } else { K::NONE };
+            assert_eq!(*kinds, want, "{k} in a later chunk");
+        }
+    }
 }

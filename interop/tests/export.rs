@@ -364,3 +364,81 @@ fn float_guess_checked_while_scanning() {
         }
     }
 }
+
+/// A guess of float64 columns only is read with the columnar scan, whose chunks say which kinds of value
+/// each column held: every way such a guess can be wrong ends in the file a first pass would have given.
+#[test]
+fn float_guesses_are_checked_with_the_scans_value_kinds() {
+    use arrow_schema::DataType;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s")).unwrap();
+    let t = 1_700_000_000.0;
+    let floats = |w: &mut forklog::RunWriter, from: u64, to: u64| {
+        let steps: Vec<u64> = (from..to).collect();
+        let x: Vec<f64> = steps.iter().map(|s| *s as f64 * 0.5).collect();
+        w.log_columns(&steps, &[("x", &x)]).unwrap();
+    };
+    // (run, the column's true type, the value at step 3000)
+    let cases: [(&str, DataType, Value); 3] = [
+        // Floats, a bool in the middle (a later chunk), floats again: JSON text.
+        ("mid", DataType::Utf8, Value::Bool(true)),
+        // Ints only, a float summary: int64.
+        ("ints", DataType::Int64, Value::Int(3000)),
+        // Ints, then floats: float64, the ints converted.
+        ("mixed", DataType::Float64, Value::Float(3000.0)),
+    ];
+    for (run, _, _) in &cases {
+        let mut w = store.create_run(run).unwrap();
+        match *run {
+            "mid" => {
+                floats(&mut w, 0, 3000);
+                w.flush().unwrap();
+                w.log_with_time(Some(3000), t, metrics! { "x" => true }).unwrap();
+                floats(&mut w, 3001, 5000);
+            }
+            "ints" => {
+                for s in 0..5000u64 {
+                    w.log_with_time(Some(s), t, metrics! { "x" => s as i64 }).unwrap();
+                }
+                w.set_summary(metrics! { "x" => 0.5 }).unwrap();
+            }
+            _ => {
+                for s in 0..=3000u64 {
+                    w.log_with_time(Some(s), t, metrics! { "x" => s as i64 }).unwrap();
+                }
+                w.flush().unwrap();
+                floats(&mut w, 3001, 5000);
+            }
+        }
+        drop(w);
+        assert_eq!(store.summary(run).unwrap().get("x").map(|v| matches!(v, Value::Float(_))), Some(true));
+    }
+    for (run, ty, at3000) in cases {
+        let pq = dir.path().join(format!("{run}.parquet"));
+        let names = vec![run.to_string()];
+        let summary =
+            export::export_parquet(&store, &names, &pq, &ExportOptions { flat: true, ..Default::default() }).unwrap();
+        assert_eq!(summary.rows, 5000, "{run}");
+        let batches = read_parquet(&pq);
+        assert_eq!(batches[0].schema().field(3).data_type(), &ty, "{run}");
+        let got = rows_of(&batches);
+        let expect = match &ty {
+            DataType::Utf8 => Value::Str(forklog_interop::json::to_line(&forklog_interop::json::Json(&at3000))),
+            _ => at3000,
+        };
+        assert_eq!(got[3000].3["x"], expect, "{run}");
+        // Every other row as the rows say.
+        let want_rows = want(&store, &[run], true);
+        assert_eq!(got.len(), want_rows.len());
+        for (g, w) in got.iter().zip(&want_rows) {
+            assert_eq!(g.1, w.1, "{run}: step");
+            let v = &w.3["x"];
+            let v = match (&ty, v) {
+                (DataType::Utf8, v) => Value::Str(forklog_interop::json::to_line(&forklog_interop::json::Json(v))),
+                (DataType::Float64, Value::Int(i)) => Value::Float(*i as f64),
+                (_, v) => v.clone(),
+            };
+            assert_eq!(g.3["x"], v, "{run} at step {}", g.1);
+        }
+    }
+}

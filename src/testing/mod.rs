@@ -180,22 +180,34 @@ pub fn columns_of(rows: &[LogRow], keys: Option<&[crate::Key]>) -> crate::Column
         times: rows.iter().map(|r| r.time).collect(),
         columns: names
             .iter()
-            .map(|k| crate::Column {
-                key: k.as_str().into(),
-                values: rows.iter().map(|r| r.metrics.get(k.as_str()).and_then(numeric)).collect(),
+            .map(|k| {
+                let mut c = crate::Column::new(k.as_str());
+                for r in rows {
+                    let v = r.metrics.get(k.as_str());
+                    c.values.push(v.and_then(numeric));
+                    if let Some(v) = v {
+                        c.kinds.insert(crate::ValueKinds::of(v));
+                    }
+                }
+                c
             })
             .collect(),
     }
 }
 
-/// True when store columns equal the model's: same steps, keys and value bits; times as [`model::time_matches`].
+/// True when store columns equal the model's: same steps, keys, value bits and value kinds; times as
+/// [`model::time_matches`].
 pub fn columns_match(model: &crate::Columns, store: &crate::Columns) -> bool {
     let bits = |c: &crate::Column| c.values.iter().map(|v| v.map(f64::to_bits)).collect::<Vec<_>>();
     model.steps == store.steps
         && model.times.len() == store.times.len()
         && model.times.iter().zip(&store.times).all(|(m, s)| model::time_matches(*m, *s))
         && model.columns.len() == store.columns.len()
-        && model.columns.iter().zip(&store.columns).all(|(m, s)| m.key == s.key && bits(m) == bits(s))
+        && model
+            .columns
+            .iter()
+            .zip(&store.columns)
+            .all(|(m, s)| m.key == s.key && bits(m) == bits(s) && m.kinds == s.kinds)
 }
 
 /// Compares every read of one run (`ID` or `ID@vK`) with the model.

@@ -33,7 +33,7 @@ use arrow_array::{
 };
 use arrow_buffer::NullBuffer;
 use arrow_schema::{DataType, Field, Schema as ArrowSchema, SchemaRef, TimeUnit};
-use forklog::{Columns, HistoryOptions, RowRef, Store, Value};
+use forklog::{Columns, HistoryOptions, RowRef, Store, Value, ValueKinds};
 use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk, ArrowLeafColumn};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
@@ -395,6 +395,29 @@ impl<'s> Batcher<'s> {
         }
     }
 
+    /// Notes that column `ci` met values of `kinds` (a columnar chunk's); false when they do not fit its type.
+    fn saw_kinds(&mut self, ci: usize, kinds: ValueKinds) -> bool {
+        const KINDS: [(ValueKinds, Kind); 5] = [
+            (ValueKinds::NULL, Kind::Null),
+            (ValueKinds::BOOL, Kind::Bool),
+            (ValueKinds::INT, Kind::Int),
+            (ValueKinds::FLOAT, Kind::Float),
+            (ValueKinds::OTHER, Kind::Json),
+        ];
+        let col = self.kind(ci);
+        for (flag, kind) in KINDS {
+            if kinds.contains(flag) {
+                let seen = &mut self.seen[ci];
+                let merged = seen.map_or(kind, |s| s.merge(kind));
+                *seen = Some(merged);
+                if merged.merge(col) != col {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
     /// Appends rows `range` of a columnar chunk, all labelled `label` (every schema column is float64: what
     /// the chunk holds); `slots[ci]` is the chunk column of schema column `ci`.
     fn extend_floats(&mut self, label: i32, chunk: &Columns, range: std::ops::Range<usize>, slots: &[Option<usize>]) {
@@ -460,13 +483,11 @@ fn write(
     let arrow = arrow_schema(schema);
     let mut b = Batcher::new(schema, arrow.clone(), verify, sizes.batch);
     // A guess of float64 columns only: values are read with the columnar scan (floats exactly, no per-row
-    // values), while another thread checks every value's type against the guess (and stops the scan early
-    // when one does not fit).
+    // values), whose chunks say which kinds of value each column's floats came from: the scan stops at the
+    // first that does not fit the guess.
     let scan = verify && schema.columns.iter().all(|(_, k)| *k == Kind::Float);
     let stop = AtomicBool::new(false);
-    let mut checked = Ok(None);
     std::thread::scope(|s| {
-        let checker = scan.then(|| s.spawn(|| check_rows(store, runs, opts, schema, &arrow, &stop)));
         let mut read = |b: &mut Batcher<'_>, sink: &mut BatchSink<'_>| {
             if scan {
                 scan_rows(store, runs, opts, b, sink, &stop)
@@ -474,7 +495,7 @@ fn write(
                 read_rows(store, runs, opts, b, sink)
             }
         };
-        let res = match format {
+        match format {
             ExportFormat::Parquet => write_parquet(s, &mut read, &mut b, &arrow, sizes.group, w),
             _ => {
                 let (tx, rx) = sync_channel::<RecordBatch>(2);
@@ -485,17 +506,8 @@ fn write(
                 // A failed encoder closes the channel, which stops the reader: its error is the one to report.
                 encoder.join().map_err(|_| panicked())?.and(res)
             }
-        };
-        if let Some(c) = checker {
-            checked = c.join().map_err(|_| panicked())?;
         }
-        res
     })?;
-    if scan {
-        // The check and the scan must also agree on the rows.
-        let holds = checked? == Some(b.rows);
-        return Ok(holds.then_some(ExportSummary { runs: runs.len(), rows: b.rows }));
-    }
     if verify && !b.schema_holds(schema) {
         return Ok(None);
     }
@@ -506,30 +518,10 @@ fn write(
     Ok(Some(ExportSummary { runs: runs.len(), rows: b.rows }))
 }
 
-/// Checks every row of the export against `schema` (a guess) without building columns: the number of rows
-/// when the guess is exactly what a first pass over the rows would find, else `None` (and `stop` is set, as
-/// soon as a value does not fit).
-fn check_rows(
-    store: &Store,
-    runs: &[String],
-    opts: &ExportOptions,
-    schema: &Schema,
-    arrow: &SchemaRef,
-    stop: &AtomicBool,
-) -> Result<Option<u64>, ExportError> {
-    let mut b = Batcher::new(schema, arrow.clone(), true, usize::MAX);
-    b.fill = false;
-    let res = read_rows(store, runs, opts, &mut b, &mut |_| true);
-    let holds = res.is_ok() && b.schema_holds(schema);
-    if !holds {
-        stop.store(true, Ordering::Relaxed);
-    }
-    res.map(|()| holds.then_some(b.rows))
-}
-
 /// The rows of a `flat` export or of distinct root runs never rewound (one label per run), read with the
-/// columnar scan into `b` (whose columns are all float64); full batches go to `sink`. Stops early when `stop`
-/// is set (the check found a value that does not fit) or a key is not in the schema.
+/// columnar scan into `b` (whose columns are all float64); full batches go to `sink`. Stops early, setting
+/// `stop` and `b.mismatch`, when a key is not in the schema or a chunk's column held values that a float64
+/// column cannot (strings, booleans, ...).
 fn scan_rows(
     store: &Store,
     runs: &[String],
@@ -557,10 +549,13 @@ fn scan_rows(
             }
             slots.clear();
             slots.resize(b.cols.len(), None);
+            b.used_labels[li as usize] = true;
             for (j, c) in chunk.columns.iter().enumerate() {
-                match b.col_index.get(&*c.key) {
-                    Some(&ci) => slots[ci] = Some(j),
-                    None => {
+                match b.col_index.get(&*c.key).copied() {
+                    // The chunk says which kinds of value its floats came from: they must fit a float64 column.
+                    Some(ci) if b.saw_kinds(ci, c.kinds) => slots[ci] = Some(j),
+                    _ => {
+                        b.mismatch = true;
                         stop.store(true, Ordering::Relaxed);
                         return;
                     }
