@@ -71,6 +71,9 @@ pub(crate) fn store_for_url(url: &str) -> Result<(Arc<dyn ObjectStore>, String)>
     }
 }
 
+/// A remote directory listing: `(objects with sizes, child prefixes)`.
+type Listing = (Vec<(String, u64)>, Vec<String>);
+
 /// What a cache path is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Place {
@@ -194,7 +197,10 @@ struct Lease {
 enum Job {
     /// Upload what run `id` has locally and the object store lacks (or has shorter); `skip_seg` leaves the
     /// files of that segment (the new active one) for later.
-    Run { id: String, skip_seg: Option<(u32, u32)>, heads: bool },
+    /// `release` (the writer let go of the run): once all is uploaded, its files become evictable.
+    Run { id: String, skip_seg: Option<(u32, u32)>, heads: bool, release: bool },
+    /// Let run `id`'s lease go (it expires now).
+    Release { id: String, version: UpdateVersion },
     /// Reply once every earlier job is done.
     Barrier(oneshot::Sender<()>),
 }
@@ -213,6 +219,8 @@ pub(crate) struct Shared {
     /// Runs written through this remote (what `sync` uploads).
     touched: Mutex<HashSet<String>>,
     leases: Mutex<HashMap<String, Lease>>,
+    /// Runs published from a `~new` directory whose lock handle now stands for the run's writer lock.
+    adopted: Mutex<HashMap<PathBuf, String>>,
     failures: Mutex<(u64, String)>,
     download: Mutex<()>,
 }
@@ -266,6 +274,7 @@ impl RemoteVfs {
             written: Mutex::new(HashSet::new()),
             touched: Mutex::new(HashSet::new()),
             leases: Mutex::new(HashMap::new()),
+            adopted: Mutex::new(HashMap::new()),
             failures: Mutex::new((0, String::new())),
             download: Mutex::new(()),
         });
@@ -323,7 +332,7 @@ impl RemoteVfs {
     pub(crate) fn sync_all(&self) -> Result<()> {
         let runs: Vec<String> = lock(&self.shared.touched).iter().cloned().collect();
         for id in runs {
-            self.enqueue(Job::Run { id, skip_seg: None, heads: true });
+            self.enqueue(Job::Run { id, skip_seg: None, heads: true, release: false });
         }
         self.barrier();
         let mut f = lock(&self.shared.failures);
@@ -338,7 +347,7 @@ impl RemoteVfs {
     /// Uploads run `id`'s outstanding files now (in the calling thread), heads included when `heads`.
     fn flush_run_now(&self, id: &str, heads: bool) -> io::Result<()> {
         let failures = self.shared.counters.upload_failures.load(Ordering::Relaxed);
-        self.rt.block_on(upload_run(&self.shared, id, None, heads));
+        self.rt.block_on(upload_run(&self.shared, id, None, heads, false));
         if self.shared.counters.upload_failures.load(Ordering::Relaxed) != failures {
             return Err(io::Error::other(format!("uploading run {id} failed after retries")));
         }
@@ -421,7 +430,7 @@ impl RemoteVfs {
     }
 
     /// Names of `prefix`'s children in the object store: `(objects, common prefixes)`.
-    fn remote_names(&self, prefix: &str) -> io::Result<(Vec<(String, u64)>, Vec<String>)> {
+    fn remote_names(&self, prefix: &str) -> io::Result<Listing> {
         let p = Key::from(prefix);
         let list = self
             .rt
@@ -444,18 +453,26 @@ impl RemoteVfs {
             }
         }
         let key = Key::from(format!("{RUNS}/{id}/v0.head"));
+        let exists = || io::Error::new(io::ErrorKind::AlreadyExists, format!("run {id} exists in the object store"));
+        // The conditional create is the one commit point: of two machines creating this id, one wins.
         let put = self.rt.block_on(self.shared.retry("create", || {
             self.shared.store.put_opts(&key, PutPayload::from(head.clone()), PutMode::Create.into())
         }));
-        match put {
-            Ok(_) => {}
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    format!("run {id} exists in the object store"),
-                ))
+        if let Err(e) = put {
+            return Err(match e {
+                object_store::Error::AlreadyExists { .. } => exists(),
+                e => to_io(e),
+            });
+        }
+        // The creator is the run's first writer: it takes the lease. Only a stale lease of an earlier run of
+        // this id (deleted, then created again) can be in the way; it expires within a lease duration.
+        let deadline = std::time::Instant::now() + self.shared.opts.lease * 2;
+        while !self.acquire_lease(id)? {
+            if std::time::Instant::now() > deadline {
+                self.shared.fail(format!("run {id}: its lease is held by another machine"));
+                break;
             }
-            Err(e) => return Err(to_io(e)),
+            std::thread::sleep(Duration::from_millis(50));
         }
         self.shared.counters.uploads.fetch_add(1, Ordering::Relaxed);
         // A leftover empty directory (from a lease probe or a download) must not block the rename.
@@ -463,8 +480,10 @@ impl RemoteVfs {
         if let Err(e) = fs::rename(from, to) {
             // Keep the object store as it was: nobody else can hold this id's header.
             let _ = self.rt.block_on(self.shared.store.delete(&key));
+            self.drop_lease(id);
             return Err(e);
         }
+        lock(&self.shared.adopted).insert(from.to_path_buf(), id.to_string());
         lock(&self.shared.touched).insert(id.to_string());
         self.shared.mark_written(&to.join("v0.head"));
         Ok(())
@@ -541,12 +560,8 @@ impl RemoteVfs {
         Ok(true)
     }
 
-    /// Uploads what run `id` has outstanding (waiting when the options say so) and lets its lease go.
-    fn release_lease(&self, id: &str) {
-        self.enqueue(Job::Run { id: id.to_string(), skip_seg: None, heads: true });
-        if self.shared.opts.finish_waits {
-            self.barrier();
-        }
+    /// Lets run `id`'s lease go at once (nothing was written under it).
+    fn drop_lease(&self, id: &str) {
         let Some(lease) = lock(&self.shared.leases).remove(id) else { return };
         let key = Key::from(format!("{LEASES}/{id}"));
         let body = self.shared.lease_body(0);
@@ -555,6 +570,19 @@ impl RemoteVfs {
             PutPayload::from(body),
             PutOptions::from(PutMode::Update(lease.version)),
         ));
+    }
+
+    /// Uploads what run `id` has outstanding (waiting when the options say so) and lets its lease go.
+    fn release_lease(&self, id: &str) {
+        let lease = lock(&self.shared.leases).remove(id);
+        self.enqueue(Job::Run { id: id.to_string(), skip_seg: None, heads: true, release: true });
+        if let Some(lease) = lease {
+            // After the uploads, in queue order: no other machine takes the run before its data is there.
+            self.enqueue(Job::Release { id: id.to_string(), version: lease.version });
+        }
+        if self.shared.opts.finish_waits {
+            self.barrier();
+        }
     }
 }
 
@@ -625,7 +653,17 @@ async fn renew_lease(shared: Arc<Shared>, id: String, generation: u64) {
 async fn upload_worker(shared: Arc<Shared>, mut rx: mpsc::Receiver<Job>) {
     while let Some(job) = rx.recv().await {
         match job {
-            Job::Run { id, skip_seg, heads } => upload_run(&shared, &id, skip_seg, heads).await,
+            Job::Run { id, skip_seg, heads, release } => upload_run(&shared, &id, skip_seg, heads, release).await,
+            Job::Release { id, version } => {
+                let key = Key::from(format!("{LEASES}/{id}"));
+                let body = shared.lease_body(0);
+                let mode = PutMode::Update(version);
+                let _ = shared
+                    .retry("release", || {
+                        shared.store.put_opts(&key, PutPayload::from(body.clone()), mode.clone().into())
+                    })
+                    .await;
+            }
             Job::Barrier(tx) => {
                 let _ = tx.send(());
             }
@@ -635,7 +673,7 @@ async fn upload_worker(shared: Arc<Shared>, mut rx: mpsc::Receiver<Job>) {
 
 /// Uploads every file of run `id` that the object store lacks or has shorter, data first, then (when `heads`
 /// and every data upload succeeded) missing headers, then the tombstone.
-async fn upload_run(shared: &Shared, id: &str, skip_seg: Option<(u32, u32)>, heads: bool) {
+async fn upload_run(shared: &Shared, id: &str, skip_seg: Option<(u32, u32)>, heads: bool, release: bool) {
     let dir = shared.cache.join(RUNS).join(id);
     let Ok(entries) = fs::read_dir(&dir) else { return };
     let mut local: Vec<(String, RunFile, u64)> = entries
@@ -671,6 +709,7 @@ async fn upload_run(shared: &Shared, id: &str, skip_seg: Option<(u32, u32)>, hea
     };
     local.sort_by_key(|(_, k, _)| rank(k));
     let mut ok = true;
+    let mut done = Vec::new();
     for (name, kind, len) in local {
         let skip = match (kind, skip_seg) {
             (RunFile::Seg(v, s) | RunFile::Idx(v, s) | RunFile::Zmap(v, s), Some(x)) => (v, s) == x,
@@ -701,6 +740,16 @@ async fn upload_run(shared: &Shared, id: &str, skip_seg: Option<(u32, u32)>, hea
         }
         // Uploaded and never written again: an evictable cache entry from now on.
         if shared.is_final(&path, &Place::RunFile(id.to_string(), name.clone())) {
+            lock(&shared.written).remove(&path);
+            shared.touch(&path, len);
+        } else {
+            done.push((path, len));
+        }
+    }
+    // A writer that let go leaves nothing to protect: every uploaded file is a cache entry (and is checked
+    // against the object store when opened again, since another machine may append to it).
+    if release && ok && !lock(&shared.leases).contains_key(id) {
+        for (path, len) in done {
             lock(&shared.written).remove(&path);
             shared.touch(&path, len);
         }
@@ -835,6 +884,7 @@ impl Shared {
 #[derive(Debug)]
 struct DirHandle {
     inner: Box<dyn VfsFile>,
+    path: PathBuf,
     run: Option<String>,
     vfs: Arc<RemoteVfsRef>,
     leased: Mutex<bool>,
@@ -900,13 +950,19 @@ impl VfsFile for DirHandle {
 
 impl DirHandle {
     fn release(&self) {
+        let Some(vfs) = self.vfs.0.upgrade() else { return };
         let mut leased = lock(&self.leased);
-        if !*leased {
+        if *leased {
+            *leased = false;
+            if let Some(id) = &self.run {
+                vfs.release_lease(id);
+            }
             return;
         }
-        *leased = false;
-        if let (Some(id), Some(vfs)) = (&self.run, self.vfs.0.upgrade()) {
-            vfs.release_lease(id);
+        // The lock of a `~new` directory published as a run: it was that run's writer lock.
+        let adopted = lock(&vfs.shared.adopted).remove(&self.path);
+        if let Some(id) = adopted {
+            vfs.release_lease(&id);
         }
     }
 }
@@ -945,7 +1001,12 @@ impl Vfs for RemoteVfsHandle {
                 if let Some(RunFile::Seg(ver, seg)) = parse_run_file(name) {
                     if seg > 0 {
                         // The previous segment is sealed: upload it (and the rest but the new segment).
-                        v.enqueue(Job::Run { id: id.clone(), skip_seg: Some((ver, seg)), heads: false });
+                        v.enqueue(Job::Run {
+                            id: id.clone(),
+                            skip_seg: Some((ver, seg)),
+                            heads: false,
+                            release: false,
+                        });
                     }
                 }
             }
@@ -970,6 +1031,7 @@ impl Vfs for RemoteVfsHandle {
         };
         Ok(Box::new(DirHandle {
             inner,
+            path: path.to_path_buf(),
             run,
             vfs: Arc::new(RemoteVfsRef(Arc::downgrade(&self.0))),
             leased: Mutex::new(false),
@@ -977,6 +1039,11 @@ impl Vfs for RemoteVfsHandle {
     }
 
     fn create_dir(&self, path: &Path) -> io::Result<()> {
+        if let Some(parent) = path.parent() {
+            if !parent.exists() && self.0.shared.place(parent) == Place::Runs {
+                fs::create_dir_all(parent)?;
+            }
+        }
         StdFs.create_dir(path)
     }
 
@@ -1020,8 +1087,7 @@ impl Vfs for RemoteVfsHandle {
                 v.rt.block_on(v.shared.store.head(&Key::from(format!("{RUNS}/{id}/{name}")))).is_ok()
             }
             Place::RunDir(id) => v.remote_names(&format!("{RUNS}/{id}")).is_ok_and(|(o, _)| !o.is_empty()),
-            Place::Runs => v.rt.block_on(v.shared.store.head(&Key::from(STORE_FILE))).is_ok(),
-            Place::Root | Place::Local => false,
+            Place::Runs | Place::Root | Place::Local => false,
         }
     }
 
