@@ -28,6 +28,8 @@
 //! docs/FORMAT.md ("Remote layout") lists the object keys and the upload order; the README's "Beyond one
 //! machine" has the commands and the limits.
 
+#[doc(hidden)]
+pub mod testing;
 mod vfs;
 
 use std::fmt;
