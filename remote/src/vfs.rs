@@ -982,8 +982,8 @@ impl Vfs for RemoteVfsHandle {
             let key = format!("{RUNS}/{id}/{name}");
             match mode {
                 OpenMode::Read | OpenMode::ReadWrite => v.ensure_local(path, &key, &place)?,
-                OpenMode::CreateOrOpen if !path.exists() => v.ensure_local(path, &key, &place)?,
-                _ => {}
+                // The engine truncates what it opens this way (a new segment's index and zone map).
+                OpenMode::CreateOrOpen | OpenMode::CreateNew => {}
             }
             if mode != OpenMode::Read {
                 if let Some(dir) = path.parent() {
