@@ -15,13 +15,16 @@
 //!   uploaded files under a size limit (least recently used first).
 //!
 //! ```no_run
+//! use forklog::ForkPoint;
 //! use forklog_remote::RemoteOptions;
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let (store, remote) = forklog_remote::open("s3://bucket/team", "/var/cache/forklog", RemoteOptions::default())?;
+//! let (store, remote) = forklog_remote::open("s3://my-bucket/team", "/var/cache/forklog", RemoteOptions::default())?;
 //! let mut run = store.create_run("sweep-1")?;
-//! run.log(0, &[("loss", 1.0)])?;
-//! run.finish()?;
-//! remote.sync()?;
+//! run.log_floats(&[("loss", 0.5)])?;
+//! run.finish(0)?; // waits until the run's files are uploaded (RemoteOptions::finish_waits)
+//! store.fork("sweep-1-b", &ForkPoint::new("sweep-1", 0))?.finish(0)?;
+//! remote.sync()?; // everything outstanding, or Error::Upload
+//! println!("{:?}", remote.stats());
 //! # Ok(()) }
 //! ```
 //!
