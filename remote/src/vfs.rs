@@ -195,8 +195,8 @@ struct Lease {
 
 /// A job of the upload queue.
 enum Job {
-    /// Upload what run `id` has locally and the object store lacks (or has shorter); `skip_seg` leaves the
-    /// files of that segment (the new active one) for later.
+    /// Upload what run `id` has locally and the object store lacks (or has shorter); `skip_seg` `(K, S)`
+    /// leaves segment S of version K (the new active one) and everything after it for later.
     /// `release` (the writer let go of the run): once all is uploaded, its files become evictable.
     Run { id: String, skip_seg: Option<(u32, u32)>, heads: bool, release: bool },
     /// Let run `id`'s lease go (it expires now).
@@ -711,8 +711,11 @@ async fn upload_run(shared: &Shared, id: &str, skip_seg: Option<(u32, u32)>, hea
     let mut ok = true;
     let mut done = Vec::new();
     for (name, kind, len) in local {
+        // A job queued when segment S was started uploads what came before it: the writer may be further on
+        // by now, and a later segment must never reach the object store before an earlier one.
         let skip = match (kind, skip_seg) {
-            (RunFile::Seg(v, s) | RunFile::Idx(v, s) | RunFile::Zmap(v, s), Some(x)) => (v, s) == x,
+            (RunFile::Seg(v, s) | RunFile::Idx(v, s) | RunFile::Zmap(v, s), Some((sv, ss))) => (v, s) >= (sv, ss),
+            (RunFile::Keys(v), Some((sv, _))) => v > sv,
             _ => false,
         };
         let is_head = matches!(kind, RunFile::Head(_) | RunFile::Deleted);
@@ -732,9 +735,10 @@ async fn upload_run(shared: &Shared, id: &str, skip_seg: Option<(u32, u32)>, hea
             match upload_file(shared, &path, &key, mode).await {
                 Ok(()) => {}
                 Err(e) => {
+                    // Stop here: later segments must not reach the object store before this one.
                     ok = false;
                     shared.fail(format!("uploading {}/{key}: {e}", shared.root));
-                    continue;
+                    break;
                 }
             }
         }
