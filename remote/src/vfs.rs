@@ -448,7 +448,9 @@ impl RemoteVfs {
         let head_path = from.join("v0.head");
         let head = fs::read(&head_path)?;
         if let Some(base) = base_run_of(&head) {
-            if base != id {
+            // Only a run with files in this cache can have files the object store lacks (also those of a
+            // writer process that died before its uploads).
+            if base != id && self.shared.cache.join(RUNS).join(&base).is_dir() {
                 self.flush_run_now(&base, false)?;
             }
         }
@@ -522,6 +524,12 @@ impl RemoteVfs {
             async move { shared.store.put_opts(&key, PutPayload::from(body), PutOptions::from(mode)).await }
         };
         let result = self.rt.block_on(async {
+            // Most runs have no lease object yet: one conditional create settles it.
+            match put(PutMode::Create).await {
+                Ok(r) => return Ok(Some(UpdateVersion::from(r))),
+                Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {}
+                Err(e) => return Err(e),
+            }
             for _ in 0..3 {
                 match shared.retry("get", || shared.store.get(&key)).await {
                     Err(object_store::Error::NotFound { .. }) => match put(PutMode::Create).await {
