@@ -360,11 +360,11 @@ impl RemoteVfs {
             return Ok(());
         }
         let local = fs::metadata(path).ok().map(|m| m.len());
-        if let Some(len) = local {
-            if self.shared.is_final(path, place) {
-                self.shared.touch(path, len);
-                return Ok(());
-            }
+        if local.is_some() && self.shared.is_final(path, place) {
+            // Only files this process downloaded or uploaded are evictable: a file left by a writer process
+            // that died before uploading it must stay until its run's next writer uploads it.
+            self.shared.reuse(path);
+            return Ok(());
         }
         let k = Key::from(key);
         let meta = match self.rt.block_on(self.shared.retry("head", || self.shared.store.head(&k))) {
@@ -834,6 +834,16 @@ impl Shared {
                 path.with_file_name(format!("v{v}-{}.seg", s + 1)).exists()
             }
             _ => false,
+        }
+    }
+
+    /// Records a use of `path` if it is an evictable cache entry.
+    fn reuse(&self, path: &Path) {
+        let mut lru = lock(&self.lru);
+        lru.tick += 1;
+        let tick = lru.tick;
+        if let Some(entry) = lru.files.get_mut(path) {
+            entry.1 = tick;
         }
     }
 
