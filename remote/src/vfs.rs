@@ -1078,12 +1078,9 @@ impl Vfs for RemoteVfsHandle {
         let place = v.shared.place(path);
         let local = StdFs.read_dir(path);
         let remote = match &place {
-            Place::Root => {
-                let (objects, dirs) = v.remote_names("")?;
-                let mut names: Vec<String> = objects.into_iter().map(|(n, _)| n).filter(|n| n == STORE_FILE).collect();
-                names.extend(dirs.into_iter().filter(|d| d == RUNS));
-                names
-            }
+            // The cache root lists only what is local: a store another machine created meanwhile is found
+            // through `exists` or taken over when this machine publishes its own store file.
+            Place::Root => return local,
             Place::Runs => v.remote_names(RUNS)?.1,
             Place::RunDir(id) => v.remote_names(&format!("{RUNS}/{id}"))?.0.into_iter().map(|(n, _)| n).collect(),
             _ => return local,
@@ -1163,10 +1160,25 @@ impl Vfs for RemoteVfsHandle {
                 StdFs.rename(from, to)?;
                 let bytes = fs::read(to)?;
                 let key = Key::from(STORE_FILE);
-                match v.rt.block_on(v.shared.retry("create", || {
-                    v.shared.store.put_opts(&key, PutPayload::from(bytes.clone()), PutMode::Overwrite.into())
-                })) {
-                    Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+                let put = |mode: PutMode| {
+                    v.rt.block_on(v.shared.retry("put", || {
+                        v.shared.store.put_opts(&key, PutPayload::from(bytes.clone()), mode.clone().into())
+                    }))
+                };
+                // Two machines may create the store at once: the first store file wins and the other machine
+                // takes it; a newer format declaration (an upgrade) replaces an older one.
+                match put(PutMode::Create) {
+                    Ok(_) => Ok(()),
+                    Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                        let theirs =
+                            v.rt.block_on(async { v.shared.store.get(&key).await?.bytes().await }).map_err(to_io)?;
+                        let version = |b: &[u8]| b.get(8..10).map_or(0, |x| u16::from_le_bytes([x[0], x[1]]));
+                        if version(&bytes) > version(&theirs) {
+                            put(PutMode::Overwrite).map(|_| ()).map_err(to_io)
+                        } else {
+                            fs::write(to, &theirs)
+                        }
+                    }
                     Err(e) => Err(to_io(e)),
                 }
             }
