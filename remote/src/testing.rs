@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 pub struct MotoServer {
     child: Child,
     port: u16,
+    watchdog: Option<Child>,
 }
 
 impl MotoServer {
@@ -29,7 +30,20 @@ impl MotoServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
-        let mut server = MotoServer { child, port };
+        // A server kept in a `static` is never dropped: a watchdog kills it once this process is gone.
+        let watchdog = Command::new("sh")
+            .args([
+                "-c",
+                "while kill -0 \"$1\" 2>/dev/null; do sleep 1; done; kill -CONT \"$2\" 2>/dev/null; kill -9 \"$2\" 2>/dev/null",
+                "forklog-moto-watchdog",
+                &std::process::id().to_string(),
+                &child.id().to_string(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let mut server = MotoServer { child, port, watchdog: watchdog.ok() };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if server.request("GET", "/").is_ok() {
@@ -113,5 +127,9 @@ impl Drop for MotoServer {
         let _ = self.resume();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(w) = &mut self.watchdog {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
     }
 }
