@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
-# Every test of the workspace: the engine's, the CLI's and the interop library's Rust tests (unit,
-# integration, model-based, crash and fault injection, doctests), then the Python package's tests.
+# Every test of the workspace: the engine's, the CLI's, the interop library's and the object-storage tier's
+# Rust tests (unit, integration, model-based, crash and fault injection, a real S3 server, doctests), then the
+# Python package's tests.
 #
 #   ./test.sh            # everything
 #
-# Needs only a Rust toolchain and Python 3 (3.9 or later). The Python step creates a virtualenv under
-# target/python-venv (reused when present), installs pytest, hypothesis, numpy, pyarrow and pandas from
-# PyPI, builds and installs the package from ./python (maturin, into this workspace's cargo target dir, so
-# the engine is compiled once) and runs python/tests.
+# Needs only a Rust toolchain and Python 3 (3.9 or later). It first creates a virtualenv under
+# target/python-venv (reused when present), installs pytest, hypothesis, numpy, pyarrow, pandas and
+# moto[server] from PyPI and exports FORKLOG_MOTO_SERVER for `cargo test`; then builds and installs the
+# package from ./python (maturin, into this workspace's cargo target dir, so the engine is compiled once) and
+# runs python/tests.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-echo "=== Rust: cargo test --workspace"
-cargo test --workspace
-
-echo "=== Python: virtualenv, wheel, pytest"
+# The virtualenv comes first: it also holds moto's S3 server (moto[server]), which the object-storage tests
+# (remote/tests/s3.rs, cli/tests/cli_remote.rs) start on 127.0.0.1 through FORKLOG_MOTO_SERVER.
+echo "=== Python: virtualenv (pytest, moto's S3 server, ...)"
 PYTHON="${PYTHON:-python3}"
 target_dir="$(cargo metadata --format-version 1 --no-deps | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 venv="$target_dir/python-venv"
@@ -22,7 +23,13 @@ if [ ! -x "$venv/bin/python" ]; then
     "$PYTHON" -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --upgrade pip
 fi
-"$venv/bin/python" -m pip install --quiet pytest hypothesis numpy pyarrow pandas
+"$venv/bin/python" -m pip install --quiet pytest hypothesis numpy pyarrow pandas 'moto[server]>=5,<6'
+export FORKLOG_MOTO_SERVER="$venv/bin/moto_server"
+
+echo "=== Rust: cargo test --workspace"
+cargo test --workspace
+
+echo "=== Python: wheel, pytest"
 # CARGO_TARGET_DIR: the wheel's build shares the workspace's compiled crates.
 CARGO_TARGET_DIR="$target_dir" "$venv/bin/python" -m pip install --quiet --force-reinstall --no-deps ./python
 cd python

@@ -17,9 +17,15 @@ line on stderr starting with `error: `.";
 #[derive(Debug, Parser)]
 #[command(name = "forklog", version, after_help = AFTER_HELP, max_term_width = 100)]
 pub struct Cli {
-    /// The store directory.
-    #[arg(long, global = true, value_name = "DIR", env = "FORKLOG_STORE", default_value = "./forklog-store")]
+    /// The store directory, or a remote store `s3://BUCKET/PREFIX` (with --cache; credentials and endpoint
+    /// from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, AWS_REGION, AWS_ALLOW_HTTP).
+    #[arg(long, global = true, value_name = "DIR|URL", env = "FORKLOG_STORE", default_value = "./forklog-store")]
     pub store: PathBuf,
+
+    /// The local cache directory of a remote store (--store s3://...): the writer's active segments and
+    /// downloaded objects.
+    #[arg(long, global = true, value_name = "DIR", env = "FORKLOG_CACHE")]
+    pub cache: Option<PathBuf>,
 
     /// How JSON output spells NaN and the infinities: bare NaN/Infinity/-Infinity (the default; what
     /// Python's json module writes and forklog reads back bit for bit), null, or the strings "NaN",

@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 use std::path::Path;
 
-use forklog::{ProblemKind, Store};
+use forklog::ProblemKind;
 use serde::Serialize;
 
 use super::{open_error, stdout_error, CliError, EXIT_CORRUPT, EXIT_OK};
@@ -75,9 +75,9 @@ pub fn verify(dir: &Path, repair: bool) -> Result<u8, CliError> {
         }
     };
     let store = if repair {
-        Store::open_with(dir, forklog::Options::default().create(false)).map_err(corrupt_exit)?
+        super::open_with(dir, forklog::Options::default().create(false)).map_err(corrupt_exit)?
     } else {
-        Store::open_existing(dir).map_err(corrupt_exit)?
+        super::open_with(dir, forklog::Options::default().read_only(true)).map_err(corrupt_exit)?
     };
     let mut out = io::stdout().lock();
     if repair {

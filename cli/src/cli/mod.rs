@@ -14,6 +14,7 @@ mod interop;
 mod log;
 mod manage;
 pub mod plot;
+mod remote;
 mod runs;
 mod set;
 
@@ -81,7 +82,7 @@ impl CliError {
 
 impl From<forklog::Error> for CliError {
     fn from(e: forklog::Error) -> CliError {
-        CliError::new(e)
+        CliError::new(remote::name_object(e))
     }
 }
 
@@ -114,18 +115,23 @@ fn open_error(dir: &Path, e: forklog::Error) -> CliError {
 /// Opens the store for a command that writes runs (`log`, `import`): creates it in a missing or
 /// empty directory; a directory holding other files is refused (`DIR is not a forklog store`).
 pub fn open_store(dir: &Path) -> Result<Store, CliError> {
-    Store::open(dir).map_err(|e| open_error(dir, e))
+    open_with(dir, forklog::Options::default()).map_err(|e| open_error(dir, e))
+}
+
+/// Opens the store in `dir` with `opts`, through the remote tier when `--store` named a remote store.
+pub fn open_with(dir: &Path, opts: forklog::Options) -> Result<Store, forklog::Error> {
+    remote::open_with(dir, opts)
 }
 
 /// Opens an existing store read-only, for commands that only read: nothing in `dir` is created or
 /// changed, and a directory that is not a store is an error.
 pub fn open_existing(dir: &Path) -> Result<Store, CliError> {
-    Store::open_existing(dir).map_err(|e| open_error(dir, e))
+    open_with(dir, forklog::Options::default().read_only(true)).map_err(|e| open_error(dir, e))
 }
 
 /// Opens an existing store to change it (`fork`, `rewind`, `set`, `delete`, `gc`): never creates one.
 pub fn open_existing_writable(dir: &Path) -> Result<Store, CliError> {
-    Store::open_with(dir, forklog::Options::default().create(false)).map_err(|e| open_error(dir, e))
+    open_with(dir, forklog::Options::default().create(false)).map_err(|e| open_error(dir, e))
 }
 
 /// A progress bar on stderr counting `len` units (bytes when `bytes`, else rows), or a hidden one
@@ -175,9 +181,17 @@ pub fn parse_failure(e: clap::Error) -> u8 {
 
 /// Runs the parsed command and returns its exit status.
 pub fn run(cli: Cli) -> Result<u8, CliError> {
-    let store = cli.store.as_path();
+    let _remote = remote::connect(&cli.store, cli.cache.as_deref())?;
+    let store = _remote.dir();
+    let store = store.as_path();
     let nf = cli.json_nonfinite.mode();
-    match cli.command {
+    let code = run_command(cli.command, store, nf)?;
+    _remote.finish()?;
+    Ok(code)
+}
+
+fn run_command(command: Command, store: &Path, nf: forklog_interop::json::NonFinite) -> Result<u8, CliError> {
+    match command {
         Command::Log(a) => log::log(store, a),
         Command::Fork { new_run, spec } => manage::fork(store, &new_run, &spec),
         Command::Rewind { spec } => manage::rewind(store, &spec),

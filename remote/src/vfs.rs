@@ -1,0 +1,1240 @@
+//! [`RemoteVfs`]: the engine's files in a local cache directory, mirrored to an object store.
+//!
+//! Paths of the cache map to object keys by their place under the cache root: `forklog.store`,
+//! `runs/<id>/<file>` (only names of the run layout; `*.tmp` and the `~new`/`~gc` directories stay local).
+//! Leases live under `leases/<id>`.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use forklog::vfs::{MappedBytes, OpenMode, StdFs, Vfs, VfsFile};
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path as Key;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use tokio::runtime::Runtime;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{Error, RemoteOptions, RemoteStats, Result};
+
+const RUNS: &str = "runs";
+const STORE_FILE: &str = "forklog.store";
+const LEASES: &str = "leases";
+
+/// Builds the object store for `url` and returns it with the key prefix inside it.
+pub(crate) fn store_for_url(url: &str) -> Result<(Arc<dyn ObjectStore>, String)> {
+    let bad = |reason: String| Error::Url { url: url.to_string(), reason };
+    let parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
+    let prefix = parsed.path().trim_matches('/').to_string();
+    match parsed.scheme() {
+        "s3" => {
+            let bucket = parsed.host_str().ok_or_else(|| bad("no bucket name".into()))?;
+            let endpoint = std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT")).ok();
+            let allow_http = std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+                || endpoint.as_deref().is_some_and(|e| e.starts_with("http://"));
+            let region = std::env::var("AWS_REGION")
+                .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+                .unwrap_or_else(|_| "us-east-1".into());
+            // Client options first: setting them later would turn plain http off again.
+            let client = object_store::ClientOptions::new()
+                .with_timeout(Duration::from_secs(10))
+                .with_connect_timeout(Duration::from_secs(5));
+            let retry = object_store::RetryConfig {
+                max_retries: 2,
+                retry_timeout: Duration::from_secs(10),
+                ..Default::default()
+            };
+            let s3 = object_store::aws::AmazonS3Builder::from_env()
+                .with_client_options(client)
+                .with_allow_http(allow_http)
+                .with_bucket_name(bucket)
+                .with_region(region)
+                .with_virtual_hosted_style_request(false)
+                .with_retry(retry)
+                .build()
+                .map_err(|e| bad(e.to_string()))?;
+            Ok((Arc::new(s3), prefix))
+        }
+        "file" => {
+            let dir = PathBuf::from(format!("/{prefix}"));
+            fs::create_dir_all(&dir).map_err(|e| bad(e.to_string()))?;
+            let local = object_store::local::LocalFileSystem::new_with_prefix(&dir).map_err(|e| bad(e.to_string()))?;
+            Ok((Arc::new(local), String::new()))
+        }
+        "memory" => Ok((Arc::new(object_store::memory::InMemory::new()), prefix)),
+        other => Err(bad(format!("unsupported scheme {other:?} (s3, file or memory)"))),
+    }
+}
+
+/// A remote directory listing: `(objects with sizes, child prefixes)`.
+type Listing = (Vec<(String, u64)>, Vec<String>);
+
+/// What a cache path is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Place {
+    /// The cache root.
+    Root,
+    /// `forklog.store`.
+    StoreFile,
+    /// `runs/`.
+    Runs,
+    /// `runs/<id>`.
+    RunDir(String),
+    /// `runs/<id>/<name>`, a file of the run layout.
+    RunFile(String, String),
+    /// Anything else (temp files, `~new` and `~gc` directories): local only.
+    Local,
+}
+
+/// A file of a run directory, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunFile {
+    Head(u32),
+    Keys(u32),
+    Seg(u32, u32),
+    Idx(u32, u32),
+    Zmap(u32, u32),
+    Deleted,
+}
+
+fn parse_run_file(name: &str) -> Option<RunFile> {
+    if name == "deleted" {
+        return Some(RunFile::Deleted);
+    }
+    let rest = name.strip_prefix('v')?;
+    let (stem, ext) = rest.split_once('.')?;
+    let num = |s: &str| -> Option<u32> {
+        if s.is_empty() || (s.len() > 1 && s.starts_with('0')) || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        s.parse().ok()
+    };
+    match ext {
+        "head" => Some(RunFile::Head(num(stem)?)),
+        "keys" => Some(RunFile::Keys(num(stem)?)),
+        "seg" | "idx" | "zmap" => {
+            let (v, s) = stem.split_once('-')?;
+            let (v, s) = (num(v)?, num(s)?);
+            Some(match ext {
+                "seg" => RunFile::Seg(v, s),
+                "idx" => RunFile::Idx(v, s),
+                _ => RunFile::Zmap(v, s),
+            })
+        }
+        _ => None,
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn nonce() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let mut z = t ^ (u64::from(std::process::id()) << 32) ^ COUNTER.fetch_add(1, Ordering::Relaxed).rotate_left(17);
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn to_io(e: object_store::Error) -> io::Error {
+    let kind = match &e {
+        object_store::Error::NotFound { .. } => io::ErrorKind::NotFound,
+        object_store::Error::AlreadyExists { .. } => io::ErrorKind::AlreadyExists,
+        _ => io::ErrorKind::Other,
+    };
+    io::Error::new(kind, e.to_string())
+}
+
+/// True for errors worth retrying (everything but answers about the object itself).
+fn transient(e: &object_store::Error) -> bool {
+    !matches!(
+        e,
+        object_store::Error::NotFound { .. }
+            | object_store::Error::AlreadyExists { .. }
+            | object_store::Error::Precondition { .. }
+            | object_store::Error::NotModified { .. }
+            | object_store::Error::NotImplemented { .. }
+            | object_store::Error::NotSupported { .. }
+    )
+}
+
+#[derive(Default)]
+struct Counters {
+    uploads: AtomicU64,
+    uploaded_bytes: AtomicU64,
+    upload_retries: AtomicU64,
+    upload_failures: AtomicU64,
+    downloads: AtomicU64,
+    downloaded_bytes: AtomicU64,
+    evictions: AtomicU64,
+    leases_lost: AtomicU64,
+    deletes: AtomicU64,
+}
+
+/// Evictable files of the cache (downloaded, or uploaded and sealed), least recently used first.
+#[derive(Default)]
+struct Lru {
+    files: HashMap<PathBuf, (u64, u64)>,
+    total: u64,
+    tick: u64,
+}
+
+/// A held lease.
+struct Lease {
+    version: UpdateVersion,
+    generation: u64,
+}
+
+/// A job of the upload queue.
+enum Job {
+    /// Upload what run `id` has locally and the object store lacks (or has shorter); `skip_seg` `(K, S)`
+    /// leaves segment S of version K (the new active one) and everything after it for later.
+    /// `release` (the writer let go of the run): once all is uploaded, its files become evictable.
+    Run { id: String, skip_seg: Option<(u32, u32)>, heads: bool, release: bool },
+    /// Let run `id`'s lease go (it expires now).
+    Release { id: String, version: UpdateVersion },
+    /// Reply once every earlier job is done.
+    Barrier(oneshot::Sender<()>),
+}
+
+/// State shared by the file system, its upload worker and lease renewals.
+pub(crate) struct Shared {
+    store: Arc<dyn ObjectStore>,
+    cache: PathBuf,
+    root: String,
+    opts: RemoteOptions,
+    owner: String,
+    counters: Counters,
+    lru: Mutex<Lru>,
+    /// Files this process writes (never evicted, never overwritten by a download) until uploaded and sealed.
+    written: Mutex<HashSet<PathBuf>>,
+    /// Runs written through this remote (what `sync` uploads).
+    touched: Mutex<HashSet<String>>,
+    leases: Mutex<HashMap<String, Lease>>,
+    /// Runs published from a `~new` directory whose lock handle now stands for the run's writer lock.
+    adopted: Mutex<HashMap<PathBuf, String>>,
+    failures: Mutex<(u64, String)>,
+    download: Mutex<()>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The remote file system (see the module docs).
+pub(crate) struct RemoteVfs {
+    shared: Arc<Shared>,
+    rt: Runtime,
+    queue: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for RemoteVfs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteVfs").field("root", &self.shared.root).field("cache", &self.shared.cache).finish()
+    }
+}
+
+impl RemoteVfs {
+    pub(crate) fn new(
+        store: Arc<dyn ObjectStore>,
+        prefix: &str,
+        root: &str,
+        cache: &Path,
+        opts: RemoteOptions,
+    ) -> Result<RemoteVfs> {
+        let prefix = prefix.trim_matches('/');
+        let store: Arc<dyn ObjectStore> =
+            if prefix.is_empty() { store } else { Arc::new(object_store::prefix::PrefixStore::new(store, prefix)) };
+        fs::create_dir_all(cache).map_err(|source| Error::Io { op: "creating cache", path: cache.into(), source })?;
+        let cache =
+            fs::canonicalize(cache).map_err(|source| Error::Io { op: "opening", path: cache.into(), source })?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("forklog-remote")
+            .enable_all()
+            .build()
+            .map_err(|source| Error::Io { op: "starting runtime for", path: cache.clone(), source })?;
+        let (tx, rx) = mpsc::channel(opts.queue);
+        let shared = Arc::new(Shared {
+            store,
+            cache,
+            root: root.to_string(),
+            owner: format!("{:016x}", nonce()),
+            opts,
+            counters: Counters::default(),
+            lru: Mutex::new(Lru::default()),
+            written: Mutex::new(HashSet::new()),
+            touched: Mutex::new(HashSet::new()),
+            leases: Mutex::new(HashMap::new()),
+            adopted: Mutex::new(HashMap::new()),
+            failures: Mutex::new((0, String::new())),
+            download: Mutex::new(()),
+        });
+        rt.spawn(upload_worker(shared.clone(), rx));
+        Ok(RemoteVfs { shared, rt, queue: tx })
+    }
+
+    pub(crate) fn cache_root(&self) -> &Path {
+        &self.shared.cache
+    }
+
+    pub(crate) fn root(&self) -> &str {
+        &self.shared.root
+    }
+
+    pub(crate) fn key_of(&self, path: &Path) -> Option<String> {
+        match self.shared.place(path) {
+            Place::StoreFile => Some(STORE_FILE.into()),
+            Place::RunFile(id, name) => Some(format!("{RUNS}/{id}/{name}")),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn stats(&self) -> RemoteStats {
+        let c = &self.shared.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        RemoteStats {
+            uploads: get(&c.uploads),
+            uploaded_bytes: get(&c.uploaded_bytes),
+            upload_retries: get(&c.upload_retries),
+            upload_failures: get(&c.upload_failures),
+            downloads: get(&c.downloads),
+            downloaded_bytes: get(&c.downloaded_bytes),
+            evictions: get(&c.evictions),
+            cached_bytes: lock(&self.shared.lru).total,
+            leases_lost: get(&c.leases_lost),
+            deletes: get(&c.deletes),
+        }
+    }
+
+    fn enqueue(&self, job: Job) {
+        // Called from the engine's threads (never from the runtime's): waits for a place in the queue.
+        if self.queue.blocking_send(job).is_err() {
+            self.shared.fail("upload queue closed".into());
+        }
+    }
+
+    /// Waits until every queued job is done.
+    fn barrier(&self) {
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(Job::Barrier(tx));
+        let _ = rx.blocking_recv();
+    }
+
+    pub(crate) fn sync_all(&self) -> Result<()> {
+        let runs: Vec<String> = lock(&self.shared.touched).iter().cloned().collect();
+        for id in runs {
+            self.enqueue(Job::Run { id, skip_seg: None, heads: true, release: false });
+        }
+        self.barrier();
+        let mut f = lock(&self.shared.failures);
+        if f.0 > 0 {
+            let e = Error::Upload { failed: f.0, last: std::mem::take(&mut f.1) };
+            f.0 = 0;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Uploads run `id`'s outstanding files now (in the calling thread), heads included when `heads`.
+    fn flush_run_now(&self, id: &str, heads: bool) -> io::Result<()> {
+        let failures = self.shared.counters.upload_failures.load(Ordering::Relaxed);
+        self.rt.block_on(upload_run(&self.shared, id, None, heads, false));
+        if self.shared.counters.upload_failures.load(Ordering::Relaxed) != failures {
+            return Err(io::Error::other(format!("uploading run {id} failed after retries")));
+        }
+        Ok(())
+    }
+
+    /// Makes `path` present and current in the cache when the object store has it.
+    fn ensure_local(&self, path: &Path, key: &str, place: &Place) -> io::Result<()> {
+        if lock(&self.shared.written).contains(path) {
+            return Ok(());
+        }
+        let local = fs::metadata(path).ok().map(|m| m.len());
+        if local.is_some() && self.shared.is_final(path, place) {
+            // Only files this process downloaded or uploaded are evictable: a file left by a writer process
+            // that died before uploading it must stay until its run's next writer uploads it.
+            self.shared.reuse(path);
+            return Ok(());
+        }
+        let k = Key::from(key);
+        let meta = match self.rt.block_on(self.shared.retry("head", || self.shared.store.head(&k))) {
+            Ok(m) => m,
+            Err(object_store::Error::NotFound { .. }) => return Ok(()),
+            Err(e) => {
+                // Offline: a cached copy is better than nothing.
+                return if local.is_some() { Ok(()) } else { Err(to_io(e)) };
+            }
+        };
+        if local.is_some_and(|l| l >= meta.size) {
+            return Ok(());
+        }
+        self.download(path, key, meta.size)
+    }
+
+    /// Downloads object `key` (`size` bytes) into `path` with parallel ranged requests.
+    fn download(&self, path: &Path, key: &str, size: u64) -> io::Result<()> {
+        let _one = lock(&self.shared.download);
+        if fs::metadata(path).is_ok_and(|m| m.len() >= size) {
+            return Ok(());
+        }
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+        let tmp = path.with_file_name(format!("{name}.dl{:016x}.tmp", nonce()));
+        let file = fs::File::create(&tmp)?;
+        file.set_len(size)?;
+        let file = Arc::new(file);
+        let range = self.shared.opts.range.max(1);
+        let ranges: Vec<std::ops::Range<u64>> =
+            (0..size.div_ceil(range)).map(|i| i * range..((i + 1) * range).min(size)).collect();
+        let shared = &self.shared;
+        let k = Key::from(key);
+        let res: io::Result<()> = self.rt.block_on(async {
+            futures::stream::iter(ranges)
+                .map(|r| {
+                    let (k, file) = (k.clone(), file.clone());
+                    async move {
+                        let bytes =
+                            shared.retry("get_range", || shared.store.get_range(&k, r.clone())).await.map_err(to_io)?;
+                        if bytes.len() as u64 != r.end - r.start {
+                            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{key}: short read")));
+                        }
+                        std::os::unix::fs::FileExt::write_all_at(&*file, &bytes, r.start)
+                    }
+                })
+                .buffer_unordered(shared.opts.parallel)
+                .try_collect::<Vec<()>>()
+                .await
+                .map(|_| ())
+        });
+        if let Err(e) = res {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        fs::rename(&tmp, path)?;
+        self.shared.counters.downloads.fetch_add(1, Ordering::Relaxed);
+        self.shared.counters.downloaded_bytes.fetch_add(size, Ordering::Relaxed);
+        self.shared.touch(path, size);
+        Ok(())
+    }
+
+    /// Names of `prefix`'s children in the object store: `(objects, common prefixes)`.
+    fn remote_names(&self, prefix: &str) -> io::Result<Listing> {
+        let p = Key::from(prefix);
+        let list = self
+            .rt
+            .block_on(self.shared.retry("list", || self.shared.store.list_with_delimiter(Some(&p))))
+            .map_err(to_io)?;
+        let objects =
+            list.objects.iter().filter_map(|o| o.location.filename().map(|n| (n.to_string(), o.size))).collect();
+        let dirs = list.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect();
+        Ok((objects, dirs))
+    }
+
+    /// Publishes run directory `from` (`runs/<id>~new…`) as run `id`: its parent's data is uploaded, then
+    /// `v0.head` is created in the object store only if no machine created it first, then renamed locally.
+    fn publish_run(&self, id: &str, from: &Path, to: &Path) -> io::Result<()> {
+        let head_path = from.join("v0.head");
+        let head = fs::read(&head_path)?;
+        if let Some(base) = base_run_of(&head) {
+            // Only a run with files in this cache can have files the object store lacks (also those of a
+            // writer process that died before its uploads).
+            if base != id && self.shared.cache.join(RUNS).join(&base).is_dir() {
+                self.flush_run_now(&base, false)?;
+            }
+        }
+        let key = Key::from(format!("{RUNS}/{id}/v0.head"));
+        let exists = || io::Error::new(io::ErrorKind::AlreadyExists, format!("run {id} exists in the object store"));
+        // The conditional create is the one commit point: of two machines creating this id, one wins.
+        let put = self.rt.block_on(self.shared.retry("create", || {
+            self.shared.store.put_opts(&key, PutPayload::from(head.clone()), PutMode::Create.into())
+        }));
+        if let Err(e) = put {
+            return Err(match e {
+                object_store::Error::AlreadyExists { .. } => exists(),
+                e => to_io(e),
+            });
+        }
+        // The creator is the run's first writer: it takes the lease. Only a stale lease of an earlier run of
+        // this id (deleted, then created again) can be in the way; it expires within a lease duration.
+        let deadline = std::time::Instant::now() + self.shared.opts.lease * 2;
+        while !self.acquire_lease(id)? {
+            if std::time::Instant::now() > deadline {
+                self.shared.fail(format!("run {id}: its lease is held by another machine"));
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.shared.counters.uploads.fetch_add(1, Ordering::Relaxed);
+        // A leftover empty directory (from a lease probe or a download) must not block the rename.
+        let _ = fs::remove_dir(to);
+        if let Err(e) = fs::rename(from, to) {
+            // Keep the object store as it was: nobody else can hold this id's header.
+            let _ = self.rt.block_on(self.shared.store.delete(&key));
+            self.drop_lease(id);
+            return Err(e);
+        }
+        lock(&self.shared.adopted).insert(from.to_path_buf(), id.to_string());
+        lock(&self.shared.touched).insert(id.to_string());
+        self.shared.mark_written(&to.join("v0.head"));
+        Ok(())
+    }
+
+    /// Deletes every object of run `id` (headers last, so no header outlives what it points at).
+    fn delete_run_objects(&self, id: &str) -> io::Result<()> {
+        let prefix = Key::from(format!("{RUNS}/{id}"));
+        let metas: Vec<object_store::ObjectMeta> =
+            self.rt.block_on(self.shared.store.list(Some(&prefix)).try_collect()).map_err(to_io)?;
+        let (heads, rest): (Vec<_>, Vec<_>) =
+            metas.into_iter().partition(|m| m.location.filename().is_some_and(|n| n.ends_with(".head")));
+        for m in rest.into_iter().chain(heads) {
+            self.delete_object(&m.location)?;
+        }
+        Ok(())
+    }
+
+    fn delete_object(&self, key: &Key) -> io::Result<()> {
+        match self.rt.block_on(self.shared.retry("delete", || self.shared.store.delete(key))) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {
+                self.shared.counters.deletes.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => Err(to_io(e)),
+        }
+    }
+
+    /// Takes run `id`'s lease: `Ok(false)` when another live owner holds it.
+    fn acquire_lease(&self, id: &str) -> io::Result<bool> {
+        let shared = &self.shared;
+        let key = Key::from(format!("{LEASES}/{id}"));
+        let body = shared.lease_body(now_ms() + shared.opts.lease.as_millis() as u64);
+        let put = |mode: PutMode| {
+            let (key, body) = (key.clone(), body.clone());
+            async move { shared.store.put_opts(&key, PutPayload::from(body), PutOptions::from(mode)).await }
+        };
+        let result = self.rt.block_on(async {
+            // Most runs have no lease object yet: one conditional create settles it.
+            match put(PutMode::Create).await {
+                Ok(r) => return Ok(Some(UpdateVersion::from(r))),
+                Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            for _ in 0..3 {
+                match shared.retry("get", || shared.store.get(&key)).await {
+                    Err(object_store::Error::NotFound { .. }) => match put(PutMode::Create).await {
+                        Ok(r) => return Ok(Some(UpdateVersion::from(r))),
+                        Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                            continue
+                        }
+                        Err(e) => return Err(e),
+                    },
+                    Err(e) => return Err(e),
+                    Ok(got) => {
+                        let version =
+                            UpdateVersion { e_tag: got.meta.e_tag.clone(), version: got.meta.version.clone() };
+                        let bytes = got.bytes().await?;
+                        let (owner, expires) = parse_lease(&bytes);
+                        if owner != shared.owner && expires > now_ms() {
+                            return Ok(None);
+                        }
+                        match put(PutMode::Update(version)).await {
+                            Ok(r) => return Ok(Some(UpdateVersion::from(r))),
+                            Err(
+                                object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. },
+                            ) => continue,
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+            }
+            Ok(None)
+        });
+        let Some(version) = result.map_err(to_io)? else { return Ok(false) };
+        let generation = nonce();
+        lock(&shared.leases).insert(id.to_string(), Lease { version, generation });
+        lock(&shared.touched).insert(id.to_string());
+        self.rt.spawn(renew_lease(shared.clone(), id.to_string(), generation));
+        Ok(true)
+    }
+
+    /// Lets run `id`'s lease go at once (nothing was written under it).
+    fn drop_lease(&self, id: &str) {
+        let Some(lease) = lock(&self.shared.leases).remove(id) else { return };
+        let key = Key::from(format!("{LEASES}/{id}"));
+        let body = self.shared.lease_body(0);
+        let _ = self.rt.block_on(self.shared.store.put_opts(
+            &key,
+            PutPayload::from(body),
+            PutOptions::from(PutMode::Update(lease.version)),
+        ));
+    }
+
+    /// Uploads what run `id` has outstanding (waiting when the options say so) and lets its lease go.
+    fn release_lease(&self, id: &str) {
+        let lease = lock(&self.shared.leases).remove(id);
+        self.enqueue(Job::Run { id: id.to_string(), skip_seg: None, heads: true, release: true });
+        if let Some(lease) = lease {
+            // After the uploads, in queue order: no other machine takes the run before its data is there.
+            self.enqueue(Job::Release { id: id.to_string(), version: lease.version });
+        }
+        if self.shared.opts.finish_waits {
+            self.barrier();
+        }
+    }
+}
+
+/// The run a version header's base pointer names, if any (`v<K>.head` body: run id, version, nonce,
+/// created, then the optional base whose first field is its run id; docs/FORMAT.md).
+fn base_run_of(head: &[u8]) -> Option<String> {
+    let body = head.get(16..)?;
+    let read_u64 = |at: usize| -> Option<u64> { Some(u64::from_le_bytes(body.get(at..at + 8)?.try_into().ok()?)) };
+    let id_len = usize::try_from(read_u64(0)?).ok()?;
+    let mut at = 8usize.checked_add(id_len)?;
+    at += 4 + 8 + 8;
+    if *body.get(at)? != 1 {
+        return None;
+    }
+    at += 1;
+    let base_len = usize::try_from(read_u64(at)?).ok()?;
+    let start = at + 8;
+    let bytes = body.get(start..start.checked_add(base_len)?)?;
+    String::from_utf8(bytes.to_vec()).ok()
+}
+
+/// `(owner, expires_ms)` of a lease object; unreadable leases count as expired.
+fn parse_lease(bytes: &[u8]) -> (String, u64) {
+    let text = String::from_utf8_lossy(bytes);
+    let field = |name: &str| -> Option<String> {
+        let at = text.find(&format!("\"{name}\":"))? + name.len() + 3;
+        let rest = text[at..].trim_start().trim_start_matches('"');
+        let end = rest.find(['"', ',', '}']).unwrap_or(rest.len());
+        Some(rest[..end].trim().to_string())
+    };
+    let owner = field("owner").unwrap_or_default();
+    let expires = field("expires_ms").and_then(|v| v.parse().ok()).unwrap_or(0);
+    (owner, expires)
+}
+
+async fn renew_lease(shared: Arc<Shared>, id: String, generation: u64) {
+    let key = Key::from(format!("{LEASES}/{id}"));
+    let period = shared.opts.lease / 3;
+    loop {
+        tokio::time::sleep(period).await;
+        let version = match lock(&shared.leases).get(&id) {
+            Some(l) if l.generation == generation => l.version.clone(),
+            _ => return,
+        };
+        let body = shared.lease_body(now_ms() + shared.opts.lease.as_millis() as u64);
+        let res = shared
+            .retry("renew", || {
+                shared.store.put_opts(&key, PutPayload::from(body.clone()), PutMode::Update(version.clone()).into())
+            })
+            .await;
+        let mut leases = lock(&shared.leases);
+        match (res, leases.get_mut(&id)) {
+            (Ok(r), Some(l)) if l.generation == generation => l.version = UpdateVersion::from(r),
+            (Ok(_), _) => return,
+            (Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }), Some(l))
+                if l.generation == generation =>
+            {
+                leases.remove(&id);
+                shared.counters.leases_lost.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            // Unreachable store: keep trying; the lease may expire meanwhile (the README's limits).
+            (Err(_), _) => {}
+        }
+    }
+}
+
+async fn upload_worker(shared: Arc<Shared>, mut rx: mpsc::Receiver<Job>) {
+    while let Some(job) = rx.recv().await {
+        match job {
+            Job::Run { id, skip_seg, heads, release } => upload_run(&shared, &id, skip_seg, heads, release).await,
+            Job::Release { id, version } => {
+                let key = Key::from(format!("{LEASES}/{id}"));
+                let body = shared.lease_body(0);
+                let mode = PutMode::Update(version);
+                let _ = shared
+                    .retry("release", || {
+                        shared.store.put_opts(&key, PutPayload::from(body.clone()), mode.clone().into())
+                    })
+                    .await;
+            }
+            Job::Barrier(tx) => {
+                let _ = tx.send(());
+            }
+        }
+    }
+}
+
+/// Uploads every file of run `id` that the object store lacks or has shorter, data first, then (when `heads`
+/// and every data upload succeeded) missing headers, then the tombstone.
+async fn upload_run(shared: &Shared, id: &str, skip_seg: Option<(u32, u32)>, heads: bool, release: bool) {
+    let dir = shared.cache.join(RUNS).join(id);
+    let Ok(entries) = fs::read_dir(&dir) else { return };
+    let mut local: Vec<(String, RunFile, u64)> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let kind = parse_run_file(&name)?;
+            Some((name, kind, e.metadata().ok()?.len()))
+        })
+        .collect();
+    if local.is_empty() {
+        return;
+    }
+    let prefix = Key::from(format!("{RUNS}/{id}"));
+    let remote: HashMap<String, u64> = match shared
+        .retry("list", || shared.store.list(Some(&prefix)).try_collect::<Vec<_>>())
+        .await
+    {
+        Ok(metas) => metas.into_iter().filter_map(|m| m.location.filename().map(|n| (n.to_string(), m.size))).collect(),
+        Err(e) => {
+            shared.fail(format!("listing {}/{prefix}: {e}", shared.root));
+            return;
+        }
+    };
+    // Data in segment order, the key table after the segments whose keys it names, headers after all.
+    let rank = |k: &RunFile| match k {
+        RunFile::Seg(v, s) => (1, *v, *s, 0),
+        RunFile::Idx(v, s) => (1, *v, *s, 1),
+        RunFile::Zmap(v, s) => (1, *v, *s, 2),
+        RunFile::Keys(v) => (2, *v, 0, 0),
+        RunFile::Head(v) => (3, *v, 0, 0),
+        RunFile::Deleted => (4, 0, 0, 0),
+    };
+    local.sort_by_key(|(_, k, _)| rank(k));
+    let mut ok = true;
+    let mut done = Vec::new();
+    for (name, kind, len) in local {
+        // A job queued when segment S was started uploads what came before it: the writer may be further on
+        // by now, and a later segment must never reach the object store before an earlier one.
+        let skip = match (kind, skip_seg) {
+            (RunFile::Seg(v, s) | RunFile::Idx(v, s) | RunFile::Zmap(v, s), Some((sv, ss))) => (v, s) >= (sv, ss),
+            (RunFile::Keys(v), Some((sv, _))) => v > sv,
+            _ => false,
+        };
+        let is_head = matches!(kind, RunFile::Head(_) | RunFile::Deleted);
+        if skip || (is_head && (!heads || !ok)) {
+            continue;
+        }
+        let have = remote.get(&name).copied();
+        let needed = match kind {
+            RunFile::Head(_) => have.is_none(),
+            RunFile::Deleted => have != Some(len),
+            _ => have.is_none_or(|h| h < len),
+        };
+        let path = dir.join(&name);
+        if needed {
+            let key = Key::from(format!("{RUNS}/{id}/{name}"));
+            let mode = if matches!(kind, RunFile::Head(_)) { PutMode::Create } else { PutMode::Overwrite };
+            match upload_file(shared, &path, &key, mode).await {
+                Ok(()) => {}
+                Err(e) => {
+                    // Stop here: later segments must not reach the object store before this one.
+                    ok = false;
+                    shared.fail(format!("uploading {}/{key}: {e}", shared.root));
+                    break;
+                }
+            }
+        }
+        // Uploaded and never written again: an evictable cache entry from now on.
+        if shared.is_final(&path, &Place::RunFile(id.to_string(), name.clone())) {
+            lock(&shared.written).remove(&path);
+            shared.touch(&path, len);
+        } else {
+            done.push((path, len));
+        }
+    }
+    // A writer that let go leaves nothing to protect: every uploaded file is a cache entry (and is checked
+    // against the object store when opened again, since another machine may append to it).
+    if release && ok && !lock(&shared.leases).contains_key(id) {
+        for (path, len) in done {
+            lock(&shared.written).remove(&path);
+            shared.touch(&path, len);
+        }
+    }
+}
+
+async fn upload_file(shared: &Shared, path: &Path, key: &Key, mode: PutMode) -> std::result::Result<(), String> {
+    let bytes = Bytes::from(fs::read(path).map_err(|e| e.to_string())?);
+    let len = bytes.len() as u64;
+    let res = shared
+        .retry("put", || shared.store.put_opts(key, PutPayload::from(bytes.clone()), PutOptions::from(mode.clone())))
+        .await;
+    match res {
+        Ok(_) => {}
+        // A header is written once: someone (an earlier attempt) already put it.
+        Err(object_store::Error::AlreadyExists { .. }) if mode == PutMode::Create => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+    }
+    shared.counters.uploads.fetch_add(1, Ordering::Relaxed);
+    shared.counters.uploaded_bytes.fetch_add(len, Ordering::Relaxed);
+    Ok(())
+}
+
+impl Shared {
+    fn place(&self, path: &Path) -> Place {
+        let Ok(rel) = path.strip_prefix(&self.cache) else {
+            // Paths the engine builds start with the canonical cache root; a relative one cannot be placed.
+            return Place::Local;
+        };
+        let parts: Vec<&str> = rel.iter().filter_map(|p| p.to_str()).collect();
+        let valid = |id: &str| forklog::validate_run_id(id).is_ok();
+        match parts.as_slice() {
+            [] => Place::Root,
+            [STORE_FILE] => Place::StoreFile,
+            [RUNS] => Place::Runs,
+            [RUNS, id] if valid(id) => Place::RunDir(id.to_string()),
+            [RUNS, id, name] if valid(id) && parse_run_file(name).is_some() => {
+                Place::RunFile(id.to_string(), name.to_string())
+            }
+            _ => Place::Local,
+        }
+    }
+
+    fn lease_body(&self, expires_ms: u64) -> Vec<u8> {
+        format!("{{\"owner\":\"{}\",\"expires_ms\":{expires_ms}}}\n", self.owner).into_bytes()
+    }
+
+    fn fail(&self, message: String) {
+        self.counters.upload_failures.fetch_add(1, Ordering::Relaxed);
+        let mut f = lock(&self.failures);
+        f.0 += 1;
+        f.1 = message;
+    }
+
+    fn mark_written(&self, path: &Path) {
+        lock(&self.written).insert(path.to_path_buf());
+        let mut lru = lock(&self.lru);
+        if let Some((size, _)) = lru.files.remove(path) {
+            lru.total -= size;
+        }
+    }
+
+    /// True when the cached file can never change: a header, or a segment (with its index and zone map) of
+    /// a version whose next segment exists.
+    fn is_final(&self, path: &Path, place: &Place) -> bool {
+        let Place::RunFile(_, name) = place else { return false };
+        match parse_run_file(name) {
+            Some(RunFile::Head(_)) => true,
+            Some(RunFile::Seg(v, s) | RunFile::Idx(v, s) | RunFile::Zmap(v, s)) => {
+                path.with_file_name(format!("v{v}-{}.seg", s + 1)).exists()
+            }
+            _ => false,
+        }
+    }
+
+    /// Records a use of `path` if it is an evictable cache entry.
+    fn reuse(&self, path: &Path) {
+        let mut lru = lock(&self.lru);
+        lru.tick += 1;
+        let tick = lru.tick;
+        if let Some(entry) = lru.files.get_mut(path) {
+            entry.1 = tick;
+        }
+    }
+
+    /// Records a use of an evictable cached file, then evicts the least recently used ones over the limit.
+    fn touch(&self, path: &Path, size: u64) {
+        if lock(&self.written).contains(path) {
+            return;
+        }
+        let mut lru = lock(&self.lru);
+        lru.tick += 1;
+        let tick = lru.tick;
+        if let Some(old) = lru.files.insert(path.to_path_buf(), (size, tick)) {
+            lru.total -= old.0;
+        }
+        lru.total += size;
+        while lru.total > self.opts.cache_limit {
+            let Some(victim) = lru
+                .files
+                .iter()
+                .filter(|(p, _)| p.as_path() != path)
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(p, _)| p.clone())
+            else {
+                break;
+            };
+            if let Some((size, _)) = lru.files.remove(&victim) {
+                lru.total -= size;
+            }
+            // Open handles and mappings keep the bytes (POSIX); a later open downloads the file again.
+            let _ = fs::remove_file(&victim);
+            self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Runs `op` until it succeeds, fails with an answer about the object, or runs out of retries
+    /// (exponential backoff from 50 ms to 2 s).
+    async fn retry<T, F, Fut>(&self, _what: &str, mut op: F) -> object_store::Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = object_store::Result<T>>,
+    {
+        let mut pause = Duration::from_millis(50);
+        let mut attempt = 0;
+        loop {
+            match op().await {
+                Ok(v) => return Ok(v),
+                Err(e) if transient(&e) && attempt < self.opts.retries => {
+                    attempt += 1;
+                    self.counters.upload_retries.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// A directory handle; for a run directory its exclusive lock also takes the run's lease.
+#[derive(Debug)]
+struct DirHandle {
+    inner: Box<dyn VfsFile>,
+    path: PathBuf,
+    run: Option<String>,
+    vfs: Arc<RemoteVfsRef>,
+    leased: Mutex<bool>,
+}
+
+/// What a [`DirHandle`] needs of its file system (a weak-free back reference).
+pub(crate) struct RemoteVfsRef(std::sync::Weak<RemoteVfs>);
+
+impl std::fmt::Debug for RemoteVfsRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RemoteVfsRef")
+    }
+}
+
+impl VfsFile for DirHandle {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.inner.read_exact_at(buf, offset)
+    }
+    fn write_all_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
+        self.inner.write_all_at(data, offset)
+    }
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.inner.sync_data()
+    }
+    fn try_lock(&self) -> io::Result<bool> {
+        if !self.inner.try_lock()? {
+            return Ok(false);
+        }
+        let (Some(id), Some(vfs)) = (&self.run, self.vfs.0.upgrade()) else { return Ok(true) };
+        let mut leased = lock(&self.leased);
+        if *leased {
+            return Ok(true);
+        }
+        match vfs.acquire_lease(id) {
+            Ok(true) => {
+                *leased = true;
+                Ok(true)
+            }
+            Ok(false) => {
+                let _ = self.inner.unlock();
+                Ok(false)
+            }
+            Err(e) => {
+                let _ = self.inner.unlock();
+                Err(e)
+            }
+        }
+    }
+    fn try_lock_shared(&self) -> io::Result<bool> {
+        self.inner.try_lock_shared()
+    }
+    fn unlock(&self) -> io::Result<()> {
+        self.release();
+        self.inner.unlock()
+    }
+}
+
+impl DirHandle {
+    fn release(&self) {
+        let Some(vfs) = self.vfs.0.upgrade() else { return };
+        let mut leased = lock(&self.leased);
+        if *leased {
+            *leased = false;
+            if let Some(id) = &self.run {
+                vfs.release_lease(id);
+            }
+            return;
+        }
+        // The lock of a `~new` directory published as a run: it was that run's writer lock.
+        let adopted = lock(&vfs.shared.adopted).remove(&self.path);
+        if let Some(id) = adopted {
+            vfs.release_lease(&id);
+        }
+    }
+}
+
+impl Drop for DirHandle {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// The [`Vfs`] the engine sees: an `Arc<RemoteVfs>` (directory handles keep a weak reference to it).
+impl Vfs for RemoteVfsHandle {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn VfsFile>> {
+        let v = &self.0;
+        let place = v.shared.place(path);
+        if let Place::RunFile(id, name) = &place {
+            let key = format!("{RUNS}/{id}/{name}");
+            match mode {
+                OpenMode::Read | OpenMode::ReadWrite => v.ensure_local(path, &key, &place)?,
+                // The engine truncates what it opens this way (a new segment's index and zone map).
+                OpenMode::CreateOrOpen | OpenMode::CreateNew => {}
+            }
+            if mode != OpenMode::Read {
+                if let Some(dir) = path.parent() {
+                    if !dir.exists() {
+                        fs::create_dir_all(dir)?;
+                    }
+                }
+            }
+            let f = StdFs.open(path, mode)?;
+            if mode != OpenMode::Read {
+                v.shared.mark_written(path);
+                lock(&v.shared.touched).insert(id.clone());
+            }
+            if mode == OpenMode::CreateNew {
+                if let Some(RunFile::Seg(ver, seg)) = parse_run_file(name) {
+                    if seg > 0 {
+                        // The previous segment is sealed: upload it (and the rest but the new segment).
+                        v.enqueue(Job::Run {
+                            id: id.clone(),
+                            skip_seg: Some((ver, seg)),
+                            heads: false,
+                            release: false,
+                        });
+                    }
+                }
+            }
+            return Ok(f);
+        }
+        if place == Place::StoreFile && mode == OpenMode::Read {
+            v.ensure_local(path, STORE_FILE, &place)?;
+        }
+        StdFs.open(path, mode)
+    }
+
+    fn open_dir(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+        let v = &self.0;
+        let place = v.shared.place(path);
+        if matches!(place, Place::RunDir(_) | Place::Runs | Place::Root) && !path.exists() && self.exists(path) {
+            fs::create_dir_all(path)?;
+        }
+        let inner = StdFs.open_dir(path)?;
+        let run = match place {
+            Place::RunDir(id) => Some(id),
+            _ => None,
+        };
+        Ok(Box::new(DirHandle {
+            inner,
+            path: path.to_path_buf(),
+            run,
+            vfs: Arc::new(RemoteVfsRef(Arc::downgrade(&self.0))),
+            leased: Mutex::new(false),
+        }))
+    }
+
+    fn create_dir(&self, path: &Path) -> io::Result<()> {
+        if let Some(parent) = path.parent() {
+            if !parent.exists() && self.0.shared.place(parent) == Place::Runs {
+                fs::create_dir_all(parent)?;
+            }
+        }
+        StdFs.create_dir(path)
+    }
+
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        StdFs.create_dir_all(path)
+    }
+
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let v = &self.0;
+        let place = v.shared.place(path);
+        let local = StdFs.read_dir(path);
+        let remote = match &place {
+            // The cache root lists only what is local: a store another machine created meanwhile is found
+            // through `exists` or taken over when this machine publishes its own store file.
+            Place::Root => return local,
+            Place::Runs => v.remote_names(RUNS)?.1,
+            Place::RunDir(id) => v.remote_names(&format!("{RUNS}/{id}"))?.0.into_iter().map(|(n, _)| n).collect(),
+            _ => return local,
+        };
+        let mut names = match local {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !remote.is_empty() => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let seen: HashSet<String> = names.iter().cloned().collect();
+        names.extend(remote.into_iter().filter(|n| !seen.contains(n)));
+        Ok(names)
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        if path.exists() {
+            return true;
+        }
+        let v = &self.0;
+        match v.shared.place(path) {
+            Place::StoreFile => v.rt.block_on(v.shared.store.head(&Key::from(STORE_FILE))).is_ok(),
+            Place::RunFile(id, name) => {
+                v.rt.block_on(v.shared.store.head(&Key::from(format!("{RUNS}/{id}/{name}")))).is_ok()
+            }
+            Place::RunDir(id) => v.remote_names(&format!("{RUNS}/{id}")).is_ok_and(|(o, _)| !o.is_empty()),
+            Place::Runs | Place::Root | Place::Local => false,
+        }
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let v = &self.0;
+        let (pf, pt) = (v.shared.place(from), v.shared.place(to));
+        match (&pf, &pt) {
+            (Place::Local, Place::RunDir(id)) => v.publish_run(id, from, to),
+            (Place::RunDir(id), Place::Local) => {
+                // gc or delete moves a run aside: its objects go first (headers last).
+                v.delete_run_objects(id)?;
+                if !from.exists() {
+                    fs::create_dir_all(from)?;
+                }
+                StdFs.rename(from, to)
+            }
+            (Place::Local, Place::RunFile(id, name)) => {
+                let key = Key::from(format!("{RUNS}/{id}/{name}"));
+                match parse_run_file(name) {
+                    Some(RunFile::Head(_)) => {
+                        // A new version (rewind): what it points at first, then the header, once.
+                        v.flush_run_now(id, false)?;
+                        let bytes = fs::read(from)?;
+                        let put = v.rt.block_on(v.shared.retry("create", || {
+                            v.shared.store.put_opts(&key, PutPayload::from(bytes.clone()), PutMode::Create.into())
+                        }));
+                        match put {
+                            Ok(_) => {}
+                            Err(object_store::Error::AlreadyExists { .. }) => {
+                                return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{key} exists")))
+                            }
+                            Err(e) => return Err(to_io(e)),
+                        }
+                        StdFs.rename(from, to)?;
+                    }
+                    _ => {
+                        StdFs.rename(from, to)?;
+                        let bytes = fs::read(to)?;
+                        v.rt.block_on(
+                            v.shared.retry("put", || v.shared.store.put(&key, PutPayload::from(bytes.clone()))),
+                        )
+                        .map_err(to_io)?;
+                    }
+                }
+                v.shared.counters.uploads.fetch_add(1, Ordering::Relaxed);
+                v.shared.mark_written(to);
+                lock(&v.shared.touched).insert(id.clone());
+                Ok(())
+            }
+            (Place::Local, Place::StoreFile) => {
+                StdFs.rename(from, to)?;
+                let bytes = fs::read(to)?;
+                let key = Key::from(STORE_FILE);
+                let put = |mode: PutMode| {
+                    v.rt.block_on(v.shared.retry("put", || {
+                        v.shared.store.put_opts(&key, PutPayload::from(bytes.clone()), mode.clone().into())
+                    }))
+                };
+                // Two machines may create the store at once: the first store file wins and the other machine
+                // takes it; a newer format declaration (an upgrade) replaces an older one.
+                match put(PutMode::Create) {
+                    Ok(_) => Ok(()),
+                    Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                        let theirs =
+                            v.rt.block_on(async { v.shared.store.get(&key).await?.bytes().await }).map_err(to_io)?;
+                        let version = |b: &[u8]| b.get(8..10).map_or(0, |x| u16::from_le_bytes([x[0], x[1]]));
+                        if version(&bytes) > version(&theirs) {
+                            put(PutMode::Overwrite).map(|_| ()).map_err(to_io)
+                        } else {
+                            fs::write(to, &theirs)
+                        }
+                    }
+                    Err(e) => Err(to_io(e)),
+                }
+            }
+            _ => StdFs.rename(from, to),
+        }
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        let v = &self.0;
+        let local = StdFs.remove_file(path);
+        {
+            let mut lru = lock(&v.shared.lru);
+            if let Some((size, _)) = lru.files.remove(path) {
+                lru.total -= size;
+            }
+        }
+        lock(&v.shared.written).remove(path);
+        if let Place::RunFile(id, name) = v.shared.place(path) {
+            v.delete_object(&Key::from(format!("{RUNS}/{id}/{name}")))?;
+            return match local {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                r => r,
+            };
+        }
+        local
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        let v = &self.0;
+        if let Place::RunDir(id) = v.shared.place(path) {
+            v.delete_run_objects(&id)?;
+            return match StdFs.remove_dir_all(path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                r => r,
+            };
+        }
+        StdFs.remove_dir_all(path)
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        match StdFs.sync_dir(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.exists(path) => Ok(()),
+            r => r,
+        }
+    }
+
+    fn map(&self, path: &Path) -> io::Result<MappedBytes> {
+        let v = &self.0;
+        let place = v.shared.place(path);
+        if let Place::RunFile(id, name) = &place {
+            v.ensure_local(path, &format!("{RUNS}/{id}/{name}"), &place)?;
+        }
+        StdFs.map(path)
+    }
+}
+
+/// The engine's view of a [`RemoteVfs`].
+#[derive(Debug, Clone)]
+pub(crate) struct RemoteVfsHandle(pub(crate) Arc<RemoteVfs>);

@@ -1,0 +1,345 @@
+//! Two "machines" (two cache directories) on one in-memory object store: creation races, copy-free forks,
+//! readers while a writer seals, leases, delete/gc with forks, corruption and failing uploads.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use forklog::{Error, ForkPoint, Options, Store, SyncPolicy};
+use forklog_remote::object_store::memory::InMemory;
+use forklog_remote::object_store::path::Path as Key;
+use forklog_remote::object_store::{
+    self, CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult,
+};
+use forklog_remote::{Remote, RemoteOptions};
+use futures::stream::BoxStream;
+use futures::TryStreamExt;
+use tempfile::TempDir;
+
+/// One machine: its cache directory, its store and its remote handle.
+struct Machine {
+    _dir: TempDir,
+    store: Store,
+    remote: Remote,
+}
+
+fn opts() -> RemoteOptions {
+    RemoteOptions::default()
+        .lease(Duration::from_millis(600))
+        .store_options(Options::default().segment_size(4096).buffer_size(512).sync(SyncPolicy::Never))
+}
+
+fn machine(os: &Arc<dyn ObjectStore>) -> Machine {
+    machine_with(os, opts())
+}
+
+fn machine_with(os: &Arc<dyn ObjectStore>, opts: RemoteOptions) -> Machine {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, remote) = forklog_remote::open_object_store(os.clone(), "team/a", dir.path(), opts).unwrap();
+    Machine { _dir: dir, store, remote }
+}
+
+fn memory() -> Arc<dyn ObjectStore> {
+    Arc::new(InMemory::new())
+}
+
+fn write_rows(store: &Store, id: &str, rows: u64) {
+    let mut w = store.create_run(id).unwrap();
+    for i in 0..rows {
+        w.log_floats(&[("loss", i as f64), ("acc", 0.5)]).unwrap();
+    }
+    w.finish(0).unwrap();
+}
+
+fn steps(store: &Store, id: &str) -> Vec<u64> {
+    store.history(id).unwrap().map(|r| r.unwrap().step).collect()
+}
+
+fn keys(os: &Arc<dyn ObjectStore>, prefix: &str) -> Vec<(String, u64)> {
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let p = Key::from(prefix);
+    let mut v: Vec<(String, u64)> = rt
+        .block_on(os.list(Some(&p)).try_collect::<Vec<_>>())
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.location.to_string(), m.size))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn creation_race_has_exactly_one_winner() {
+    let os = memory();
+    let (a, b) = (machine(&os), machine(&os));
+    for round in 0..8 {
+        let id = format!("race-{round}");
+        let gate = Arc::new(Barrier::new(2));
+        let results: Vec<Result<(), Error>> = std::thread::scope(|s| {
+            let hs: Vec<_> = [&a, &b]
+                .into_iter()
+                .map(|m| {
+                    let (gate, id) = (gate.clone(), id.clone());
+                    s.spawn(move || {
+                        gate.wait();
+                        m.store.create_run(&id).and_then(|w| w.finish(0))
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let wins = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(wins, 1, "{results:?}");
+        assert!(results.iter().any(|r| matches!(r, Err(Error::RunExists { .. }))), "{results:?}");
+    }
+    // Both machines list every run.
+    assert_eq!(b.store.runs().unwrap().len(), 8);
+    assert_eq!(a.store.runs().unwrap().len(), 8);
+}
+
+#[test]
+fn fork_from_another_machine_is_copy_free() {
+    let os = memory();
+    let (a, b) = (machine(&os), machine(&os));
+    write_rows(&a.store, "parent", 2000);
+    let parent_objects = keys(&os, "team/a/runs/parent");
+    assert!(parent_objects.iter().filter(|(k, _)| k.ends_with(".seg")).count() > 3, "{parent_objects:?}");
+
+    let w = b.store.fork("child", &ForkPoint::new("parent", 999)).unwrap();
+    w.finish(0).unwrap();
+    b.remote.sync().unwrap();
+    let child = keys(&os, "team/a/runs/child");
+    assert_eq!(child.iter().filter(|(k, _)| k.ends_with(".head")).count(), 1, "{child:?}");
+    // The child's own files hold headers only: no byte of the parent's segments was copied.
+    let child_bytes: u64 = child.iter().map(|(_, n)| n).sum();
+    let parent_bytes: u64 = parent_objects.iter().map(|(_, n)| n).sum();
+    assert!(child_bytes < 2048 && child_bytes * 20 < parent_bytes, "child {child_bytes} B, parent {parent_bytes} B");
+    assert_eq!(keys(&os, "team/a/runs/parent"), parent_objects, "the parent is untouched");
+
+    // A third machine (cold cache) reads the fork; A reads it too.
+    let c = machine(&os);
+    assert_eq!(steps(&c.store, "child"), (0..1000).collect::<Vec<_>>());
+    assert_eq!(steps(&a.store, "child"), (0..1000).collect::<Vec<_>>());
+    assert!(c.remote.stats().downloads > 0);
+}
+
+#[test]
+fn reader_on_another_machine_sees_sealed_segments_while_writing() {
+    let os = memory();
+    let (a, b) = (machine(&os), machine(&os));
+    let mut w = a.store.create_run("live").unwrap();
+    for i in 0..1500 {
+        w.log_floats(&[("loss", i as f64)]).unwrap();
+    }
+    // Sealed segments upload in the background: B sees a growing prefix.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let seen = loop {
+        let s = steps(&b.store, "live");
+        if !s.is_empty() || Instant::now() > deadline {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!seen.is_empty() && seen.len() < 1500, "B saw {} rows", seen.len());
+    assert_eq!(seen, (0..seen.len() as u64).collect::<Vec<_>>());
+    // After a sync B sees everything written so far, in the same store handle.
+    w.flush().unwrap();
+    a.remote.sync().unwrap();
+    assert_eq!(steps(&b.store, "live").len(), 1500);
+    for i in 1500..1600 {
+        w.log_floats(&[("loss", i as f64)]).unwrap();
+    }
+    w.finish(0).unwrap();
+    assert_eq!(steps(&b.store, "live"), (0..1600).collect::<Vec<_>>());
+    assert_eq!(b.store.summary("live").unwrap().len(), a.store.summary("live").unwrap().len());
+}
+
+#[test]
+fn one_writer_per_run_across_machines_and_resume_elsewhere() {
+    let os = memory();
+    let (a, b) = (machine(&os), machine(&os));
+    let mut w = a.store.create_run("r").unwrap();
+    w.log_floats(&[("x", 1.0)]).unwrap();
+    // The lease is renewed while A writes, well past its duration.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(keys(&os, "team/a/leases").len(), 1);
+    assert!(matches!(b.store.resume("r"), Err(Error::RunBusy { .. })));
+    for _ in 0..300 {
+        w.log_floats(&[("x", 2.0)]).unwrap();
+    }
+    w.finish(0).unwrap();
+    // A finished: B resumes the run and appends.
+    let mut wb = b.store.resume("r").unwrap();
+    assert_eq!(wb.next_step(), 301);
+    for _ in 0..200 {
+        wb.log_floats(&[("x", 3.0)]).unwrap();
+    }
+    assert!(matches!(a.store.resume("r"), Err(Error::RunBusy { .. })));
+    wb.finish(0).unwrap();
+    assert_eq!(steps(&a.store, "r"), (0..501).collect::<Vec<_>>());
+    let mut wa = a.store.resume("r").unwrap();
+    wa.log_floats(&[("x", 4.0)]).unwrap();
+    wa.finish(0).unwrap();
+    assert_eq!(steps(&b.store, "r"), (0..502).collect::<Vec<_>>());
+}
+
+#[test]
+fn delete_and_gc_never_break_a_fork() {
+    let os = memory();
+    let (a, b) = (machine(&os), machine(&os));
+    write_rows(&a.store, "p", 1200);
+    b.store.fork("c", &ForkPoint::new("p", 600)).unwrap().finish(0).unwrap();
+    a.store.delete_run("p").unwrap();
+    a.store.gc().unwrap();
+    b.store.gc().unwrap();
+    // The fork's inherited segments stay.
+    let fresh = machine(&os);
+    assert_eq!(steps(&fresh.store, "c"), (0..601).collect::<Vec<_>>());
+    assert!(fresh.store.runs().unwrap().iter().all(|r| r.id != "p"));
+    // Once the fork goes too, gc removes everything of both.
+    b.store.delete_run("c").unwrap();
+    b.store.gc().unwrap();
+    a.store.gc().unwrap();
+    assert_eq!(keys(&os, "team/a/runs"), vec![]);
+}
+
+#[test]
+fn a_corrupted_object_is_corrupt_naming_its_key() {
+    let os = memory();
+    let a = machine(&os);
+    write_rows(&a.store, "r", 800);
+    let key = Key::from("team/a/runs/r/v0-0.seg");
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let mut bytes = rt.block_on(async { os.get(&key).await.unwrap().bytes().await.unwrap() }).to_vec();
+    let n = bytes.len();
+    bytes[n - 10] ^= 0x55;
+    rt.block_on(os.put(&key, PutPayload::from(bytes))).unwrap();
+
+    let b = machine(&os);
+    let err = b.store.history("r").unwrap().find_map(|r| r.err()).expect("corruption found");
+    let err = b.remote.name_object(err);
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("runs/r/v0-0.seg"), "{err}");
+    let report = b.store.verify().unwrap();
+    assert!(!report.is_clean());
+    assert!(report.problems.iter().any(|p| b.remote.object_key(&p.file).as_deref() == Some("runs/r/v0-0.seg")));
+}
+
+/// An object store that fails the first `fail` puts and records the order of successful ones.
+#[derive(Debug)]
+struct Flaky {
+    inner: Arc<dyn ObjectStore>,
+    fail: AtomicU32,
+    log: Mutex<Vec<String>>,
+}
+
+impl std::fmt::Display for Flaky {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "flaky({})", self.inner)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for Flaky {
+    async fn put_opts(&self, location: &Key, payload: PutPayload, opts: PutOptions) -> object_store::Result<PutResult> {
+        if !location.as_ref().contains("leases/")
+            && self.fail.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+        {
+            return Err(object_store::Error::Generic { store: "flaky", source: "injected failure".into() });
+        }
+        let r = self.inner.put_opts(location, payload, opts).await?;
+        self.log.lock().unwrap().push(location.to_string());
+        Ok(r)
+    }
+    async fn put_multipart_opts(
+        &self,
+        location: &Key,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+    async fn get_opts(&self, location: &Key, options: GetOptions) -> object_store::Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Key>>,
+    ) -> BoxStream<'static, object_store::Result<Key>> {
+        self.inner.delete_stream(locations)
+    }
+    fn list(&self, prefix: Option<&Key>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+    async fn list_with_delimiter(&self, prefix: Option<&Key>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+    async fn copy_opts(&self, from: &Key, to: &Key, options: CopyOptions) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+#[test]
+fn failed_uploads_are_retried_and_headers_follow_their_targets() {
+    let flaky = Arc::new(Flaky { inner: memory(), fail: AtomicU32::new(0), log: Mutex::new(Vec::new()) });
+    let os: Arc<dyn ObjectStore> = flaky.clone();
+    let a = machine(&os);
+    let mut w = a.store.create_run("p").unwrap();
+    flaky.fail.store(12, Ordering::SeqCst);
+    for i in 0..1500 {
+        w.log_floats(&[("loss", i as f64)]).unwrap();
+    }
+    w.sync().unwrap();
+    // A fork of the live run: its header is published only after the parent's data it points at.
+    a.store.fork("f", &ForkPoint::new("p", 1400)).unwrap().finish(0).unwrap();
+    w.finish(0).unwrap();
+    a.remote.sync().unwrap();
+    assert!(a.remote.stats().upload_retries >= 12, "{:?}", a.remote.stats());
+    assert_eq!(a.remote.stats().upload_failures, 0);
+    let log = flaky.log.lock().unwrap().clone();
+    let head = log.iter().position(|k| k == "team/a/runs/f/v0.head").expect("fork header uploaded");
+    for seg in 0..3 {
+        let k = format!("team/a/runs/p/v0-{seg}.seg");
+        let at = log.iter().position(|x| *x == k).unwrap_or_else(|| panic!("{k} uploaded: {log:?}"));
+        assert!(at < head, "{k} uploaded after the fork's header");
+    }
+    let b = machine(&os);
+    assert_eq!(steps(&b.store, "f"), (0..1401).collect::<Vec<_>>());
+    assert_eq!(steps(&b.store, "p"), (0..1500).collect::<Vec<_>>());
+}
+
+#[test]
+fn uploads_that_keep_failing_are_reported_and_publish_no_header() {
+    let flaky = Arc::new(Flaky { inner: memory(), fail: AtomicU32::new(0), log: Mutex::new(Vec::new()) });
+    let os: Arc<dyn ObjectStore> = flaky.clone();
+    let a = machine_with(&os, opts().retries(1).finish_waits(false));
+    let mut w = a.store.create_run("p").unwrap();
+    for i in 0..50 {
+        w.log_floats(&[("loss", i as f64)]).unwrap();
+    }
+    flaky.fail.store(1000, Ordering::SeqCst);
+    w.finish(0).unwrap();
+    // The parent's data cannot be uploaded: a fork pointing at it is refused, no header published.
+    assert!(a.store.fork("f", &ForkPoint::new("p", 20)).is_err());
+    assert!(matches!(a.remote.sync(), Err(forklog_remote::Error::Upload { .. })));
+    assert!(!flaky.log.lock().unwrap().iter().any(|k| k.contains("runs/f/")));
+    // The store comes back: everything is uploaded, and the fork works.
+    flaky.fail.store(0, Ordering::SeqCst);
+    a.remote.sync().unwrap();
+    a.store.fork("f", &ForkPoint::new("p", 20)).unwrap().finish(0).unwrap();
+    let b = machine(&os);
+    assert_eq!(steps(&b.store, "f"), (0..21).collect::<Vec<_>>());
+}
+
+#[test]
+fn the_cache_stays_under_its_limit() {
+    let os = memory();
+    let a = machine(&os);
+    write_rows(&a.store, "big", 5000);
+    let b = machine_with(&os, opts().cache_limit(16 << 10));
+    assert_eq!(steps(&b.store, "big").len(), 5000);
+    let s = b.remote.stats();
+    assert!(s.evictions > 0 && s.cached_bytes <= 16 << 10, "{s:?}");
+    assert_eq!(steps(&b.store, "big").len(), 5000);
+}
