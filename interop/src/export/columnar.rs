@@ -6,8 +6,9 @@
 //! themselves; every value is checked against the guess, and in the rare case it was wrong (a key whose type
 //! changed over the run, a summary-only key) the output is thrown away and written again with the exact
 //! types from a first pass over the rows ([`super::scan_schema`]). When the guess is float64 columns only,
-//! the values are read with the columnar scan ([`Store::scan_columns`]: floats exactly, no value per row)
-//! while another thread decodes the rows to check their types (stopping the scan at the first misfit);
+//! the values are read with the columnar scan ([`Store::scan_columns`]: floats exactly, no value per row),
+//! whose chunks say which kinds of value each column held ([`forklog::Column::kinds`]: the scan stops at the
+//! first chunk that does not fit);
 //! otherwise the rows are decoded once, checked and written together. Forks
 //! and rewinds exported with their origins (rows labelled by the version that stores them) always take the
 //! two passes, as their labels depend on which rows each run inherits.
@@ -727,11 +728,14 @@ fn write_parquet<'scope, 'b>(
     read
 }
 
-/// Appends each row group, its column chunks in order, then closes the file (footer).
-fn append_groups<W: std::io::Write + Send>(
-    mut file: parquet::file::writer::SerializedFileWriter<W>,
+/// Appends each row group, its column chunks in order, then closes the file (footer). Each appended group is
+/// flushed and synced here, while the next is encoded, so the sync that makes the file durable before its
+/// rename has only the last group and the footer left to write.
+fn append_groups(
+    mut file: parquet::file::writer::SerializedFileWriter<&mut BufWriter<File>>,
     groups: Receiver<Vec<ChunkThread<'_>>>,
 ) -> Result<(), ExportError> {
+    let synced = |e: std::io::Error| ExportError::Encode(format!("syncing the Parquet file: {e}"));
     for threads in groups {
         let mut rg = file.next_row_group().map_err(encode_err)?;
         for t in threads {
@@ -739,6 +743,8 @@ fn append_groups<W: std::io::Write + Send>(
             chunk.append_to_row_group(&mut rg).map_err(encode_err)?;
         }
         rg.close().map_err(encode_err)?;
+        file.flush().map_err(synced)?;
+        file.inner().get_ref().sync_data().map_err(synced)?;
     }
     file.close().map(|_| ()).map_err(encode_err)
 }
@@ -802,7 +808,7 @@ mod tests {
                 (r.step as i64, f, i, s)
             })
             .collect();
-        // "f": floats only (read by the columnar scan, checked on another thread), the same shape.
+        // "f": floats only (read by the columnar scan, checked by its chunks' value kinds), the same shape.
         let mut w = store.create_run("f").unwrap();
         for s in 0..23u32 {
             let mut m = metrics! { "x" => f64::from(s) + 0.5 };
