@@ -47,7 +47,7 @@ pub(crate) const NEW_SUFFIX: &str = "~new";
 /// Suffix of a directory on its way out (a run gc removes, a leftover moved aside): `~` is not in run ids.
 pub(crate) const TRASH_SUFFIX: &str = "~gc";
 /// Name of a deleted run's tombstone file.
-pub(crate) const DELETED_FILE: &str = "deleted";
+pub const DELETED_FILE: &str = "deleted";
 
 /// Size of the store file.
 pub(crate) const STORE_FILE_LEN: usize = 32;
@@ -90,9 +90,10 @@ pub(crate) fn idx_name(version: u32, seq: u32) -> String {
     format!("v{version}-{seq}.idx")
 }
 
-/// What a file name in a run directory is.
+/// What a file name in a run directory is (also [`crate::vfs::RunFile`], for file systems under the engine).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RunFile {
+#[non_exhaustive]
+pub enum RunFile {
     /// `vK.head`
     Head(u32),
     /// `vK.keys`
@@ -106,7 +107,7 @@ pub(crate) enum RunFile {
 }
 
 /// Parses a run-directory file name; `None` for anything else (lock, tombstone, temp files).
-pub(crate) fn parse_run_file(name: &str) -> Option<RunFile> {
+pub fn parse_run_file(name: &str) -> Option<RunFile> {
     let num = |s: &str| -> Option<u32> {
         if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0')) {
             return None;

@@ -5,6 +5,9 @@
 //! fsyncs, `ENOSPC`, vanished directory entries. The calls are coarse (one per syscall the engine would
 //! make anyway), so the dynamic dispatch costs nothing measurable next to the syscall itself.
 
+/// The names of a run directory's files, for a file system that treats them differently (the object-storage
+/// tier uploads segments, indexes, zone maps and key tables before the header that points at them).
+pub use crate::format::{parse_run_file, RunFile, DELETED_FILE};
 use std::fmt::Debug;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io;

@@ -102,32 +102,20 @@ enum RunFile {
     Deleted,
 }
 
+/// What the engine's file name `name` is (its own parser), the tombstone included.
 fn parse_run_file(name: &str) -> Option<RunFile> {
-    if name == "deleted" {
+    use forklog::vfs::RunFile as F;
+    if name == forklog::vfs::DELETED_FILE {
         return Some(RunFile::Deleted);
     }
-    let rest = name.strip_prefix('v')?;
-    let (stem, ext) = rest.split_once('.')?;
-    let num = |s: &str| -> Option<u32> {
-        if s.is_empty() || (s.len() > 1 && s.starts_with('0')) || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        s.parse().ok()
-    };
-    match ext {
-        "head" => Some(RunFile::Head(num(stem)?)),
-        "keys" => Some(RunFile::Keys(num(stem)?)),
-        "seg" | "idx" | "zmap" => {
-            let (v, s) = stem.split_once('-')?;
-            let (v, s) = (num(v)?, num(s)?);
-            Some(match ext {
-                "seg" => RunFile::Seg(v, s),
-                "idx" => RunFile::Idx(v, s),
-                _ => RunFile::Zmap(v, s),
-            })
-        }
-        _ => None,
-    }
+    Some(match forklog::vfs::parse_run_file(name)? {
+        F::Head(v) => RunFile::Head(v),
+        F::Keys(v) => RunFile::Keys(v),
+        F::Seg(v, s) => RunFile::Seg(v, s),
+        F::Idx(v, s) => RunFile::Idx(v, s),
+        F::Zone(v, s) => RunFile::Zmap(v, s),
+        _ => return None,
+    })
 }
 
 fn now_ms() -> u64 {

@@ -2,7 +2,7 @@
 //! readers while a writer seals, leases, delete/gc with forks, corruption and failing uploads.
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -17,6 +17,8 @@ use forklog_remote::{Remote, RemoteOptions};
 use futures::stream::BoxStream;
 use futures::TryStreamExt;
 use tempfile::TempDir;
+
+mod common;
 
 /// One machine: its cache directory, its store and its remote handle.
 struct Machine {
@@ -76,20 +78,7 @@ fn creation_race_has_exactly_one_winner() {
     let (a, b) = (machine(&os), machine(&os));
     for round in 0..8 {
         let id = format!("race-{round}");
-        let gate = Arc::new(Barrier::new(2));
-        let results: Vec<Result<(), Error>> = std::thread::scope(|s| {
-            let hs: Vec<_> = [&a, &b]
-                .into_iter()
-                .map(|m| {
-                    let (gate, id) = (gate.clone(), id.clone());
-                    s.spawn(move || {
-                        gate.wait();
-                        m.store.create_run(&id).and_then(|w| w.finish(0))
-                    })
-                })
-                .collect();
-            hs.into_iter().map(|h| h.join().unwrap()).collect()
-        });
+        let results = common::race(vec![&a, &b], |m| m.store.create_run(&id).and_then(|w| w.finish(0)));
         let wins = results.iter().filter(|r| r.is_ok()).count();
         assert_eq!(wins, 1, "{results:?}");
         assert!(results.iter().any(|r| matches!(r, Err(Error::RunExists { .. }))), "{results:?}");

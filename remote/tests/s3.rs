@@ -5,13 +5,15 @@
 
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Barrier, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use forklog::{Error, ForkPoint, Options, Store, SyncPolicy};
 use forklog_remote::testing::MotoServer;
 use forklog_remote::{Remote, RemoteOptions};
 use tempfile::TempDir;
+
+mod common;
 
 /// The server of this test binary, or `None` (the tests then skip, loudly) when `FORKLOG_MOTO_SERVER` is unset.
 fn server() -> Option<&'static MotoServer> {
@@ -72,20 +74,7 @@ fn two_machines_race_creates_and_forks() {
     let (a, b) = (machine(&url), machine(&url));
     for round in 0..6 {
         let id = format!("race-{round}");
-        let gate = Arc::new(Barrier::new(2));
-        let results: Vec<Result<(), Error>> = std::thread::scope(|sc| {
-            let hs: Vec<_> = [&a, &b]
-                .into_iter()
-                .map(|m| {
-                    let (gate, id) = (gate.clone(), id.clone());
-                    sc.spawn(move || {
-                        gate.wait();
-                        m.store.create_run(&id).and_then(|w| w.finish(0))
-                    })
-                })
-                .collect();
-            hs.into_iter().map(|h| h.join().unwrap()).collect()
-        });
+        let results = common::race(vec![&a, &b], |m| m.store.create_run(&id).and_then(|w| w.finish(0)));
         assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
         assert!(results.iter().any(|r| matches!(r, Err(Error::RunExists { .. }))), "{results:?}");
     }
@@ -95,19 +84,8 @@ fn two_machines_race_creates_and_forks() {
         w.log_floats(&[("loss", i as f64)]).unwrap();
     }
     w.finish(0).unwrap();
-    let gate = Arc::new(Barrier::new(2));
-    let results: Vec<Result<(), Error>> = std::thread::scope(|sc| {
-        let hs: Vec<_> = [(&a, 100u64), (&b, 200u64)]
-            .into_iter()
-            .map(|(m, step)| {
-                let gate = gate.clone();
-                sc.spawn(move || {
-                    gate.wait();
-                    m.store.fork("child", &ForkPoint::new("parent", step)).and_then(|w| w.finish(0))
-                })
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    let results = common::race(vec![(&a, 100u64), (&b, 200u64)], |(m, step)| {
+        m.store.fork("child", &ForkPoint::new("parent", step)).and_then(|w| w.finish(0))
     });
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
     let c = machine(&url);
