@@ -90,7 +90,8 @@ pub(crate) fn idx_name(version: u32, seq: u32) -> String {
     format!("v{version}-{seq}.idx")
 }
 
-/// What a file name in a run directory is (also [`crate::vfs::RunFile`], for file systems under the engine).
+/// What a file name in a run directory is (re-exported by the hidden `vfs` module for file systems under the
+/// engine).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RunFile {
