@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use forklog::{Error, ForkPoint, Options, Store, SyncPolicy};
@@ -123,14 +123,12 @@ fn reader_on_another_machine_sees_sealed_segments_while_writing() {
         w.log_floats(&[("loss", i as f64)]).unwrap();
     }
     // Sealed segments upload in the background: B sees a growing prefix.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let seen = loop {
-        let s = steps(&b.store, "live");
-        if !s.is_empty() || Instant::now() > deadline {
-            break s;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let seen = common::wait_for(
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || steps(&b.store, "live"),
+        |s| !s.is_empty(),
+    );
     assert!(!seen.is_empty() && seen.len() < 1500, "B saw {} rows", seen.len());
     assert_eq!(seen, (0..seen.len() as u64).collect::<Vec<_>>());
     // After a sync B sees everything written so far, in the same store handle.

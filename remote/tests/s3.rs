@@ -104,14 +104,12 @@ fn reader_on_b_while_a_writes() {
     for i in 0..1500 {
         w.log_floats(&[("loss", i as f64)]).unwrap();
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let seen = loop {
-        let got = steps(&b.store, "live");
-        if !got.is_empty() || Instant::now() > deadline {
-            break got;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let seen = common::wait_for(
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || steps(&b.store, "live"),
+        |s| !s.is_empty(),
+    );
     assert!(!seen.is_empty() && seen.len() < 1500, "B saw {} rows", seen.len());
     assert_eq!(seen, (0..seen.len() as u64).collect::<Vec<_>>());
     let busy = b.store.resume("live").map(|_| ());

@@ -20,3 +20,21 @@ pub fn race<I: Send, T: Send>(inputs: Vec<I>, op: impl Fn(I) -> T + Sync) -> Vec
         handles.into_iter().map(|h| h.join().expect("a racing thread panicked")).collect()
     })
 }
+
+/// Calls `read` every `every` until `done` holds for what it returned or `timeout` has passed; returns the
+/// last value read.
+pub fn wait_for<T>(
+    timeout: std::time::Duration,
+    every: std::time::Duration,
+    mut read: impl FnMut() -> T,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let got = read();
+        if done(&got) || std::time::Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(every);
+    }
+}
