@@ -87,6 +87,8 @@ pub(crate) struct Catalog {
     keys: Mutex<HashMap<(String, u32, u64), KeyList>>,
     /// What this process has established about active segments (see [`Known`]).
     pub known: Known,
+    /// Sealed files mapped once and kept for later reads (see [`Maps`]).
+    pub maps: Maps,
 }
 
 /// Identifies one segment file across deletes and re-creations: `(run, version, header nonce, segment)`.
@@ -140,6 +142,85 @@ impl Known {
     }
 }
 
+/// Which file of a segment a [`Maps`] entry holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum MapKind {
+    /// The segment `v<K>-<S>.seg`.
+    Segment,
+    /// Its zone map `v<K>-<S>.zmap`.
+    ZoneMap,
+}
+
+/// Mappings of sealed files kept across reads, keyed by [`SegKey`] and [`MapKind`].
+///
+/// Samples read a few records and blocks from many places of a sealed segment and its zone map; mapping the
+/// files on every call (and dropping the mappings after) costs more in page faults than the reads themselves.
+/// Sealed files never change, and a run deleted and created again, or rewound, has another key, so an entry
+/// never goes stale. An entry keeps an unlinked file's disk space until it is dropped: this handle drops a
+/// run's entries when it deletes the run or collects garbage, and at most [`MAPS_MAX`] entries are kept (the
+/// oldest go first), which bounds what another process's deletes leave pinned.
+#[derive(Default)]
+pub(crate) struct Maps {
+    map: Mutex<KeptMaps>,
+}
+
+/// The kept mappings by file, and the files in the order they were mapped (the oldest go first).
+type KeptMaps = (HashMap<(SegKey, MapKind), Arc<Kept>>, std::collections::VecDeque<(SegKey, MapKind)>);
+
+/// A kept mapping, and what a reader derived from it once (parsed and checked: the zone map's group records).
+pub(crate) struct Kept {
+    /// The file's bytes.
+    pub bytes: crate::vfs::MappedBytes,
+    /// Set by the first reader that needs it; the owner of the file kind decides its type.
+    pub derived: std::sync::OnceLock<Arc<dyn std::any::Any + Send + Sync>>,
+}
+
+/// Mappings a [`Maps`] keeps.
+pub(crate) const MAPS_MAX: usize = 256;
+
+impl std::fmt::Debug for Maps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Maps({} mappings)", lock(&self.map).0.len())
+    }
+}
+
+impl Maps {
+    /// The mapping of `path`, the sealed file `kind` of segment `key`: the kept one, else mapped now and kept.
+    pub(crate) fn get(&self, vfs: &dyn Vfs, key: &SegKey, kind: MapKind, path: &Path) -> std::io::Result<Arc<Kept>> {
+        let k = (key.clone(), kind);
+        if let Some(m) = lock(&self.map).0.get(&k) {
+            return Ok(m.clone());
+        }
+        let m = Arc::new(Kept { bytes: vfs.map(path)?, derived: std::sync::OnceLock::new() });
+        let mut g = lock(&self.map);
+        let (map, order) = &mut *g;
+        if map.insert(k.clone(), m.clone()).is_none() {
+            order.push_back(k);
+            while order.len() > MAPS_MAX {
+                if let Some(old) = order.pop_front() {
+                    map.remove(&old);
+                }
+            }
+        }
+        Ok(m)
+    }
+
+    /// Drops the mappings of run `id`'s files (before they are removed).
+    pub(crate) fn forget_run(&self, id: &str) {
+        let mut g = lock(&self.map);
+        let (map, order) = &mut *g;
+        map.retain(|(k, _), _| k.0 != id);
+        order.retain(|(k, _)| k.0 != id);
+    }
+
+    /// Drops every mapping.
+    pub(crate) fn clear(&self) {
+        let mut g = lock(&self.map);
+        g.0.clear();
+        g.1.clear();
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -147,7 +228,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Catalog {
     /// A catalog over `runs_dir`.
     pub(crate) fn new(vfs: Arc<dyn Vfs>, runs_dir: PathBuf) -> Catalog {
-        Catalog { vfs, runs_dir, keys: Mutex::new(HashMap::new()), known: Known::default() }
+        Catalog { vfs, runs_dir, keys: Mutex::new(HashMap::new()), known: Known::default(), maps: Maps::default() }
     }
 
     /// Directory of run `id`.
@@ -275,6 +356,7 @@ impl Catalog {
     /// Forgets everything cached about a run (after it was removed).
     pub(crate) fn forget_run(&self, id: &str) {
         self.forget_keys(id);
+        self.maps.forget_run(id);
     }
 }
 

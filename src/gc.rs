@@ -25,6 +25,8 @@ enum Keep {
 
 pub(crate) fn collect(cat: &Catalog) -> Result<GcReport> {
     let vfs = &*cat.vfs;
+    // Kept mappings would keep the removed files' space until dropped.
+    cat.maps.clear();
     let mut listings: BTreeMap<String, RunListing> = BTreeMap::new();
     for id in cat.run_ids()? {
         if let Some(l) = cat.listing(&id)? {

@@ -374,6 +374,8 @@ struct Visit<'a> {
     cur: (u64, u64, u32),
     /// Key names by id when not the version's key table (a live writer's buffered events).
     names: Option<&'a [crate::value::Key]>,
+    /// Scratch: the column aggregates of a run of dense rows.
+    aggs: Vec<Agg>,
 }
 
 const UNSEEN: usize = usize::MAX;
@@ -388,7 +390,7 @@ impl<'a> Visit<'a> {
         b: Buckets,
         names: Option<&'a [crate::value::Key]>,
     ) -> Visit<'a> {
-        Visit { cat, view, c, wanted, slots: Vec::new(), b, cur: (1, 0, 0), names }
+        Visit { cat, view, c, wanted, slots: Vec::new(), b, cur: (1, 0, 0), names, aggs: Vec::new() }
     }
 
     /// The bucket of `step` (in the range).
@@ -499,10 +501,12 @@ impl crate::zonemap::Visit for Visit<'_> {
             let bucket = self.bucket(step);
             let hi = self.cur.1;
             let j = i + steps[i..].partition_point(|s| *s <= hi);
-            for (col, key) in template.iter().enumerate() {
+            self.aggs.clear();
+            crate::zonemap::columns_agg(rows, i * stride, k, &steps[i..j], &mut self.aggs);
+            for (n, key) in template.iter().enumerate() {
                 let slot = self.slot(*key);
                 if slot != SKIP {
-                    let agg = crate::zonemap::column_agg(rows, i * stride, k, col, &steps[i..j]);
+                    let agg = self.aggs[n];
                     self.c.add(slot, bucket, &agg);
                 }
             }

@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::catalog::{Catalog, VersionView};
+use crate::catalog::{Catalog, MapKind, VersionView};
 use crate::codec::{f64_at, put_u64, put_value, zigzag, DecState, Mixed, PayloadDecoder, RawEvent, Reader};
 use crate::error::{Error, Result};
 use crate::format::{
@@ -990,36 +990,67 @@ impl Builder {
     }
 }
 
-/// The M4 aggregate of column `j` of `steps.len()` (>= 1) dense rows of `k` floats starting at payload offset
-/// `start` (rows of `4 + 8k` bytes): one tight pass over the column, the same result as pushing the values one
-/// by one ([`Agg::push`]).
-pub(crate) fn column_agg(payload: &[u8], start: usize, k: usize, j: usize, steps: &[u64]) -> Agg {
+/// The M4 aggregates of the `k` columns of `steps.len()` (>= 1) dense rows of `k` floats starting at payload
+/// offset `start` (rows of `4 + 8k` bytes), appended to `out` in column order: the same results as pushing
+/// each column's values one by one ([`Agg::push`]). One pass over the rows updates up to 8 columns at a time,
+/// so their comparisons do not wait on each other.
+pub(crate) fn columns_agg(payload: &[u8], start: usize, k: usize, steps: &[u64], out: &mut Vec<Agg>) {
+    const W: usize = 8;
     let stride = 4 + 8 * k;
-    let base = start + 4 + 8 * j;
-    let at = |r: usize| f64_at(payload.get(base + r * stride..).unwrap_or_default());
     let n = steps.len();
-    const NONE: usize = usize::MAX;
-    let (mut lo, mut lo_i, mut hi, mut hi_i) = (0.0f64, NONE, 0.0f64, NONE);
-    for r in 0..n {
-        let x = at(r);
-        if !x.is_nan() {
-            if lo_i == NONE || x < lo {
-                lo = x;
-                lo_i = r;
+    if n == 0 {
+        return;
+    }
+    let rows = payload.get(start..).unwrap_or_default();
+    // A row past the payload's end reads as zeros (a caller passes only rows the decoder has checked).
+    let at = |r: usize, j: usize| f64_at(rows.get(r * stride + 4 + 8 * j..).unwrap_or_default());
+    for c0 in (0..k).step_by(W) {
+        let m = W.min(k - c0);
+        // Strict comparisons from the infinities keep the earliest of equals and skip NaNs; a column whose
+        // non-NaN values are all +inf (or all -inf) never passes them and is found by the slow path below.
+        let (mut lo, mut lo_i) = ([f64::INFINITY; W], [usize::MAX; W]);
+        let (mut hi, mut hi_i) = ([f64::NEG_INFINITY; W], [usize::MAX; W]);
+        let mut done = 0;
+        for (r, row) in rows.chunks_exact(stride).take(n).enumerate() {
+            let cols = &row[4 + 8 * c0..];
+            for j in 0..m {
+                // Selects, not branches: which values set a new extreme is data, not a pattern.
+                let x = f64_at(&cols[8 * j..]);
+                let (lt, gt) = (x < lo[j], x > hi[j]);
+                lo_i[j] = if lt { r } else { lo_i[j] };
+                hi_i[j] = if gt { r } else { hi_i[j] };
+                lo[j] = f64::from_bits(if lt { x.to_bits() } else { lo[j].to_bits() });
+                hi[j] = f64::from_bits(if gt { x.to_bits() } else { hi[j].to_bits() });
             }
-            if hi_i == NONE || x > hi {
-                hi = x;
-                hi_i = r;
+            done = r + 1;
+        }
+        for r in done..n {
+            for j in 0..m {
+                let x = at(r, c0 + j);
+                if x < lo[j] {
+                    lo[j] = x;
+                    lo_i[j] = r;
+                }
+                if x > hi[j] {
+                    hi[j] = x;
+                    hi_i[j] = r;
+                }
             }
         }
-    }
-    let point = |r: usize| Point { step: steps[r], value: at(r) };
-    Agg {
-        count: n as u64,
-        first: point(0),
-        last: point(n - 1),
-        min: (lo_i != NONE).then(|| point(lo_i)),
-        max: (hi_i != NONE).then(|| point(hi_i)),
+        for j in 0..m {
+            let col = c0 + j;
+            let find = |v: f64| (0..n).find(|r| at(*r, col) == v).unwrap_or(usize::MAX);
+            let lo_at = if lo_i[j] == usize::MAX { find(f64::INFINITY) } else { lo_i[j] };
+            let hi_at = if hi_i[j] == usize::MAX { find(f64::NEG_INFINITY) } else { hi_i[j] };
+            let point = |r: usize| Point { step: steps[r], value: at(r, col) };
+            out.push(Agg {
+                count: n as u64,
+                first: point(0),
+                last: point(n - 1),
+                min: (lo_at != usize::MAX).then(|| point(lo_at)),
+                max: (hi_at != usize::MAX).then(|| point(hi_at)),
+            });
+        }
     }
 }
 
@@ -1030,6 +1061,7 @@ pub(crate) fn blocks_of(off: u64, payload: &[u8]) -> D<Vec<Block>> {
     let mut out = Vec::new();
     let mut row = Vec::new();
     let mut steps = Vec::new();
+    let mut aggs = Vec::new();
     let mut cur: Option<Builder> = None;
     loop {
         if cur.is_none() {
@@ -1054,9 +1086,10 @@ pub(crate) fn blocks_of(off: u64, payload: &[u8]) -> D<Vec<Block>> {
             b.block.last_step = steps[n - 1];
             b.block.end = (start + n * (4 + 8 * k)) as u64;
             b.block.stats.record_logs(steps[0], steps[n - 1], n as u64);
-            for (j, key) in template.iter().enumerate() {
-                let agg = column_agg(payload, start, k, j, &steps);
-                b.floats(*key, &agg);
+            aggs.clear();
+            columns_agg(payload, start, k, &steps, &mut aggs);
+            for (key, agg) in template.iter().zip(&aggs) {
+                b.floats(*key, agg);
             }
             b.logs += n as u64;
             if b.logs >= BLOCK_ROWS {
@@ -1496,10 +1529,15 @@ struct FileRecords {
     lite: bool,
     /// The next record's offset.
     at: u64,
-    /// (`lite` only) The group records: (offset of the first block record each covers, offset of the group),
-    /// from the directory of a sealed segment's zone map, else found by hopping over the records.
-    groups: Vec<(u64, u64)>,
+    /// (`lite` only) The group records.
+    groups: std::sync::Arc<GroupIndex>,
 }
+
+/// A zone map's valid group records, in file order: (offset of the first block record each covers, offset of
+/// the group record, the group), located through the directory of a sealed segment's zone map, else by
+/// hopping over the records, then CRC-checked and decoded (a damaged one is left out).
+#[derive(Default)]
+struct GroupIndex(Vec<(u64, u64, Group)>);
 
 impl Records {
     fn open(cat: &Catalog, view: &VersionView, seq: u32, lite: bool) -> Records {
@@ -1507,18 +1545,27 @@ impl Records {
         // A sealed segment's zone map is never modified again: mapped (no copy); an active one is read.
         let path = zone_path(view, seq);
         let sealed = view.sealed(seq);
-        let mapped = if sealed { cat.vfs.map(&path).ok() } else { None };
-        let bytes = match mapped {
-            Some(m) if check_header(&path, (*m).as_ref(), view.version, seq, salt).is_ok() => m,
+        let key = crate::catalog::Known::key(view, seq);
+        let kept = if sealed { cat.maps.get(&*cat.vfs, &key, MapKind::ZoneMap, &path).ok() } else { None };
+        let bytes = match &kept {
+            Some(k) if check_header(&path, (*k.bytes).as_ref(), view.version, seq, salt).is_ok() => k.bytes.clone(),
             Some(_) => return Records::None,
             None => match read_file(cat, view, seq) {
                 Some(b) => std::sync::Arc::new(b),
                 None => return Records::None,
             },
         };
-        let mut f = FileRecords { bytes, salt, lite, at: SMALL_HEADER_LEN as u64, groups: Vec::new() };
+        let mut f = FileRecords { bytes, salt, lite, at: SMALL_HEADER_LEN as u64, groups: Default::default() };
         if lite {
-            f.groups = f.directory().filter(|_| sealed).unwrap_or_else(|| f.locate());
+            // A kept (sealed) zone map's groups are located, checked and decoded once.
+            let build = |f: &FileRecords| std::sync::Arc::new(f.group_index(sealed));
+            f.groups = match &kept {
+                Some(k) => {
+                    let any = k.derived.get_or_init(|| build(&f)).clone();
+                    any.downcast::<GroupIndex>().unwrap_or_else(|_| build(&f))
+                }
+                None => build(&f),
+            };
         }
         Records::File(f)
     }
@@ -1531,10 +1578,10 @@ impl Records {
         }
     }
 
-    /// The group record whose first block is the next record, if any (CRC-checked), with its offset.
-    fn group_here(&self) -> Option<(Group, u64)> {
+    /// The group records (CRC-checked) and the index of the one whose first block is the next record, if any.
+    fn group_here(&self) -> Option<(std::sync::Arc<GroupIndex>, usize)> {
         match self {
-            Records::File(f) => f.group_here(),
+            Records::File(f) => f.group_here().map(|i| (f.groups.clone(), i)),
             _ => None,
         }
     }
@@ -1627,16 +1674,22 @@ impl FileRecords {
         }
     }
 
-    fn group_here(&self) -> Option<(Group, u64)> {
-        let k = self.groups.partition_point(|(first, _)| *first < self.at);
-        let &(first, gat) = self.groups.get(k)?;
-        if first != self.at {
-            return None;
-        }
-        match record_at_with((*self.bytes).as_ref(), 0, gat, self.salt, true) {
-            Ok((Record::Group(g), _)) => Some((g, gat)),
+    /// The index of the group whose first block is the next record, if any.
+    fn group_here(&self) -> Option<usize> {
+        let g = &self.groups.0;
+        let k = g.partition_point(|(first, _, _)| *first < self.at);
+        (g.get(k)?.0 == self.at).then_some(k)
+    }
+
+    /// The groups of this zone map (see [`GroupIndex`]).
+    fn group_index(&self, sealed: bool) -> GroupIndex {
+        let at = self.directory().filter(|_| sealed).unwrap_or_else(|| self.locate());
+        let b: &[u8] = (*self.bytes).as_ref();
+        let decode = |(first, gat): (u64, u64)| match record_at_with(b, 0, gat, self.salt, true) {
+            Ok((Record::Group(g), _)) => Some((first, gat, g)),
             _ => None,
-        }
+        };
+        GroupIndex(at.into_iter().filter_map(decode).collect())
     }
 }
 
@@ -1677,6 +1730,7 @@ pub(crate) fn walk(
         let mut seg_file: Option<Box<dyn VfsFile>> = None;
         let mut frame: Option<(u64, Vec<u8>)> = None;
         let mut buf: Vec<u8> = Vec::new();
+        let mut seg_map: Option<crate::vfs::MappedBytes> = None;
         let path = view.seg_path(seq);
         let mut stopped = false;
         // The last block handled when it is not its frame's last (the frame is partly done); `mid_group`: it is
@@ -1684,11 +1738,13 @@ pub(crate) fn walk(
         let mut mid: Option<Block> = None;
         let mut mid_group: Option<u64> = None;
         loop {
-            if let Some((g, gi)) = records.group_here() {
+            if let Some((groups, i)) = records.group_here() {
+                let (_, gi, g) = &groups.0[i];
+                let gi = *gi;
                 let inside = seg_cut.is_none_or(|c| g.last_frame + FRAME_HEADER_LEN as u64 + g.last_end <= c)
                     && cap.is_none_or(|c| g.last_step <= c);
                 let fits = g.first_frame == pos && limit.is_none_or(|l| g.last_frame + g.last_frame_len <= l);
-                if inside && fits && v.group(&g) {
+                if inside && fits && v.group(g) {
                     records.skip_past(gi);
                     mid = None;
                     if g.ends_frame() {
@@ -1719,7 +1775,7 @@ pub(crate) fn walk(
                 Use::Done => {}
                 _ => {
                     // Only the block's own bytes, checked against the block's CRC, decoded from its state.
-                    let p = block_bytes(cat, view, seq, &mut seg_file, &mut buf, &b)?;
+                    let p = block_bytes(cat, view, seq, &mut seg_file, &mut seg_map, &mut buf, &b)?;
                     let st = DecState { pos: 0, remaining: b.events, ..b.state.clone() };
                     let base = b.frame + FRAME_HEADER_LEN as u64 + b.state.pos;
                     let more =
@@ -1803,29 +1859,47 @@ pub(crate) fn walk(
     Ok(Flow::Next)
 }
 
-/// The bytes of block `b` (payload offsets `pos..end` of its frame), checked against the block's CRC.
+/// The bytes of block `b` (payload offsets `pos..end` of its frame), checked against the block's CRC: a slice
+/// of the segment's kept mapping when it is sealed (see [`crate::catalog::Maps`]), else read into `buf`.
 fn block_bytes<'f>(
     cat: &Catalog,
     view: &VersionView,
     seq: u32,
     file: &mut Option<Box<dyn VfsFile>>,
+    map: &'f mut Option<crate::vfs::MappedBytes>,
     buf: &'f mut Vec<u8>,
     b: &Block,
 ) -> Result<&'f [u8]> {
     let path = view.seg_path(seq);
-    let f = match file {
-        Some(f) => f,
-        None => file.insert(cat.vfs.open(&path, OpenMode::Read).map_err(|e| Error::io("opening segment", &path, e))?),
-    };
     let missing = || Error::corrupt(&path, b.frame, "a zone map names bytes that are not in the segment");
     let n = usize::try_from(b.end - b.state.pos).ok().filter(|n| *n <= format::MAX_FRAME_LEN as usize);
     let n = n.ok_or_else(missing)?;
-    buf.resize(n, 0);
-    f.read_exact_at(buf, b.frame + FRAME_HEADER_LEN as u64 + b.state.pos).map_err(|_| missing())?;
-    if crc(&[buf]) != b.crc {
+    let at = b.frame + FRAME_HEADER_LEN as u64 + b.state.pos;
+    if map.is_none() && view.sealed(seq) {
+        let key = crate::catalog::Known::key(view, seq);
+        let kept = cat.maps.get(&*cat.vfs, &key, MapKind::Segment, &path);
+        *map = Some(kept.map_err(|e| Error::io("mapping segment", &path, e))?.bytes.clone());
+    }
+    let bytes: &'f [u8] = match map {
+        Some(m) => {
+            let all: &[u8] = (**m).as_ref();
+            usize::try_from(at).ok().and_then(|at| all.get(at..at.checked_add(n)?)).ok_or_else(missing)?
+        }
+        None => {
+            let f = match file {
+                Some(f) => f,
+                None => file
+                    .insert(cat.vfs.open(&path, OpenMode::Read).map_err(|e| Error::io("opening segment", &path, e))?),
+            };
+            buf.resize(n, 0);
+            f.read_exact_at(buf, at).map_err(|_| missing())?;
+            buf
+        }
+    };
+    if crc(&[bytes]) != b.crc {
         return Err(missing());
     }
-    Ok(buf)
+    Ok(bytes)
 }
 
 /// The payload of block `b`'s frame, read (CRC-checked, exactly its bytes) once and kept for the frame's
@@ -2072,6 +2146,47 @@ pub(crate) fn verify_segment(
 mod tests {
     use super::*;
     use crate::codec::{encode_dense_row, encode_event, encode_prefix, EncEvent};
+
+    /// `columns_agg` equals pushing each column's values one by one, for columns mixing NaNs, infinities and
+    /// signed zeros (the earliest of equals wins, NaNs are counted but never the extremes).
+    #[test]
+    fn columns_agg_equals_pushing_each_value() {
+        let pool = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.0, -0.0, 1.5, -2.0, 1.5];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for case in 0..4000 {
+            let k = 1 + case % 11;
+            let n = 1 + case % 17;
+            let mut rows = Vec::new();
+            let mut cols = vec![Vec::new(); k];
+            for _ in 0..n {
+                rows.extend_from_slice(&[0u8; 4]);
+                for col in cols.iter_mut() {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    let x = pool[(seed % pool.len() as u64) as usize];
+                    rows.extend_from_slice(&x.to_le_bytes());
+                    col.push(x);
+                }
+            }
+            let steps: Vec<u64> = (0..n as u64).map(|i| 10 + 3 * i).collect();
+            let mut got = Vec::new();
+            columns_agg(&rows, 0, k, &steps, &mut got);
+            assert_eq!(got.len(), k);
+            for (col, got) in cols.iter().zip(&got) {
+                let mut want = Agg::one(steps[0], col[0]);
+                for (s, x) in steps.iter().zip(col).skip(1) {
+                    want.push(*s, *x);
+                }
+                let bits = |p: Option<Point>| p.map(|p| (p.step, p.value.to_bits()));
+                assert_eq!(got.count, want.count);
+                assert_eq!((got.first.step, got.first.value.to_bits()), (want.first.step, want.first.value.to_bits()));
+                assert_eq!((got.last.step, got.last.value.to_bits()), (want.last.step, want.last.value.to_bits()));
+                assert_eq!(bits(got.min), bits(want.min), "min of {col:?}");
+                assert_eq!(bits(got.max), bits(want.max), "max of {col:?}");
+            }
+        }
+    }
 
     /// The blocks of a payload built event by event through the general decoder (the model of
     /// [`blocks_of`], whose dense rows take the column-at-a-time path).

@@ -455,3 +455,50 @@ fn zone_maps_of_layout_0_are_ignored_and_rebuilt() {
     assert_eq!(layout(&active[0]), 0, "sealed ones stay as they are (ignored)");
     check(&store);
 }
+
+/// A store handle keeps sealed zone maps and segments mapped (and their group records decoded) between
+/// samples. A run deleted, collected and created again under the same id (by this handle or another one), and
+/// a run rewound, must sample their new data, never the kept files of the old ones.
+#[test]
+fn kept_mappings_never_outlive_the_files_they_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with(dir.path(), Options::default().segment_size(200_000)).unwrap();
+    let keys = ["loss".to_string()];
+    let write = |store: &Store, scale: f64| {
+        let mut w = store.create_run("r").unwrap();
+        let steps: Vec<u64> = (0..60_000).collect();
+        let loss: Vec<f64> = steps.iter().map(|s| scale * ((s * 7919 % 1000) as f64)).collect();
+        for (s, l) in steps.chunks(5_000).zip(loss.chunks(5_000)) {
+            w.log_columns(s, &[("loss", l)]).unwrap();
+        }
+        w.finish(0).unwrap();
+    };
+    write(&store, 1.0);
+    let segs = std::fs::read_dir(dir.path().join("runs/r")).unwrap().filter_map(|e| e.ok()).count();
+    assert!(segs > 12, "the run spans several sealed segments ({segs} files)");
+    check(&store, "r", &keys, 37, None, None);
+    let old = store.sample("r", &keys, 37, None, None).unwrap();
+    // Another handle (its own kept files) deletes, collects and creates the run again; then this one.
+    let other = Store::open_with(dir.path(), Options::default().segment_size(200_000)).unwrap();
+    check(&other, "r", &keys, 37, None, None);
+    other.delete_run("r").unwrap();
+    other.gc().unwrap();
+    write(&other, -3.0);
+    check(&store, "r", &keys, 37, None, None);
+    check(&other, "r", &keys, 37, None, None);
+    store.delete_run("r").unwrap();
+    store.gc().unwrap();
+    write(&store, 2.0);
+    check(&store, "r", &keys, 37, None, None);
+    check(&other, "r", &keys, 37, None, None);
+    assert_ne!(store.sample("r", &keys, 37, None, None).unwrap(), old);
+    // A rewind: version 1 keeps the first 20,000 rows of version 0, then logs others.
+    let mut w = store.rewind("r", 19_999).unwrap();
+    let steps: Vec<u64> = (20_000..50_000).collect();
+    let loss: Vec<f64> = steps.iter().map(|s| (*s as f64).sqrt()).collect();
+    w.log_columns(&steps, &[("loss", &loss)]).unwrap();
+    w.finish(0).unwrap();
+    check(&store, "r", &keys, 37, None, None);
+    check(&store, "r@v0", &keys, 37, None, None);
+    check(&store, "r", &keys, 1000, Some(10_000), Some(45_000));
+}
