@@ -1534,10 +1534,11 @@ struct FileRecords {
 }
 
 /// A zone map's valid group records, in file order: (offset of the first block record each covers, offset of
-/// the group record, the group), located through the directory of a sealed segment's zone map, else by
-/// hopping over the records, then CRC-checked and decoded (a damaged one is left out).
+/// the group record, offset just past it, the group), located through the directory of a sealed segment's zone map, else by
+/// hopping over the records, then CRC-checked and decoded (a damaged one is left out). A walk that uses a group
+/// moves past it without touching the file's bytes again.
 #[derive(Default)]
-struct GroupIndex(Vec<(u64, u64, Group)>);
+struct GroupIndex(Vec<(u64, u64, u64, Group)>);
 
 impl Records {
     fn open(cat: &Catalog, view: &VersionView, seq: u32, lite: bool) -> Records {
@@ -1586,12 +1587,10 @@ impl Records {
         }
     }
 
-    /// Moves past the group record at `at` (used in place of its blocks).
-    fn skip_past(&mut self, at: u64) {
+    /// Moves on to the record at `at` (just past a group used in place of its blocks).
+    fn skip_to(&mut self, at: u64) {
         if let Records::File(f) = self {
-            let b: &[u8] = (*f.bytes).as_ref();
-            let len = b.get(at as usize..at as usize + 4).map_or(0, |h| u32::from_le_bytes([h[0], h[1], h[2], h[3]]));
-            f.at = at + 12 + u64::from(len);
+            f.at = at;
         }
     }
 
@@ -1677,7 +1676,7 @@ impl FileRecords {
     /// The index of the group whose first block is the next record, if any.
     fn group_here(&self) -> Option<usize> {
         let g = &self.groups.0;
-        let k = g.partition_point(|(first, _, _)| *first < self.at);
+        let k = g.partition_point(|(first, _, _, _)| *first < self.at);
         (g.get(k)?.0 == self.at).then_some(k)
     }
 
@@ -1686,7 +1685,7 @@ impl FileRecords {
         let at = self.directory().filter(|_| sealed).unwrap_or_else(|| self.locate());
         let b: &[u8] = (*self.bytes).as_ref();
         let decode = |(first, gat): (u64, u64)| match record_at_with(b, 0, gat, self.salt, true) {
-            Ok((Record::Group(g), _)) => Some((first, gat, g)),
+            Ok((Record::Group(g), n)) => Some((first, gat, gat + n, g)),
             _ => None,
         };
         GroupIndex(at.into_iter().filter_map(decode).collect())
@@ -1739,13 +1738,13 @@ pub(crate) fn walk(
         let mut mid_group: Option<u64> = None;
         loop {
             if let Some((groups, i)) = records.group_here() {
-                let (_, gi, g) = &groups.0[i];
+                let (_, gi, next, g) = &groups.0[i];
                 let gi = *gi;
                 let inside = seg_cut.is_none_or(|c| g.last_frame + FRAME_HEADER_LEN as u64 + g.last_end <= c)
                     && cap.is_none_or(|c| g.last_step <= c);
                 let fits = g.first_frame == pos && limit.is_none_or(|l| g.last_frame + g.last_frame_len <= l);
                 if inside && fits && v.group(g) {
-                    records.skip_past(gi);
+                    records.skip_to(*next);
                     mid = None;
                     if g.ends_frame() {
                         pos = g.last_frame + g.last_frame_len;

@@ -51,19 +51,6 @@ fn send(stdin: &mut ChildStdin, line: &str) {
     stdin.flush().expect("flush stdin");
 }
 
-/// A small xorshift generator: the test prints its seed so a failure can be replayed with
-/// `FORKLOG_CRASH_SEED=<seed>`.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 #[test]
 fn acknowledged_rows_survive_sigkill_at_random_moments() {
     let seed = std::env::var("FORKLOG_CRASH_SEED")

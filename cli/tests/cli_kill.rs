@@ -51,20 +51,6 @@ fn state(dir: &Path) -> (BTreeMap<String, u32>, State) {
     (live, st)
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 /// JSON lines of `n` rows with x = base + k + 0.5.
 fn lines(base: u64, n: u64) -> String {
     (0..n).map(|k| format!("{{\"x\": {}}}\n", (base + k) as f64 + 0.5)).collect()

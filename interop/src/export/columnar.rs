@@ -22,7 +22,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::ScopedJoinHandle;
@@ -487,11 +486,10 @@ fn write(
     // values), whose chunks say which kinds of value each column's floats came from: the scan stops at the
     // first that does not fit the guess.
     let scan = verify && schema.columns.iter().all(|(_, k)| *k == Kind::Float);
-    let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         let mut read = |b: &mut Batcher<'_>, sink: &mut BatchSink<'_>| {
             if scan {
-                scan_rows(store, runs, opts, b, sink, &stop)
+                scan_rows(store, runs, opts, b, sink)
             } else {
                 read_rows(store, runs, opts, b, sink)
             }
@@ -521,7 +519,7 @@ fn write(
 
 /// The rows of a `flat` export or of distinct root runs never rewound (one label per run), read with the
 /// columnar scan into `b` (whose columns are all float64); full batches go to `sink`. Stops early, setting
-/// `stop` and `b.mismatch`, when a key is not in the schema or a chunk's column held values that a float64
+/// `b.mismatch`, when a run or a key is not in the schema or a chunk's column held values that a float64
 /// column cannot (strings, booleans, ...).
 fn scan_rows(
     store: &Store,
@@ -529,7 +527,6 @@ fn scan_rows(
     opts: &ExportOptions,
     b: &mut Batcher<'_>,
     sink: &mut BatchSink<'_>,
-    stop: &AtomicBool,
 ) -> Result<(), ExportError> {
     let mut err: Option<ExportError> = None;
     let mut closed = false;
@@ -541,11 +538,11 @@ fn scan_rows(
         }
         let label = if opts.flat { run.clone() } else { format!("{}@v0", info.id) };
         let Some(&li) = b.label_index.get(label.as_str()) else {
-            stop.store(true, Ordering::Relaxed);
+            b.mismatch = true;
             return Ok(());
         };
         store.scan_columns(run, &HistoryOptions::new(), |chunk| {
-            if err.is_some() || closed || stop.load(Ordering::Relaxed) {
+            if err.is_some() || closed || b.mismatch {
                 return;
             }
             slots.clear();
@@ -557,7 +554,6 @@ fn scan_rows(
                     Some(ci) if b.saw_kinds(ci, c.kinds) => slots[ci] = Some(j),
                     _ => {
                         b.mismatch = true;
-                        stop.store(true, Ordering::Relaxed);
                         return;
                     }
                 }
@@ -581,7 +577,7 @@ fn scan_rows(
         if let Some(e) = err {
             return Err(e);
         }
-        if closed || stop.load(Ordering::Relaxed) {
+        if closed || b.mismatch {
             return Ok(());
         }
     }

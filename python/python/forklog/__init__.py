@@ -22,7 +22,7 @@ import sys
 import weakref
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-from . import _native
+from . import _native, _types
 from ._native import HistoryIter, Run
 from ._types import (
     Config,
@@ -61,37 +61,11 @@ __all__ = [
     "Run",
     "HistoryIter",
     "init",
-    "Error",
-    "InvalidRunId",
-    "InvalidSpec",
-    "RunNotFound",
-    "RunExists",
-    "RunBusy",
-    "StepNotIncreasing",
-    "ForkOntoItself",
-    "ReadOnlyVersion",
-    "NotAStore",
-    "NoStore",
-    "ReadOnlyStore",
-    "Corrupt",
-    "UnsupportedFormat",
-    "Poisoned",
-    "InvalidValue",
-    "TooLarge",
-    "IoError",
-    "ImportFailed",
     "import_wandb",
     "import_tensorboard",
     "import_mlflow",
     "import_trackio",
-    "RunFinished",
-    "RunInfo",
-    "LineageEntry",
-    "GcReport",
-    "Problem",
-    "VerifyReport",
-    "Config",
-    "Summary",
+    *_types.__all__,
 ]
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "InvalidValue",
     "TooLarge",
     "IoError",
+    "ImportFailed",
     "RunFinished",
     "RunInfo",
     "LineageEntry",
