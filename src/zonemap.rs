@@ -42,7 +42,7 @@ pub(crate) const SNAPSHOT_BYTES: u64 = 256 << 10;
 /// Largest record payload.
 pub(crate) const MAX_RECORD_LEN: u32 = 16 << 20;
 /// A group record follows every this many block records (docs/FORMAT.md, Zone map).
-pub(crate) const GROUP_BLOCKS: u32 = 8;
+pub(crate) const GROUP_BLOCKS: u32 = 4;
 /// Layout version of zone-map records (header bytes 10..12). Version 0 (no `Meta` patches, no groups) is
 /// ignored: readers use the frames instead, and a writer resuming such a segment records it afresh.
 pub(crate) const ZONE_LAYOUT: u16 = 1;

@@ -9,23 +9,12 @@ use std::path::{Path, PathBuf};
 
 use forklog::{metrics, Error, HistoryOptions, RunState, Store, Value};
 
+mod common;
+use common::copy_tree;
+
 /// The committed version-1 store.
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v1/store")
-}
-
-/// Copies a directory tree.
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).expect("mkdir");
-    for entry in fs::read_dir(from).expect("read_dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
 }
 
 /// A private copy of the fixture.

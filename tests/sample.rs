@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use forklog::{Metrics, Options, Store, SyncPolicy, Value};
 use proptest::prelude::*;
 
+mod common;
+
 /// Brute force: (key, bucket) -> (count, first, last, min, max) as (step, value bits), straight from the rows.
 type Want = BTreeMap<(String, u32), (u64, (u64, u64), (u64, u64), (u64, u64), (u64, u64))>;
 
@@ -501,4 +503,42 @@ fn kept_mappings_never_outlive_the_files_they_map() {
     check(&store, "r", &keys, 37, None, None);
     check(&store, "r@v0", &keys, 37, None, None);
     check(&store, "r", &keys, 1000, Some(10_000), Some(45_000));
+}
+
+/// Zone maps written before 2026-12-07 have a group record every 8 blocks (now every 4): the count is the
+/// writer's choice, read from each group. `tests/fixtures/zonemap-groups-8/store` was written by commit b3e5e88
+/// with `make_store.rs` beside it: it samples exactly, verifies clean, and takes this build's groups after it.
+#[test]
+fn zone_maps_with_groups_of_8_blocks_still_read_and_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/zonemap-groups-8/store");
+    common::copy_tree(&fixture, dir.path());
+    let store = Store::open(dir.path()).unwrap();
+    let report = store.verify().unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_eq!(store.info("r").unwrap().rows, 30_000);
+    assert_eq!(store.info("f").unwrap().rows, 12_346 + 5_000);
+    let loss = ["loss".to_string()];
+    for run in ["r", "f"] {
+        for n in [1, 7, 100, 1000] {
+            check(&store, run, &[], n, None, None);
+        }
+        check(&store, run, &loss, 33, Some(5_000), Some(20_000));
+    }
+    // A spike the fixture logged: NaN every 4,000 steps from 17 on in `lr`, never its extreme.
+    let s = store.sample("r", &["lr"], 1, None, None).unwrap();
+    let b = &s.series[0].buckets[0];
+    assert_eq!((b.count, b.max, b.min.step), (30_000, forklog::Point { step: 0, value: -0.0 }, 29_999));
+    // This build appends blocks (grouped by 4) to the finished run.
+    let mut w = store.resume("r").unwrap();
+    let steps: Vec<u64> = (30_000..42_000).collect();
+    let loss_v: Vec<f64> = steps.iter().map(|s| ((s * 31) % 1_009) as f64).collect();
+    w.log_columns(&steps, &[("loss", &loss_v)]).unwrap();
+    w.finish(0).unwrap();
+    let report = store.verify().unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    for n in [3, 500] {
+        check(&store, "r", &[], n, None, None);
+        check(&store, "r", &loss, n, Some(20_000), None);
+    }
 }
