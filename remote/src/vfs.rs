@@ -10,7 +10,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use forklog::vfs::{MappedBytes, OpenMode, StdFs, Vfs, VfsFile};
@@ -25,6 +25,13 @@ use crate::{Error, RemoteOptions, RemoteStats, Result};
 const RUNS: &str = "runs";
 const STORE_FILE: &str = "forklog.store";
 const LEASES: &str = "leases";
+/// The cache directory of partially fetched files (never a run layout name, skipped when the root is listed).
+pub(crate) const PARTIAL_DIR: &str = ".forklog-partial";
+/// Block size of a partially fetched file: a read fetches the missing 256 KiB blocks it touches (runs of
+/// adjacent missing blocks in one request of at most the download range).
+pub(crate) const BLOCK: u64 = 256 << 10;
+/// How long a run directory's listing answers for its objects' sizes (instead of a `HEAD` per file opened).
+pub(crate) const LISTING_TTL: Duration = Duration::from_secs(1);
 
 /// Builds the object store for `url` and returns it with the key prefix inside it.
 pub(crate) fn store_for_url(url: &str) -> Result<(Arc<dyn ObjectStore>, String)> {
@@ -211,6 +218,11 @@ pub(crate) struct Shared {
     adopted: Mutex<HashMap<PathBuf, String>>,
     failures: Mutex<(u64, String)>,
     download: Mutex<()>,
+    /// The last listing of each run directory: when it was taken and its objects' sizes (see
+    /// [`LISTING_TTL`]); this process's own uploads are added to it.
+    listed: Mutex<HashMap<String, (Instant, HashMap<String, u64>)>>,
+    /// Partially fetched files by their cache path (until complete or evicted).
+    partials: Mutex<HashMap<PathBuf, Arc<Partial>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -244,6 +256,14 @@ impl RemoteVfs {
         fs::create_dir_all(cache).map_err(|source| Error::Io { op: "creating cache", path: cache.into(), source })?;
         let cache =
             fs::canonicalize(cache).map_err(|source| Error::Io { op: "opening", path: cache.into(), source })?;
+        // Partial files of an earlier process (a crash mid-fetch) are dropped: their block maps lived in memory.
+        let partial = cache.join(PARTIAL_DIR);
+        match fs::remove_dir_all(&partial) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(Error::Io { op: "clearing partial downloads in", path: partial, source: e })
+            }
+            _ => {}
+        }
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("forklog-remote")
@@ -265,6 +285,8 @@ impl RemoteVfs {
             adopted: Mutex::new(HashMap::new()),
             failures: Mutex::new((0, String::new())),
             download: Mutex::new(()),
+            listed: Mutex::new(HashMap::new()),
+            partials: Mutex::new(HashMap::new()),
         });
         rt.spawn(upload_worker(shared.clone(), rx));
         Ok(RemoteVfs { shared, rt, queue: tx })
@@ -342,31 +364,54 @@ impl RemoteVfs {
         Ok(())
     }
 
-    /// Makes `path` present and current in the cache when the object store has it.
-    fn ensure_local(&self, path: &Path, key: &str, place: &Place) -> io::Result<()> {
+    /// Makes `path` present and current in the cache when the object store has it; with `sparse`, a large
+    /// object the cache lacks is not downloaded but returned as a [`Partial`] whose reads fetch what they touch.
+    fn ensure_local(&self, path: &Path, key: &str, place: &Place, sparse: bool) -> io::Result<Option<Arc<Partial>>> {
         if lock(&self.shared.written).contains(path) {
-            return Ok(());
+            return Ok(None);
         }
         let local = fs::metadata(path).ok().map(|m| m.len());
         if local.is_some() && self.shared.is_final(path, place) {
             // Only files this process downloaded or uploaded are evictable: a file left by a writer process
             // that died before uploading it must stay until its run's next writer uploads it.
             self.shared.reuse(path);
-            return Ok(());
+            return Ok(None);
         }
-        let k = Key::from(key);
-        let meta = match self.rt.block_on(self.shared.retry("head", || self.shared.store.head(&k))) {
-            Ok(m) => m,
-            Err(object_store::Error::NotFound { .. }) => return Ok(()),
-            Err(e) => {
-                // Offline: a cached copy is better than nothing.
-                return if local.is_some() { Ok(()) } else { Err(to_io(e)) };
+        let size = match self.shared.listed_size(place) {
+            // The run's listing is fresh: the engine's view of the run came from it.
+            Some(Some(size)) => size,
+            Some(None) => return Ok(None),
+            None => {
+                let k = Key::from(key);
+                match self.rt.block_on(self.shared.retry("head", || self.shared.store.head(&k))) {
+                    Ok(m) => m.size,
+                    Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                    // Offline: a cached copy is better than nothing.
+                    Err(_) if local.is_some() => return Ok(None),
+                    Err(e) => return Err(to_io(e)),
+                }
             }
         };
-        if local.is_some_and(|l| l >= meta.size) {
-            return Ok(());
+        if local.is_some_and(|l| l >= size) {
+            return Ok(None);
         }
-        self.download(path, key, meta.size)
+        let partial = self.shared.partial(path, size);
+        if sparse && size > BLOCK && local.is_none() {
+            if let Some(p) = partial {
+                return Ok(Some(p));
+            }
+            let p = Partial::create(&self.shared, path, key, size)?;
+            return Ok(Some(p));
+        }
+        if let Some(p) = partial {
+            // Someone reads it sparsely: fetch the rest of it.
+            p.complete(&self.shared, &self.rt)?;
+            if fs::metadata(path).is_ok_and(|m| m.len() >= size) {
+                return Ok(None);
+            }
+        }
+        self.download(path, key, size)?;
+        Ok(None)
     }
 
     /// Downloads object `key` (`size` bytes) into `path` with parallel ranged requests.
@@ -436,28 +481,50 @@ impl RemoteVfs {
         let head_path = from.join("v0.head");
         let head = fs::read(&head_path)?;
         if let Some(base) = base_run_of(&head) {
-            // Only a run with files in this cache can have files the object store lacks (also those of a
-            // writer process that died before its uploads).
-            if base != id && self.shared.cache.join(RUNS).join(&base).is_dir() {
+            // Only files in this cache that this process did not download or see uploaded can be missing from
+            // the object store (also those of a writer process that died before its uploads).
+            if base != id && self.shared.has_pending(&base) {
                 self.flush_run_now(&base, false)?;
             }
         }
         let key = Key::from(format!("{RUNS}/{id}/v0.head"));
         let exists = || io::Error::new(io::ErrorKind::AlreadyExists, format!("run {id} exists in the object store"));
-        // The conditional create is the one commit point: of two machines creating this id, one wins.
-        let put = self.rt.block_on(self.shared.retry("create", || {
-            self.shared.store.put_opts(&key, PutPayload::from(head.clone()), PutMode::Create.into())
-        }));
+        // The conditional create is the one commit point: of two machines creating this id, one wins. The
+        // lease is asked for at the same time (one round trip for both); a loser lets it go before it returns.
+        self.shared.forget_listing(id);
+        let shared = &self.shared;
+        let (put, lease) = self.rt.block_on(async {
+            let put = shared.retry("create", || {
+                shared.store.put_opts(&key, PutPayload::from(head.clone()), PutMode::Create.into())
+            });
+            tokio::join!(put, take_lease(shared, id))
+        });
         if let Err(e) = put {
+            if let Ok(Some(version)) = lease {
+                self.let_go(id, version);
+            }
             return Err(match e {
                 object_store::Error::AlreadyExists { .. } => exists(),
                 e => to_io(e),
             });
         }
+        // This process created the header: the run has no other object (a run id's objects go before its
+        // headers are deleted), so its listing is known without asking.
+        let mut files = HashMap::new();
+        files.insert("v0.head".to_string(), head.len() as u64);
+        lock(&shared.listed).insert(id.to_string(), (Instant::now(), files));
         // The creator is the run's first writer: it takes the lease. Only a stale lease of an earlier run of
-        // this id (deleted, then created again) can be in the way; it expires within a lease duration.
+        // this id (deleted, then created again), or one a losing creator took for an instant, can be in the
+        // way; it expires (or is let go) within a lease duration.
         let deadline = std::time::Instant::now() + self.shared.opts.lease * 2;
-        while !self.acquire_lease(id)? {
+        let held = match lease {
+            Ok(Some(version)) => {
+                self.hold_lease(id, version);
+                true
+            }
+            _ => false,
+        };
+        while !held && !self.take_lease_now(id)? {
             if std::time::Instant::now() > deadline {
                 self.shared.fail(format!("run {id}: its lease is held by another machine"));
                 break;
@@ -481,6 +548,7 @@ impl RemoteVfs {
 
     /// Deletes every object of run `id` (headers last, so no header outlives what it points at).
     fn delete_run_objects(&self, id: &str) -> io::Result<()> {
+        self.shared.forget_listing(id);
         let prefix = Key::from(format!("{RUNS}/{id}"));
         let metas: Vec<object_store::ObjectMeta> =
             self.rt.block_on(self.shared.store.list(Some(&prefix)).try_collect()).map_err(to_io)?;
@@ -495,6 +563,7 @@ impl RemoteVfs {
     fn delete_object(&self, key: &Key) -> io::Result<()> {
         match self.rt.block_on(self.shared.retry("delete", || self.shared.store.delete(key))) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {
+                self.shared.note_object(key, None);
                 self.shared.counters.deletes.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
@@ -504,56 +573,33 @@ impl RemoteVfs {
 
     /// Takes run `id`'s lease: `Ok(false)` when another live owner holds it.
     fn acquire_lease(&self, id: &str) -> io::Result<bool> {
-        let shared = &self.shared;
-        let key = Key::from(format!("{LEASES}/{id}"));
-        let body = shared.lease_body(now_ms() + shared.opts.lease.as_millis() as u64);
-        let put = |mode: PutMode| {
-            let (key, body) = (key.clone(), body.clone());
-            async move { shared.store.put_opts(&key, PutPayload::from(body), PutOptions::from(mode)).await }
-        };
-        let result = self.rt.block_on(async {
-            // Most runs have no lease object yet: one conditional create settles it.
-            match put(PutMode::Create).await {
-                Ok(r) => return Ok(Some(UpdateVersion::from(r))),
-                Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {}
-                Err(e) => return Err(e),
-            }
-            for _ in 0..3 {
-                match shared.retry("get", || shared.store.get(&key)).await {
-                    Err(object_store::Error::NotFound { .. }) => match put(PutMode::Create).await {
-                        Ok(r) => return Ok(Some(UpdateVersion::from(r))),
-                        Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
-                            continue
-                        }
-                        Err(e) => return Err(e),
-                    },
-                    Err(e) => return Err(e),
-                    Ok(got) => {
-                        let version =
-                            UpdateVersion { e_tag: got.meta.e_tag.clone(), version: got.meta.version.clone() };
-                        let bytes = got.bytes().await?;
-                        let (owner, expires) = parse_lease(&bytes);
-                        if owner != shared.owner && expires > now_ms() {
-                            return Ok(None);
-                        }
-                        match put(PutMode::Update(version)).await {
-                            Ok(r) => return Ok(Some(UpdateVersion::from(r))),
-                            Err(
-                                object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. },
-                            ) => continue,
-                            Err(e) => return Err(e),
-                        }
-                    }
-                }
-            }
-            Ok(None)
-        });
-        let Some(version) = result.map_err(to_io)? else { return Ok(false) };
-        let generation = nonce();
-        lock(&shared.leases).insert(id.to_string(), Lease { version, generation });
-        lock(&shared.touched).insert(id.to_string());
-        self.rt.spawn(renew_lease(shared.clone(), id.to_string(), generation));
+        // A writer reads the run as the object store has it now, not as an earlier listing saw it.
+        self.shared.forget_listing(id);
+        self.take_lease_now(id)
+    }
+
+    /// [`take_lease`] in the calling thread; a lease taken is held (renewed in the background).
+    fn take_lease_now(&self, id: &str) -> io::Result<bool> {
+        let Some(version) = self.rt.block_on(take_lease(&self.shared, id)).map_err(to_io)? else { return Ok(false) };
+        self.hold_lease(id, version);
         Ok(true)
+    }
+
+    /// Records run `id`'s lease as held (at `version`) and starts renewing it.
+    fn hold_lease(&self, id: &str, version: UpdateVersion) {
+        let generation = nonce();
+        lock(&self.shared.leases).insert(id.to_string(), Lease { version, generation });
+        lock(&self.shared.touched).insert(id.to_string());
+        self.rt.spawn(renew_lease(self.shared.clone(), id.to_string(), generation));
+    }
+
+    /// Lets a lease taken at `version` (and not held) go at once.
+    fn let_go(&self, id: &str, version: UpdateVersion) {
+        let key = Key::from(format!("{LEASES}/{id}"));
+        let body = self.shared.lease_body(0);
+        let _ = self.rt.block_on(self.shared.retry("release", || {
+            self.shared.store.put_opts(&key, PutPayload::from(body.clone()), PutMode::Update(version.clone()).into())
+        }));
     }
 
     /// Lets run `id`'s lease go at once (nothing was written under it).
@@ -580,6 +626,49 @@ impl RemoteVfs {
             self.barrier();
         }
     }
+}
+
+/// One attempt at run `id`'s lease: created when missing, taken over (conditional update) when expired or this
+/// owner's; `None` when another live owner holds it.
+async fn take_lease(shared: &Shared, id: &str) -> object_store::Result<Option<UpdateVersion>> {
+    let key = Key::from(format!("{LEASES}/{id}"));
+    let body = shared.lease_body(now_ms() + shared.opts.lease.as_millis() as u64);
+    let put = |mode: PutMode| {
+        let (key, body) = (key.clone(), body.clone());
+        async move { shared.store.put_opts(&key, PutPayload::from(body), PutOptions::from(mode)).await }
+    };
+    // Most runs have no lease object yet: one conditional create settles it.
+    match put(PutMode::Create).await {
+        Ok(r) => return Ok(Some(UpdateVersion::from(r))),
+        Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    for _ in 0..3 {
+        match shared.retry("get", || shared.store.get(&key)).await {
+            Err(object_store::Error::NotFound { .. }) => match put(PutMode::Create).await {
+                Ok(r) => return Ok(Some(UpdateVersion::from(r))),
+                Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => continue,
+                Err(e) => return Err(e),
+            },
+            Err(e) => return Err(e),
+            Ok(got) => {
+                let version = UpdateVersion { e_tag: got.meta.e_tag.clone(), version: got.meta.version.clone() };
+                let bytes = got.bytes().await?;
+                let (owner, expires) = parse_lease(&bytes);
+                if owner != shared.owner && expires > now_ms() {
+                    return Ok(None);
+                }
+                match put(PutMode::Update(version)).await {
+                    Ok(r) => return Ok(Some(UpdateVersion::from(r))),
+                    Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => {
+                        continue
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// The run a version header's base pointer names, if any (`v<K>.head` body: run id, version, nonce,
@@ -770,6 +859,7 @@ async fn upload_file(shared: &Shared, path: &Path, key: &Key, mode: PutMode) -> 
     }
     shared.counters.uploads.fetch_add(1, Ordering::Relaxed);
     shared.counters.uploaded_bytes.fetch_add(len, Ordering::Relaxed);
+    shared.note_object(key, Some(len));
     Ok(())
 }
 
@@ -790,6 +880,60 @@ impl Shared {
                 Place::RunFile(id.to_string(), name.to_string())
             }
             _ => Place::Local,
+        }
+    }
+
+    /// The size of the run file at `place` by its run directory's fresh listing: `Some(None)` when the listing
+    /// lacks it, `None` when there is no fresh listing (then a `HEAD` tells).
+    fn listed_size(&self, place: &Place) -> Option<Option<u64>> {
+        let Place::RunFile(id, name) = place else { return None };
+        let listed = lock(&self.listed);
+        let (at, files) = listed.get(id)?;
+        (at.elapsed() < LISTING_TTL).then(|| files.get(name).copied())
+    }
+
+    /// Records in its run's listing (if there is one) that object `key` now has `size` bytes, or is gone.
+    fn note_object(&self, key: &Key, size: Option<u64>) {
+        let mut parts = key.parts();
+        let (Some(runs), Some(id), Some(name)) = (parts.next(), parts.next(), parts.next()) else { return };
+        if runs.as_ref() != RUNS {
+            return;
+        }
+        if let Some((_, files)) = lock(&self.listed).get_mut(id.as_ref()) {
+            match size {
+                Some(n) => files.insert(name.as_ref().to_string(), n),
+                None => files.remove(name.as_ref()),
+            };
+        }
+    }
+
+    /// True when run `id` has a file in the cache that this process neither downloaded nor saw uploaded (and
+    /// sealed): a file the object store may lack.
+    fn has_pending(&self, id: &str) -> bool {
+        let dir = self.cache.join(RUNS).join(id);
+        let Ok(entries) = fs::read_dir(&dir) else { return false };
+        let lru = lock(&self.lru);
+        entries.filter_map(|e| e.ok()).any(|e| {
+            e.file_name().to_str().is_some_and(|n| parse_run_file(n).is_some()) && !lru.files.contains_key(&e.path())
+        })
+    }
+
+    /// Forgets run `id`'s listing: its next writer (or a deletion) must see the object store itself.
+    fn forget_listing(&self, id: &str) {
+        lock(&self.listed).remove(id);
+    }
+
+    /// The live partial file of `path` if it is at least `size` bytes long (a shorter one is dropped: the
+    /// object grew since).
+    fn partial(&self, path: &Path, size: u64) -> Option<Arc<Partial>> {
+        let mut partials = lock(&self.partials);
+        let p = partials.get(path).cloned();
+        match p {
+            Some(p) if p.size >= size => Some(p),
+            _ => {
+                partials.remove(path);
+                None
+            }
         }
     }
 
@@ -862,6 +1006,9 @@ impl Shared {
             }
             // Open handles and mappings keep the bytes (POSIX); a later open downloads the file again.
             let _ = fs::remove_file(&victim);
+            if victim.starts_with(self.cache.join(PARTIAL_DIR)) {
+                lock(&self.partials).retain(|_, p| p.tmp != victim);
+            }
             self.counters.evictions.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -991,7 +1138,16 @@ impl Vfs for RemoteVfsHandle {
         if let Place::RunFile(id, name) = &place {
             let key = format!("{RUNS}/{id}/{name}");
             match mode {
-                OpenMode::Read | OpenMode::ReadWrite => v.ensure_local(path, &key, &place)?,
+                OpenMode::Read => {
+                    // A segment is read in chunks (`pread`): fetch only the blocks read.
+                    let sparse = matches!(parse_run_file(name), Some(RunFile::Seg(..)));
+                    if let Some(partial) = v.ensure_local(path, &key, &place, sparse)? {
+                        return Ok(Box::new(PartialFile(partial, v.clone())));
+                    }
+                }
+                OpenMode::ReadWrite => {
+                    v.ensure_local(path, &key, &place, false)?;
+                }
                 // The engine truncates what it opens this way (a new segment's index and zone map).
                 OpenMode::CreateOrOpen | OpenMode::CreateNew => {}
             }
@@ -1023,7 +1179,7 @@ impl Vfs for RemoteVfsHandle {
             return Ok(f);
         }
         if place == Place::StoreFile && mode == OpenMode::Read {
-            v.ensure_local(path, STORE_FILE, &place)?;
+            v.ensure_local(path, STORE_FILE, &place, false)?;
         }
         StdFs.open(path, mode)
     }
@@ -1066,11 +1222,19 @@ impl Vfs for RemoteVfsHandle {
         let place = v.shared.place(path);
         let local = StdFs.read_dir(path);
         let remote = match &place {
-            // The cache root lists only what is local: a store another machine created meanwhile is found
-            // through `exists` or taken over when this machine publishes its own store file.
-            Place::Root => return local,
             Place::Runs => v.remote_names(RUNS)?.1,
-            Place::RunDir(id) => v.remote_names(&format!("{RUNS}/{id}"))?.0.into_iter().map(|(n, _)| n).collect(),
+            Place::RunDir(id) => {
+                let objects = v.remote_names(&format!("{RUNS}/{id}"))?.0;
+                let names = objects.iter().map(|(n, _)| n.clone()).collect();
+                lock(&v.shared.listed).insert(id.clone(), (Instant::now(), objects.into_iter().collect()));
+                names
+            }
+            // The cache root lists only what is local (less the partial downloads): a store another machine
+            // created meanwhile is found through `exists` or taken over when this machine publishes its own
+            // store file.
+            Place::Root => {
+                return local.map(|names| names.into_iter().filter(|n| n != PARTIAL_DIR).collect());
+            }
             _ => return local,
         };
         let mut names = match local {
@@ -1088,11 +1252,13 @@ impl Vfs for RemoteVfsHandle {
             return true;
         }
         let v = &self.0;
-        match v.shared.place(path) {
+        let place = v.shared.place(path);
+        match &place {
             Place::StoreFile => v.rt.block_on(v.shared.store.head(&Key::from(STORE_FILE))).is_ok(),
-            Place::RunFile(id, name) => {
-                v.rt.block_on(v.shared.store.head(&Key::from(format!("{RUNS}/{id}/{name}")))).is_ok()
-            }
+            Place::RunFile(id, name) => match v.shared.listed_size(&place) {
+                Some(size) => size.is_some(),
+                None => v.rt.block_on(v.shared.store.head(&Key::from(format!("{RUNS}/{id}/{name}")))).is_ok(),
+            },
             Place::RunDir(id) => v.remote_names(&format!("{RUNS}/{id}")).is_ok_and(|(o, _)| !o.is_empty()),
             Place::Runs | Place::Root | Place::Local => false,
         }
@@ -1217,7 +1383,7 @@ impl Vfs for RemoteVfsHandle {
         let v = &self.0;
         let place = v.shared.place(path);
         if let Place::RunFile(id, name) = &place {
-            v.ensure_local(path, &format!("{RUNS}/{id}/{name}"), &place)?;
+            v.ensure_local(path, &format!("{RUNS}/{id}/{name}"), &place, false)?;
         }
         StdFs.map(path)
     }
@@ -1226,3 +1392,182 @@ impl Vfs for RemoteVfsHandle {
 /// The engine's view of a [`RemoteVfs`].
 #[derive(Debug, Clone)]
 pub(crate) struct RemoteVfsHandle(pub(crate) Arc<RemoteVfs>);
+
+/// A file of the object store fetched into the cache block by block as it is read ([`BLOCK`] bytes each).
+///
+/// The bytes live in `<cache>/.forklog-partial/<nonce>` and the map of present blocks only in memory: the file is
+/// renamed to its cache path once every block is in (and synced), and a new process deletes what an earlier
+/// one left there, so a crash never leaves a cache file that looks complete but holds unfetched zeros.
+pub(crate) struct Partial {
+    file: fs::File,
+    tmp: PathBuf,
+    path: PathBuf,
+    key: Key,
+    size: u64,
+    /// Present blocks.
+    present: Mutex<Vec<bool>>,
+    /// One fetch at a time per file (reads of present blocks do not wait for it).
+    fetching: Mutex<()>,
+}
+
+impl std::fmt::Debug for Partial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Partial").field("key", &self.key).field("size", &self.size).finish()
+    }
+}
+
+impl Partial {
+    fn create(shared: &Shared, path: &Path, key: &str, size: u64) -> io::Result<Arc<Partial>> {
+        let dir = shared.cache.join(PARTIAL_DIR);
+        fs::create_dir_all(&dir)?;
+        let tmp = dir.join(format!("{:016x}", nonce()));
+        let file = fs::OpenOptions::new().read(true).write(true).create_new(true).open(&tmp)?;
+        file.set_len(size)?;
+        let blocks = usize::try_from(size.div_ceil(BLOCK)).map_err(io::Error::other)?;
+        let p = Arc::new(Partial {
+            file,
+            tmp,
+            path: path.to_path_buf(),
+            key: Key::from(key),
+            size,
+            present: Mutex::new(vec![false; blocks]),
+            fetching: Mutex::new(()),
+        });
+        // Counted in the cache as a whole (sparse files take no more than that).
+        lock(&shared.partials).insert(p.path.clone(), p.clone());
+        shared.touch(&p.tmp, size);
+        Ok(p)
+    }
+
+    /// The missing blocks among `first..=last`.
+    fn missing(&self, first: usize, last: usize) -> Vec<usize> {
+        let present = lock(&self.present);
+        (first..=last).filter(|&b| !present.get(b).copied().unwrap_or(true)).collect()
+    }
+
+    /// Makes blocks `first..=last` present (parallel ranged GETs, adjacent missing blocks in one request),
+    /// then, once every block is, moves the file to its cache path.
+    fn fetch(&self, shared: &Shared, rt: &Runtime, first: usize, last: usize) -> io::Result<()> {
+        if self.missing(first, last).is_empty() {
+            return Ok(());
+        }
+        let _one = lock(&self.fetching);
+        let missing = self.missing(first, last);
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let per_request = (shared.opts.range / BLOCK).max(1) as usize;
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        for b in missing {
+            match runs.last_mut() {
+                Some((start, end)) if *end + 1 == b && b - *start < per_request => *end = b,
+                _ => runs.push((b, b)),
+            }
+        }
+        let (size, key, file) = (self.size, &self.key, &self.file);
+        let fetched: io::Result<Vec<(usize, usize)>> = rt.block_on(async {
+            futures::stream::iter(runs)
+                .map(|(a, b)| async move {
+                    let r = a as u64 * BLOCK..((b as u64 + 1) * BLOCK).min(size);
+                    let bytes =
+                        shared.retry("get_range", || shared.store.get_range(key, r.clone())).await.map_err(to_io)?;
+                    if bytes.len() as u64 != r.end - r.start {
+                        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{key}: short read")));
+                    }
+                    std::os::unix::fs::FileExt::write_all_at(file, &bytes, r.start)?;
+                    shared.counters.downloaded_bytes.fetch_add(r.end - r.start, Ordering::Relaxed);
+                    Ok((a, b))
+                })
+                .buffer_unordered(shared.opts.parallel)
+                .try_collect()
+                .await
+        });
+        // A block is marked present only once it is wholly written.
+        let done = {
+            let mut present = lock(&self.present);
+            for (a, b) in fetched? {
+                for p in present.iter_mut().take(b + 1).skip(a) {
+                    *p = true;
+                }
+            }
+            present.iter().all(|p| *p)
+        };
+        if done {
+            self.finish(shared)?;
+        }
+        Ok(())
+    }
+
+    /// Every block is present: sync the file and move it to its cache path (unless the cache got a copy
+    /// meanwhile, or the partial file was evicted).
+    fn finish(&self, shared: &Shared) -> io::Result<()> {
+        lock(&shared.partials).remove(&self.path);
+        {
+            let mut lru = lock(&shared.lru);
+            if let Some((size, _)) = lru.files.remove(&self.tmp) {
+                lru.total -= size;
+            }
+        }
+        if !self.tmp.exists() || fs::metadata(&self.path).is_ok_and(|m| m.len() >= self.size) {
+            let _ = fs::remove_file(&self.tmp);
+            return Ok(());
+        }
+        self.file.sync_data()?;
+        if let Some(dir) = self.path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        fs::rename(&self.tmp, &self.path)?;
+        shared.counters.downloads.fetch_add(1, Ordering::Relaxed);
+        shared.touch(&self.path, self.size);
+        Ok(())
+    }
+
+    /// Fetches every missing block.
+    fn complete(&self, shared: &Shared, rt: &Runtime) -> io::Result<()> {
+        let blocks = lock(&self.present).len();
+        if blocks == 0 {
+            return self.finish(shared);
+        }
+        self.fetch(shared, rt, 0, blocks - 1)
+    }
+}
+
+/// A read handle of a [`Partial`] (with the file system that fetches its blocks).
+#[derive(Debug)]
+struct PartialFile(Arc<Partial>, Arc<RemoteVfs>);
+
+impl VfsFile for PartialFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let p = &self.0;
+        let end = offset.checked_add(buf.len() as u64).ok_or_else(|| io::Error::other("read past u64"))?;
+        if end > p.size {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{}: read past the end", p.key)));
+        }
+        if buf.is_empty() {
+            return Ok(());
+        }
+        p.fetch(&self.1.shared, &self.1.rt, (offset / BLOCK) as usize, ((end - 1) / BLOCK) as usize)?;
+        std::os::unix::fs::FileExt::read_exact_at(&p.file, buf, offset)
+    }
+    fn write_all_at(&self, _: &[u8], _: u64) -> io::Result<()> {
+        Err(io::Error::new(io::ErrorKind::PermissionDenied, "a fetched object is read-only"))
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.0.size)
+    }
+    fn set_len(&self, _: u64) -> io::Result<()> {
+        Err(io::Error::new(io::ErrorKind::PermissionDenied, "a fetched object is read-only"))
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        Ok(())
+    }
+    fn try_lock(&self) -> io::Result<bool> {
+        Ok(true)
+    }
+    fn try_lock_shared(&self) -> io::Result<bool> {
+        Ok(true)
+    }
+    fn unlock(&self) -> io::Result<()> {
+        Ok(())
+    }
+}
