@@ -9,7 +9,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -30,6 +30,8 @@ pub(crate) const PARTIAL_DIR: &str = ".forklog-partial";
 /// Block size of a partially fetched file: a read fetches the missing 256 KiB blocks it touches (runs of
 /// adjacent missing blocks in one request of at most the download range).
 pub(crate) const BLOCK: u64 = 256 << 10;
+/// Blocks a read that does not continue the previous one fetches at least (2 MiB).
+const JUMP: usize = 8;
 /// How long a run directory's listing answers for its objects' sizes (instead of a `HEAD` per file opened).
 pub(crate) const LISTING_TTL: Duration = Duration::from_secs(1);
 
@@ -406,6 +408,8 @@ impl RemoteVfs {
         if let Some(p) = partial {
             // Someone reads it sparsely: fetch the rest of it.
             p.complete(&self.shared, &self.rt)?;
+            // The read-ahead may be the one moving it into place: wait for that.
+            p.finish(&self.shared)?;
             if fs::metadata(path).is_ok_and(|m| m.len() >= size) {
                 return Ok(None);
             }
@@ -473,6 +477,63 @@ impl RemoteVfs {
             list.objects.iter().filter_map(|o| o.location.filename().map(|n| (n.to_string(), o.size))).collect();
         let dirs = list.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect();
         Ok((objects, dirs))
+    }
+
+    /// The objects of run `id`'s directory. When the cache has no directory of the run, a `HEAD` of its
+    /// `v0.head` races the listing: a directory without `v0.head` is no run to the engine (and the object store
+    /// holds none without it: a run's objects are deleted before its headers), so "not found" (the quicker
+    /// answer) lists it as empty.
+    fn run_objects(&self, id: &str, cached: bool) -> io::Result<Vec<(String, u64)>> {
+        let prefix = format!("{RUNS}/{id}");
+        if cached {
+            return Ok(self.remote_names(&prefix)?.0);
+        }
+        let (p, head) = (Key::from(prefix.as_str()), Key::from(format!("{prefix}/v0.head")));
+        let shared = &self.shared;
+        let list = self
+            .rt
+            .block_on(async {
+                let list = std::pin::pin!(shared.retry("list", || shared.store.list_with_delimiter(Some(&p))));
+                let probe = std::pin::pin!(shared.store.head(&head));
+                match futures::future::select(probe, list).await {
+                    futures::future::Either::Left((Err(object_store::Error::NotFound { .. }), _)) => Ok(None),
+                    futures::future::Either::Left((_, list)) => list.await.map(Some),
+                    futures::future::Either::Right((list, _)) => list.map(Some),
+                }
+            })
+            .map_err(to_io)?;
+        Ok(list.map_or_else(Vec::new, |l| {
+            l.objects.iter().filter_map(|o| o.location.filename().map(|n| (n.to_string(), o.size))).collect()
+        }))
+    }
+
+    /// A run this cache has nothing of was just listed: its reader asks for the headers, the key table and
+    /// the segment indexes next (for at most four segments of the latest version), so they are fetched now,
+    /// in parallel, in the background.
+    fn prefetch(&self, id: &str, objects: &[(String, u64)]) {
+        let latest = objects.iter().filter_map(|(n, _)| match parse_run_file(n) {
+            Some(RunFile::Head(v)) => Some(v),
+            _ => None,
+        });
+        let Some(latest) = latest.max() else { return };
+        let segs = objects.iter().filter(|(n, _)| matches!(parse_run_file(n), Some(RunFile::Seg(v, _)) if v == latest));
+        let few = segs.count() <= 4;
+        let dir = self.shared.cache.join(RUNS).join(id);
+        for (name, size) in objects {
+            let wanted = match parse_run_file(name) {
+                Some(RunFile::Head(_)) => true,
+                Some(RunFile::Keys(v)) => v == latest,
+                Some(RunFile::Idx(v, _)) => v == latest && few,
+                _ => false,
+            };
+            let path = dir.join(name);
+            if !wanted || *size == 0 || self.shared.partial(&path, *size).is_some() {
+                continue;
+            }
+            if let Ok(p) = Partial::create(&self.shared, &path, &format!("{RUNS}/{id}/{name}"), *size) {
+                p.fetch_in_background(&self.shared, &self.rt);
+            }
+        }
     }
 
     /// Publishes run directory `from` (`runs/<id>~new…`) as run `id`: its parent's data is uploaded, then
@@ -1224,7 +1285,10 @@ impl Vfs for RemoteVfsHandle {
         let remote = match &place {
             Place::Runs => v.remote_names(RUNS)?.1,
             Place::RunDir(id) => {
-                let objects = v.remote_names(&format!("{RUNS}/{id}"))?.0;
+                let objects = v.run_objects(id, local.is_ok())?;
+                if local.is_err() {
+                    v.prefetch(id, &objects);
+                }
                 let names = objects.iter().map(|(n, _)| n.clone()).collect();
                 lock(&v.shared.listed).insert(id.clone(), (Instant::now(), objects.into_iter().collect()));
                 names
@@ -1398,22 +1462,54 @@ pub(crate) struct RemoteVfsHandle(pub(crate) Arc<RemoteVfs>);
 /// The bytes live in `<cache>/.forklog-partial/<nonce>` and the map of present blocks only in memory: the file is
 /// renamed to its cache path once every block is in (and synced), and a new process deletes what an earlier
 /// one left there, so a crash never leaves a cache file that looks complete but holds unfetched zeros.
+///
+/// Reads that follow one another (replay) make the blocks after them fetched in the background, one download
+/// range ahead, so the network and the engine's decoding overlap.
 pub(crate) struct Partial {
     file: fs::File,
     tmp: PathBuf,
     path: PathBuf,
     key: Key,
     size: u64,
-    /// Present blocks.
-    present: Mutex<Vec<bool>>,
-    /// One fetch at a time per file (reads of present blocks do not wait for it).
-    fetching: Mutex<()>,
+    state: Mutex<Blocks>,
+    /// Signalled whenever blocks become present or a fetch of them failed.
+    changed: Condvar,
+    /// Set by the first [`Partial::finish`] (later calls wait for it to be done).
+    finished: Mutex<bool>,
+}
+
+/// The blocks of a [`Partial`] and its reader's pattern.
+struct Blocks {
+    /// One per block.
+    blocks: Vec<BlockState>,
+    /// The block after the last one read, and how many reads in a row continued a front-to-back pass.
+    next: usize,
+    streak: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BlockState {
+    Missing,
+    Fetching,
+    Present,
 }
 
 impl std::fmt::Debug for Partial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Partial").field("key", &self.key).field("size", &self.size).finish()
     }
+}
+
+/// Runs of adjacent blocks, each at most `per` long.
+fn runs_of(blocks: &[usize], per: usize) -> Vec<(usize, usize)> {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for &b in blocks {
+        match runs.last_mut() {
+            Some((start, end)) if *end + 1 == b && b - *start < per => *end = b,
+            _ => runs.push((b, b)),
+        }
+    }
+    runs
 }
 
 impl Partial {
@@ -1430,8 +1526,9 @@ impl Partial {
             path: path.to_path_buf(),
             key: Key::from(key),
             size,
-            present: Mutex::new(vec![false; blocks]),
-            fetching: Mutex::new(()),
+            state: Mutex::new(Blocks { blocks: vec![BlockState::Missing; blocks], next: usize::MAX, streak: 0 }),
+            changed: Condvar::new(),
+            finished: Mutex::new(false),
         });
         // Counted in the cache as a whole (sparse files take no more than that).
         lock(&shared.partials).insert(p.path.clone(), p.clone());
@@ -1439,69 +1536,167 @@ impl Partial {
         Ok(p)
     }
 
-    /// The missing blocks among `first..=last`.
-    fn missing(&self, first: usize, last: usize) -> Vec<usize> {
-        let present = lock(&self.present);
-        (first..=last).filter(|&b| !present.get(b).copied().unwrap_or(true)).collect()
+    /// Fetches the blocks of run `(a, b)` into the file.
+    async fn get_run(&self, shared: &Shared, (a, b): (usize, usize)) -> io::Result<()> {
+        let r = a as u64 * BLOCK..((b as u64 + 1) * BLOCK).min(self.size);
+        let key = &self.key;
+        let bytes = shared.retry("get_range", || shared.store.get_range(key, r.clone())).await.map_err(to_io)?;
+        if bytes.len() as u64 != r.end - r.start {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{key}: short read")));
+        }
+        std::os::unix::fs::FileExt::write_all_at(&self.file, &bytes, r.start)?;
+        shared.counters.downloaded_bytes.fetch_add(r.end - r.start, Ordering::Relaxed);
+        Ok(())
     }
 
-    /// Makes blocks `first..=last` present (parallel ranged GETs, adjacent missing blocks in one request),
-    /// then, once every block is, moves the file to its cache path.
-    fn fetch(&self, shared: &Shared, rt: &Runtime, first: usize, last: usize) -> io::Result<()> {
-        if self.missing(first, last).is_empty() {
-            return Ok(());
+    /// Marks run `(a, b)` present (or missing again after a failure) and wakes waiting readers; true when
+    /// every block is present now.
+    fn settle(&self, (a, b): (usize, usize), ok: bool) -> bool {
+        let mut st = lock(&self.state);
+        for s in st.blocks.iter_mut().take(b + 1).skip(a) {
+            // A block is marked present only once it is wholly written.
+            *s = if ok { BlockState::Present } else { BlockState::Missing };
         }
-        let _one = lock(&self.fetching);
-        let missing = self.missing(first, last);
-        if missing.is_empty() {
-            return Ok(());
-        }
-        let per_request = (shared.opts.range / BLOCK).max(1) as usize;
-        let mut runs: Vec<(usize, usize)> = Vec::new();
-        for b in missing {
-            match runs.last_mut() {
-                Some((start, end)) if *end + 1 == b && b - *start < per_request => *end = b,
-                _ => runs.push((b, b)),
+        self.changed.notify_all();
+        st.blocks.iter().all(|s| *s == BlockState::Present)
+    }
+
+    /// Makes blocks `first..=last` present: fetches the missing ones (parallel ranged GETs, adjacent blocks in
+    /// one request), waits for those another reader or the read-ahead is fetching, and starts the read-ahead
+    /// when reads follow one another. Once every block is present the file moves to its cache path.
+    fn fetch(self: &Arc<Self>, shared: &Arc<Shared>, rt: &Runtime, first: usize, last: usize) -> io::Result<()> {
+        let per = (shared.opts.range / BLOCK).max(1) as usize;
+        let mut ahead = Vec::new();
+        let mut mine = Vec::new();
+        {
+            let mut st = lock(&self.state);
+            let n = st.blocks.len();
+            let last = last.min(n.saturating_sub(1));
+            // A read that starts at or before the block after the last read and goes past the last read's final
+            // block continues a front-to-back pass; re-reads and jumps (a fork's position lookup) do not. The
+            // third read in a row of a pass starts the read-ahead.
+            if st.next != usize::MAX && first <= st.next && last >= st.next {
+                st.streak += 1;
+            } else {
+                st.streak = 0;
             }
-        }
-        let (size, key, file) = (self.size, &self.key, &self.file);
-        let fetched: io::Result<Vec<(usize, usize)>> = rt.block_on(async {
-            futures::stream::iter(runs)
-                .map(|(a, b)| async move {
-                    let r = a as u64 * BLOCK..((b as u64 + 1) * BLOCK).min(size);
-                    let bytes =
-                        shared.retry("get_range", || shared.store.get_range(key, r.clone())).await.map_err(to_io)?;
-                    if bytes.len() as u64 != r.end - r.start {
-                        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{key}: short read")));
-                    }
-                    std::os::unix::fs::FileExt::write_all_at(file, &bytes, r.start)?;
-                    shared.counters.downloaded_bytes.fetch_add(r.end - r.start, Ordering::Relaxed);
-                    Ok((a, b))
-                })
-                .buffer_unordered(shared.opts.parallel)
-                .try_collect()
-                .await
-        });
-        // A block is marked present only once it is wholly written.
-        let done = {
-            let mut present = lock(&self.present);
-            for (a, b) in fetched? {
-                for p in present.iter_mut().take(b + 1).skip(a) {
-                    *p = true;
+            let first_read = st.next == usize::MAX;
+            st.next = last + 1;
+            // A read into blocks not fetched yet elsewhere (a jump) is likely followed by reads just after it (the
+            // position lookup reads a frame, then a chunk from it): fetch at least `JUMP` blocks, one request
+            // for what would be two.
+            let jump = st.streak == 0 && !first_read && st.blocks[first] == BlockState::Missing;
+            let upto = if jump { last.max(first + JUMP - 1).min(n - 1) } else { last };
+            for b in first..=upto {
+                if st.blocks[b] == BlockState::Missing {
+                    st.blocks[b] = BlockState::Fetching;
+                    mine.push(b);
                 }
             }
-            present.iter().all(|p| *p)
-        };
-        if done {
-            self.finish(shared)?;
+            // A segment's reader (a fork's position lookup, `info`) reads its last frame early on: fetch that
+            // block with the first.
+            if first_read && self.key.as_ref().ends_with(".seg") && st.blocks[n - 1] == BlockState::Missing {
+                st.blocks[n - 1] = BlockState::Fetching;
+                mine.push(n - 1);
+            }
+            if st.streak >= 2 {
+                for b in last + 1..(last + 1 + per).min(n) {
+                    if st.blocks[b] == BlockState::Missing {
+                        st.blocks[b] = BlockState::Fetching;
+                        ahead.push(b);
+                    }
+                }
+            }
         }
-        Ok(())
+        if !ahead.is_empty() {
+            let (p, shared2) = (self.clone(), shared.clone());
+            rt.spawn(async move {
+                for run in runs_of(&ahead, per) {
+                    let ok = p.get_run(&shared2, run).await.is_ok();
+                    if p.settle(run, ok) {
+                        let _ = p.finish(&shared2);
+                    }
+                }
+            });
+        }
+
+        let mut failure = None;
+        if !mine.is_empty() {
+            let runs = runs_of(&mine, per);
+            let results: Vec<((usize, usize), io::Result<()>)> = rt.block_on(
+                futures::stream::iter(runs)
+                    .map(|run| async move { (run, self.get_run(shared, run).await) })
+                    .buffer_unordered(shared.opts.parallel)
+                    .collect(),
+            );
+            for (run, r) in results {
+                let ok = r.is_ok();
+                if let Err(e) = r {
+                    failure = Some(e);
+                }
+                if self.settle(run, ok) {
+                    self.finish(shared)?;
+                }
+            }
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        // Blocks others fetch: wait for them; one whose fetch failed is fetched here.
+        loop {
+            let st = lock(&self.state);
+            let st = self
+                .changed
+                .wait_while(st, |st| st.blocks[first..=last.min(st.blocks.len() - 1)].contains(&BlockState::Fetching))
+                .unwrap_or_else(|p| p.into_inner());
+            let again = st.blocks[first..=last.min(st.blocks.len() - 1)].contains(&BlockState::Missing);
+            drop(st);
+            if !again {
+                return Ok(());
+            }
+            self.fetch(shared, rt, first, last)?;
+        }
+    }
+
+    /// Fetches every block in the background (readers wait for the blocks in flight).
+    fn fetch_in_background(self: &Arc<Self>, shared: &Arc<Shared>, rt: &Runtime) {
+        let missing: Vec<usize> = {
+            let mut st = lock(&self.state);
+            let mut missing = Vec::new();
+            for (b, s) in st.blocks.iter_mut().enumerate() {
+                if *s == BlockState::Missing {
+                    *s = BlockState::Fetching;
+                    missing.push(b);
+                }
+            }
+            missing
+        };
+        let per = (shared.opts.range / BLOCK).max(1) as usize;
+        let (p, shared) = (self.clone(), shared.clone());
+        rt.spawn(async move {
+            for run in runs_of(&missing, per) {
+                let ok = p.get_run(&shared, run).await.is_ok();
+                if p.settle(run, ok) {
+                    let _ = p.finish(&shared);
+                }
+            }
+        });
     }
 
     /// Every block is present: sync the file and move it to its cache path (unless the cache got a copy
     /// meanwhile, or the partial file was evicted).
     fn finish(&self, shared: &Shared) -> io::Result<()> {
-        lock(&shared.partials).remove(&self.path);
+        let mut finished = lock(&self.finished);
+        if *finished {
+            return Ok(());
+        }
+        *finished = true;
+        {
+            let mut partials = lock(&shared.partials);
+            if partials.get(&self.path).is_some_and(|p| std::ptr::eq(Arc::as_ptr(p), self)) {
+                partials.remove(&self.path);
+            }
+        }
         {
             let mut lru = lock(&shared.lru);
             if let Some((size, _)) = lru.files.remove(&self.tmp) {
@@ -1523,8 +1718,8 @@ impl Partial {
     }
 
     /// Fetches every missing block.
-    fn complete(&self, shared: &Shared, rt: &Runtime) -> io::Result<()> {
-        let blocks = lock(&self.present).len();
+    fn complete(self: &Arc<Self>, shared: &Arc<Shared>, rt: &Runtime) -> io::Result<()> {
+        let blocks = lock(&self.state).blocks.len();
         if blocks == 0 {
             return self.finish(shared);
         }
