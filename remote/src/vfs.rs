@@ -80,6 +80,10 @@ pub(crate) fn store_for_url(url: &str) -> Result<(Arc<dyn ObjectStore>, String)>
     }
 }
 
+/// A run directory's listing: when it was taken, its objects' sizes by name, and whether this process created
+/// the run (then no other machine wrote any of them).
+type RunListing = (Instant, HashMap<String, u64>, bool);
+
 /// A remote directory listing: `(objects with sizes, child prefixes)`.
 type Listing = (Vec<(String, u64)>, Vec<String>);
 
@@ -222,7 +226,7 @@ pub(crate) struct Shared {
     download: Mutex<()>,
     /// The last listing of each run directory: when it was taken and its objects' sizes (see
     /// [`LISTING_TTL`]); this process's own uploads are added to it.
-    listed: Mutex<HashMap<String, (Instant, HashMap<String, u64>)>>,
+    listed: Mutex<HashMap<String, RunListing>>,
     /// Partially fetched files by their cache path (until complete or evicted).
     partials: Mutex<HashMap<PathBuf, Arc<Partial>>>,
 }
@@ -573,7 +577,7 @@ impl RemoteVfs {
         // headers are deleted), so its listing is known without asking.
         let mut files = HashMap::new();
         files.insert("v0.head".to_string(), head.len() as u64);
-        lock(&shared.listed).insert(id.to_string(), (Instant::now(), files));
+        lock(&shared.listed).insert(id.to_string(), (Instant::now(), files, true));
         // The creator is the run's first writer: it takes the lease. Only a stale lease of an earlier run of
         // this id (deleted, then created again), or one a losing creator took for an instant, can be in the
         // way; it expires (or is let go) within a lease duration.
@@ -945,11 +949,16 @@ impl Shared {
     }
 
     /// The size of the run file at `place` by its run directory's fresh listing: `Some(None)` when the listing
-    /// lacks it, `None` when there is no fresh listing (then a `HEAD` tells).
+    /// lacks it, `None` when there is no fresh listing (then a `HEAD` tells). A key table of a run another
+    /// machine writes is always asked for: the engine reads it again exactly when the segments it read name keys
+    /// the table lacked (the writer uploads the table after them, so a listing can be between the two).
     fn listed_size(&self, place: &Place) -> Option<Option<u64>> {
         let Place::RunFile(id, name) = place else { return None };
         let listed = lock(&self.listed);
-        let (at, files) = listed.get(id)?;
+        let (at, files, own) = listed.get(id)?;
+        if !own && matches!(parse_run_file(name), Some(RunFile::Keys(_))) {
+            return None;
+        }
         (at.elapsed() < LISTING_TTL).then(|| files.get(name).copied())
     }
 
@@ -960,7 +969,7 @@ impl Shared {
         if runs.as_ref() != RUNS {
             return;
         }
-        if let Some((_, files)) = lock(&self.listed).get_mut(id.as_ref()) {
+        if let Some((_, files, _)) = lock(&self.listed).get_mut(id.as_ref()) {
             match size {
                 Some(n) => files.insert(name.as_ref().to_string(), n),
                 None => files.remove(name.as_ref()),
@@ -1290,7 +1299,7 @@ impl Vfs for RemoteVfsHandle {
                     v.prefetch(id, &objects);
                 }
                 let names = objects.iter().map(|(n, _)| n.clone()).collect();
-                lock(&v.shared.listed).insert(id.clone(), (Instant::now(), objects.into_iter().collect()));
+                lock(&v.shared.listed).insert(id.clone(), (Instant::now(), objects.into_iter().collect(), false));
                 names
             }
             // The cache root lists only what is local (less the partial downloads): a store another machine
