@@ -511,9 +511,9 @@ impl RemoteVfs {
         }))
     }
 
-    /// A run this cache has nothing of was just listed: its reader asks for the headers, the key table and
-    /// the segment indexes next (for at most four segments of the latest version), so they are fetched now,
-    /// in parallel, in the background.
+    /// A run this cache has nothing of was just listed: its reader asks for the headers, the key table, the
+    /// segment indexes and the first and last block of segments next (for at most four segments of the latest
+    /// version), so they are fetched now, in parallel, in the background.
     fn prefetch(&self, id: &str, objects: &[(String, u64)]) {
         let latest = objects.iter().filter_map(|(n, _)| match parse_run_file(n) {
             Some(RunFile::Head(v)) => Some(v),
@@ -524,18 +524,22 @@ impl RemoteVfs {
         let few = segs.count() <= 4;
         let dir = self.shared.cache.join(RUNS).join(id);
         for (name, size) in objects {
-            let wanted = match parse_run_file(name) {
-                Some(RunFile::Head(_)) => true,
-                Some(RunFile::Keys(v)) => v == latest,
-                Some(RunFile::Idx(v, _)) => v == latest && few,
-                _ => false,
+            // Whole files, or (a segment) its first and last block, which every reader of it reads first.
+            let (wanted, ends) = match parse_run_file(name) {
+                Some(RunFile::Head(_)) => (true, false),
+                Some(RunFile::Keys(v)) => (v == latest, false),
+                Some(RunFile::Idx(v, _)) => (v == latest && few, false),
+                Some(RunFile::Seg(v, _)) => (v == latest && few, *size > BLOCK),
+                _ => (false, false),
             };
             let path = dir.join(name);
             if !wanted || *size == 0 || self.shared.partial(&path, *size).is_some() {
                 continue;
             }
             if let Ok(p) = Partial::create(&self.shared, &path, &format!("{RUNS}/{id}/{name}"), *size) {
-                p.fetch_in_background(&self.shared, &self.rt);
+                let blocks = size.div_ceil(BLOCK) as usize;
+                let which: Vec<usize> = if ends { vec![0, blocks - 1] } else { (0..blocks).collect() };
+                p.fetch_in_background(&self.shared, &self.rt, &which);
             }
         }
     }
@@ -1619,14 +1623,7 @@ impl Partial {
         }
         if !ahead.is_empty() {
             let (p, shared2) = (self.clone(), shared.clone());
-            rt.spawn(async move {
-                for run in runs_of(&ahead, per) {
-                    let ok = p.get_run(&shared2, run).await.is_ok();
-                    if p.settle(run, ok) {
-                        let _ = p.finish(&shared2);
-                    }
-                }
-            });
+            rt.spawn(async move { p.get_runs(&shared2, runs_of(&ahead, per)).await });
         }
 
         let mut failure = None;
@@ -1667,13 +1664,13 @@ impl Partial {
         }
     }
 
-    /// Fetches every block in the background (readers wait for the blocks in flight).
-    fn fetch_in_background(self: &Arc<Self>, shared: &Arc<Shared>, rt: &Runtime) {
+    /// Fetches blocks `which` (ascending) in the background (readers wait for the blocks in flight).
+    fn fetch_in_background(self: &Arc<Self>, shared: &Arc<Shared>, rt: &Runtime, which: &[usize]) {
         let missing: Vec<usize> = {
             let mut st = lock(&self.state);
             let mut missing = Vec::new();
-            for (b, s) in st.blocks.iter_mut().enumerate() {
-                if *s == BlockState::Missing {
+            for &b in which {
+                if let Some(s) = st.blocks.get_mut(b).filter(|s| **s == BlockState::Missing) {
                     *s = BlockState::Fetching;
                     missing.push(b);
                 }
@@ -1682,14 +1679,23 @@ impl Partial {
         };
         let per = (shared.opts.range / BLOCK).max(1) as usize;
         let (p, shared) = (self.clone(), shared.clone());
-        rt.spawn(async move {
-            for run in runs_of(&missing, per) {
-                let ok = p.get_run(&shared, run).await.is_ok();
+        rt.spawn(async move { p.get_runs(&shared, runs_of(&missing, per)).await });
+    }
+
+    /// Fetches `runs` (claimed as in flight) in the background, a few at once; a failed one is missing again
+    /// (a reader that needs it fetches it and sees the error).
+    async fn get_runs(self: Arc<Self>, shared: &Arc<Shared>, runs: Vec<(usize, usize)>) {
+        let p = &self;
+        futures::stream::iter(runs)
+            .map(|run| async move {
+                let ok = p.get_run(shared, run).await.is_ok();
                 if p.settle(run, ok) {
-                    let _ = p.finish(&shared);
+                    let _ = p.finish(shared);
                 }
-            }
-        });
+            })
+            .buffer_unordered(shared.opts.parallel)
+            .collect::<Vec<()>>()
+            .await;
     }
 
     /// Every block is present: sync the file and move it to its cache path (unless the cache got a copy
