@@ -618,6 +618,8 @@ impl RemoteVfs {
     /// Deletes every object of run `id` (headers last, so no header outlives what it points at).
     fn delete_run_objects(&self, id: &str) -> io::Result<()> {
         self.shared.forget_listing(id);
+        let dir = self.shared.cache.join(RUNS).join(id);
+        self.shared.drop_partials(|p| p.starts_with(&dir));
         let prefix = Key::from(format!("{RUNS}/{id}"));
         let metas: Vec<object_store::ObjectMeta> =
             self.rt.block_on(self.shared.store.list(Some(&prefix)).try_collect()).map_err(to_io)?;
@@ -1000,14 +1002,28 @@ impl Shared {
     /// The live partial file of `path` if it is at least `size` bytes long (a shorter one is dropped: the
     /// object grew since).
     fn partial(&self, path: &Path, size: u64) -> Option<Arc<Partial>> {
-        let mut partials = lock(&self.partials);
-        let p = partials.get(path).cloned();
-        match p {
-            Some(p) if p.size >= size => Some(p),
-            _ => {
-                partials.remove(path);
-                None
+        let p = lock(&self.partials).get(path).cloned()?;
+        if p.size >= size {
+            return Some(p);
+        }
+        self.drop_partials(|q| q == path);
+        None
+    }
+
+    /// Forgets the partial files of the cache paths `which` selects (their open handles keep reading them).
+    fn drop_partials(&self, which: impl Fn(&Path) -> bool) {
+        let gone: Vec<Arc<Partial>> = {
+            let mut partials = lock(&self.partials);
+            let keys: Vec<PathBuf> = partials.keys().filter(|p| which(p)).cloned().collect();
+            keys.iter().filter_map(|k| partials.remove(k)).collect()
+        };
+        for p in gone {
+            let mut lru = lock(&self.lru);
+            if let Some((size, _)) = lru.files.remove(&p.tmp) {
+                lru.total -= size;
             }
+            drop(lru);
+            let _ = fs::remove_file(&p.tmp);
         }
     }
 
@@ -1428,6 +1444,7 @@ impl Vfs for RemoteVfsHandle {
         }
         lock(&v.shared.written).remove(path);
         if let Place::RunFile(id, name) = v.shared.place(path) {
+            v.shared.drop_partials(|p| p == path);
             v.delete_object(&Key::from(format!("{RUNS}/{id}/{name}")))?;
             return match local {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -1726,7 +1743,11 @@ impl Partial {
         if let Some(dir) = self.path.parent() {
             fs::create_dir_all(dir)?;
         }
-        fs::rename(&self.tmp, &self.path)?;
+        match fs::rename(&self.tmp, &self.path) {
+            // Evicted meanwhile: the bytes stay readable through open handles, just not cached.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            r => r?,
+        }
         shared.counters.downloads.fetch_add(1, Ordering::Relaxed);
         shared.touch(&self.path, self.size);
         Ok(())

@@ -535,3 +535,38 @@ fn a_run_creator_holds_the_lease_from_the_start() {
         assert_eq!(steps(&owner.store, &id), vec![0, 1]);
     }
 }
+
+#[test]
+fn a_run_deleted_and_created_again_is_not_read_from_old_partial_files() {
+    let os = memory();
+    let a = machine_with(&os, big_opts());
+    write_columns(&a.store, "r", 200_000);
+    let b = machine_with(&os, big_opts());
+    // B's fork leaves partial files of r's segments.
+    b.store.fork("f", &ForkPoint::new("r", 150_000)).unwrap().finish(0).unwrap();
+    b.store.delete_run("f").unwrap();
+    b.store.delete_run("r").unwrap();
+    b.store.gc().unwrap();
+    // r again, written by another machine, with other values in segments of the same names.
+    let d = machine_with(&os, big_opts());
+    let mut w = d.store.create_run("r").unwrap();
+    let steps: Vec<u64> = (0..200_000).collect();
+    let v: Vec<f64> = (0..200_000).map(|i| -(i as f64)).collect();
+    w.log_columns(&steps, &[("loss", &v), ("acc", &v)]).unwrap();
+    w.finish(0).unwrap();
+    let fork = b.store.fork("g", &ForkPoint::new("r", 150_000)).unwrap();
+    fork.finish(0).unwrap();
+    // Every value is the new run's, through B's cache and a fresh one.
+    let c = machine_with(&os, big_opts());
+    for (m, id) in [(&b, "g"), (&b, "r"), (&c, "r")] {
+        let mut n = 0u64;
+        for row in m.store.history(id).unwrap() {
+            let row = row.unwrap();
+            assert_eq!(row.metrics.get("loss"), Some(&forklog::Value::Float(-(row.step as f64))), "{id}");
+            n += 1;
+        }
+        assert_eq!(n, if id == "g" { 150_001 } else { 200_000 });
+    }
+    assert!(c.store.verify().unwrap().is_clean());
+    assert!(b.store.verify().unwrap().is_clean());
+}
