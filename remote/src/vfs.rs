@@ -1515,6 +1515,8 @@ struct Blocks {
     /// The block after the last one read, and how many reads in a row continued a front-to-back pass.
     next: usize,
     streak: u32,
+    /// The first block of the current pass.
+    pass_start: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1556,7 +1558,12 @@ impl Partial {
             path: path.to_path_buf(),
             key: Key::from(key),
             size,
-            state: Mutex::new(Blocks { blocks: vec![BlockState::Missing; blocks], next: usize::MAX, streak: 0 }),
+            state: Mutex::new(Blocks {
+                blocks: vec![BlockState::Missing; blocks],
+                next: usize::MAX,
+                streak: 0,
+                pass_start: 0,
+            }),
             changed: Condvar::new(),
             finished: Mutex::new(false),
         });
@@ -1604,11 +1611,13 @@ impl Partial {
             let last = last.min(n.saturating_sub(1));
             // A read that starts at or before the block after the last read and goes past the last read's final
             // block continues a front-to-back pass; re-reads and jumps (a fork's position lookup) do not. The
-            // third read in a row of a pass starts the read-ahead.
+            // third read in a row of a pass starts the read-ahead (the second of a pass from the file's start:
+            // a replay reads a segment's header, then its frames).
             if st.next != usize::MAX && first <= st.next && last >= st.next {
                 st.streak += 1;
             } else {
                 st.streak = 0;
+                st.pass_start = first;
             }
             let first_read = st.next == usize::MAX;
             st.next = last + 1;
@@ -1629,7 +1638,7 @@ impl Partial {
                 st.blocks[n - 1] = BlockState::Fetching;
                 mine.push(n - 1);
             }
-            if st.streak >= 2 {
+            if st.streak >= 2 || (st.streak == 1 && st.pass_start == 0) {
                 for b in last + 1..(last + 1 + per).min(n) {
                     if st.blocks[b] == BlockState::Missing {
                         st.blocks[b] = BlockState::Fetching;
