@@ -11,8 +11,10 @@
 //!   with a conditional create, so of two machines creating one run id exactly one wins (`RunExists`);
 //! - holds a lease object `leases/<id>` (conditional updates) while a writer has a run, so a second machine's
 //!   writer gets `RunBusy`;
-//! - fetches what the cache lacks on demand with parallel `get_range` requests, and keeps downloaded and
-//!   uploaded files under a size limit (least recently used first).
+//! - fetches what the cache lacks on demand with `get_range` requests: a segment opened for reading block by
+//!   block as the engine reads it (a fork's position lookup fetches the blocks near its pointer; a replay reads
+//!   ahead in the background), other files whole; and keeps downloaded and uploaded files under a size limit
+//!   (least recently used first).
 //!
 //! ```no_run
 //! use forklog::ForkPoint;

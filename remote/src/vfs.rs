@@ -9,8 +9,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use forklog::vfs::{MappedBytes, OpenMode, StdFs, Vfs, VfsFile};
@@ -25,6 +25,15 @@ use crate::{Error, RemoteOptions, RemoteStats, Result};
 const RUNS: &str = "runs";
 const STORE_FILE: &str = "forklog.store";
 const LEASES: &str = "leases";
+/// The cache directory of partially fetched files (never a run layout name, skipped when the root is listed).
+pub(crate) const PARTIAL_DIR: &str = ".forklog-partial";
+/// Block size of a partially fetched file: a read fetches the missing 256 KiB blocks it touches (runs of
+/// adjacent missing blocks in one request of at most the download range).
+pub(crate) const BLOCK: u64 = 256 << 10;
+/// Blocks a read that does not continue the previous one fetches at least (2 MiB).
+const JUMP: usize = 8;
+/// How long a run directory's listing answers for its objects' sizes (instead of a `HEAD` per file opened).
+pub(crate) const LISTING_TTL: Duration = Duration::from_secs(1);
 
 /// Builds the object store for `url` and returns it with the key prefix inside it.
 pub(crate) fn store_for_url(url: &str) -> Result<(Arc<dyn ObjectStore>, String)> {
@@ -70,6 +79,10 @@ pub(crate) fn store_for_url(url: &str) -> Result<(Arc<dyn ObjectStore>, String)>
         other => Err(bad(format!("unsupported scheme {other:?} (s3, file or memory)"))),
     }
 }
+
+/// A run directory's listing: when it was taken, its objects' sizes by name, and whether this process created
+/// the run (then no other machine wrote any of them).
+type RunListing = (Instant, HashMap<String, u64>, bool);
 
 /// A remote directory listing: `(objects with sizes, child prefixes)`.
 type Listing = (Vec<(String, u64)>, Vec<String>);
@@ -211,6 +224,11 @@ pub(crate) struct Shared {
     adopted: Mutex<HashMap<PathBuf, String>>,
     failures: Mutex<(u64, String)>,
     download: Mutex<()>,
+    /// The last listing of each run directory: when it was taken and its objects' sizes (see
+    /// [`LISTING_TTL`]); this process's own uploads are added to it.
+    listed: Mutex<HashMap<String, RunListing>>,
+    /// Partially fetched files by their cache path (until complete or evicted).
+    partials: Mutex<HashMap<PathBuf, Arc<Partial>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -244,6 +262,14 @@ impl RemoteVfs {
         fs::create_dir_all(cache).map_err(|source| Error::Io { op: "creating cache", path: cache.into(), source })?;
         let cache =
             fs::canonicalize(cache).map_err(|source| Error::Io { op: "opening", path: cache.into(), source })?;
+        // Partial files of an earlier process (a crash mid-fetch) are dropped: their block maps lived in memory.
+        let partial = cache.join(PARTIAL_DIR);
+        match fs::remove_dir_all(&partial) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(Error::Io { op: "clearing partial downloads in", path: partial, source: e })
+            }
+            _ => {}
+        }
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("forklog-remote")
@@ -265,6 +291,8 @@ impl RemoteVfs {
             adopted: Mutex::new(HashMap::new()),
             failures: Mutex::new((0, String::new())),
             download: Mutex::new(()),
+            listed: Mutex::new(HashMap::new()),
+            partials: Mutex::new(HashMap::new()),
         });
         rt.spawn(upload_worker(shared.clone(), rx));
         Ok(RemoteVfs { shared, rt, queue: tx })
@@ -342,31 +370,56 @@ impl RemoteVfs {
         Ok(())
     }
 
-    /// Makes `path` present and current in the cache when the object store has it.
-    fn ensure_local(&self, path: &Path, key: &str, place: &Place) -> io::Result<()> {
+    /// Makes `path` present and current in the cache when the object store has it; with `sparse`, a large
+    /// object the cache lacks is not downloaded but returned as a [`Partial`] whose reads fetch what they touch.
+    fn ensure_local(&self, path: &Path, key: &str, place: &Place, sparse: bool) -> io::Result<Option<Arc<Partial>>> {
         if lock(&self.shared.written).contains(path) {
-            return Ok(());
+            return Ok(None);
         }
         let local = fs::metadata(path).ok().map(|m| m.len());
         if local.is_some() && self.shared.is_final(path, place) {
             // Only files this process downloaded or uploaded are evictable: a file left by a writer process
             // that died before uploading it must stay until its run's next writer uploads it.
             self.shared.reuse(path);
-            return Ok(());
+            return Ok(None);
         }
-        let k = Key::from(key);
-        let meta = match self.rt.block_on(self.shared.retry("head", || self.shared.store.head(&k))) {
-            Ok(m) => m,
-            Err(object_store::Error::NotFound { .. }) => return Ok(()),
-            Err(e) => {
-                // Offline: a cached copy is better than nothing.
-                return if local.is_some() { Ok(()) } else { Err(to_io(e)) };
+        let size = match self.shared.listed_size(place) {
+            // The run's listing is fresh: the engine's view of the run came from it.
+            Some(Some(size)) => size,
+            Some(None) => return Ok(None),
+            None => {
+                let k = Key::from(key);
+                match self.rt.block_on(self.shared.retry("head", || self.shared.store.head(&k))) {
+                    Ok(m) => m.size,
+                    Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                    // Offline: a cached copy is better than nothing.
+                    Err(_) if local.is_some() => return Ok(None),
+                    Err(e) => return Err(to_io(e)),
+                }
             }
         };
-        if local.is_some_and(|l| l >= meta.size) {
-            return Ok(());
+        if local.is_some_and(|l| l >= size) {
+            return Ok(None);
         }
-        self.download(path, key, meta.size)
+        let partial = self.shared.partial(path, size);
+        if sparse && size > BLOCK && local.is_none() {
+            if let Some(p) = partial {
+                return Ok(Some(p));
+            }
+            let p = Partial::create(&self.shared, path, key, size)?;
+            return Ok(Some(p));
+        }
+        if let Some(p) = partial {
+            // Someone reads it sparsely: fetch the rest of it.
+            p.complete(&self.shared, &self.rt)?;
+            // The read-ahead may be the one moving it into place: wait for that.
+            p.finish(&self.shared)?;
+            if fs::metadata(path).is_ok_and(|m| m.len() >= size) {
+                return Ok(None);
+            }
+        }
+        self.download(path, key, size)?;
+        Ok(None)
     }
 
     /// Downloads object `key` (`size` bytes) into `path` with parallel ranged requests.
@@ -430,34 +483,117 @@ impl RemoteVfs {
         Ok((objects, dirs))
     }
 
+    /// The objects of run `id`'s directory. When the cache has no directory of the run, a `HEAD` of its
+    /// `v0.head` races the listing: a directory without `v0.head` is no run to the engine (and the object store
+    /// holds none without it: a run's objects are deleted before its headers), so "not found" (the quicker
+    /// answer) lists it as empty.
+    fn run_objects(&self, id: &str, cached: bool) -> io::Result<Vec<(String, u64)>> {
+        let prefix = format!("{RUNS}/{id}");
+        if cached {
+            return Ok(self.remote_names(&prefix)?.0);
+        }
+        let (p, head) = (Key::from(prefix.as_str()), Key::from(format!("{prefix}/v0.head")));
+        let shared = &self.shared;
+        let list = self
+            .rt
+            .block_on(async {
+                let list = std::pin::pin!(shared.retry("list", || shared.store.list_with_delimiter(Some(&p))));
+                let probe = std::pin::pin!(shared.store.head(&head));
+                match futures::future::select(probe, list).await {
+                    futures::future::Either::Left((Err(object_store::Error::NotFound { .. }), _)) => Ok(None),
+                    futures::future::Either::Left((_, list)) => list.await.map(Some),
+                    futures::future::Either::Right((list, _)) => list.map(Some),
+                }
+            })
+            .map_err(to_io)?;
+        Ok(list.map_or_else(Vec::new, |l| {
+            l.objects.iter().filter_map(|o| o.location.filename().map(|n| (n.to_string(), o.size))).collect()
+        }))
+    }
+
+    /// A run this cache has nothing of was just listed: its reader asks for the headers, the key table, the
+    /// segment indexes and the first and last block of segments next (for at most four segments of the latest
+    /// version), so they are fetched now, in parallel, in the background.
+    fn prefetch(&self, id: &str, objects: &[(String, u64)]) {
+        let latest = objects.iter().filter_map(|(n, _)| match parse_run_file(n) {
+            Some(RunFile::Head(v)) => Some(v),
+            _ => None,
+        });
+        let Some(latest) = latest.max() else { return };
+        let segs = objects.iter().filter(|(n, _)| matches!(parse_run_file(n), Some(RunFile::Seg(v, _)) if v == latest));
+        let few = segs.count() <= 4;
+        let dir = self.shared.cache.join(RUNS).join(id);
+        for (name, size) in objects {
+            // Whole files, or (a segment) its first and last block, which every reader of it reads first.
+            let (wanted, ends) = match parse_run_file(name) {
+                Some(RunFile::Head(_)) => (true, false),
+                Some(RunFile::Keys(v)) => (v == latest, false),
+                Some(RunFile::Idx(v, _)) => (v == latest && few, false),
+                Some(RunFile::Seg(v, _)) => (v == latest && few, *size > BLOCK),
+                _ => (false, false),
+            };
+            let path = dir.join(name);
+            if !wanted || *size == 0 || self.shared.partial(&path, *size).is_some() {
+                continue;
+            }
+            if let Ok(p) = Partial::create(&self.shared, &path, &format!("{RUNS}/{id}/{name}"), *size) {
+                let blocks = size.div_ceil(BLOCK) as usize;
+                let which: Vec<usize> = if ends { vec![0, blocks - 1] } else { (0..blocks).collect() };
+                p.fetch_in_background(&self.shared, &self.rt, &which);
+            }
+        }
+    }
+
     /// Publishes run directory `from` (`runs/<id>~new…`) as run `id`: its parent's data is uploaded, then
     /// `v0.head` is created in the object store only if no machine created it first, then renamed locally.
     fn publish_run(&self, id: &str, from: &Path, to: &Path) -> io::Result<()> {
         let head_path = from.join("v0.head");
         let head = fs::read(&head_path)?;
         if let Some(base) = base_run_of(&head) {
-            // Only a run with files in this cache can have files the object store lacks (also those of a
-            // writer process that died before its uploads).
-            if base != id && self.shared.cache.join(RUNS).join(&base).is_dir() {
+            // Only files in this cache that this process did not download or see uploaded can be missing from
+            // the object store (also those of a writer process that died before its uploads).
+            if base != id && self.shared.has_pending(&base) {
                 self.flush_run_now(&base, false)?;
             }
         }
         let key = Key::from(format!("{RUNS}/{id}/v0.head"));
         let exists = || io::Error::new(io::ErrorKind::AlreadyExists, format!("run {id} exists in the object store"));
-        // The conditional create is the one commit point: of two machines creating this id, one wins.
-        let put = self.rt.block_on(self.shared.retry("create", || {
-            self.shared.store.put_opts(&key, PutPayload::from(head.clone()), PutMode::Create.into())
-        }));
+        // The conditional create is the one commit point: of two machines creating this id, one wins. The
+        // lease is asked for at the same time (one round trip for both); a loser lets it go before it returns.
+        self.shared.forget_listing(id);
+        let shared = &self.shared;
+        let (put, lease) = self.rt.block_on(async {
+            let put = shared.retry("create", || {
+                shared.store.put_opts(&key, PutPayload::from(head.clone()), PutMode::Create.into())
+            });
+            tokio::join!(put, take_lease(shared, id))
+        });
         if let Err(e) = put {
+            if let Ok(Some(version)) = lease {
+                self.let_go(id, version);
+            }
             return Err(match e {
                 object_store::Error::AlreadyExists { .. } => exists(),
                 e => to_io(e),
             });
         }
+        // This process created the header: the run has no other object (a run id's objects go before its
+        // headers are deleted), so its listing is known without asking.
+        let mut files = HashMap::new();
+        files.insert("v0.head".to_string(), head.len() as u64);
+        lock(&shared.listed).insert(id.to_string(), (Instant::now(), files, true));
         // The creator is the run's first writer: it takes the lease. Only a stale lease of an earlier run of
-        // this id (deleted, then created again) can be in the way; it expires within a lease duration.
+        // this id (deleted, then created again), or one a losing creator took for an instant, can be in the
+        // way; it expires (or is let go) within a lease duration.
         let deadline = std::time::Instant::now() + self.shared.opts.lease * 2;
-        while !self.acquire_lease(id)? {
+        let held = match lease {
+            Ok(Some(version)) => {
+                self.hold_lease(id, version);
+                true
+            }
+            _ => false,
+        };
+        while !held && !self.take_lease_now(id)? {
             if std::time::Instant::now() > deadline {
                 self.shared.fail(format!("run {id}: its lease is held by another machine"));
                 break;
@@ -481,6 +617,9 @@ impl RemoteVfs {
 
     /// Deletes every object of run `id` (headers last, so no header outlives what it points at).
     fn delete_run_objects(&self, id: &str) -> io::Result<()> {
+        self.shared.forget_listing(id);
+        let dir = self.shared.cache.join(RUNS).join(id);
+        self.shared.drop_partials(|p| p.starts_with(&dir));
         let prefix = Key::from(format!("{RUNS}/{id}"));
         let metas: Vec<object_store::ObjectMeta> =
             self.rt.block_on(self.shared.store.list(Some(&prefix)).try_collect()).map_err(to_io)?;
@@ -495,6 +634,7 @@ impl RemoteVfs {
     fn delete_object(&self, key: &Key) -> io::Result<()> {
         match self.rt.block_on(self.shared.retry("delete", || self.shared.store.delete(key))) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {
+                self.shared.note_object(key, None);
                 self.shared.counters.deletes.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
@@ -504,56 +644,33 @@ impl RemoteVfs {
 
     /// Takes run `id`'s lease: `Ok(false)` when another live owner holds it.
     fn acquire_lease(&self, id: &str) -> io::Result<bool> {
-        let shared = &self.shared;
-        let key = Key::from(format!("{LEASES}/{id}"));
-        let body = shared.lease_body(now_ms() + shared.opts.lease.as_millis() as u64);
-        let put = |mode: PutMode| {
-            let (key, body) = (key.clone(), body.clone());
-            async move { shared.store.put_opts(&key, PutPayload::from(body), PutOptions::from(mode)).await }
-        };
-        let result = self.rt.block_on(async {
-            // Most runs have no lease object yet: one conditional create settles it.
-            match put(PutMode::Create).await {
-                Ok(r) => return Ok(Some(UpdateVersion::from(r))),
-                Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {}
-                Err(e) => return Err(e),
-            }
-            for _ in 0..3 {
-                match shared.retry("get", || shared.store.get(&key)).await {
-                    Err(object_store::Error::NotFound { .. }) => match put(PutMode::Create).await {
-                        Ok(r) => return Ok(Some(UpdateVersion::from(r))),
-                        Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
-                            continue
-                        }
-                        Err(e) => return Err(e),
-                    },
-                    Err(e) => return Err(e),
-                    Ok(got) => {
-                        let version =
-                            UpdateVersion { e_tag: got.meta.e_tag.clone(), version: got.meta.version.clone() };
-                        let bytes = got.bytes().await?;
-                        let (owner, expires) = parse_lease(&bytes);
-                        if owner != shared.owner && expires > now_ms() {
-                            return Ok(None);
-                        }
-                        match put(PutMode::Update(version)).await {
-                            Ok(r) => return Ok(Some(UpdateVersion::from(r))),
-                            Err(
-                                object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. },
-                            ) => continue,
-                            Err(e) => return Err(e),
-                        }
-                    }
-                }
-            }
-            Ok(None)
-        });
-        let Some(version) = result.map_err(to_io)? else { return Ok(false) };
-        let generation = nonce();
-        lock(&shared.leases).insert(id.to_string(), Lease { version, generation });
-        lock(&shared.touched).insert(id.to_string());
-        self.rt.spawn(renew_lease(shared.clone(), id.to_string(), generation));
+        // A writer reads the run as the object store has it now, not as an earlier listing saw it.
+        self.shared.forget_listing(id);
+        self.take_lease_now(id)
+    }
+
+    /// [`take_lease`] in the calling thread; a lease taken is held (renewed in the background).
+    fn take_lease_now(&self, id: &str) -> io::Result<bool> {
+        let Some(version) = self.rt.block_on(take_lease(&self.shared, id)).map_err(to_io)? else { return Ok(false) };
+        self.hold_lease(id, version);
         Ok(true)
+    }
+
+    /// Records run `id`'s lease as held (at `version`) and starts renewing it.
+    fn hold_lease(&self, id: &str, version: UpdateVersion) {
+        let generation = nonce();
+        lock(&self.shared.leases).insert(id.to_string(), Lease { version, generation });
+        lock(&self.shared.touched).insert(id.to_string());
+        self.rt.spawn(renew_lease(self.shared.clone(), id.to_string(), generation));
+    }
+
+    /// Lets a lease taken at `version` (and not held) go at once.
+    fn let_go(&self, id: &str, version: UpdateVersion) {
+        let key = Key::from(format!("{LEASES}/{id}"));
+        let body = self.shared.lease_body(0);
+        let _ = self.rt.block_on(self.shared.retry("release", || {
+            self.shared.store.put_opts(&key, PutPayload::from(body.clone()), PutMode::Update(version.clone()).into())
+        }));
     }
 
     /// Lets run `id`'s lease go at once (nothing was written under it).
@@ -580,6 +697,49 @@ impl RemoteVfs {
             self.barrier();
         }
     }
+}
+
+/// One attempt at run `id`'s lease: created when missing, taken over (conditional update) when expired or this
+/// owner's; `None` when another live owner holds it.
+async fn take_lease(shared: &Shared, id: &str) -> object_store::Result<Option<UpdateVersion>> {
+    let key = Key::from(format!("{LEASES}/{id}"));
+    let body = shared.lease_body(now_ms() + shared.opts.lease.as_millis() as u64);
+    let put = |mode: PutMode| {
+        let (key, body) = (key.clone(), body.clone());
+        async move { shared.store.put_opts(&key, PutPayload::from(body), PutOptions::from(mode)).await }
+    };
+    // Most runs have no lease object yet: one conditional create settles it.
+    match put(PutMode::Create).await {
+        Ok(r) => return Ok(Some(UpdateVersion::from(r))),
+        Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    for _ in 0..3 {
+        match shared.retry("get", || shared.store.get(&key)).await {
+            Err(object_store::Error::NotFound { .. }) => match put(PutMode::Create).await {
+                Ok(r) => return Ok(Some(UpdateVersion::from(r))),
+                Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => continue,
+                Err(e) => return Err(e),
+            },
+            Err(e) => return Err(e),
+            Ok(got) => {
+                let version = UpdateVersion { e_tag: got.meta.e_tag.clone(), version: got.meta.version.clone() };
+                let bytes = got.bytes().await?;
+                let (owner, expires) = parse_lease(&bytes);
+                if owner != shared.owner && expires > now_ms() {
+                    return Ok(None);
+                }
+                match put(PutMode::Update(version)).await {
+                    Ok(r) => return Ok(Some(UpdateVersion::from(r))),
+                    Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => {
+                        continue
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// The run a version header's base pointer names, if any (`v<K>.head` body: run id, version, nonce,
@@ -770,6 +930,7 @@ async fn upload_file(shared: &Shared, path: &Path, key: &Key, mode: PutMode) -> 
     }
     shared.counters.uploads.fetch_add(1, Ordering::Relaxed);
     shared.counters.uploaded_bytes.fetch_add(len, Ordering::Relaxed);
+    shared.note_object(key, Some(len));
     Ok(())
 }
 
@@ -790,6 +951,79 @@ impl Shared {
                 Place::RunFile(id.to_string(), name.to_string())
             }
             _ => Place::Local,
+        }
+    }
+
+    /// The size of the run file at `place` by its run directory's fresh listing: `Some(None)` when the listing
+    /// lacks it, `None` when there is no fresh listing (then a `HEAD` tells). A key table of a run another
+    /// machine writes is always asked for: the engine reads it again exactly when the segments it read name keys
+    /// the table lacked (the writer uploads the table after them, so a listing can be between the two).
+    fn listed_size(&self, place: &Place) -> Option<Option<u64>> {
+        let Place::RunFile(id, name) = place else { return None };
+        let listed = lock(&self.listed);
+        let (at, files, own) = listed.get(id)?;
+        if !own && matches!(parse_run_file(name), Some(RunFile::Keys(_))) {
+            return None;
+        }
+        (at.elapsed() < LISTING_TTL).then(|| files.get(name).copied())
+    }
+
+    /// Records in its run's listing (if there is one) that object `key` now has `size` bytes, or is gone.
+    fn note_object(&self, key: &Key, size: Option<u64>) {
+        let mut parts = key.parts();
+        let (Some(runs), Some(id), Some(name)) = (parts.next(), parts.next(), parts.next()) else { return };
+        if runs.as_ref() != RUNS {
+            return;
+        }
+        if let Some((_, files, _)) = lock(&self.listed).get_mut(id.as_ref()) {
+            match size {
+                Some(n) => files.insert(name.as_ref().to_string(), n),
+                None => files.remove(name.as_ref()),
+            };
+        }
+    }
+
+    /// True when run `id` has a file in the cache that this process neither downloaded nor saw uploaded (and
+    /// sealed): a file the object store may lack.
+    fn has_pending(&self, id: &str) -> bool {
+        let dir = self.cache.join(RUNS).join(id);
+        let Ok(entries) = fs::read_dir(&dir) else { return false };
+        let lru = lock(&self.lru);
+        entries.filter_map(|e| e.ok()).any(|e| {
+            e.file_name().to_str().is_some_and(|n| parse_run_file(n).is_some()) && !lru.files.contains_key(&e.path())
+        })
+    }
+
+    /// Forgets run `id`'s listing: its next writer (or a deletion) must see the object store itself.
+    fn forget_listing(&self, id: &str) {
+        lock(&self.listed).remove(id);
+    }
+
+    /// The live partial file of `path` if it is at least `size` bytes long (a shorter one is dropped: the
+    /// object grew since).
+    fn partial(&self, path: &Path, size: u64) -> Option<Arc<Partial>> {
+        let p = lock(&self.partials).get(path).cloned()?;
+        if p.size >= size {
+            return Some(p);
+        }
+        self.drop_partials(|q| q == path);
+        None
+    }
+
+    /// Forgets the partial files of the cache paths `which` selects (their open handles keep reading them).
+    fn drop_partials(&self, which: impl Fn(&Path) -> bool) {
+        let gone: Vec<Arc<Partial>> = {
+            let mut partials = lock(&self.partials);
+            let keys: Vec<PathBuf> = partials.keys().filter(|p| which(p)).cloned().collect();
+            keys.iter().filter_map(|k| partials.remove(k)).collect()
+        };
+        for p in gone {
+            let mut lru = lock(&self.lru);
+            if let Some((size, _)) = lru.files.remove(&p.tmp) {
+                lru.total -= size;
+            }
+            drop(lru);
+            let _ = fs::remove_file(&p.tmp);
         }
     }
 
@@ -862,6 +1096,9 @@ impl Shared {
             }
             // Open handles and mappings keep the bytes (POSIX); a later open downloads the file again.
             let _ = fs::remove_file(&victim);
+            if victim.starts_with(self.cache.join(PARTIAL_DIR)) {
+                lock(&self.partials).retain(|_, p| p.tmp != victim);
+            }
             self.counters.evictions.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -991,7 +1228,16 @@ impl Vfs for RemoteVfsHandle {
         if let Place::RunFile(id, name) = &place {
             let key = format!("{RUNS}/{id}/{name}");
             match mode {
-                OpenMode::Read | OpenMode::ReadWrite => v.ensure_local(path, &key, &place)?,
+                OpenMode::Read => {
+                    // A segment is read in chunks (`pread`): fetch only the blocks read.
+                    let sparse = matches!(parse_run_file(name), Some(RunFile::Seg(..)));
+                    if let Some(partial) = v.ensure_local(path, &key, &place, sparse)? {
+                        return Ok(Box::new(PartialFile(partial, v.clone())));
+                    }
+                }
+                OpenMode::ReadWrite => {
+                    v.ensure_local(path, &key, &place, false)?;
+                }
                 // The engine truncates what it opens this way (a new segment's index and zone map).
                 OpenMode::CreateOrOpen | OpenMode::CreateNew => {}
             }
@@ -1023,7 +1269,7 @@ impl Vfs for RemoteVfsHandle {
             return Ok(f);
         }
         if place == Place::StoreFile && mode == OpenMode::Read {
-            v.ensure_local(path, STORE_FILE, &place)?;
+            v.ensure_local(path, STORE_FILE, &place, false)?;
         }
         StdFs.open(path, mode)
     }
@@ -1066,11 +1312,22 @@ impl Vfs for RemoteVfsHandle {
         let place = v.shared.place(path);
         let local = StdFs.read_dir(path);
         let remote = match &place {
-            // The cache root lists only what is local: a store another machine created meanwhile is found
-            // through `exists` or taken over when this machine publishes its own store file.
-            Place::Root => return local,
             Place::Runs => v.remote_names(RUNS)?.1,
-            Place::RunDir(id) => v.remote_names(&format!("{RUNS}/{id}"))?.0.into_iter().map(|(n, _)| n).collect(),
+            Place::RunDir(id) => {
+                let objects = v.run_objects(id, local.is_ok())?;
+                if local.is_err() {
+                    v.prefetch(id, &objects);
+                }
+                let names = objects.iter().map(|(n, _)| n.clone()).collect();
+                lock(&v.shared.listed).insert(id.clone(), (Instant::now(), objects.into_iter().collect(), false));
+                names
+            }
+            // The cache root lists only what is local (less the partial downloads): a store another machine
+            // created meanwhile is found through `exists` or taken over when this machine publishes its own
+            // store file.
+            Place::Root => {
+                return local.map(|names| names.into_iter().filter(|n| n != PARTIAL_DIR).collect());
+            }
             _ => return local,
         };
         let mut names = match local {
@@ -1088,11 +1345,13 @@ impl Vfs for RemoteVfsHandle {
             return true;
         }
         let v = &self.0;
-        match v.shared.place(path) {
+        let place = v.shared.place(path);
+        match &place {
             Place::StoreFile => v.rt.block_on(v.shared.store.head(&Key::from(STORE_FILE))).is_ok(),
-            Place::RunFile(id, name) => {
-                v.rt.block_on(v.shared.store.head(&Key::from(format!("{RUNS}/{id}/{name}")))).is_ok()
-            }
+            Place::RunFile(id, name) => match v.shared.listed_size(&place) {
+                Some(size) => size.is_some(),
+                None => v.rt.block_on(v.shared.store.head(&Key::from(format!("{RUNS}/{id}/{name}")))).is_ok(),
+            },
             Place::RunDir(id) => v.remote_names(&format!("{RUNS}/{id}")).is_ok_and(|(o, _)| !o.is_empty()),
             Place::Runs | Place::Root | Place::Local => false,
         }
@@ -1185,6 +1444,7 @@ impl Vfs for RemoteVfsHandle {
         }
         lock(&v.shared.written).remove(path);
         if let Place::RunFile(id, name) = v.shared.place(path) {
+            v.shared.drop_partials(|p| p == path);
             v.delete_object(&Key::from(format!("{RUNS}/{id}/{name}")))?;
             return match local {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -1217,7 +1477,7 @@ impl Vfs for RemoteVfsHandle {
         let v = &self.0;
         let place = v.shared.place(path);
         if let Place::RunFile(id, name) = &place {
-            v.ensure_local(path, &format!("{RUNS}/{id}/{name}"), &place)?;
+            v.ensure_local(path, &format!("{RUNS}/{id}/{name}"), &place, false)?;
         }
         StdFs.map(path)
     }
@@ -1226,3 +1486,328 @@ impl Vfs for RemoteVfsHandle {
 /// The engine's view of a [`RemoteVfs`].
 #[derive(Debug, Clone)]
 pub(crate) struct RemoteVfsHandle(pub(crate) Arc<RemoteVfs>);
+
+/// A file of the object store fetched into the cache block by block as it is read ([`BLOCK`] bytes each).
+///
+/// The bytes live in `<cache>/.forklog-partial/<nonce>` and the map of present blocks only in memory: the file is
+/// renamed to its cache path once every block is in (and synced), and a new process deletes what an earlier
+/// one left there, so a crash never leaves a cache file that looks complete but holds unfetched zeros.
+///
+/// Reads that follow one another (replay) make the blocks after them fetched in the background, one download
+/// range ahead, so the network and the engine's decoding overlap.
+pub(crate) struct Partial {
+    file: fs::File,
+    tmp: PathBuf,
+    path: PathBuf,
+    key: Key,
+    size: u64,
+    state: Mutex<Blocks>,
+    /// Signalled whenever blocks become present or a fetch of them failed.
+    changed: Condvar,
+    /// Set by the first [`Partial::finish`] (later calls wait for it to be done).
+    finished: Mutex<bool>,
+}
+
+/// The blocks of a [`Partial`] and its reader's pattern.
+struct Blocks {
+    /// One per block.
+    blocks: Vec<BlockState>,
+    /// The block after the last one read, and how many reads in a row continued a front-to-back pass.
+    next: usize,
+    streak: u32,
+    /// The first block of the current pass.
+    pass_start: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BlockState {
+    Missing,
+    Fetching,
+    Present,
+}
+
+impl std::fmt::Debug for Partial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Partial").field("key", &self.key).field("size", &self.size).finish()
+    }
+}
+
+/// Runs of adjacent blocks, each at most `per` long.
+fn runs_of(blocks: &[usize], per: usize) -> Vec<(usize, usize)> {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for &b in blocks {
+        match runs.last_mut() {
+            Some((start, end)) if *end + 1 == b && b - *start < per => *end = b,
+            _ => runs.push((b, b)),
+        }
+    }
+    runs
+}
+
+impl Partial {
+    fn create(shared: &Shared, path: &Path, key: &str, size: u64) -> io::Result<Arc<Partial>> {
+        let dir = shared.cache.join(PARTIAL_DIR);
+        fs::create_dir_all(&dir)?;
+        let tmp = dir.join(format!("{:016x}", nonce()));
+        let file = fs::OpenOptions::new().read(true).write(true).create_new(true).open(&tmp)?;
+        file.set_len(size)?;
+        let blocks = usize::try_from(size.div_ceil(BLOCK)).map_err(io::Error::other)?;
+        let p = Arc::new(Partial {
+            file,
+            tmp,
+            path: path.to_path_buf(),
+            key: Key::from(key),
+            size,
+            state: Mutex::new(Blocks {
+                blocks: vec![BlockState::Missing; blocks],
+                next: usize::MAX,
+                streak: 0,
+                pass_start: 0,
+            }),
+            changed: Condvar::new(),
+            finished: Mutex::new(false),
+        });
+        // Counted in the cache as a whole (sparse files take no more than that).
+        lock(&shared.partials).insert(p.path.clone(), p.clone());
+        shared.touch(&p.tmp, size);
+        Ok(p)
+    }
+
+    /// Fetches the blocks of run `(a, b)` into the file.
+    async fn get_run(&self, shared: &Shared, (a, b): (usize, usize)) -> io::Result<()> {
+        let r = a as u64 * BLOCK..((b as u64 + 1) * BLOCK).min(self.size);
+        let key = &self.key;
+        let bytes = shared.retry("get_range", || shared.store.get_range(key, r.clone())).await.map_err(to_io)?;
+        if bytes.len() as u64 != r.end - r.start {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{key}: short read")));
+        }
+        std::os::unix::fs::FileExt::write_all_at(&self.file, &bytes, r.start)?;
+        shared.counters.downloaded_bytes.fetch_add(r.end - r.start, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Marks run `(a, b)` present (or missing again after a failure) and wakes waiting readers; true when
+    /// every block is present now.
+    fn settle(&self, (a, b): (usize, usize), ok: bool) -> bool {
+        let mut st = lock(&self.state);
+        for s in st.blocks.iter_mut().take(b + 1).skip(a) {
+            // A block is marked present only once it is wholly written.
+            *s = if ok { BlockState::Present } else { BlockState::Missing };
+        }
+        self.changed.notify_all();
+        st.blocks.iter().all(|s| *s == BlockState::Present)
+    }
+
+    /// Makes blocks `first..=last` present: fetches the missing ones (parallel ranged GETs, adjacent blocks in
+    /// one request), waits for those another reader or the read-ahead is fetching, and starts the read-ahead
+    /// when reads follow one another. Once every block is present the file moves to its cache path.
+    fn fetch(self: &Arc<Self>, shared: &Arc<Shared>, rt: &Runtime, first: usize, last: usize) -> io::Result<()> {
+        let per = (shared.opts.range / BLOCK).max(1) as usize;
+        let mut ahead = Vec::new();
+        let mut mine = Vec::new();
+        {
+            let mut st = lock(&self.state);
+            let n = st.blocks.len();
+            let last = last.min(n.saturating_sub(1));
+            // A read that starts at or before the block after the last read and goes past the last read's final
+            // block continues a front-to-back pass; re-reads and jumps (a fork's position lookup) do not. The
+            // third read in a row of a pass starts the read-ahead (the second of a pass from the file's start:
+            // a replay reads a segment's header, then its frames).
+            if st.next != usize::MAX && first <= st.next && last >= st.next {
+                st.streak += 1;
+            } else {
+                st.streak = 0;
+                st.pass_start = first;
+            }
+            let first_read = st.next == usize::MAX;
+            st.next = last + 1;
+            // A read into blocks not fetched yet elsewhere (a jump) is likely followed by reads just after it (the
+            // position lookup reads a frame, then a chunk from it): fetch at least `JUMP` blocks, one request
+            // for what would be two.
+            let jump = st.streak == 0 && !first_read && st.blocks[first] == BlockState::Missing;
+            let upto = if jump { last.max(first + JUMP - 1).min(n - 1) } else { last };
+            for b in first..=upto {
+                if st.blocks[b] == BlockState::Missing {
+                    st.blocks[b] = BlockState::Fetching;
+                    mine.push(b);
+                }
+            }
+            // A segment's reader (a fork's position lookup, `info`) reads its last frame early on: fetch that
+            // block with the first.
+            if first_read && self.key.as_ref().ends_with(".seg") && st.blocks[n - 1] == BlockState::Missing {
+                st.blocks[n - 1] = BlockState::Fetching;
+                mine.push(n - 1);
+            }
+            if st.streak >= 2 || (st.streak == 1 && st.pass_start == 0) {
+                for b in last + 1..(last + 1 + per).min(n) {
+                    if st.blocks[b] == BlockState::Missing {
+                        st.blocks[b] = BlockState::Fetching;
+                        ahead.push(b);
+                    }
+                }
+            }
+        }
+        if !ahead.is_empty() {
+            let (p, shared2) = (self.clone(), shared.clone());
+            rt.spawn(async move { p.get_runs(&shared2, runs_of(&ahead, per)).await });
+        }
+
+        let mut failure = None;
+        if !mine.is_empty() {
+            let runs = runs_of(&mine, per);
+            let results: Vec<((usize, usize), io::Result<()>)> = rt.block_on(
+                futures::stream::iter(runs)
+                    .map(|run| async move { (run, self.get_run(shared, run).await) })
+                    .buffer_unordered(shared.opts.parallel)
+                    .collect(),
+            );
+            for (run, r) in results {
+                let ok = r.is_ok();
+                if let Err(e) = r {
+                    failure = Some(e);
+                }
+                if self.settle(run, ok) {
+                    self.finish(shared)?;
+                }
+            }
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        // Blocks others fetch: wait for them; one whose fetch failed is fetched here.
+        loop {
+            let st = lock(&self.state);
+            let st = self
+                .changed
+                .wait_while(st, |st| st.blocks[first..=last.min(st.blocks.len() - 1)].contains(&BlockState::Fetching))
+                .unwrap_or_else(|p| p.into_inner());
+            let again = st.blocks[first..=last.min(st.blocks.len() - 1)].contains(&BlockState::Missing);
+            drop(st);
+            if !again {
+                return Ok(());
+            }
+            self.fetch(shared, rt, first, last)?;
+        }
+    }
+
+    /// Fetches blocks `which` (ascending) in the background (readers wait for the blocks in flight).
+    fn fetch_in_background(self: &Arc<Self>, shared: &Arc<Shared>, rt: &Runtime, which: &[usize]) {
+        let missing: Vec<usize> = {
+            let mut st = lock(&self.state);
+            let mut missing = Vec::new();
+            for &b in which {
+                if let Some(s) = st.blocks.get_mut(b).filter(|s| **s == BlockState::Missing) {
+                    *s = BlockState::Fetching;
+                    missing.push(b);
+                }
+            }
+            missing
+        };
+        let per = (shared.opts.range / BLOCK).max(1) as usize;
+        let (p, shared) = (self.clone(), shared.clone());
+        rt.spawn(async move { p.get_runs(&shared, runs_of(&missing, per)).await });
+    }
+
+    /// Fetches `runs` (claimed as in flight) in the background, a few at once; a failed one is missing again
+    /// (a reader that needs it fetches it and sees the error).
+    async fn get_runs(self: Arc<Self>, shared: &Arc<Shared>, runs: Vec<(usize, usize)>) {
+        let p = &self;
+        futures::stream::iter(runs)
+            .map(|run| async move {
+                let ok = p.get_run(shared, run).await.is_ok();
+                if p.settle(run, ok) {
+                    let _ = p.finish(shared);
+                }
+            })
+            .buffer_unordered(shared.opts.parallel)
+            .collect::<Vec<()>>()
+            .await;
+    }
+
+    /// Every block is present: sync the file and move it to its cache path (unless the cache got a copy
+    /// meanwhile, or the partial file was evicted).
+    fn finish(&self, shared: &Shared) -> io::Result<()> {
+        let mut finished = lock(&self.finished);
+        if *finished {
+            return Ok(());
+        }
+        *finished = true;
+        {
+            let mut partials = lock(&shared.partials);
+            if partials.get(&self.path).is_some_and(|p| std::ptr::eq(Arc::as_ptr(p), self)) {
+                partials.remove(&self.path);
+            }
+        }
+        {
+            let mut lru = lock(&shared.lru);
+            if let Some((size, _)) = lru.files.remove(&self.tmp) {
+                lru.total -= size;
+            }
+        }
+        if !self.tmp.exists() || fs::metadata(&self.path).is_ok_and(|m| m.len() >= self.size) {
+            let _ = fs::remove_file(&self.tmp);
+            return Ok(());
+        }
+        self.file.sync_data()?;
+        if let Some(dir) = self.path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        match fs::rename(&self.tmp, &self.path) {
+            // Evicted meanwhile: the bytes stay readable through open handles, just not cached.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            r => r?,
+        }
+        shared.counters.downloads.fetch_add(1, Ordering::Relaxed);
+        shared.touch(&self.path, self.size);
+        Ok(())
+    }
+
+    /// Fetches every missing block.
+    fn complete(self: &Arc<Self>, shared: &Arc<Shared>, rt: &Runtime) -> io::Result<()> {
+        let blocks = lock(&self.state).blocks.len();
+        if blocks == 0 {
+            return self.finish(shared);
+        }
+        self.fetch(shared, rt, 0, blocks - 1)
+    }
+}
+
+/// A read handle of a [`Partial`] (with the file system that fetches its blocks).
+#[derive(Debug)]
+struct PartialFile(Arc<Partial>, Arc<RemoteVfs>);
+
+impl VfsFile for PartialFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let p = &self.0;
+        let end = offset.checked_add(buf.len() as u64).ok_or_else(|| io::Error::other("read past u64"))?;
+        if end > p.size {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{}: read past the end", p.key)));
+        }
+        if buf.is_empty() {
+            return Ok(());
+        }
+        p.fetch(&self.1.shared, &self.1.rt, (offset / BLOCK) as usize, ((end - 1) / BLOCK) as usize)?;
+        std::os::unix::fs::FileExt::read_exact_at(&p.file, buf, offset)
+    }
+    fn write_all_at(&self, _: &[u8], _: u64) -> io::Result<()> {
+        Err(io::Error::new(io::ErrorKind::PermissionDenied, "a fetched object is read-only"))
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.0.size)
+    }
+    fn set_len(&self, _: u64) -> io::Result<()> {
+        Err(io::Error::new(io::ErrorKind::PermissionDenied, "a fetched object is read-only"))
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        Ok(())
+    }
+    fn try_lock(&self) -> io::Result<bool> {
+        Ok(true)
+    }
+    fn try_lock_shared(&self) -> io::Result<bool> {
+        Ok(true)
+    }
+    fn unlock(&self) -> io::Result<()> {
+        Ok(())
+    }
+}

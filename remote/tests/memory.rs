@@ -214,12 +214,23 @@ fn a_corrupted_object_is_corrupt_naming_its_key() {
     assert!(report.problems.iter().any(|p| b.remote.object_key(&p.file).as_deref() == Some("runs/r/v0-0.seg")));
 }
 
-/// An object store that fails the first `fail` puts and records the order of successful ones.
+/// An object store that fails the first `fail` puts (and the first `fail_gets` gets) and records the order of
+/// successful puts.
 #[derive(Debug)]
 struct Flaky {
     inner: Arc<dyn ObjectStore>,
     fail: AtomicU32,
+    fail_gets: AtomicU32,
     log: Mutex<Vec<String>>,
+}
+
+fn flaky() -> Arc<Flaky> {
+    Arc::new(Flaky {
+        inner: memory(),
+        fail: AtomicU32::new(0),
+        fail_gets: AtomicU32::new(0),
+        log: Mutex::new(Vec::new()),
+    })
 }
 
 impl std::fmt::Display for Flaky {
@@ -248,6 +259,11 @@ impl ObjectStore for Flaky {
         self.inner.put_multipart_opts(location, opts).await
     }
     async fn get_opts(&self, location: &Key, options: GetOptions) -> object_store::Result<GetResult> {
+        if !options.head
+            && self.fail_gets.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+        {
+            return Err(object_store::Error::Generic { store: "flaky", source: "injected get failure".into() });
+        }
         self.inner.get_opts(location, options).await
     }
     fn delete_stream(
@@ -269,7 +285,7 @@ impl ObjectStore for Flaky {
 
 #[test]
 fn failed_uploads_are_retried_and_headers_follow_their_targets() {
-    let flaky = Arc::new(Flaky { inner: memory(), fail: AtomicU32::new(0), log: Mutex::new(Vec::new()) });
+    let flaky = flaky();
     let os: Arc<dyn ObjectStore> = flaky.clone();
     let a = machine(&os);
     let mut w = a.store.create_run("p").unwrap();
@@ -298,7 +314,7 @@ fn failed_uploads_are_retried_and_headers_follow_their_targets() {
 
 #[test]
 fn uploads_that_keep_failing_are_reported_and_publish_no_header() {
-    let flaky = Arc::new(Flaky { inner: memory(), fail: AtomicU32::new(0), log: Mutex::new(Vec::new()) });
+    let flaky = flaky();
     let os: Arc<dyn ObjectStore> = flaky.clone();
     let a = machine_with(&os, opts().retries(1).finish_waits(false));
     let mut w = a.store.create_run("p").unwrap();
@@ -329,4 +345,228 @@ fn the_cache_stays_under_its_limit() {
     let s = b.remote.stats();
     assert!(s.evictions > 0 && s.cached_bytes <= 16 << 10, "{s:?}");
     assert_eq!(steps(&b.store, "big").len(), 5000);
+}
+
+/// Options with 1 MiB segments (fetched block by block when read) and a quick lease.
+fn big_opts() -> RemoteOptions {
+    RemoteOptions::default()
+        .lease(Duration::from_millis(600))
+        .store_options(Options::default().segment_size(1 << 20).sync(SyncPolicy::Never))
+}
+
+/// Writes `rows` rows of two columns in a few calls (about 20 bytes a row).
+fn write_columns(store: &Store, id: &str, rows: u64) {
+    let mut w = store.create_run(id).unwrap();
+    let steps: Vec<u64> = (0..rows).collect();
+    let loss: Vec<f64> = (0..rows).map(|i| 1.0 / (1.0 + i as f64)).collect();
+    let acc: Vec<f64> = (0..rows).map(|i| (i % 1000) as f64).collect();
+    for at in (0..rows as usize).step_by(16384) {
+        let end = (at + 16384).min(rows as usize);
+        w.log_columns(&steps[at..end], &[("loss", &loss[at..end]), ("acc", &acc[at..end])]).unwrap();
+    }
+    w.finish(0).unwrap();
+}
+
+/// Sizes of the objects under `prefix` whose names end with `suffix`.
+fn sizes(os: &Arc<dyn ObjectStore>, prefix: &str, suffix: &str) -> Vec<u64> {
+    keys(os, prefix).into_iter().filter(|(k, _)| k.ends_with(suffix)).map(|(_, n)| n).collect()
+}
+
+#[test]
+fn a_cold_fork_fetches_only_blocks_near_its_pointer() {
+    let os = memory();
+    let a = machine_with(&os, big_opts());
+    write_columns(&a.store, "p", 200_000);
+    let segs = sizes(&os, "team/a/runs/p", ".seg");
+    let total: u64 = sizes(&os, "team/a/runs/p", "").iter().sum();
+    assert!(segs.len() >= 3 && segs[..segs.len() - 1].iter().all(|&n| n > 512 << 10), "{segs:?}");
+
+    let b = machine_with(&os, big_opts());
+    b.store.fork("c", &ForkPoint::new("p", 123_456)).unwrap().finish(0).unwrap();
+    let fetched = b.remote.stats().downloaded_bytes;
+    assert!(fetched > 0 && fetched * 2 < total, "fetched {fetched} of {total} bytes");
+    // No segment sits in the cache whole: the blocks read wait in partial files.
+    let cached: Vec<String> = std::fs::read_dir(b.remote.cache_dir().join("runs/p"))
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+        .unwrap_or_default();
+    let last = format!("v0-{}.seg", segs.len() - 1);
+    assert!(!cached.iter().any(|n| n.ends_with(".seg") && *n != last), "{cached:?}");
+
+    // The fork reads right from anywhere, and so does the parent (replayed through the same partial files).
+    let c = machine_with(&os, big_opts());
+    assert_eq!(steps(&c.store, "c"), (0..=123_456).collect::<Vec<_>>());
+    assert_eq!(steps(&b.store, "c"), (0..=123_456).collect::<Vec<_>>());
+    assert_eq!(steps(&b.store, "p"), (0..200_000).collect::<Vec<_>>());
+    // Read front to back, every segment is complete in the cache now, and a second replay fetches nothing.
+    for (i, n) in segs.iter().enumerate() {
+        let path = b.remote.cache_dir().join(format!("runs/p/v0-{i}.seg"));
+        assert_eq!(std::fs::metadata(&path).map(|m| m.len()).ok(), Some(*n), "{}", path.display());
+    }
+    let before = b.remote.stats().downloaded_bytes;
+    assert_eq!(steps(&b.store, "p").len(), 200_000);
+    assert_eq!(b.remote.stats().downloaded_bytes, before);
+    assert!(b.store.verify().unwrap().is_clean());
+}
+
+#[test]
+fn readers_sharing_a_cold_segment_see_the_same_rows() {
+    let os = memory();
+    let a = machine_with(&os, big_opts());
+    write_columns(&a.store, "p", 150_000);
+    let b = machine_with(&os, big_opts());
+    // Two readers at once on an empty cache: they share the partial files and wait for each other's blocks.
+    let results = common::race(vec![&b, &b, &b], |m| steps(&m.store, "p"));
+    for got in results {
+        assert_eq!(got, (0..150_000).collect::<Vec<_>>());
+    }
+    let fork = b.store.fork("f", &ForkPoint::new("p", 77_777)).unwrap();
+    fork.finish(0).unwrap();
+    assert_eq!(steps(&b.store, "f").len(), 77_778);
+}
+
+#[test]
+fn a_fetch_cut_short_leaves_no_cache_file_that_looks_complete() {
+    let flaky = flaky();
+    let os: Arc<dyn ObjectStore> = flaky.clone();
+    // 4 MiB segments: a fork's position lookup fetches a small part of one.
+    let opts = || big_opts().store_options(Options::default().segment_size(4 << 20).sync(SyncPolicy::Never));
+    let a = machine_with(&os, opts());
+    write_columns(&a.store, "p", 250_000);
+    let seg0 = sizes(&os, "team/a/runs/p", "v0-0.seg")[0];
+    assert!(seg0 > 3 << 20, "{seg0}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let seg_path = dir.path().join("runs/p/v0-0.seg");
+    let leftovers = dir.path().join(".forklog-partial");
+    {
+        let (store, remote) =
+            forklog_remote::open_object_store(os.clone(), "team/a", dir.path(), opts().retries(0)).unwrap();
+        // Every GET fails: the fork fails (and publishes nothing).
+        flaky.fail_gets.store(u32::MAX, Ordering::SeqCst);
+        assert!(store.fork("c", &ForkPoint::new("p", 100_000)).is_err());
+        // The GETs come back: the fork fetches the blocks near its pointer, no more.
+        flaky.fail_gets.store(0, Ordering::SeqCst);
+        store.fork("c", &ForkPoint::new("p", 100_000)).unwrap().finish(0).unwrap();
+        assert!(remote.stats().downloaded_bytes < seg0, "{:?}", remote.stats());
+        // A read that fails mid-segment: an error, and the blocks it needed are still missing.
+        flaky.fail_gets.store(u32::MAX, Ordering::SeqCst);
+        let replay = store.history("p").map(|h| h.map(|r| r.map(|_| ())).collect::<Result<Vec<_>, _>>());
+        assert!(!matches!(replay, Ok(Ok(_))), "the replay failed");
+        // The process "crashes" here (store and remote dropped without finishing anything).
+    }
+    // The segment never appeared in the run's cache directory: its blocks wait in a partial file.
+    assert!(!seg_path.exists(), "an incomplete segment in the cache");
+    assert!(std::fs::read_dir(&leftovers).unwrap().count() > 0);
+    // A partial file of the crashed process, full length and all zeros, is never taken for the segment.
+    std::fs::write(leftovers.join("0123456789abcdef"), vec![0u8; seg0 as usize]).unwrap();
+
+    flaky.fail_gets.store(0, Ordering::SeqCst);
+    let (store, remote) = forklog_remote::open_object_store(os.clone(), "team/a", dir.path(), opts()).unwrap();
+    assert!(!leftovers.exists(), "the next process drops partial files");
+    assert_eq!(steps(&store, "p"), (0..250_000).collect::<Vec<_>>());
+    assert_eq!(steps(&store, "c"), (0..=100_000).collect::<Vec<_>>());
+    assert!(store.verify().unwrap().is_clean());
+    assert!(remote.stats().downloaded_bytes >= seg0);
+    assert_eq!(std::fs::metadata(&seg_path).unwrap().len(), seg0);
+}
+
+#[test]
+fn a_corrupted_block_is_corrupt_naming_its_key() {
+    let os = memory();
+    let a = machine_with(&os, big_opts());
+    write_columns(&a.store, "r", 100_000);
+    let key = Key::from("team/a/runs/r/v0-1.seg");
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let mut bytes = rt.block_on(async { os.get(&key).await.unwrap().bytes().await.unwrap() }).to_vec();
+    // A byte in the middle of the segment: inside a block fetched on its own.
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x55;
+    rt.block_on(os.put(&key, PutPayload::from(bytes))).unwrap();
+
+    let b = machine_with(&os, big_opts());
+    let err = b.store.history("r").unwrap().find_map(|r| r.err()).expect("corruption found");
+    let err = b.remote.name_object(err);
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("runs/r/v0-1.seg"), "{err}");
+    let c = machine_with(&os, big_opts());
+    let report = c.store.verify().unwrap();
+    assert!(report.problems.iter().any(|p| c.remote.object_key(&p.file).as_deref() == Some("runs/r/v0-1.seg")));
+}
+
+#[test]
+fn partial_files_count_in_the_cache_limit() {
+    let os = memory();
+    let a = machine_with(&os, big_opts());
+    write_columns(&a.store, "big", 200_000);
+    let limit = 2560 << 10;
+    let b = machine_with(&os, big_opts().cache_limit(limit));
+    // Forks from all over the run leave partial files; replays complete and evict them.
+    for (i, step) in [10_000u64, 60_000, 110_000, 160_000, 190_000].into_iter().enumerate() {
+        b.store.fork(&format!("f{i}"), &ForkPoint::new("big", step)).unwrap().finish(0).unwrap();
+        assert!(b.remote.stats().cached_bytes <= limit, "{:?}", b.remote.stats());
+    }
+    assert_eq!(steps(&b.store, "big"), (0..200_000).collect::<Vec<_>>());
+    let s = b.remote.stats();
+    assert!(s.evictions > 0 && s.cached_bytes <= limit, "{s:?}");
+    assert_eq!(steps(&b.store, "f3"), (0..=160_000).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_run_creator_holds_the_lease_from_the_start() {
+    let os = memory();
+    let (a, b) = (machine(&os), machine(&os));
+    for round in 0..6 {
+        let id = format!("lease-{round}");
+        // The header's conditional create and the lease go out together; the loser lets its lease go.
+        let mut results = common::race(vec![&a, &b], |m| m.store.create_run(&id).map(|w| (m, w)));
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+        let winner = results.iter().position(|r| r.is_ok()).unwrap();
+        let (owner, mut w) = results.swap_remove(winner).unwrap();
+        let other = if std::ptr::eq(owner, &a) { &b } else { &a };
+        w.log_floats(&[("x", 1.0)]).unwrap();
+        // The winner writes under the lease: the other machine's writer is refused.
+        assert!(matches!(other.store.resume(&id), Err(Error::RunBusy { .. })), "round {round}");
+        w.finish(0).unwrap();
+        // Once it finished, the other machine takes the run at once (the loser's lease was let go).
+        let mut w2 = other.store.resume(&id).unwrap();
+        assert_eq!(w2.next_step(), 1);
+        w2.log_floats(&[("x", 2.0)]).unwrap();
+        w2.finish(0).unwrap();
+        assert_eq!(steps(&owner.store, &id), vec![0, 1]);
+    }
+}
+
+#[test]
+fn a_run_deleted_and_created_again_is_not_read_from_old_partial_files() {
+    let os = memory();
+    let a = machine_with(&os, big_opts());
+    write_columns(&a.store, "r", 200_000);
+    let b = machine_with(&os, big_opts());
+    // B's fork leaves partial files of r's segments.
+    b.store.fork("f", &ForkPoint::new("r", 150_000)).unwrap().finish(0).unwrap();
+    b.store.delete_run("f").unwrap();
+    b.store.delete_run("r").unwrap();
+    b.store.gc().unwrap();
+    // r again, written by another machine, with other values in segments of the same names.
+    let d = machine_with(&os, big_opts());
+    let mut w = d.store.create_run("r").unwrap();
+    let steps: Vec<u64> = (0..200_000).collect();
+    let v: Vec<f64> = (0..200_000).map(|i| -(i as f64)).collect();
+    w.log_columns(&steps, &[("loss", &v), ("acc", &v)]).unwrap();
+    w.finish(0).unwrap();
+    let fork = b.store.fork("g", &ForkPoint::new("r", 150_000)).unwrap();
+    fork.finish(0).unwrap();
+    // Every value is the new run's, through B's cache and a fresh one.
+    let c = machine_with(&os, big_opts());
+    for (m, id) in [(&b, "g"), (&b, "r"), (&c, "r")] {
+        let mut n = 0u64;
+        for row in m.store.history(id).unwrap() {
+            let row = row.unwrap();
+            assert_eq!(row.metrics.get("loss"), Some(&forklog::Value::Float(-(row.step as f64))), "{id}");
+            n += 1;
+        }
+        assert_eq!(n, if id == "g" { 150_001 } else { 200_000 });
+    }
+    assert!(c.store.verify().unwrap().is_clean());
+    assert!(b.store.verify().unwrap().is_clean());
 }

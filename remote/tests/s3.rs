@@ -236,3 +236,47 @@ fn server_stopped_and_resumed_mid_run() {
     let b = open();
     assert_eq!(steps(&b.store, "p"), (0..2000).collect::<Vec<_>>());
 }
+
+#[test]
+fn cold_fork_and_replay_fetch_blocks_of_large_segments() {
+    let Some(s) = server() else { return };
+    let url = format!("s3://{}/team", bucket(s));
+    let big = || {
+        RemoteOptions::default()
+            .lease(Duration::from_secs(1))
+            .store_options(Options::default().segment_size(4 << 20).sync(SyncPolicy::Never))
+    };
+    let open = || {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, remote) = forklog_remote::open(&url, dir.path(), big()).unwrap();
+        Machine { _dir: dir, store, remote }
+    };
+    let a = open();
+    let rows = 600_000u64;
+    let mut w = a.store.create_run("p").unwrap();
+    let steps_col: Vec<u64> = (0..rows).collect();
+    let loss: Vec<f64> = (0..rows).map(|i| 1.0 / (1.0 + i as f64)).collect();
+    for at in (0..rows as usize).step_by(100_000) {
+        w.log_columns(&steps_col[at..at + 100_000], &[("loss", &loss[at..at + 100_000])]).unwrap();
+    }
+    w.finish(0).unwrap();
+    let uploaded = a.remote.stats().uploaded_bytes;
+
+    // B forks cold: it fetches the blocks near the pointer, a small part of the parent.
+    let b = open();
+    b.store.fork("c", &ForkPoint::new("p", 450_000)).unwrap().finish(0).unwrap();
+    let fetched = b.remote.stats().downloaded_bytes;
+    assert!(fetched > 0 && fetched * 2 < uploaded, "fetched {fetched} of {uploaded} bytes");
+    // C replays both cold (read-ahead over HTTP), B the parent through its partial files.
+    let c = open();
+    assert_eq!(steps(&c.store, "c"), (0..=450_000).collect::<Vec<_>>());
+    assert_eq!(steps(&c.store, "p"), (0..rows).collect::<Vec<_>>());
+    assert_eq!(steps(&b.store, "p"), (0..rows).collect::<Vec<_>>());
+    assert!(c.store.verify().unwrap().is_clean());
+    // The creator of the fork held its lease from the start: another machine's writer was refused meanwhile,
+    // and gets the run once the fork's writer finished.
+    let w = b.store.fork("d", &ForkPoint::new("p", 10)).unwrap();
+    assert!(matches!(c.store.resume("d"), Err(Error::RunBusy { .. })));
+    w.finish(0).unwrap();
+    c.store.resume("d").unwrap().finish(0).unwrap();
+}
