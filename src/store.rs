@@ -313,9 +313,8 @@ impl Store {
         let id = h.run_id.as_str();
         validate_run_id(id)?;
         self.writable()?;
-        if self.cat().listing(id)?.is_some() {
-            return Err(Error::RunExists { run: id.to_string() });
-        }
+        // No look for an existing run first: publishing the directory fails when one exists (`RunExists`), and
+        // on object storage each look is a round trip to the server.
         let bytes = h.encode();
         let mut attempts = 0;
         loop {

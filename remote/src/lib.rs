@@ -128,7 +128,7 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 /// Default length of the upload queue.
 pub const DEFAULT_QUEUE: usize = 256;
 /// Default size of one ranged download request: 8 MiB.
-pub const DEFAULT_RANGE: u64 = 8 << 20;
+pub const DEFAULT_RANGE: u64 = 32 << 20;
 
 /// Options of the remote layer, built from [`RemoteOptions::default`] with the builder methods.
 #[derive(Debug, Clone)]
@@ -251,6 +251,9 @@ pub struct RemoteStats {
     pub leases_lost: u64,
     /// Objects deleted (delete, gc).
     pub deletes: u64,
+    /// Requests sent to the object store through the retry loop (each attempt counts): listings, HEADs, GETs,
+    /// PUTs and DELETEs, the round trips a read or a fork waits for.
+    pub requests: u64,
 }
 
 /// The handle of a store's remote tier: wait for uploads, read counters, build engine options.

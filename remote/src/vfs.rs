@@ -178,6 +178,7 @@ struct Counters {
     evictions: AtomicU64,
     leases_lost: AtomicU64,
     deletes: AtomicU64,
+    requests: AtomicU64,
 }
 
 /// Evictable files of the cache (downloaded, or uploaded and sealed), least recently used first.
@@ -227,6 +228,8 @@ pub(crate) struct Shared {
     /// The last listing of each run directory: when it was taken and its objects' sizes (see
     /// [`LISTING_TTL`]); this process's own uploads are added to it.
     listed: Mutex<HashMap<String, RunListing>>,
+    /// Runs whose key table was opened since their listing was taken (a second open asks the object store).
+    keys_read: Mutex<HashSet<String>>,
     /// Partially fetched files by their cache path (until complete or evicted).
     partials: Mutex<HashMap<PathBuf, Arc<Partial>>>,
 }
@@ -292,6 +295,7 @@ impl RemoteVfs {
             failures: Mutex::new((0, String::new())),
             download: Mutex::new(()),
             listed: Mutex::new(HashMap::new()),
+            keys_read: Mutex::new(HashSet::new()),
             partials: Mutex::new(HashMap::new()),
         });
         rt.spawn(upload_worker(shared.clone(), rx));
@@ -328,6 +332,7 @@ impl RemoteVfs {
             cached_bytes: lock(&self.shared.lru).total,
             leases_lost: get(&c.leases_lost),
             deletes: get(&c.deletes),
+            requests: get(&c.requests),
         }
     }
 
@@ -956,13 +961,14 @@ impl Shared {
 
     /// The size of the run file at `place` by its run directory's fresh listing: `Some(None)` when the listing
     /// lacks it, `None` when there is no fresh listing (then a `HEAD` tells). A key table of a run another
-    /// machine writes is always asked for: the engine reads it again exactly when the segments it read name keys
-    /// the table lacked (the writer uploads the table after them, so a listing can be between the two).
+    /// machine writes is taken from the listing only the first time it is opened after the listing: the engine
+    /// opens it again exactly when the segments it read name keys the table lacked (the writer uploads the table
+    /// after them, so a listing can fall between the two), and that open asks the object store.
     fn listed_size(&self, place: &Place) -> Option<Option<u64>> {
         let Place::RunFile(id, name) = place else { return None };
         let listed = lock(&self.listed);
         let (at, files, own) = listed.get(id)?;
-        if !own && matches!(parse_run_file(name), Some(RunFile::Keys(_))) {
+        if !own && matches!(parse_run_file(name), Some(RunFile::Keys(_))) && !lock(&self.keys_read).insert(id.clone()) {
             return None;
         }
         (at.elapsed() < LISTING_TTL).then(|| files.get(name).copied())
@@ -1113,6 +1119,7 @@ impl Shared {
         let mut pause = Duration::from_millis(50);
         let mut attempt = 0;
         loop {
+            self.counters.requests.fetch_add(1, Ordering::Relaxed);
             match op().await {
                 Ok(v) => return Ok(v),
                 Err(e) if transient(&e) && attempt < self.opts.retries => {
@@ -1320,6 +1327,7 @@ impl Vfs for RemoteVfsHandle {
                 }
                 let names = objects.iter().map(|(n, _)| n.clone()).collect();
                 lock(&v.shared.listed).insert(id.clone(), (Instant::now(), objects.into_iter().collect(), false));
+                lock(&v.shared.keys_read).remove(id);
                 names
             }
             // The cache root lists only what is local (less the partial downloads): a store another machine
@@ -1639,7 +1647,9 @@ impl Partial {
                 mine.push(n - 1);
             }
             if st.streak >= 2 || (st.streak == 1 && st.pass_start == 0) {
-                for b in last + 1..(last + 1 + per).min(n) {
+                // The rest of the file, in requests of one download range each, a few at once: small ranged GETs
+                // cost a round trip each, and a front-to-back pass reads the file to its end.
+                for b in last + 1..n {
                     if st.blocks[b] == BlockState::Missing {
                         st.blocks[b] = BlockState::Fetching;
                         ahead.push(b);
