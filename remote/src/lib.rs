@@ -127,7 +127,7 @@ pub const DEFAULT_CACHE_LIMIT: u64 = 1 << 30;
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 /// Default length of the upload queue.
 pub const DEFAULT_QUEUE: usize = 256;
-/// Default size of one ranged download request: 8 MiB.
+/// Default size of one ranged download request: 32 MiB (each request costs a round trip; four run at once).
 pub const DEFAULT_RANGE: u64 = 32 << 20;
 
 /// Options of the remote layer, built from [`RemoteOptions::default`] with the builder methods.
