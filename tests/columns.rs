@@ -114,7 +114,9 @@ fn dense_rows_are_small() {
     let bytes: u64 =
         std::fs::read_dir(dir.path().join("runs/r")).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
     let per_row = bytes as f64 / n as f64;
-    assert!(per_row <= 46.0, "{per_row:.1} bytes per row");
+    // 44 bytes of dense row, about 2 of zone map (a block record per 256 rows, a group record per 4 blocks since
+    // 2026-12-07, when sample traded 0.12 byte per row for a 12% faster bucket edge; snapshots), and the rest.
+    assert!(per_row <= 46.5, "{per_row:.1} bytes per row");
 }
 
 #[test]
