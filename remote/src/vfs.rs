@@ -859,12 +859,15 @@ async fn upload_run(shared: &Shared, id: &str, skip_seg: Option<(u32, u32)>, hea
             return;
         }
     };
-    // Data in segment order, the key table after the segments whose keys it names, headers after all.
+    // The key table first, then data in segment order, each data file cut at the length listed above, headers
+    // after all. The table is read after those lengths were taken, and the writer makes a key durable before a
+    // frame names it, so the table uploaded names every key of the frames uploaded after it: another machine
+    // never sees a segment that names keys the table in the object store lacks.
     let rank = |k: &RunFile| match k {
+        RunFile::Keys(v) => (0, *v, 0, 0),
         RunFile::Seg(v, s) => (1, *v, *s, 0),
         RunFile::Idx(v, s) => (1, *v, *s, 1),
         RunFile::Zmap(v, s) => (1, *v, *s, 2),
-        RunFile::Keys(v) => (2, *v, 0, 0),
         RunFile::Head(v) => (3, *v, 0, 0),
         RunFile::Deleted => (4, 0, 0, 0),
     };
@@ -893,7 +896,8 @@ async fn upload_run(shared: &Shared, id: &str, skip_seg: Option<(u32, u32)>, hea
         if needed {
             let key = Key::from(format!("{RUNS}/{id}/{name}"));
             let mode = if matches!(kind, RunFile::Head(_)) { PutMode::Create } else { PutMode::Overwrite };
-            match upload_file(shared, &path, &key, mode).await {
+            let cut = matches!(kind, RunFile::Seg(..) | RunFile::Idx(..) | RunFile::Zmap(..)).then_some(len);
+            match upload_file(shared, &path, &key, mode, cut).await {
                 Ok(()) => {}
                 Err(e) => {
                     // Stop here: later segments must not reach the object store before this one.
@@ -921,8 +925,19 @@ async fn upload_run(shared: &Shared, id: &str, skip_seg: Option<(u32, u32)>, hea
     }
 }
 
-async fn upload_file(shared: &Shared, path: &Path, key: &Key, mode: PutMode) -> std::result::Result<(), String> {
-    let bytes = Bytes::from(fs::read(path).map_err(|e| e.to_string())?);
+/// Uploads the file at `path` (its first `cut` bytes when given) as object `key`.
+async fn upload_file(
+    shared: &Shared,
+    path: &Path,
+    key: &Key,
+    mode: PutMode,
+    cut: Option<u64>,
+) -> std::result::Result<(), String> {
+    let mut bytes = fs::read(path).map_err(|e| e.to_string())?;
+    if let Some(n) = cut.and_then(|n| usize::try_from(n).ok()) {
+        bytes.truncate(n);
+    }
+    let bytes = Bytes::from(bytes);
     let len = bytes.len() as u64;
     let res = shared
         .retry("put", || shared.store.put_opts(key, PutPayload::from(bytes.clone()), PutOptions::from(mode.clone())))

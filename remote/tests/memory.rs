@@ -570,3 +570,93 @@ fn a_run_deleted_and_created_again_is_not_read_from_old_partial_files() {
     assert!(c.store.verify().unwrap().is_clean());
     assert!(b.store.verify().unwrap().is_clean());
 }
+
+/// An object store that, right after every segment is put, keeps a copy of everything it holds: the states
+/// another machine can list in the middle of an upload.
+#[derive(Debug)]
+struct Snapshots {
+    inner: Arc<dyn ObjectStore>,
+    copies: Mutex<Vec<Arc<dyn ObjectStore>>>,
+}
+
+impl std::fmt::Display for Snapshots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "snapshots({})", self.inner)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for Snapshots {
+    async fn put_opts(&self, location: &Key, payload: PutPayload, opts: PutOptions) -> object_store::Result<PutResult> {
+        let r = self.inner.put_opts(location, payload, opts).await?;
+        if location.as_ref().ends_with(".seg") {
+            let copy = InMemory::new();
+            let metas: Vec<ObjectMeta> = self.inner.list(None).try_collect().await?;
+            for m in metas {
+                let bytes = self.inner.get(&m.location).await?.bytes().await?;
+                copy.put(&m.location, bytes.into()).await?;
+            }
+            self.copies.lock().unwrap().push(Arc::new(copy));
+        }
+        Ok(r)
+    }
+    async fn put_multipart_opts(
+        &self,
+        location: &Key,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+    async fn get_opts(&self, location: &Key, options: GetOptions) -> object_store::Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Key>>,
+    ) -> BoxStream<'static, object_store::Result<Key>> {
+        self.inner.delete_stream(locations)
+    }
+    fn list(&self, prefix: Option<&Key>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+    async fn list_with_delimiter(&self, prefix: Option<&Key>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+    async fn copy_opts(&self, from: &Key, to: &Key, options: CopyOptions) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+/// The key table goes up before the segments whose frames name its keys: in every state of the bucket right
+/// after a segment upload, another machine replays the run without meeting a key the table lacks (each segment
+/// here brings new keys, and the writer keeps writing while the uploads run).
+#[test]
+fn a_segment_never_reaches_the_store_before_the_keys_it_names() {
+    let snaps = Arc::new(Snapshots { inner: memory(), copies: Mutex::new(Vec::new()) });
+    let os: Arc<dyn ObjectStore> = snaps.clone();
+    let a = machine(&os);
+    let mut w = a.store.create_run("p").unwrap();
+    for i in 0..1200u64 {
+        let key = format!("k{}", i / 40);
+        w.log_floats(&[("loss", i as f64), (key.as_str(), 1.0)]).unwrap();
+        if i % 300 == 299 {
+            w.sync().unwrap();
+        }
+    }
+    w.finish(0).unwrap();
+    a.remote.sync().unwrap();
+    let copies = snaps.copies.lock().unwrap().clone();
+    assert!(copies.len() >= 5, "only {} segment uploads", copies.len());
+    for (n, copy) in copies.iter().enumerate() {
+        let b = machine(copy);
+        let rows: Vec<forklog::LogRow> = b.store.history("p").unwrap().map(|r| r.unwrap()).collect();
+        let steps: Vec<u64> = rows.iter().map(|r| r.step).collect();
+        assert_eq!(steps, (0..steps.len() as u64).collect::<Vec<_>>(), "state {n}");
+        for r in &rows {
+            let want = format!("k{}", r.step / 40);
+            assert!(r.metrics.contains_key(want.as_str()), "state {n}: step {} lacks {want}", r.step);
+        }
+    }
+    let b = machine(&os);
+    assert_eq!(steps(&b.store, "p"), (0..1200).collect::<Vec<_>>());
+}
