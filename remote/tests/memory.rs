@@ -214,14 +214,16 @@ fn a_corrupted_object_is_corrupt_naming_its_key() {
     assert!(report.problems.iter().any(|p| b.remote.object_key(&p.file).as_deref() == Some("runs/r/v0-0.seg")));
 }
 
-/// An object store that fails the first `fail` puts (and the first `fail_gets` gets) and records the order of
-/// successful puts.
+/// An object store that fails the first `fail` puts (and the first `fail_gets` gets), records the order of
+/// successful puts, and (with `copies` set) keeps a copy of everything it holds right after every segment put:
+/// the states another machine can list in the middle of an upload.
 #[derive(Debug)]
 struct Flaky {
     inner: Arc<dyn ObjectStore>,
     fail: AtomicU32,
     fail_gets: AtomicU32,
     log: Mutex<Vec<String>>,
+    copies: Mutex<Option<Vec<Arc<dyn ObjectStore>>>>,
 }
 
 fn flaky() -> Arc<Flaky> {
@@ -230,7 +232,27 @@ fn flaky() -> Arc<Flaky> {
         fail: AtomicU32::new(0),
         fail_gets: AtomicU32::new(0),
         log: Mutex::new(Vec::new()),
+        copies: Mutex::new(None),
     })
+}
+
+impl Flaky {
+    /// A copy of every object (when copies are kept and `location` is a segment).
+    async fn copy_after(&self, location: &Key) -> object_store::Result<()> {
+        if !location.as_ref().ends_with(".seg") || self.copies.lock().unwrap().is_none() {
+            return Ok(());
+        }
+        let copy = InMemory::new();
+        let metas: Vec<ObjectMeta> = self.inner.list(None).try_collect().await?;
+        for m in metas {
+            let bytes = self.inner.get(&m.location).await?.bytes().await?;
+            copy.put(&m.location, bytes.into()).await?;
+        }
+        if let Some(c) = self.copies.lock().unwrap().as_mut() {
+            c.push(Arc::new(copy));
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Display for Flaky {
@@ -249,6 +271,7 @@ impl ObjectStore for Flaky {
         }
         let r = self.inner.put_opts(location, payload, opts).await?;
         self.log.lock().unwrap().push(location.to_string());
+        self.copy_after(location).await?;
         Ok(r)
     }
     async fn put_multipart_opts(
@@ -571,68 +594,13 @@ fn a_run_deleted_and_created_again_is_not_read_from_old_partial_files() {
     assert!(b.store.verify().unwrap().is_clean());
 }
 
-/// An object store that, right after every segment is put, keeps a copy of everything it holds: the states
-/// another machine can list in the middle of an upload.
-#[derive(Debug)]
-struct Snapshots {
-    inner: Arc<dyn ObjectStore>,
-    copies: Mutex<Vec<Arc<dyn ObjectStore>>>,
-}
-
-impl std::fmt::Display for Snapshots {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "snapshots({})", self.inner)
-    }
-}
-
-#[async_trait]
-impl ObjectStore for Snapshots {
-    async fn put_opts(&self, location: &Key, payload: PutPayload, opts: PutOptions) -> object_store::Result<PutResult> {
-        let r = self.inner.put_opts(location, payload, opts).await?;
-        if location.as_ref().ends_with(".seg") {
-            let copy = InMemory::new();
-            let metas: Vec<ObjectMeta> = self.inner.list(None).try_collect().await?;
-            for m in metas {
-                let bytes = self.inner.get(&m.location).await?.bytes().await?;
-                copy.put(&m.location, bytes.into()).await?;
-            }
-            self.copies.lock().unwrap().push(Arc::new(copy));
-        }
-        Ok(r)
-    }
-    async fn put_multipart_opts(
-        &self,
-        location: &Key,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-    async fn get_opts(&self, location: &Key, options: GetOptions) -> object_store::Result<GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<Key>>,
-    ) -> BoxStream<'static, object_store::Result<Key>> {
-        self.inner.delete_stream(locations)
-    }
-    fn list(&self, prefix: Option<&Key>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-    async fn list_with_delimiter(&self, prefix: Option<&Key>) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-    async fn copy_opts(&self, from: &Key, to: &Key, options: CopyOptions) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
-}
-
 /// The key table goes up before the segments whose frames name its keys: in every state of the bucket right
 /// after a segment upload, another machine replays the run without meeting a key the table lacks (each segment
 /// here brings new keys, and the writer keeps writing while the uploads run).
 #[test]
 fn a_segment_never_reaches_the_store_before_the_keys_it_names() {
-    let snaps = Arc::new(Snapshots { inner: memory(), copies: Mutex::new(Vec::new()) });
+    let snaps = flaky();
+    *snaps.copies.lock().unwrap() = Some(Vec::new());
     let os: Arc<dyn ObjectStore> = snaps.clone();
     let a = machine(&os);
     let mut w = a.store.create_run("p").unwrap();
@@ -645,7 +613,7 @@ fn a_segment_never_reaches_the_store_before_the_keys_it_names() {
     }
     w.finish(0).unwrap();
     a.remote.sync().unwrap();
-    let copies = snaps.copies.lock().unwrap().clone();
+    let copies = snaps.copies.lock().unwrap().clone().unwrap_or_default();
     assert!(copies.len() >= 5, "only {} segment uploads", copies.len());
     for (n, copy) in copies.iter().enumerate() {
         let b = machine(copy);
