@@ -468,6 +468,8 @@ impl RemoteVfs {
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
+        // Durable before it takes the cache name: after a crash a file under that name is a complete copy.
+        file.sync_data()?;
         fs::rename(&tmp, path)?;
         self.shared.counters.downloads.fetch_add(1, Ordering::Relaxed);
         self.shared.counters.downloaded_bytes.fetch_add(size, Ordering::Relaxed);
