@@ -202,6 +202,10 @@ fn main() {
     let mut trips: Vec<Duration> = (0..21).map(|_| time(|| rt.block_on(raw.head(&head_key)).unwrap()).1).collect();
     trips.sort();
     let trip = trips[trips.len() / 2];
+    // A listing of the run's directory (the first of the fork's two round trips), likewise.
+    let list_prefix = Key::from("team/runs/base");
+    let list_trip =
+        median((0..21).map(|_| time(|| rt.block_on(raw.list_with_delimiter(Some(&list_prefix))).unwrap()).1));
 
     // Machine C replays it cold, then warm.
     let c_dir = tempfile::tempdir().unwrap();
@@ -256,6 +260,11 @@ fn main() {
         "round trip           {:>9.2} ms  (median HEAD; a remote fork waits for at least 2 in a row: {:.1}x local)",
         ms(trip),
         (2.0 * ms(trip) + ms(local_fork)) / ms(local_fork)
+    );
+    println!(
+        "listing              {:>9.2} ms  (median list of the run; with one create and the local fork: {:.1}x local)",
+        ms(list_trip),
+        (ms(list_trip) + ms(trip) + ms(local_fork)) / ms(local_fork)
     );
     println!(
         "download+copy        {:>9.2} ms  ({:.0}x the cold fork, {:.0}x the warm fork; {:.1} MiB)",
