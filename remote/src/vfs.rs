@@ -813,20 +813,35 @@ async fn renew_lease(shared: Arc<Shared>, id: String, generation: u64) {
     }
 }
 
+/// Lets run `id`'s lease go (writes `expires_ms` 0, conditional on `version`). A renewal that was in flight
+/// when the writer let go may have moved the lease's ETag: while the object still names this owner and this
+/// process has not taken the run's lease again, the release is retried at the lease's current ETag.
+async fn let_lease_go(shared: &Shared, id: &str, mut version: UpdateVersion) {
+    let key = Key::from(format!("{LEASES}/{id}"));
+    let body = shared.lease_body(0);
+    for _ in 0..4 {
+        let mode = PutMode::Update(version.clone());
+        let put = shared
+            .retry("release", || shared.store.put_opts(&key, PutPayload::from(body.clone()), mode.clone().into()))
+            .await;
+        if !matches!(put, Err(object_store::Error::Precondition { .. })) || lock(&shared.leases).contains_key(id) {
+            return;
+        }
+        let Ok(got) = shared.retry("get", || shared.store.get(&key)).await else { return };
+        let current = UpdateVersion { e_tag: got.meta.e_tag.clone(), version: got.meta.version.clone() };
+        let Ok(bytes) = got.bytes().await else { return };
+        if parse_lease(&bytes).0 != shared.owner {
+            return;
+        }
+        version = current;
+    }
+}
+
 async fn upload_worker(shared: Arc<Shared>, mut rx: mpsc::Receiver<Job>) {
     while let Some(job) = rx.recv().await {
         match job {
             Job::Run { id, skip_seg, heads, release } => upload_run(&shared, &id, skip_seg, heads, release).await,
-            Job::Release { id, version } => {
-                let key = Key::from(format!("{LEASES}/{id}"));
-                let body = shared.lease_body(0);
-                let mode = PutMode::Update(version);
-                let _ = shared
-                    .retry("release", || {
-                        shared.store.put_opts(&key, PutPayload::from(body.clone()), mode.clone().into())
-                    })
-                    .await;
-            }
+            Job::Release { id, version } => let_lease_go(&shared, &id, version).await,
             Job::Barrier(tx) => {
                 let _ = tx.send(());
             }

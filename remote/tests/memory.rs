@@ -11,7 +11,7 @@ use forklog_remote::object_store::memory::InMemory;
 use forklog_remote::object_store::path::Path as Key;
 use forklog_remote::object_store::{
     self, CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult,
+    PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
 use forklog_remote::{Remote, RemoteOptions};
 use futures::stream::BoxStream;
@@ -224,6 +224,8 @@ struct Flaky {
     fail_gets: AtomicU32,
     log: Mutex<Vec<String>>,
     copies: Mutex<Option<Vec<Arc<dyn ObjectStore>>>>,
+    /// Milliseconds each conditional update of a lease object takes (a slow store keeps renewals in flight).
+    lease_delay_ms: AtomicU32,
 }
 
 fn flaky() -> Arc<Flaky> {
@@ -233,6 +235,7 @@ fn flaky() -> Arc<Flaky> {
         fail_gets: AtomicU32::new(0),
         log: Mutex::new(Vec::new()),
         copies: Mutex::new(None),
+        lease_delay_ms: AtomicU32::new(0),
     })
 }
 
@@ -268,6 +271,10 @@ impl ObjectStore for Flaky {
             && self.fail.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
         {
             return Err(object_store::Error::Generic { store: "flaky", source: "injected failure".into() });
+        }
+        let delay = self.lease_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 && location.as_ref().contains("leases/") && matches!(opts.mode, PutMode::Update(_)) {
+            tokio::time::sleep(Duration::from_millis(u64::from(delay))).await;
         }
         let r = self.inner.put_opts(location, payload, opts).await?;
         self.log.lock().unwrap().push(location.to_string());
@@ -627,4 +634,31 @@ fn a_segment_never_reaches_the_store_before_the_keys_it_names() {
     }
     let b = machine(&os);
     assert_eq!(steps(&b.store, "p"), (0..1200).collect::<Vec<_>>());
+}
+
+/// A writer that finishes while a renewal of its lease is in flight still lets the lease go (the renewal moved
+/// the lease's ETag): the next machine's writer takes the run at once, round after round.
+#[test]
+fn a_lease_renewed_while_its_writer_finishes_is_let_go() {
+    let slow = flaky();
+    // Renewed every 200 ms, each conditional update of the lease taking 60 ms.
+    slow.lease_delay_ms.store(60, Ordering::SeqCst);
+    let os: Arc<dyn ObjectStore> = slow.clone();
+    let a = machine_with(&os, opts().lease(Duration::from_millis(600)));
+    let b = machine_with(&os, opts().lease(Duration::from_millis(600)));
+    let mut busy = Vec::new();
+    for round in 0..10u64 {
+        let id = format!("r{round}");
+        let mut w = a.store.create_run(&id).unwrap();
+        w.log_floats(&[("x", 1.0)]).unwrap();
+        // Finish at another moment of the renewal period each round, some while the renewal is in flight.
+        std::thread::sleep(Duration::from_millis(150 + 23 * round));
+        w.finish(0).unwrap();
+        match b.store.resume(&id) {
+            Ok(w) => w.finish(0).unwrap(),
+            Err(Error::RunBusy { .. }) => busy.push(round),
+            Err(e) => panic!("round {round}: {e}"),
+        }
+    }
+    assert!(busy.is_empty(), "the lease was still held after its writer finished in rounds {busy:?}");
 }
