@@ -767,18 +767,16 @@ fn base_run_of(head: &[u8]) -> Option<String> {
     String::from_utf8(bytes.to_vec()).ok()
 }
 
-/// `(owner, expires_ms)` of a lease object; unreadable leases count as expired.
+/// The body of a lease object (docs/FORMAT.md, "Lease object").
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LeaseBody {
+    owner: String,
+    expires_ms: u64,
+}
+
+/// `(owner, expires_ms)` of a lease object; unreadable leases count as expired (no owner, 0).
 fn parse_lease(bytes: &[u8]) -> (String, u64) {
-    let text = String::from_utf8_lossy(bytes);
-    let field = |name: &str| -> Option<String> {
-        let at = text.find(&format!("\"{name}\":"))? + name.len() + 3;
-        let rest = text[at..].trim_start().trim_start_matches('"');
-        let end = rest.find(['"', ',', '}']).unwrap_or(rest.len());
-        Some(rest[..end].trim().to_string())
-    };
-    let owner = field("owner").unwrap_or_default();
-    let expires = field("expires_ms").and_then(|v| v.parse().ok()).unwrap_or(0);
-    (owner, expires)
+    serde_json::from_slice::<LeaseBody>(bytes).map(|b| (b.owner, b.expires_ms)).unwrap_or_default()
 }
 
 async fn renew_lease(shared: Arc<Shared>, id: String, generation: u64) {
@@ -1066,7 +1064,10 @@ impl Shared {
     }
 
     fn lease_body(&self, expires_ms: u64) -> Vec<u8> {
-        format!("{{\"owner\":\"{}\",\"expires_ms\":{expires_ms}}}\n", self.owner).into_bytes()
+        let body = LeaseBody { owner: self.owner.clone(), expires_ms };
+        let mut bytes = serde_json::to_vec(&body).unwrap_or_default();
+        bytes.push(b'\n');
+        bytes
     }
 
     fn fail(&self, message: String) {
@@ -1851,5 +1852,23 @@ impl VfsFile for PartialFile {
     }
     fn unlock(&self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lease bodies read back; anything unreadable counts as expired (no owner, time 0).
+    #[test]
+    fn lease_bodies_round_trip_and_garbage_is_expired() {
+        let body = serde_json::to_vec(&LeaseBody { owner: "00000000000000ab".into(), expires_ms: 1_700_000_000_123 });
+        let mut body = body.unwrap_or_default();
+        assert_eq!(body, br#"{"owner":"00000000000000ab","expires_ms":1700000000123}"#.to_vec());
+        body.push(b'\n');
+        assert_eq!(parse_lease(&body), ("00000000000000ab".to_string(), 1_700_000_000_123));
+        for bad in [&b""[..], b"{", b"{\"owner\":\"x\"}", b"{\"owner\":1,\"expires_ms\":2}", b"\xff\xfe"] {
+            assert_eq!(parse_lease(bad), (String::new(), 0), "{bad:?}");
+        }
     }
 }
