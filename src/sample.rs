@@ -501,14 +501,21 @@ impl crate::zonemap::Visit for Visit<'_> {
             let bucket = self.bucket(step);
             let hi = self.cur.1;
             let j = i + steps[i..].partition_point(|s| *s <= hi);
-            self.aggs.clear();
-            crate::zonemap::columns_agg(rows, i * stride, k, &steps[i..j], &mut self.aggs);
-            for (n, key) in template.iter().enumerate() {
+            // Every column in one pass when all are wanted, else only the wanted ones (a key filter).
+            let wanted = template.iter().filter(|key| self.slot(**key) != SKIP).count();
+            let all = wanted == k;
+            for (col, key) in template.iter().enumerate() {
                 let slot = self.slot(*key);
-                if slot != SKIP {
-                    let agg = self.aggs[n];
-                    self.c.add(slot, bucket, &agg);
+                if slot == SKIP {
+                    continue;
                 }
+                if !all || col == 0 {
+                    self.aggs.clear();
+                    let cols = if all { 0..k } else { col..col + 1 };
+                    crate::zonemap::columns_agg(rows, i * stride, k, cols, &steps[i..j], &mut self.aggs);
+                }
+                let agg = if all { self.aggs[col] } else { self.aggs[0] };
+                self.c.add(slot, bucket, &agg);
             }
             i = j;
         }

@@ -990,11 +990,18 @@ impl Builder {
     }
 }
 
-/// The M4 aggregates of the `k` columns of `steps.len()` (>= 1) dense rows of `k` floats starting at payload
+/// The M4 aggregates of columns `cols` of `steps.len()` (>= 1) dense rows of `k` floats starting at payload
 /// offset `start` (rows of `4 + 8k` bytes), appended to `out` in column order: the same results as pushing
 /// each column's values one by one ([`Agg::push`]). One pass over the rows updates up to 8 columns at a time,
 /// so their comparisons do not wait on each other.
-pub(crate) fn columns_agg(payload: &[u8], start: usize, k: usize, steps: &[u64], out: &mut Vec<Agg>) {
+pub(crate) fn columns_agg(
+    payload: &[u8],
+    start: usize,
+    k: usize,
+    cols: std::ops::Range<usize>,
+    steps: &[u64],
+    out: &mut Vec<Agg>,
+) {
     const W: usize = 8;
     let stride = 4 + 8 * k;
     let n = steps.len();
@@ -1004,37 +1011,31 @@ pub(crate) fn columns_agg(payload: &[u8], start: usize, k: usize, steps: &[u64],
     let rows = payload.get(start..).unwrap_or_default();
     // A row past the payload's end reads as zeros (a caller passes only rows the decoder has checked).
     let at = |r: usize, j: usize| f64_at(rows.get(r * stride + 4 + 8 * j..).unwrap_or_default());
-    for c0 in (0..k).step_by(W) {
-        let m = W.min(k - c0);
+    for c0 in cols.clone().step_by(W) {
+        let m = W.min(cols.end - c0);
         // Strict comparisons from the infinities keep the earliest of equals and skip NaNs; a column whose
         // non-NaN values are all +inf (or all -inf) never passes them and is found by the slow path below.
         let (mut lo, mut lo_i) = ([f64::INFINITY; W], [usize::MAX; W]);
         let (mut hi, mut hi_i) = ([f64::NEG_INFINITY; W], [usize::MAX; W]);
+        // Selects, not branches: which values set a new extreme is data, not a pattern.
+        let mut take = |j: usize, r: usize, x: f64| {
+            let (lt, gt) = (x < lo[j], x > hi[j]);
+            lo_i[j] = if lt { r } else { lo_i[j] };
+            hi_i[j] = if gt { r } else { hi_i[j] };
+            lo[j] = f64::from_bits(if lt { x.to_bits() } else { lo[j].to_bits() });
+            hi[j] = f64::from_bits(if gt { x.to_bits() } else { hi[j].to_bits() });
+        };
         let mut done = 0;
         for (r, row) in rows.chunks_exact(stride).take(n).enumerate() {
-            let cols = &row[4 + 8 * c0..];
+            let row = &row[4 + 8 * c0..];
             for j in 0..m {
-                // Selects, not branches: which values set a new extreme is data, not a pattern.
-                let x = f64_at(&cols[8 * j..]);
-                let (lt, gt) = (x < lo[j], x > hi[j]);
-                lo_i[j] = if lt { r } else { lo_i[j] };
-                hi_i[j] = if gt { r } else { hi_i[j] };
-                lo[j] = f64::from_bits(if lt { x.to_bits() } else { lo[j].to_bits() });
-                hi[j] = f64::from_bits(if gt { x.to_bits() } else { hi[j].to_bits() });
+                take(j, r, f64_at(&row[8 * j..]));
             }
             done = r + 1;
         }
         for r in done..n {
             for j in 0..m {
-                let x = at(r, c0 + j);
-                if x < lo[j] {
-                    lo[j] = x;
-                    lo_i[j] = r;
-                }
-                if x > hi[j] {
-                    hi[j] = x;
-                    hi_i[j] = r;
-                }
+                take(j, r, at(r, c0 + j));
             }
         }
         for j in 0..m {
@@ -1087,7 +1088,7 @@ pub(crate) fn blocks_of(off: u64, payload: &[u8]) -> D<Vec<Block>> {
             b.block.end = (start + n * (4 + 8 * k)) as u64;
             b.block.stats.record_logs(steps[0], steps[n - 1], n as u64);
             aggs.clear();
-            columns_agg(payload, start, k, &steps, &mut aggs);
+            columns_agg(payload, start, k, 0..k, &steps, &mut aggs);
             for (key, agg) in template.iter().zip(&aggs) {
                 b.floats(*key, agg);
             }
@@ -2170,8 +2171,13 @@ mod tests {
             }
             let steps: Vec<u64> = (0..n as u64).map(|i| 10 + 3 * i).collect();
             let mut got = Vec::new();
-            columns_agg(&rows, 0, k, &steps, &mut got);
+            columns_agg(&rows, 0, k, 0..k, &steps, &mut got);
             assert_eq!(got.len(), k);
+            // One column alone (as a sample with a key filter asks) is that column's aggregate.
+            let j = case % k;
+            let mut one = Vec::new();
+            columns_agg(&rows, 0, k, j..j + 1, &steps, &mut one);
+            assert_eq!(format!("{:?}", one), format!("{:?}", [got[j]]));
             for (col, got) in cols.iter().zip(&got) {
                 let mut want = Agg::one(steps[0], col[0]);
                 for (s, x) in steps.iter().zip(col).skip(1) {
