@@ -164,7 +164,16 @@ impl EventStream {
         to: Option<u64>,
         tail: Option<Tail>,
     ) -> EventStream {
-        let pieces = pieces.into_iter().filter(|p| !(from.is_some() && p.cap.is_some() && p.cap < from)).collect();
+        let pieces: VecDeque<Piece> =
+            pieces.into_iter().filter(|p| !(from.is_some() && p.cap.is_some() && p.cap < from)).collect();
+        if from.is_none() {
+            // A replay from the start reads every segment of its pieces up to their cuts, in order.
+            let segs = pieces.iter().flat_map(|p| {
+                let last = p.cut.map_or(p.view.segs, |c| c.seg.saturating_add(1).min(p.view.segs));
+                (0..last).map(|seq| p.view.seg_path(seq))
+            });
+            cat.vfs.will_read(&segs.collect::<Vec<_>>());
+        }
         let frames = Frames { cat, pieces, from, to, cur: None, done: false, tail };
         EventStream { frames, pending: VecDeque::new() }
     }

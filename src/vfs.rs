@@ -78,6 +78,12 @@ pub trait Vfs: Send + Sync + Debug {
     /// archived versions); the caller must not rely on seeing later changes. The [`Mapping`] hints may be
     /// no-ops.
     fn map(&self, path: &Path) -> io::Result<MappedBytes>;
+    /// Hints that the files `paths` will be read soon, whole and front to back, in this order (the segments of
+    /// a replay from its start). A file system that fetches files on demand (an object-storage cache) may start
+    /// fetching them now; the default does nothing. A hint never changes what reads return.
+    fn will_read(&self, paths: &[std::path::PathBuf]) {
+        let _ = paths;
+    }
 }
 
 /// An open file.

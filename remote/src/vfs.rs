@@ -16,7 +16,7 @@ use bytes::Bytes;
 use forklog::vfs::{MappedBytes, OpenMode, StdFs, Vfs, VfsFile};
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as Key;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, oneshot};
 
@@ -32,6 +32,8 @@ pub(crate) const PARTIAL_DIR: &str = ".forklog-partial";
 pub(crate) const BLOCK: u64 = 256 << 10;
 /// Blocks a read that does not continue the previous one fetches at least (2 MiB).
 const JUMP: usize = 8;
+/// How many files a replay's read-ahead fetches ahead of the one being read ([`Vfs::will_read`]).
+const READ_AHEAD_FILES: usize = 2;
 /// How long a run directory's listing answers for its objects' sizes (instead of a `HEAD` per file opened).
 pub(crate) const LISTING_TTL: Duration = Duration::from_secs(1);
 
@@ -232,6 +234,8 @@ pub(crate) struct Shared {
     keys_read: Mutex<HashSet<String>>,
     /// Partially fetched files by their cache path (until complete or evicted).
     partials: Mutex<HashMap<PathBuf, Arc<Partial>>>,
+    /// A replay's read-ahead ([`Vfs::will_read`]): the file fetched when the reader opens the file before it.
+    read_next: Mutex<HashMap<PathBuf, PathBuf>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -297,6 +301,7 @@ impl RemoteVfs {
             listed: Mutex::new(HashMap::new()),
             keys_read: Mutex::new(HashSet::new()),
             partials: Mutex::new(HashMap::new()),
+            read_next: Mutex::new(HashMap::new()),
         });
         rt.spawn(upload_worker(shared.clone(), rx));
         Ok(RemoteVfs { shared, rt, queue: tx })
@@ -518,9 +523,11 @@ impl RemoteVfs {
         }))
     }
 
-    /// A run this cache has nothing of was just listed: its reader asks for the headers, the key table, the
-    /// segment indexes and the first and last block of segments next (for at most four segments of the latest
-    /// version), so they are fetched now, in parallel, in the background.
+    /// A run this cache has nothing of was just listed: every reader of it asks for the headers, the latest
+    /// version's key table and (for at most four segments) its segment indexes next, so they are fetched now,
+    /// in parallel, in the background. Segments are not: a replay asks for them whole ([`Vfs::will_read`]), a
+    /// fork's position lookup for a few blocks, and a request for blocks nobody reads would only delay the
+    /// others (a server answers a few at a time).
     fn prefetch(&self, id: &str, objects: &[(String, u64)]) {
         let latest = objects.iter().filter_map(|(n, _)| match parse_run_file(n) {
             Some(RunFile::Head(v)) => Some(v),
@@ -531,23 +538,51 @@ impl RemoteVfs {
         let few = segs.count() <= 4;
         let dir = self.shared.cache.join(RUNS).join(id);
         for (name, size) in objects {
-            // Whole files, or (a segment) its first and last block, which every reader of it reads first.
-            let (wanted, ends) = match parse_run_file(name) {
-                Some(RunFile::Head(_)) => (true, false),
-                Some(RunFile::Keys(v)) => (v == latest, false),
-                Some(RunFile::Idx(v, _)) => (v == latest && few, false),
-                Some(RunFile::Seg(v, _)) => (v == latest && few, *size > BLOCK),
-                _ => (false, false),
+            let wanted = match parse_run_file(name) {
+                Some(RunFile::Head(_)) => true,
+                Some(RunFile::Keys(v)) => v == latest,
+                Some(RunFile::Idx(v, _)) => v == latest && few,
+                _ => false,
             };
             let path = dir.join(name);
             if !wanted || *size == 0 || self.shared.partial(&path, *size).is_some() {
                 continue;
             }
             if let Ok(p) = Partial::create(&self.shared, &path, &format!("{RUNS}/{id}/{name}"), *size) {
-                let blocks = size.div_ceil(BLOCK) as usize;
-                let which: Vec<usize> = if ends { vec![0, blocks - 1] } else { (0..blocks).collect() };
-                p.fetch_in_background(&self.shared, &self.rt, &which);
+                let blocks: Vec<usize> = (0..size.div_ceil(BLOCK) as usize).collect();
+                p.fetch_in_background(&self.shared, &self.rt, &blocks);
             }
+        }
+    }
+
+    /// Starts fetching the whole of `path` (a run file the cache lacks, of a fresh listing) in the background,
+    /// in requests of one download range each; readers wait for the blocks in flight.
+    fn fetch_whole_in_background(&self, path: &Path) {
+        let place = self.shared.place(path);
+        let Place::RunFile(id, name) = &place else { return };
+        if path.exists() || lock(&self.shared.written).contains(path) {
+            return;
+        }
+        let Some(Some(size)) = self.shared.listed_size(&place) else { return };
+        if size == 0 {
+            return;
+        }
+        let p = match self.shared.partial(path, size) {
+            Some(p) => p,
+            None => match Partial::create(&self.shared, path, &format!("{RUNS}/{id}/{name}"), size) {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let blocks: Vec<usize> = (0..size.div_ceil(BLOCK) as usize).collect();
+        p.fetch_in_background(&self.shared, &self.rt, &blocks);
+    }
+
+    /// A file of a replay's read-ahead is opened: fetch the file [`READ_AHEAD_FILES`] after it.
+    fn opened_for_replay(&self, path: &Path) {
+        let next = lock(&self.shared.read_next).remove(path);
+        if let Some(next) = next {
+            self.fetch_whole_in_background(&next);
         }
     }
 
@@ -1269,6 +1304,7 @@ impl Vfs for RemoteVfsHandle {
             let key = format!("{RUNS}/{id}/{name}");
             match mode {
                 OpenMode::Read => {
+                    v.opened_for_replay(path);
                     // A segment is read in chunks (`pread`): fetch only the blocks read.
                     let sparse = matches!(parse_run_file(name), Some(RunFile::Seg(..)));
                     if let Some(partial) = v.ensure_local(path, &key, &place, sparse)? {
@@ -1518,9 +1554,28 @@ impl Vfs for RemoteVfsHandle {
         let v = &self.0;
         let place = v.shared.place(path);
         if let Place::RunFile(id, name) = &place {
+            v.opened_for_replay(path);
             v.ensure_local(path, &format!("{RUNS}/{id}/{name}"), &place, false)?;
         }
         StdFs.map(path)
+    }
+
+    fn will_read(&self, paths: &[PathBuf]) {
+        let v = &self.0;
+        {
+            // Each file names the one `READ_AHEAD_FILES` after it: while the reader is in file k, files k + 1
+            // to k + READ_AHEAD_FILES are on their way (and in the cache, within its limit).
+            let mut next = lock(&v.shared.read_next);
+            if next.len() > 4096 {
+                next.clear();
+            }
+            for w in paths.windows(READ_AHEAD_FILES + 1) {
+                next.insert(w[0].clone(), w[READ_AHEAD_FILES].clone());
+            }
+        }
+        for p in paths.iter().take(READ_AHEAD_FILES) {
+            v.fetch_whole_in_background(p);
+        }
     }
 }
 
@@ -1614,17 +1669,71 @@ impl Partial {
         Ok(p)
     }
 
-    /// Fetches the blocks of run `(a, b)` into the file.
-    async fn get_run(&self, shared: &Shared, (a, b): (usize, usize)) -> io::Result<()> {
+    /// Fetches the blocks of run `(a, b)` into the file with one ranged request whose body is written as it
+    /// streams in: each block is marked present (and its waiting readers woken) as soon as it is wholly
+    /// written, so a replay decodes the first blocks while the last are still on the way. A body that breaks
+    /// off is asked for again from its first block not written whole (with backoff, as many times as a request
+    /// is retried); blocks still not written when that fails are missing again (a reader that needs one fetches
+    /// it and sees the error). Returns whether every block of the file is present now.
+    async fn fetch_run(&self, shared: &Shared, (a, b): (usize, usize)) -> io::Result<bool> {
+        let mut settled = a;
+        let mut pause = Duration::from_millis(50);
+        let mut attempt = 0;
+        let res = loop {
+            let mut answered = false;
+            match self.stream_run(shared, (settled, b), &mut settled, &mut answered).await {
+                Err(_) if answered && attempt < shared.opts.retries => {
+                    attempt += 1;
+                    shared.counters.upload_retries.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                r => break r,
+            }
+        };
+        let all = if settled <= b { self.settle((settled, b), res.is_ok()) } else { self.all_present() };
+        res.map(|()| all)
+    }
+
+    /// One request of [`fetch_run`](Self::fetch_run): `settled` is the first block not yet marked present;
+    /// `answered` is set once the object store answered (a failure after that broke off the body).
+    async fn stream_run(
+        &self,
+        shared: &Shared,
+        (a, b): (usize, usize),
+        settled: &mut usize,
+        answered: &mut bool,
+    ) -> io::Result<()> {
         let r = a as u64 * BLOCK..((b as u64 + 1) * BLOCK).min(self.size);
         let key = &self.key;
-        let bytes = shared.retry("get_range", || shared.store.get_range(key, r.clone())).await.map_err(to_io)?;
-        if bytes.len() as u64 != r.end - r.start {
+        let opts = || GetOptions::new().with_range(Some(r.clone()));
+        let mut body = shared.retry("get_range", || shared.store.get_opts(key, opts())).await.map_err(to_io)?.into_stream();
+        *answered = true;
+        let mut at = r.start;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(to_io)?;
+            if at + chunk.len() as u64 > r.end {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{key}: longer than asked for")));
+            }
+            std::os::unix::fs::FileExt::write_all_at(&self.file, &chunk, at)?;
+            at += chunk.len() as u64;
+            shared.counters.downloaded_bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            // Blocks wholly written by now (the run's last block may be the file's short last block).
+            let done = if at == r.end { b + 1 } else { (at / BLOCK) as usize };
+            if done > *settled {
+                self.settle((*settled, done - 1), true);
+                *settled = done;
+            }
+        }
+        if at != r.end {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{key}: short read")));
         }
-        std::os::unix::fs::FileExt::write_all_at(&self.file, &bytes, r.start)?;
-        shared.counters.downloaded_bytes.fetch_add(r.end - r.start, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Whether every block is present.
+    fn all_present(&self) -> bool {
+        lock(&self.state).blocks.iter().all(|s| *s == BlockState::Present)
     }
 
     /// Marks run `(a, b)` present (or missing again after a failure) and wakes waiting readers; true when
@@ -1698,19 +1807,17 @@ impl Partial {
         let mut failure = None;
         if !mine.is_empty() {
             let runs = runs_of(&mine, per);
-            let results: Vec<((usize, usize), io::Result<()>)> = rt.block_on(
+            let results: Vec<io::Result<bool>> = rt.block_on(
                 futures::stream::iter(runs)
-                    .map(|run| async move { (run, self.get_run(shared, run).await) })
+                    .map(|run| async move { self.fetch_run(shared, run).await })
                     .buffer_unordered(shared.opts.parallel)
                     .collect(),
             );
-            for (run, r) in results {
-                let ok = r.is_ok();
-                if let Err(e) = r {
-                    failure = Some(e);
-                }
-                if self.settle(run, ok) {
-                    self.finish(shared)?;
+            for r in results {
+                match r {
+                    Ok(true) => self.finish(shared)?,
+                    Ok(false) => {}
+                    Err(e) => failure = Some(e),
                 }
             }
         }
@@ -1757,8 +1864,7 @@ impl Partial {
         let p = &self;
         futures::stream::iter(runs)
             .map(|run| async move {
-                let ok = p.get_run(shared, run).await.is_ok();
-                if p.settle(run, ok) {
+                if let Ok(true) = p.fetch_run(shared, run).await {
                     let _ = p.finish(shared);
                 }
             })
@@ -1775,6 +1881,9 @@ impl Partial {
             return Ok(());
         }
         *finished = true;
+        // The partial file stays findable until the file is in place: a reader that looks in between finds one
+        // or the other (and waits on `finished`), never neither (which would download the file again).
+        let moved = self.move_into_place();
         {
             let mut partials = lock(&shared.partials);
             if partials.get(&self.path).is_some_and(|p| std::ptr::eq(Arc::as_ptr(p), self)) {
@@ -1787,22 +1896,28 @@ impl Partial {
                 lru.total -= size;
             }
         }
+        if let Ok(true) = moved {
+            shared.counters.downloads.fetch_add(1, Ordering::Relaxed);
+            shared.touch(&self.path, self.size);
+        }
+        moved.map(|_| ())
+    }
+
+    /// Syncs the complete file and renames it to its cache path; false when it was not (the cache got a copy
+    /// meanwhile, or the partial file was evicted: the bytes stay readable through open handles).
+    fn move_into_place(&self) -> io::Result<bool> {
         if !self.tmp.exists() || fs::metadata(&self.path).is_ok_and(|m| m.len() >= self.size) {
             let _ = fs::remove_file(&self.tmp);
-            return Ok(());
+            return Ok(false);
         }
         self.file.sync_data()?;
         if let Some(dir) = self.path.parent() {
             fs::create_dir_all(dir)?;
         }
         match fs::rename(&self.tmp, &self.path) {
-            // Evicted meanwhile: the bytes stay readable through open handles, just not cached.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            r => r?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            r => r.map(|()| true),
         }
-        shared.counters.downloads.fetch_add(1, Ordering::Relaxed);
-        shared.touch(&self.path, self.size);
-        Ok(())
     }
 
     /// Fetches every missing block.

@@ -10,12 +10,13 @@ use forklog::{Error, ForkPoint, Options, Store, SyncPolicy};
 use forklog_remote::object_store::memory::InMemory;
 use forklog_remote::object_store::path::Path as Key;
 use forklog_remote::object_store::{
-    self, CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt,
+    self, CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt,
     PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
 use forklog_remote::{Remote, RemoteOptions};
 use futures::stream::BoxStream;
-use futures::TryStreamExt;
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
 use tempfile::TempDir;
 
 mod common;
@@ -226,6 +227,10 @@ struct Flaky {
     copies: Mutex<Option<Vec<Arc<dyn ObjectStore>>>>,
     /// Milliseconds each conditional update of a lease object takes (a slow store keeps renewals in flight).
     lease_delay_ms: AtomicU32,
+    /// The keys of the GETs served (not `HEAD`s), in order.
+    gets: Mutex<Vec<String>>,
+    /// How many of the next GETs of a segment deliver three quarters of their body, then fail.
+    cut_bodies: AtomicU32,
 }
 
 fn flaky() -> Arc<Flaky> {
@@ -236,6 +241,8 @@ fn flaky() -> Arc<Flaky> {
         log: Mutex::new(Vec::new()),
         copies: Mutex::new(None),
         lease_delay_ms: AtomicU32::new(0),
+        gets: Mutex::new(Vec::new()),
+        cut_bodies: AtomicU32::new(0),
     })
 }
 
@@ -294,7 +301,30 @@ impl ObjectStore for Flaky {
         {
             return Err(object_store::Error::Generic { store: "flaky", source: "injected get failure".into() });
         }
-        self.inner.get_opts(location, options).await
+        let head = options.head;
+        let r = self.inner.get_opts(location, options).await?;
+        if head {
+            return Ok(r);
+        }
+        self.gets.lock().unwrap().push(location.to_string());
+        if !location.as_ref().ends_with(".seg")
+            || self.cut_bodies.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_err()
+        {
+            return Ok(r);
+        }
+        let (meta, range, attributes) = (r.meta.clone(), r.range.clone(), r.attributes.clone());
+        let body = r.bytes().await?;
+        let cut: Vec<object_store::Result<Bytes>> = vec![
+            Ok(body.slice(..body.len() * 3 / 4)),
+            Err(object_store::Error::Generic { store: "flaky", source: "connection reset mid-body".into() }),
+        ];
+        Ok(GetResult {
+            payload: GetResultPayload::Stream(futures::stream::iter(cut).boxed()),
+            meta,
+            range,
+            attributes,
+            extensions: Default::default(),
+        })
     }
     fn delete_stream(
         &self,
@@ -539,6 +569,58 @@ fn partial_files_count_in_the_cache_limit() {
     let s = b.remote.stats();
     assert!(s.evictions > 0 && s.cached_bytes <= limit, "{s:?}");
     assert_eq!(steps(&b.store, "f3"), (0..=160_000).collect::<Vec<_>>());
+}
+
+/// The objects of the run `p` and their total size.
+fn run_bytes(os: &Arc<dyn ObjectStore>) -> u64 {
+    sizes(os, "team/a/runs/p", "").iter().sum()
+}
+
+#[test]
+fn a_cold_replay_fetches_each_segment_whole_with_one_request() {
+    let flaky = flaky();
+    let os: Arc<dyn ObjectStore> = flaky.clone();
+    let a = machine_with(&os, big_opts());
+    write_columns(&a.store, "p", 200_000);
+    let segs = sizes(&os, "team/a/runs/p", ".seg").len();
+    assert!(segs >= 3, "{segs} segments");
+
+    let b = machine_with(&os, big_opts());
+    flaky.gets.lock().unwrap().clear();
+    assert_eq!(steps(&b.store, "p"), (0..200_000).collect::<Vec<_>>());
+    // The replay names its segments up front (`Vfs::will_read`): each is fetched ahead, whole, in one request,
+    // the active one (read in chunks, not mapped) too.
+    let gets = flaky.gets.lock().unwrap().clone();
+    for i in 0..segs {
+        let key = format!("team/a/runs/p/v0-{i}.seg");
+        assert_eq!(gets.iter().filter(|k| **k == key).count(), 1, "{key} in {gets:?}");
+    }
+    // Every byte was fetched once.
+    assert!(b.remote.stats().downloaded_bytes <= run_bytes(&os), "{:?}", b.remote.stats());
+    assert!(b.store.verify().unwrap().is_clean());
+}
+
+#[test]
+fn a_body_cut_mid_transfer_is_fetched_again_from_where_it_stopped() {
+    let flaky = flaky();
+    let os: Arc<dyn ObjectStore> = flaky.clone();
+    let a = machine_with(&os, big_opts());
+    write_columns(&a.store, "p", 200_000);
+    let b = machine_with(&os, big_opts());
+    // The read-ahead's first two segment downloads break off after three quarters of their bytes.
+    flaky.cut_bodies.store(2, Ordering::SeqCst);
+    assert_eq!(steps(&b.store, "p"), (0..200_000).collect::<Vec<_>>());
+    assert_eq!(flaky.cut_bodies.load(Ordering::SeqCst), 0, "two bodies were cut");
+    // The blocks that arrived whole were kept: only the rest was asked for again (from the block the body broke
+    // off in, 256 KiB at most, fetched twice).
+    assert!(b.remote.stats().downloaded_bytes <= run_bytes(&os) + 2 * (256 << 10), "{:?}", b.remote.stats());
+    for (i, n) in sizes(&os, "team/a/runs/p", ".seg").into_iter().enumerate() {
+        let path = b.remote.cache_dir().join(format!("runs/p/v0-{i}.seg"));
+        assert_eq!(std::fs::metadata(&path).map(|m| m.len()).ok(), Some(n), "{}", path.display());
+    }
+    assert!(b.store.verify().unwrap().is_clean());
+    let c = machine_with(&os, big_opts());
+    assert_eq!(steps(&c.store, "p"), (0..200_000).collect::<Vec<_>>());
 }
 
 #[test]
