@@ -86,8 +86,22 @@ pub(crate) fn store_for_url(url: &str) -> Result<(Arc<dyn ObjectStore>, String)>
 /// the run (then no other machine wrote any of them).
 type RunListing = (Instant, HashMap<String, u64>, bool);
 
-/// A remote directory listing: `(objects with sizes, child prefixes)`.
-type Listing = (Vec<(String, u64)>, Vec<String>);
+/// A remote directory listing: `(objects with sizes, child prefixes, headers)`.
+type Listing = (Vec<(String, u64)>, Vec<String>, Heads);
+
+/// The version headers of a run directory's listing with their ETags.
+type Heads = HashMap<String, Option<String>>;
+
+/// The headers among `objects`, with their ETags.
+fn heads_of(objects: &[object_store::ObjectMeta]) -> Heads {
+    objects
+        .iter()
+        .filter_map(|o| {
+            let name = o.location.filename()?;
+            matches!(parse_run_file(name), Some(RunFile::Head(_))).then(|| (name.to_string(), o.e_tag.clone()))
+        })
+        .collect()
+}
 
 /// What a cache path is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,6 +250,9 @@ pub(crate) struct Shared {
     partials: Mutex<HashMap<PathBuf, Arc<Partial>>>,
     /// A replay's read-ahead ([`Vfs::will_read`]): the file fetched when the reader opens the file before it.
     read_next: Mutex<HashMap<PathBuf, PathBuf>>,
+    /// The ETag of the object each cached header was downloaded from or uploaded as: a fresh listing that names
+    /// another one (or none) shows the run was deleted, and maybe created again, by another machine.
+    head_etags: Mutex<HashMap<PathBuf, String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -302,6 +319,7 @@ impl RemoteVfs {
             keys_read: Mutex::new(HashSet::new()),
             partials: Mutex::new(HashMap::new()),
             read_next: Mutex::new(HashMap::new()),
+            head_etags: Mutex::new(HashMap::new()),
         });
         rt.spawn(upload_worker(shared.clone(), rx));
         Ok(RemoteVfs { shared, rt, queue: tx })
@@ -456,8 +474,13 @@ impl RemoteVfs {
                 .map(|r| {
                     let (k, file) = (k.clone(), file.clone());
                     async move {
-                        let bytes =
-                            shared.retry("get_range", || shared.store.get_range(&k, r.clone())).await.map_err(to_io)?;
+                        let opts = || GetOptions::new().with_range(Some(r.clone()));
+                        let got =
+                            shared.retry("get_range", || shared.store.get_opts(&k, opts())).await.map_err(to_io)?;
+                        if r.start == 0 {
+                            shared.note_etag(path, got.meta.e_tag.as_deref());
+                        }
+                        let bytes = got.bytes().await.map_err(to_io)?;
                         if bytes.len() as u64 != r.end - r.start {
                             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{key}: short read")));
                         }
@@ -492,17 +515,18 @@ impl RemoteVfs {
         let objects =
             list.objects.iter().filter_map(|o| o.location.filename().map(|n| (n.to_string(), o.size))).collect();
         let dirs = list.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect();
-        Ok((objects, dirs))
+        Ok((objects, dirs, heads_of(&list.objects)))
     }
 
     /// The objects of run `id`'s directory. When the cache has no directory of the run, a `HEAD` of its
     /// `v0.head` races the listing: a directory without `v0.head` is no run to the engine (and the object store
     /// holds none without it: a run's objects are deleted before its headers), so "not found" (the quicker
     /// answer) lists it as empty.
-    fn run_objects(&self, id: &str, cached: bool) -> io::Result<Vec<(String, u64)>> {
+    fn run_objects(&self, id: &str, cached: bool) -> io::Result<(Vec<(String, u64)>, Heads)> {
         let prefix = format!("{RUNS}/{id}");
         if cached {
-            return Ok(self.remote_names(&prefix)?.0);
+            let (objects, _, heads) = self.remote_names(&prefix)?;
+            return Ok((objects, heads));
         }
         let (p, head) = (Key::from(prefix.as_str()), Key::from(format!("{prefix}/v0.head")));
         let shared = &self.shared;
@@ -518,9 +542,79 @@ impl RemoteVfs {
                 }
             })
             .map_err(to_io)?;
-        Ok(list.map_or_else(Vec::new, |l| {
-            l.objects.iter().filter_map(|o| o.location.filename().map(|n| (n.to_string(), o.size))).collect()
+        Ok(list.map_or_else(Default::default, |l| {
+            let objects =
+                l.objects.iter().filter_map(|o| o.location.filename().map(|n| (n.to_string(), o.size))).collect();
+            (objects, heads_of(&l.objects))
         }))
+    }
+
+    /// Another machine may have deleted run `id` (or a version of it), and maybe created it again, since this
+    /// cache copied its files. A cached header that the fresh listing `heads` lacks, or names with another ETag,
+    /// makes every cached file of the run stale: they are dropped here and fetched again when read. A header
+    /// copied by an earlier process (its ETag unknown) is compared byte for byte once. A run this process has
+    /// files of still to upload is left alone (its writer is here).
+    /// Returns whether it dropped them.
+    fn drop_stale_copy(&self, id: &str, heads: &Heads) -> io::Result<bool> {
+        let dir = self.shared.cache.join(RUNS).join(id);
+        let Ok(entries) = fs::read_dir(&dir) else { return Ok(false) };
+        let files: Vec<PathBuf> = entries.filter_map(|e| Some(e.ok()?.path())).collect();
+        if files.iter().any(|f| lock(&self.shared.written).contains(f)) {
+            return Ok(false);
+        }
+        let mut unknown = Vec::new();
+        let mut stale = false;
+        for path in &files {
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+            if !matches!(parse_run_file(name), Some(RunFile::Head(_))) {
+                continue;
+            }
+            match (heads.get(name), lock(&self.shared.head_etags).get(path)) {
+                (None, _) => stale = true,
+                (Some(Some(listed)), Some(mine)) => stale |= listed != mine,
+                (Some(Some(_)), None) => unknown.push((name.to_string(), path.clone())),
+                // A store without ETags: nothing to compare cheaply.
+                (Some(None), _) => {}
+            }
+        }
+        if !stale && !unknown.is_empty() {
+            let shared = &self.shared;
+            let fetched = self.rt.block_on(futures::future::join_all(unknown.iter().map(|(name, _)| async move {
+                let key = Key::from(format!("{RUNS}/{id}/{name}"));
+                let got = shared.retry("get", || shared.store.get(&key)).await?;
+                let etag = got.meta.e_tag.clone();
+                Ok::<_, object_store::Error>((etag, got.bytes().await?))
+            })));
+            for ((_, path), got) in unknown.iter().zip(fetched) {
+                match got {
+                    Ok((etag, bytes)) if fs::read(path)? == bytes.as_ref() => {
+                        self.shared.note_etag(path, etag.as_deref())
+                    }
+                    Ok(_) | Err(object_store::Error::NotFound { .. }) => stale = true,
+                    Err(e) => return Err(to_io(e)),
+                }
+            }
+        }
+        if stale {
+            self.drop_run_copy(&dir, &files);
+        }
+        Ok(stale)
+    }
+
+    /// Drops the cached `files` of run directory `dir` and its partial files.
+    fn drop_run_copy(&self, dir: &Path, files: &[PathBuf]) {
+        self.shared.drop_partials(|p| p.starts_with(dir));
+        for f in files {
+            if fs::remove_file(f).is_err() {
+                continue;
+            }
+            let mut lru = lock(&self.shared.lru);
+            if let Some((size, _)) = lru.files.remove(f) {
+                lru.total -= size;
+            }
+            drop(lru);
+            lock(&self.shared.head_etags).remove(f);
+        }
     }
 
     /// A run this cache has nothing of was just listed: every reader of it asks for the headers, the latest
@@ -564,7 +658,9 @@ impl RemoteVfs {
             return;
         }
         let Some(Some(size)) = self.shared.listed_size(&place) else { return };
-        if size == 0 {
+        // Reading ahead must not crowd out what is being read: only files that fit a quarter of the cache,
+        // `READ_AHEAD_FILES` at a time.
+        if size == 0 || size.saturating_mul(READ_AHEAD_FILES as u64) > self.shared.opts.cache_limit / 4 {
             return;
         }
         let p = match self.shared.partial(path, size) {
@@ -576,6 +672,15 @@ impl RemoteVfs {
         };
         let blocks: Vec<usize> = (0..size.div_ceil(BLOCK) as usize).collect();
         p.fetch_in_background(&self.shared, &self.rt, &blocks);
+    }
+
+    /// Whether `e`, the failure to open a file just made present in the cache, came from an eviction since
+    /// the cache had `evictions` (a download for another reader made room): then the caller fetches it again,
+    /// up to three times.
+    fn evicted_meanwhile(&self, e: &io::Error, evictions: u64, attempt: u32) -> bool {
+        e.kind() == io::ErrorKind::NotFound
+            && attempt < 3
+            && self.shared.counters.evictions.load(Ordering::Relaxed) != evictions
     }
 
     /// A file of a replay's read-ahead is opened: fetch the file [`READ_AHEAD_FILES`] after it.
@@ -610,15 +715,19 @@ impl RemoteVfs {
             });
             tokio::join!(put, take_lease(shared, id))
         });
-        if let Err(e) = put {
-            if let Ok(Some(version)) = lease {
-                self.let_go(id, version);
+        let put = match put {
+            Ok(put) => put,
+            Err(e) => {
+                if let Ok(Some(version)) = lease {
+                    self.let_go(id, version);
+                }
+                return Err(match e {
+                    object_store::Error::AlreadyExists { .. } => exists(),
+                    e => to_io(e),
+                });
             }
-            return Err(match e {
-                object_store::Error::AlreadyExists { .. } => exists(),
-                e => to_io(e),
-            });
-        }
+        };
+        self.shared.note_etag(&to.join("v0.head"), put.e_tag.as_deref());
         // This process created the header: the run has no other object (a run id's objects go before its
         // headers are deleted), so its listing is known without asking.
         let mut files = HashMap::new();
@@ -993,7 +1102,7 @@ async fn upload_file(
         .retry("put", || shared.store.put_opts(key, PutPayload::from(bytes.clone()), PutOptions::from(mode.clone())))
         .await;
     match res {
-        Ok(_) => {}
+        Ok(put) => shared.note_etag(path, put.e_tag.as_deref()),
         // A header is written once: someone (an earlier attempt) already put it.
         Err(object_store::Error::AlreadyExists { .. }) if mode == PutMode::Create => return Ok(()),
         Err(e) => return Err(e.to_string()),
@@ -1066,6 +1175,17 @@ impl Shared {
     }
 
     /// Forgets run `id`'s listing: its next writer (or a deletion) must see the object store itself.
+    /// Records the ETag of the object cache file `path` holds, when it is a header.
+    fn note_etag(&self, path: &Path, etag: Option<&str>) {
+        let is_head = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| matches!(parse_run_file(n), Some(RunFile::Head(_))));
+        if let (true, Some(etag)) = (is_head, etag) {
+            lock(&self.head_etags).insert(path.to_path_buf(), etag.to_string());
+        }
+    }
+
     fn forget_listing(&self, id: &str) {
         lock(&self.listed).remove(id);
     }
@@ -1307,8 +1427,15 @@ impl Vfs for RemoteVfsHandle {
                     v.opened_for_replay(path);
                     // A segment is read in chunks (`pread`): fetch only the blocks read.
                     let sparse = matches!(parse_run_file(name), Some(RunFile::Seg(..)));
-                    if let Some(partial) = v.ensure_local(path, &key, &place, sparse)? {
-                        return Ok(Box::new(PartialFile(partial, v.clone())));
+                    for attempt in 0.. {
+                        let evictions = v.shared.counters.evictions.load(Ordering::Relaxed);
+                        if let Some(partial) = v.ensure_local(path, &key, &place, sparse)? {
+                            return Ok(Box::new(PartialFile(partial, v.clone())));
+                        }
+                        match StdFs.open(path, mode) {
+                            Err(e) if v.evicted_meanwhile(&e, evictions, attempt) => {}
+                            r => return r,
+                        }
                     }
                 }
                 OpenMode::ReadWrite => {
@@ -1386,13 +1513,15 @@ impl Vfs for RemoteVfsHandle {
     fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
         let v = &self.0;
         let place = v.shared.place(path);
-        let local = StdFs.read_dir(path);
+        let mut local = StdFs.read_dir(path);
         let remote = match &place {
             Place::Runs => v.remote_names(RUNS)?.1,
             Place::RunDir(id) => {
-                let objects = v.run_objects(id, local.is_ok())?;
+                let (objects, heads) = v.run_objects(id, local.is_ok())?;
                 if local.is_err() {
                     v.prefetch(id, &objects);
+                } else if v.drop_stale_copy(id, &heads)? {
+                    local = StdFs.read_dir(path);
                 }
                 let names = objects.iter().map(|(n, _)| n.clone()).collect();
                 lock(&v.shared.listed).insert(id.clone(), (Instant::now(), objects.into_iter().collect(), false));
@@ -1429,7 +1558,7 @@ impl Vfs for RemoteVfsHandle {
                 Some(size) => size.is_some(),
                 None => v.rt.block_on(v.shared.store.head(&Key::from(format!("{RUNS}/{id}/{name}")))).is_ok(),
             },
-            Place::RunDir(id) => v.remote_names(&format!("{RUNS}/{id}")).is_ok_and(|(o, _)| !o.is_empty()),
+            Place::RunDir(id) => v.remote_names(&format!("{RUNS}/{id}")).is_ok_and(|(o, _, _)| !o.is_empty()),
             Place::Runs | Place::Root | Place::Local => false,
         }
     }
@@ -1458,7 +1587,7 @@ impl Vfs for RemoteVfsHandle {
                             v.shared.store.put_opts(&key, PutPayload::from(bytes.clone()), PutMode::Create.into())
                         }));
                         match put {
-                            Ok(_) => {}
+                            Ok(put) => v.shared.note_etag(to, put.e_tag.as_deref()),
                             Err(object_store::Error::AlreadyExists { .. }) => {
                                 return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{key} exists")))
                             }
@@ -1555,7 +1684,15 @@ impl Vfs for RemoteVfsHandle {
         let place = v.shared.place(path);
         if let Place::RunFile(id, name) = &place {
             v.opened_for_replay(path);
-            v.ensure_local(path, &format!("{RUNS}/{id}/{name}"), &place, false)?;
+            let key = format!("{RUNS}/{id}/{name}");
+            for attempt in 0.. {
+                let evictions = v.shared.counters.evictions.load(Ordering::Relaxed);
+                v.ensure_local(path, &key, &place, false)?;
+                match StdFs.map(path) {
+                    Err(e) if v.evicted_meanwhile(&e, evictions, attempt) => {}
+                    r => return r,
+                }
+            }
         }
         StdFs.map(path)
     }
@@ -1707,7 +1844,9 @@ impl Partial {
         let r = a as u64 * BLOCK..((b as u64 + 1) * BLOCK).min(self.size);
         let key = &self.key;
         let opts = || GetOptions::new().with_range(Some(r.clone()));
-        let mut body = shared.retry("get_range", || shared.store.get_opts(key, opts())).await.map_err(to_io)?.into_stream();
+        let got = shared.retry("get_range", || shared.store.get_opts(key, opts())).await.map_err(to_io)?;
+        shared.note_etag(&self.path, got.meta.e_tag.as_deref());
+        let mut body = got.into_stream();
         *answered = true;
         let mut at = r.start;
         while let Some(chunk) = body.next().await {

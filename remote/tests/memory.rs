@@ -6,16 +6,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use forklog::{Error, ForkPoint, Options, Store, SyncPolicy};
 use forklog_remote::object_store::memory::InMemory;
 use forklog_remote::object_store::path::Path as Key;
 use forklog_remote::object_store::{
-    self, CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt,
-    PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
+    self, CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    ObjectStoreExt, PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
 use forklog_remote::{Remote, RemoteOptions};
 use futures::stream::BoxStream;
-use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use tempfile::TempDir;
 
@@ -743,4 +743,71 @@ fn a_lease_renewed_while_its_writer_finishes_is_let_go() {
         }
     }
     assert!(busy.is_empty(), "the lease was still held after its writer finished in rounds {busy:?}");
+}
+
+#[test]
+fn a_run_another_machine_deleted_and_created_again_is_not_read_from_the_old_cache() {
+    let os = memory();
+    let a = machine(&os);
+    write_rows(&a.store, "r", 3000);
+    // B reads r whole: every file of it is in B's cache.
+    let b = machine(&os);
+    assert_eq!(steps(&b.store, "r").len(), 3000);
+    // A deletes r and writes another r: same file names, other bytes (the loss is negative now).
+    a.store.delete_run("r").unwrap();
+    a.store.gc().unwrap();
+    let mut w = a.store.create_run("r").unwrap();
+    for i in 0..2000 {
+        w.log_floats(&[("loss", -(i as f64)), ("acc", 0.25)]).unwrap();
+    }
+    w.finish(0).unwrap();
+    a.remote.sync().unwrap();
+    // Once B's listing of r is older than a second, B lists again and sees the new run, not its old copy.
+    std::thread::sleep(Duration::from_millis(1100));
+    let rows: Vec<(u64, Option<forklog::Value>)> =
+        b.store.history("r").unwrap().map(|r| r.unwrap()).map(|r| (r.step, r.metrics.get("loss").cloned())).collect();
+    assert_eq!(rows.len(), 2000);
+    for (step, loss) in rows {
+        assert_eq!(loss, Some(forklog::Value::Float(-(step as f64))), "step {step}");
+    }
+    b.store.fork("f", &ForkPoint::new("r", 1500)).unwrap().finish(0).unwrap();
+    assert_eq!(steps(&b.store, "f"), (0..=1500).collect::<Vec<_>>());
+    assert!(b.store.verify().unwrap().is_clean());
+}
+
+#[test]
+fn a_cached_run_another_machine_deleted_is_gone_here_too_even_after_a_restart() {
+    let os = memory();
+    let a = machine(&os);
+    write_rows(&a.store, "r", 1000);
+    write_rows(&a.store, "s", 1000);
+    // B's process copies both runs whole into its cache, then ends.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (b, _remote) = forklog_remote::open_object_store(os.clone(), "team/a", dir.path(), opts()).unwrap();
+        assert_eq!(steps(&b, "r").len(), 1000);
+        assert_eq!(steps(&b, "s").len(), 1000);
+    }
+    // A deletes r, and deletes s and writes another s.
+    for id in ["r", "s"] {
+        a.store.delete_run(id).unwrap();
+    }
+    a.store.gc().unwrap();
+    let mut w = a.store.create_run("s").unwrap();
+    for i in 0..700 {
+        w.log_floats(&[("loss", -(i as f64))]).unwrap();
+    }
+    w.finish(0).unwrap();
+    a.remote.sync().unwrap();
+    // B's next process finds its copies stale (their headers' ETags are unknown to it: it compares bytes).
+    let (b, remote) = forklog_remote::open_object_store(os.clone(), "team/a", dir.path(), opts()).unwrap();
+    assert!(matches!(b.history("r").map(|h| h.count()), Err(Error::RunNotFound { .. })));
+    let ids: Vec<String> = b.runs().unwrap().into_iter().map(|r| r.id).collect();
+    assert_eq!(ids, vec!["s".to_string()]);
+    let rows: Vec<forklog::LogRow> = b.history("s").unwrap().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), 700);
+    assert!(rows.iter().all(|r| r.metrics.get("loss") == Some(&forklog::Value::Float(-(r.step as f64)))));
+    assert!(!dir.path().join("runs/r/v0.head").exists(), "the stale copy is dropped");
+    assert!(b.verify().unwrap().is_clean());
+    drop(remote);
 }
