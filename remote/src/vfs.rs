@@ -1687,8 +1687,19 @@ impl Vfs for RemoteVfsHandle {
             let key = format!("{RUNS}/{id}/{name}");
             for attempt in 0.. {
                 let evictions = v.shared.counters.evictions.load(Ordering::Relaxed);
-                v.ensure_local(path, &key, &place, false)?;
-                match StdFs.map(path) {
+                let mapped = match v.ensure_local(path, &key, &place, true)? {
+                    // A large file is fetched into a partial file and mapped there once complete: its move into
+                    // place (after an fsync) goes on in the background.
+                    Some(p) => {
+                        p.complete(&v.shared, &v.rt)?;
+                        match StdFs.map(&p.tmp) {
+                            Err(e) if e.kind() == io::ErrorKind::NotFound => StdFs.map(path),
+                            r => r,
+                        }
+                    }
+                    None => StdFs.map(path),
+                };
+                match mapped {
                     Err(e) if v.evicted_meanwhile(&e, evictions, attempt) => {}
                     r => return r,
                 }
@@ -1954,7 +1965,7 @@ impl Partial {
             );
             for r in results {
                 match r {
-                    Ok(true) => self.finish(shared)?,
+                    Ok(true) => self.finish_in_background(rt, shared),
                     Ok(false) => {}
                     Err(e) => failure = Some(e),
                 }
@@ -2004,12 +2015,20 @@ impl Partial {
         futures::stream::iter(runs)
             .map(|run| async move {
                 if let Ok(true) = p.fetch_run(shared, run).await {
-                    let _ = p.finish(shared);
+                    let (p, shared) = ((*p).clone(), shared.clone());
+                    tokio::task::spawn_blocking(move || p.finish(&shared));
                 }
             })
             .buffer_unordered(shared.opts.parallel)
             .collect::<Vec<()>>()
             .await;
+    }
+
+    /// [`finish`](Self::finish) on a thread of its own: readers of the complete file read (and map) the
+    /// partial file meanwhile, and do not wait for its `fsync`.
+    fn finish_in_background(self: &Arc<Self>, rt: &Runtime, shared: &Arc<Shared>) {
+        let (p, shared) = (self.clone(), shared.clone());
+        rt.spawn_blocking(move || p.finish(&shared));
     }
 
     /// Every block is present: sync the file and move it to its cache path (unless the cache got a copy

@@ -14,19 +14,13 @@ use forklog_remote::object_store::{
     self, CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
     ObjectStoreExt, PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
-use forklog_remote::{Remote, RemoteOptions};
+use forklog_remote::RemoteOptions;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
-use tempfile::TempDir;
 
 mod common;
 
-/// One machine: its cache directory, its store and its remote handle.
-struct Machine {
-    _dir: TempDir,
-    store: Store,
-    remote: Remote,
-}
+use common::{steps, Machine};
 
 fn opts() -> RemoteOptions {
     RemoteOptions::default()
@@ -54,10 +48,6 @@ fn write_rows(store: &Store, id: &str, rows: u64) {
         w.log_floats(&[("loss", i as f64), ("acc", 0.5)]).unwrap();
     }
     w.finish(0).unwrap();
-}
-
-fn steps(store: &Store, id: &str) -> Vec<u64> {
-    store.history(id).unwrap().map(|r| r.unwrap().step).collect()
 }
 
 fn keys(os: &Arc<dyn ObjectStore>, prefix: &str) -> Vec<(String, u64)> {
@@ -118,30 +108,7 @@ fn fork_from_another_machine_is_copy_free() {
 #[test]
 fn reader_on_another_machine_sees_sealed_segments_while_writing() {
     let os = memory();
-    let (a, b) = (machine(&os), machine(&os));
-    let mut w = a.store.create_run("live").unwrap();
-    for i in 0..1500 {
-        w.log_floats(&[("loss", i as f64)]).unwrap();
-    }
-    // Sealed segments upload in the background: B sees a growing prefix.
-    let seen = common::wait_for(
-        Duration::from_secs(10),
-        Duration::from_millis(20),
-        || steps(&b.store, "live"),
-        |s| !s.is_empty(),
-    );
-    assert!(!seen.is_empty() && seen.len() < 1500, "B saw {} rows", seen.len());
-    assert_eq!(seen, (0..seen.len() as u64).collect::<Vec<_>>());
-    // After a sync B sees everything written so far, in the same store handle.
-    w.flush().unwrap();
-    a.remote.sync().unwrap();
-    assert_eq!(steps(&b.store, "live").len(), 1500);
-    for i in 1500..1600 {
-        w.log_floats(&[("loss", i as f64)]).unwrap();
-    }
-    w.finish(0).unwrap();
-    assert_eq!(steps(&b.store, "live"), (0..1600).collect::<Vec<_>>());
-    assert_eq!(b.store.summary("live").unwrap().len(), a.store.summary("live").unwrap().len());
+    common::reader_while_writing(&machine(&os), &machine(&os), Duration::from_secs(10), Duration::from_millis(20));
 }
 
 #[test]

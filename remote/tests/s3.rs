@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 
 use forklog::{Error, ForkPoint, Options, Store, SyncPolicy};
 use forklog_remote::testing::MotoServer;
-use forklog_remote::{Remote, RemoteOptions};
-use tempfile::TempDir;
+use forklog_remote::RemoteOptions;
 
 mod common;
+
+use common::{steps, Machine};
 
 /// The server of this test binary, or `None` (the tests then skip, loudly) when `FORKLOG_MOTO_SERVER` is unset.
 fn server() -> Option<&'static MotoServer> {
@@ -45,12 +46,6 @@ fn bucket(s: &MotoServer) -> String {
     name
 }
 
-struct Machine {
-    _dir: TempDir,
-    store: Store,
-    remote: Remote,
-}
-
 fn opts() -> RemoteOptions {
     RemoteOptions::default()
         .lease(Duration::from_secs(1))
@@ -61,10 +56,6 @@ fn machine(url: &str) -> Machine {
     let dir = tempfile::tempdir().unwrap();
     let (store, remote) = forklog_remote::open(url, dir.path(), opts()).unwrap();
     Machine { _dir: dir, store, remote }
-}
-
-fn steps(store: &Store, id: &str) -> Vec<u64> {
-    store.history(id).unwrap().map(|r| r.unwrap().step).collect()
 }
 
 #[test]
@@ -99,24 +90,7 @@ fn two_machines_race_creates_and_forks() {
 fn reader_on_b_while_a_writes() {
     let Some(s) = server() else { return };
     let url = format!("s3://{}/team", bucket(s));
-    let (a, b) = (machine(&url), machine(&url));
-    let mut w = a.store.create_run("live").unwrap();
-    for i in 0..1500 {
-        w.log_floats(&[("loss", i as f64)]).unwrap();
-    }
-    let seen = common::wait_for(
-        Duration::from_secs(20),
-        Duration::from_millis(50),
-        || steps(&b.store, "live"),
-        |s| !s.is_empty(),
-    );
-    assert!(!seen.is_empty() && seen.len() < 1500, "B saw {} rows", seen.len());
-    assert_eq!(seen, (0..seen.len() as u64).collect::<Vec<_>>());
-    let busy = b.store.resume("live").map(|_| ());
-    assert!(matches!(busy, Err(Error::RunBusy { .. })), "{busy:?}");
-    w.finish(0).unwrap();
-    assert_eq!(steps(&b.store, "live"), (0..1500).collect::<Vec<_>>());
-    assert!(b.remote.stats().downloads > 0);
+    common::reader_while_writing(&machine(&url), &machine(&url), Duration::from_secs(20), Duration::from_millis(50));
 }
 
 /// The writer process of `sigkill_mid_upload_then_reopen` (runs only when its variables are set): logs rows
