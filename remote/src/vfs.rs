@@ -644,13 +644,14 @@ impl RemoteVfs {
             }
             if let Ok(p) = Partial::create(&self.shared, &path, &format!("{RUNS}/{id}/{name}"), *size) {
                 let blocks: Vec<usize> = (0..size.div_ceil(BLOCK) as usize).collect();
-                p.fetch_in_background(&self.shared, &self.rt, &blocks);
+                p.fetch_in_background(&self.shared, &self.rt, &blocks, usize::MAX);
             }
         }
     }
 
     /// Starts fetching the whole of `path` (a run file the cache lacks, of a fresh listing) in the background,
-    /// in requests of one download range each; readers wait for the blocks in flight.
+    /// with one request (like a plain `get`: a range costs a request each, and some servers read the whole object
+    /// for every range), its body streaming into the partial file; readers wait for the blocks in flight.
     fn fetch_whole_in_background(&self, path: &Path) {
         let place = self.shared.place(path);
         let Place::RunFile(id, name) = &place else { return };
@@ -671,7 +672,7 @@ impl RemoteVfs {
             },
         };
         let blocks: Vec<usize> = (0..size.div_ceil(BLOCK) as usize).collect();
-        p.fetch_in_background(&self.shared, &self.rt, &blocks);
+        p.fetch_in_background(&self.shared, &self.rt, &blocks, usize::MAX);
     }
 
     /// Whether `e`, the failure to open a file just made present in the cache, came from an eviction since
@@ -1932,9 +1933,9 @@ impl Partial {
                     mine.push(b);
                 }
             }
-            // A segment's reader (a fork's position lookup, `info`) reads its last frame early on: fetch that
-            // block with the first.
-            if first_read && self.key.as_ref().ends_with(".seg") && st.blocks[n - 1] == BlockState::Missing {
+            // The reader of a version's last segment (a fork's position lookup, `info`) reads its last frame
+            // early on: fetch that block with the first.
+            if first_read && self.last_segment(shared) && st.blocks[n - 1] == BlockState::Missing {
                 st.blocks[n - 1] = BlockState::Fetching;
                 mine.push(n - 1);
             }
@@ -1990,8 +1991,9 @@ impl Partial {
         }
     }
 
-    /// Fetches blocks `which` (ascending) in the background (readers wait for the blocks in flight).
-    fn fetch_in_background(self: &Arc<Self>, shared: &Arc<Shared>, rt: &Runtime, which: &[usize]) {
+    /// Fetches blocks `which` (ascending) in the background (readers wait for the blocks in flight): runs of
+    /// adjacent blocks at most `per` long, one request each.
+    fn fetch_in_background(self: &Arc<Self>, shared: &Arc<Shared>, rt: &Runtime, which: &[usize], per: usize) {
         let missing: Vec<usize> = {
             let mut st = lock(&self.state);
             let mut missing = Vec::new();
@@ -2003,9 +2005,17 @@ impl Partial {
             }
             missing
         };
-        let per = (shared.opts.range / BLOCK).max(1) as usize;
         let (p, shared) = (self.clone(), shared.clone());
         rt.spawn(async move { p.get_runs(&shared, runs_of(&missing, per)).await });
+    }
+
+    /// Whether this is a segment and, as far as a fresh listing tells, the last one of its version (the one a
+    /// writer appends to, whose reader looks for its last frame).
+    fn last_segment(&self, shared: &Shared) -> bool {
+        let name = self.path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let Some(RunFile::Seg(v, seg)) = parse_run_file(name) else { return false };
+        let next = shared.place(&self.path.with_file_name(format!("v{v}-{}.seg", seg + 1)));
+        !matches!(shared.listed_size(&next), Some(Some(_)))
     }
 
     /// Fetches `runs` (claimed as in flight) in the background, a few at once; a failed one is missing again
