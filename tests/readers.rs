@@ -273,3 +273,60 @@ fn reads_of_a_live_run_equal_the_replay() {
     check("r", "closed");
     check("f", "closed");
 }
+
+/// The segment files of run `id` under `runs`, in order (`v0-0.seg`, `v0-1.seg`, ...).
+fn seg_files(fs: &FaultFs, runs: &Path, id: &str) -> Vec<std::path::PathBuf> {
+    let mut segs: Vec<_> =
+        fs.files_under(runs.join(id)).into_iter().filter(|p| p.extension().is_some_and(|e| e == "seg")).collect();
+    let seq = |p: &std::path::PathBuf| -> u32 {
+        let name = p.file_stem().and_then(|n| n.to_str()).unwrap_or("");
+        name.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(u32::MAX)
+    };
+    segs.sort_by_key(seq);
+    segs
+}
+
+/// A replay from the start names the segments it will read before reading them (`Vfs::will_read`, which the
+/// object-storage tier uses to fetch them ahead): the parent's up to the fork point, then the fork's own, in
+/// order. A replay from a later step names none (it seeks).
+#[test]
+fn a_replay_names_its_segments_before_reading_them() {
+    let fs = FaultFs::new();
+    let opts = Options::default().vfs(fs.clone()).sync(SyncPolicy::Never).segment_size(4096).buffer_size(512);
+    let store = Store::open_with(FaultFs::store_path(), opts).unwrap();
+    let mut w = store.create_run("p").unwrap();
+    for i in 0..1500 {
+        w.log_floats(&[("loss", i as f64)]).unwrap();
+    }
+    w.finish(0).unwrap();
+    let mut f = store.fork("c", &forklog::ForkPoint::new("p", 700)).unwrap();
+    for _ in 0..600 {
+        f.log_floats(&[("loss", -1.0)]).unwrap();
+    }
+    f.finish(0).unwrap();
+    let runs = FaultFs::store_path().join("runs");
+    let (p_segs, c_segs) = (seg_files(&fs, &runs, "p"), seg_files(&fs, &runs, "c"));
+    assert!(p_segs.len() > 3 && c_segs.len() > 1, "{p_segs:?} {c_segs:?}");
+
+    let before = fs.read_hints().len();
+    assert_eq!(store.history("c").unwrap().count(), 1301);
+    let hints = fs.read_hints();
+    assert_eq!(hints.len(), before + 1, "{hints:?}");
+    let hint = &hints[before];
+    // A prefix of the parent's segments (the fork point lies inside the last of them), then the fork's own.
+    let inherited = hint.len() - c_segs.len();
+    assert!(inherited >= 1 && inherited < p_segs.len(), "{hint:?}");
+    assert_eq!(hint[..inherited], p_segs[..inherited]);
+    assert_eq!(hint[inherited..], c_segs[..]);
+    assert_eq!(store.history("p").unwrap().count(), 1500);
+    let p_hint = fs.read_hints().last().cloned().unwrap();
+    assert_eq!(p_hint, p_segs, "a replay of the parent names all its segments");
+
+    // Columnar reads name them too; a replay from a later step does not.
+    let n = fs.read_hints().len();
+    store.scan_columns("c", &forklog::HistoryOptions::new(), |_| {}).unwrap();
+    assert_eq!(fs.read_hints().len(), n + 1);
+    assert_eq!(fs.read_hints()[n], *hint);
+    assert_eq!(store.history_with("c", &forklog::HistoryOptions::new().from_step(900)).unwrap().count(), 401);
+    assert_eq!(fs.read_hints().len(), n + 1);
+}

@@ -581,6 +581,8 @@ struct State {
     locks: HashMap<Ino, Locks>,
     faults: Faults,
     counters: Counters,
+    /// Every [`Vfs::will_read`] hint, in order.
+    read_hints: Vec<Vec<PathBuf>>,
 }
 
 impl State {
@@ -594,6 +596,7 @@ impl State {
             locks: HashMap::new(),
             faults: Faults::default(),
             counters: Counters::default(),
+            read_hints: Vec::new(),
         }
     }
 
@@ -697,6 +700,11 @@ impl FaultFs {
         // Both apply to a fresh image by construction.
         let _ = image.apply(&op).and_then(|_| image.apply(&synced));
         FaultFs::from_image(image)
+    }
+
+    /// The paths of every [`Vfs::will_read`] hint so far, in order (a hint changes nothing else).
+    pub fn read_hints(&self) -> Vec<Vec<PathBuf>> {
+        self.shared.lock().read_hints.clone()
     }
 
     /// `/fault/store`: a directory (created by `Store::open`) for a test's store.
@@ -1309,6 +1317,10 @@ impl Vfs for FaultFs {
         let ino = s.image.lookup(path)?;
         let f = s.image.file(ino).ok_or_else(|| err(io::ErrorKind::IsADirectory, "is a directory", path))?;
         Ok(Arc::new(f.data.clone()))
+    }
+
+    fn will_read(&self, paths: &[PathBuf]) {
+        self.state().read_hints.push(paths.to_vec());
     }
 }
 
