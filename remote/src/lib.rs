@@ -11,10 +11,13 @@
 //!   with a conditional create, so of two machines creating one run id exactly one wins (`RunExists`);
 //! - holds a lease object `leases/<id>` (conditional updates) while a writer has a run, so a second machine's
 //!   writer gets `RunBusy`;
-//! - fetches what the cache lacks on demand with `get_range` requests: a segment opened for reading block by
-//!   block as the engine reads it (a fork's position lookup fetches the blocks near its pointer; a replay reads
-//!   ahead in the background), other files whole; and keeps downloaded and uploaded files under a size limit
-//!   (least recently used first).
+//! - fetches what the cache lacks on demand with ranged requests: a segment opened for reading block by block
+//!   as the engine reads it (a fork's position lookup fetches the blocks near its pointer), the segments a replay
+//!   names up front ([`forklog::vfs::Vfs::will_read`]) whole and ahead of it, two at a time, their bodies
+//!   streaming into the cache so decoding starts with the first block; other files whole; and keeps downloaded
+//!   and uploaded files under a size limit (least recently used first);
+//! - drops its copy of a run another machine deleted (or deleted and created again): a cached header whose ETag
+//!   the run's fresh listing does not show.
 //!
 //! ```no_run
 //! use forklog::ForkPoint;
