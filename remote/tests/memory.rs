@@ -543,12 +543,18 @@ fn run_bytes(os: &Arc<dyn ObjectStore>) -> u64 {
     sizes(os, "team/a/runs/p", "").iter().sum()
 }
 
-#[test]
-fn a_cold_replay_fetches_each_segment_whole_with_one_request() {
+/// A flaky store holding run `p` (200,000 rows in 1 MiB segments), written by a machine that stays open.
+fn flaky_with_run() -> (Arc<Flaky>, Arc<dyn ObjectStore>, Machine) {
     let flaky = flaky();
     let os: Arc<dyn ObjectStore> = flaky.clone();
     let a = machine_with(&os, big_opts());
     write_columns(&a.store, "p", 200_000);
+    (flaky, os, a)
+}
+
+#[test]
+fn a_cold_replay_fetches_each_segment_whole_with_one_request() {
+    let (flaky, os, _a) = flaky_with_run();
     let segs = sizes(&os, "team/a/runs/p", ".seg").len();
     assert!(segs >= 3, "{segs} segments");
 
@@ -569,10 +575,7 @@ fn a_cold_replay_fetches_each_segment_whole_with_one_request() {
 
 #[test]
 fn a_body_cut_mid_transfer_is_fetched_again_from_where_it_stopped() {
-    let flaky = flaky();
-    let os: Arc<dyn ObjectStore> = flaky.clone();
-    let a = machine_with(&os, big_opts());
-    write_columns(&a.store, "p", 200_000);
+    let (flaky, os, _a) = flaky_with_run();
     let b = machine_with(&os, big_opts());
     // The read-ahead's first two segment downloads break off after three quarters of their bytes.
     flaky.cut_bodies.store(2, Ordering::SeqCst);
