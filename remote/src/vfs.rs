@@ -1175,7 +1175,6 @@ impl Shared {
         })
     }
 
-    /// Forgets run `id`'s listing: its next writer (or a deletion) must see the object store itself.
     /// Records the ETag of the object cache file `path` holds, when it is a header.
     fn note_etag(&self, path: &Path, etag: Option<&str>) {
         let is_head = path
@@ -1187,6 +1186,7 @@ impl Shared {
         }
     }
 
+    /// Forgets run `id`'s listing: its next writer (or a deletion) must see the object store itself.
     fn forget_listing(&self, id: &str) {
         lock(&self.listed).remove(id);
     }
