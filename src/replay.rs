@@ -166,8 +166,9 @@ impl EventStream {
     ) -> EventStream {
         let pieces: VecDeque<Piece> =
             pieces.into_iter().filter(|p| !(from.is_some() && p.cap.is_some() && p.cap < from)).collect();
-        if from.is_none() {
-            // A replay from the start reads every segment of its pieces up to their cuts, in order.
+        if from.is_none() && to.is_none() {
+            // A replay of the whole history reads every segment of its pieces up to their cuts, in order (one
+            // with a step range may read a small part of them).
             let segs = pieces.iter().flat_map(|p| {
                 let last = p.cut.map_or(p.view.segs, |c| c.seg.saturating_add(1).min(p.view.segs));
                 (0..last).map(|seq| p.view.seg_path(seq))

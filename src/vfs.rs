@@ -79,7 +79,7 @@ pub trait Vfs: Send + Sync + Debug {
     /// no-ops.
     fn map(&self, path: &Path) -> io::Result<MappedBytes>;
     /// Hints that the files `paths` will be read soon, whole and front to back, in this order (the segments of
-    /// a replay from its start). A file system that fetches files on demand (an object-storage cache) may start
+    /// a replay of a whole history). A file system that fetches files on demand (an object-storage cache) may start
     /// fetching them now; the default does nothing. A hint never changes what reads return.
     fn will_read(&self, paths: &[std::path::PathBuf]) {
         let _ = paths;

@@ -286,9 +286,9 @@ fn seg_files(fs: &FaultFs, runs: &Path, id: &str) -> Vec<std::path::PathBuf> {
     segs
 }
 
-/// A replay from the start names the segments it will read before reading them (`Vfs::will_read`, which the
-/// object-storage tier uses to fetch them ahead): the parent's up to the fork point, then the fork's own, in
-/// order. A replay from a later step names none (it seeks).
+/// A replay of a whole history names the segments it will read before reading them (`Vfs::will_read`, which
+/// the object-storage tier uses to fetch them ahead): the parent's up to the fork point, then the fork's own,
+/// in order. A replay of a step range names none (it seeks, or stops early).
 #[test]
 fn a_replay_names_its_segments_before_reading_them() {
     let fs = FaultFs::new();
@@ -328,5 +328,6 @@ fn a_replay_names_its_segments_before_reading_them() {
     assert_eq!(fs.read_hints().len(), n + 1);
     assert_eq!(fs.read_hints()[n], *hint);
     assert_eq!(store.history_with("c", &forklog::HistoryOptions::new().from_step(900)).unwrap().count(), 401);
+    assert_eq!(store.history_with("c", &forklog::HistoryOptions::new().to_step(10)).unwrap().count(), 11);
     assert_eq!(fs.read_hints().len(), n + 1);
 }
