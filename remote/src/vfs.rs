@@ -92,6 +92,11 @@ type Listing = (Vec<(String, u64)>, Vec<String>, Heads);
 /// The version headers of a run directory's listing with their ETags.
 type Heads = HashMap<String, Option<String>>;
 
+/// The names and sizes of `objects`.
+fn sized(objects: &[object_store::ObjectMeta]) -> Vec<(String, u64)> {
+    objects.iter().filter_map(|o| o.location.filename().map(|n| (n.to_string(), o.size))).collect()
+}
+
 /// The headers among `objects`, with their ETags.
 fn heads_of(objects: &[object_store::ObjectMeta]) -> Heads {
     objects
@@ -203,6 +208,15 @@ struct Lru {
     files: HashMap<PathBuf, (u64, u64)>,
     total: u64,
     tick: u64,
+}
+
+impl Lru {
+    /// Stops counting `path` (it left the cache, or became a file this process must keep).
+    fn forget(&mut self, path: &Path) {
+        if let Some((size, _)) = self.files.remove(path) {
+            self.total -= size;
+        }
+    }
 }
 
 /// A held lease.
@@ -512,8 +526,7 @@ impl RemoteVfs {
             .rt
             .block_on(self.shared.retry("list", || self.shared.store.list_with_delimiter(Some(&p))))
             .map_err(to_io)?;
-        let objects =
-            list.objects.iter().filter_map(|o| o.location.filename().map(|n| (n.to_string(), o.size))).collect();
+        let objects = sized(&list.objects);
         let dirs = list.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect();
         Ok((objects, dirs, heads_of(&list.objects)))
     }
@@ -542,11 +555,7 @@ impl RemoteVfs {
                 }
             })
             .map_err(to_io)?;
-        Ok(list.map_or_else(Default::default, |l| {
-            let objects =
-                l.objects.iter().filter_map(|o| o.location.filename().map(|n| (n.to_string(), o.size))).collect();
-            (objects, heads_of(&l.objects))
-        }))
+        Ok(list.map_or_else(Default::default, |l| (sized(&l.objects), heads_of(&l.objects))))
     }
 
     /// Another machine may have deleted run `id` (or a version of it), and maybe created it again, since this
@@ -608,11 +617,7 @@ impl RemoteVfs {
             if fs::remove_file(f).is_err() {
                 continue;
             }
-            let mut lru = lock(&self.shared.lru);
-            if let Some((size, _)) = lru.files.remove(f) {
-                lru.total -= size;
-            }
-            drop(lru);
+            lock(&self.shared.lru).forget(f);
             lock(&self.shared.head_etags).remove(f);
         }
     }
@@ -642,11 +647,22 @@ impl RemoteVfs {
             if !wanted || *size == 0 || self.shared.partial(&path, *size).is_some() {
                 continue;
             }
-            if let Ok(p) = Partial::create(&self.shared, &path, &format!("{RUNS}/{id}/{name}"), *size) {
-                let blocks: Vec<usize> = (0..size.div_ceil(BLOCK) as usize).collect();
-                p.fetch_in_background(&self.shared, &self.rt, &blocks, usize::MAX);
-            }
+            self.fetch_all_in_background(&path, &format!("{RUNS}/{id}/{name}"), *size);
         }
+    }
+
+    /// Fetches every missing block of `path` (object `key`, `size` bytes) in the background, with one request,
+    /// into its partial file (created if there is none).
+    fn fetch_all_in_background(&self, path: &Path, key: &str, size: u64) {
+        let p = match self.shared.partial(path, size) {
+            Some(p) => p,
+            None => match Partial::create(&self.shared, path, key, size) {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let blocks: Vec<usize> = (0..size.div_ceil(BLOCK) as usize).collect();
+        p.fetch_in_background(&self.shared, &self.rt, &blocks, usize::MAX);
     }
 
     /// Starts fetching the whole of `path` (a run file the cache lacks, of a fresh listing) in the background,
@@ -664,15 +680,7 @@ impl RemoteVfs {
         if size == 0 || size.saturating_mul(READ_AHEAD_FILES as u64) > self.shared.opts.cache_limit / 4 {
             return;
         }
-        let p = match self.shared.partial(path, size) {
-            Some(p) => p,
-            None => match Partial::create(&self.shared, path, &format!("{RUNS}/{id}/{name}"), size) {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-        };
-        let blocks: Vec<usize> = (0..size.div_ceil(BLOCK) as usize).collect();
-        p.fetch_in_background(&self.shared, &self.rt, &blocks, usize::MAX);
+        self.fetch_all_in_background(path, &format!("{RUNS}/{id}/{name}"), size);
     }
 
     /// Whether `e`, the failure to open a file just made present in the cache, came from an eviction since
@@ -1210,11 +1218,7 @@ impl Shared {
             keys.iter().filter_map(|k| partials.remove(k)).collect()
         };
         for p in gone {
-            let mut lru = lock(&self.lru);
-            if let Some((size, _)) = lru.files.remove(&p.tmp) {
-                lru.total -= size;
-            }
-            drop(lru);
+            lock(&self.lru).forget(&p.tmp);
             let _ = fs::remove_file(&p.tmp);
         }
     }
@@ -1235,10 +1239,7 @@ impl Shared {
 
     fn mark_written(&self, path: &Path) {
         lock(&self.written).insert(path.to_path_buf());
-        let mut lru = lock(&self.lru);
-        if let Some((size, _)) = lru.files.remove(path) {
-            lru.total -= size;
-        }
+        lock(&self.lru).forget(path);
     }
 
     /// True when the cached file can never change: a header, or a segment (with its index and zone map) of
@@ -1286,9 +1287,7 @@ impl Shared {
             else {
                 break;
             };
-            if let Some((size, _)) = lru.files.remove(&victim) {
-                lru.total -= size;
-            }
+            lru.forget(&victim);
             // Open handles and mappings keep the bytes (POSIX); a later open downloads the file again.
             let _ = fs::remove_file(&victim);
             if victim.starts_with(self.cache.join(PARTIAL_DIR)) {
@@ -1643,12 +1642,7 @@ impl Vfs for RemoteVfsHandle {
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let v = &self.0;
         let local = StdFs.remove_file(path);
-        {
-            let mut lru = lock(&v.shared.lru);
-            if let Some((size, _)) = lru.files.remove(path) {
-                lru.total -= size;
-            }
-        }
+        lock(&v.shared.lru).forget(path);
         lock(&v.shared.written).remove(path);
         if let Place::RunFile(id, name) = v.shared.place(path) {
             v.shared.drop_partials(|p| p == path);
@@ -2058,12 +2052,7 @@ impl Partial {
                 partials.remove(&self.path);
             }
         }
-        {
-            let mut lru = lock(&shared.lru);
-            if let Some((size, _)) = lru.files.remove(&self.tmp) {
-                lru.total -= size;
-            }
-        }
+        lock(&shared.lru).forget(&self.tmp);
         if let Ok(true) = moved {
             shared.counters.downloads.fetch_add(1, Ordering::Relaxed);
             shared.touch(&self.path, self.size);
